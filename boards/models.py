@@ -1,0 +1,242 @@
+"""Columns, cards, the append-only move log and handoffs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from pdca.models import ControlPoint, Criterion, Cycle
+from vsm.models import Channel, Team, ValueStream
+
+
+class KnowledgeLevel(models.TextChoices):
+    DATA = "data", "Data"
+    INFORMATION = "information", "Information"
+    KNOWLEDGE = "knowledge", "Knowledge"
+    WISDOM = "wisdom", "Wisdom"
+
+
+class ColumnSplit(models.TextChoices):
+    """A column may be split into doing and done, so waiting work shows as a queue."""
+
+    NONE = "", "Not split"
+    DOING = "doing", "Doing"
+    DONE = "done", "Done (waiting to be pulled)"
+
+
+class Column(models.Model):
+    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="columns")
+    name = models.CharField(max_length=120)
+    knowledge_level = models.CharField(max_length=12, choices=KnowledgeLevel.choices)
+    order = models.PositiveSmallIntegerField()
+    wip_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: no limit. Otherwise at least 1."
+    )
+    split = models.CharField(
+        max_length=5,
+        choices=ColumnSplit.choices,
+        blank=True,
+        default=ColumnSplit.NONE,
+        help_text="Doing/done halves of one step: time in 'done' counts as waiting.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["cycle__value_stream", "cycle__order", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["cycle", "order"], name="boards_column_unique_order"),
+            models.UniqueConstraint(
+                fields=["cycle", "name"], name="boards_column_unique_name_per_cycle"
+            ),
+            models.CheckConstraint(
+                condition=Q(wip_limit__isnull=True) | Q(wip_limit__gte=1),
+                name="boards_column_wip_limit_empty_or_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(knowledge_level__in=KnowledgeLevel.values),
+                name="boards_column_knowledge_level_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(split__in=ColumnSplit.values), name="boards_column_split_valid"
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="boards_column_name_not_blank"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cycle.name} / {self.name}"
+
+
+class Outcome(models.TextChoices):
+    OPEN = "open", "Open"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+
+
+class Card(models.Model):
+    """A prospect travelling through a value stream."""
+
+    value_stream = models.ForeignKey(ValueStream, on_delete=models.PROTECT, related_name="cards")
+    column = models.ForeignKey(Column, on_delete=models.PROTECT, related_name="cards")
+    # Gapped integers, ordered by (position, id); see boards.services.positions.
+    position = models.BigIntegerField()
+    person_name = models.CharField(max_length=200, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    channel = models.ForeignKey(
+        Channel, on_delete=models.PROTECT, null=True, blank=True, related_name="cards"
+    )
+    owning_team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="cards"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_cards",
+    )
+    estimated_value = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    notes = models.TextField(blank=True)
+    is_blocked = models.BooleanField(default=False)
+    blocked_reason = models.CharField(max_length=300, blank=True)
+    blocked_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=4, choices=Outcome.choices, default=Outcome.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    column_entered_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # Optimistic concurrency: a client names the version it saw; a mismatch means stale.
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["column", "position", "id"]
+        indexes = [
+            models.Index(fields=["column", "outcome", "position"], name="boards_card_column_order"),
+            models.Index(fields=["value_stream", "outcome"], name="boards_card_stream_outcome"),
+            models.Index(fields=["value_stream", "updated_at"], name="boards_card_stream_updated"),
+        ]
+        constraints = [
+            # Only open cards hold a place in a column; won and lost cards leave the flow.
+            models.UniqueConstraint(
+                fields=["column", "position"],
+                condition=Q(outcome="open"),
+                name="boards_card_unique_open_position",
+            ),
+            models.CheckConstraint(
+                condition=~Q(person_name="") | ~Q(company=""),
+                name="boards_card_person_or_company",
+            ),
+            models.CheckConstraint(
+                condition=Q(estimated_value__gte=0), name="boards_card_estimated_value_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(is_blocked=False) | ~Q(blocked_reason=""),
+                name="boards_card_blocked_needs_reason",
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome__in=Outcome.values), name="boards_card_outcome_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome="open", closed_at__isnull=True)
+                | (~Q(outcome="open") & Q(closed_at__isnull=False)),
+                name="boards_card_closed_at_matches_outcome",
+            ),
+            models.CheckConstraint(
+                condition=Q(version__gte=1), name="boards_card_version_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        if self.person_name and self.company:
+            return f"{self.person_name} ({self.company})"
+        return self.person_name or self.company
+
+    @property
+    def is_open(self) -> bool:
+        return self.outcome == Outcome.OPEN
+
+
+class MoveKind(models.TextChoices):
+    ENTER = "enter", "Entered the stream"
+    MOVE = "move", "Moved"
+    HANDOFF = "handoff", "Handed off through a control point"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    REOPEN = "reopen", "Reopened"
+
+
+class CardMove(models.Model):
+    """One immutable event in a card's life: the source of truth for every metric.
+
+    Append-only: written by boards.services only, read-only in the admin, and on
+    PostgreSQL a trigger refuses UPDATE and DELETE.
+    """
+
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.PROTECT, related_name="card_moves"
+    )
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="moves")
+    from_column = models.ForeignKey(
+        Column, on_delete=models.PROTECT, null=True, blank=True, related_name="moves_out"
+    )
+    to_column = models.ForeignKey(Column, on_delete=models.PROTECT, related_name="moves_in")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    moved_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=8, choices=MoveKind.choices)
+    wip_override_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["moved_at", "id"]
+        indexes = [
+            models.Index(fields=["value_stream", "id"], name="boards_move_stream_id"),
+            models.Index(fields=["card", "moved_at"], name="boards_move_card_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=MoveKind.values), name="boards_cardmove_kind_valid"
+            ),
+            # Only a card's first event has no origin column.
+            models.CheckConstraint(
+                condition=Q(kind="enter", from_column__isnull=True)
+                | (~Q(kind="enter") & Q(from_column__isnull=False)),
+                name="boards_cardmove_origin_matches_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: card {self.card_id} -> column {self.to_column_id}"
+
+
+class Handoff(models.Model):
+    """A card passing a control point from one cycle to the next."""
+
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="handoffs")
+    control_point = models.ForeignKey(
+        ControlPoint, on_delete=models.PROTECT, related_name="handoffs"
+    )
+    move = models.OneToOneField(CardMove, on_delete=models.PROTECT, related_name="handoff")
+    criteria_met = models.ManyToManyField(Criterion, blank=True, related_name="handoffs")
+    from_team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="handoffs_out"
+    )
+    to_team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="handoffs_in"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    handed_off_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["handed_off_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.card} through {self.control_point}"

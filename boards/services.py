@@ -1,0 +1,621 @@
+"""Every write on the board.
+
+One write path per fact: every way a card changes column (create, drag, keyboard,
+handoff, won/lost, reopen, admin) ends in ``_place_card``, which holds the WIP rule,
+the position rule and the move log, under the column locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Case, F, Max, Min, Value, When
+from django.utils import timezone
+from django.utils.text import slugify
+
+from boards.errors import (
+    BoardError,
+    ControlPointRequired,
+    CriteriaNotMet,
+    InvalidMove,
+    PermissionRefused,
+    StaleBoard,
+    WipLimitReached,
+)
+from boards.models import Card, CardMove, Column, Handoff, KnowledgeLevel, MoveKind, Outcome
+from pdca.models import ControlPoint, Criterion, Cycle
+from vsm.models import Channel, Membership, Role, Team, ValueStream
+from vsm.selectors import user_manages_stream
+
+POSITION_GAP = 1024
+
+DEFAULT_CYCLES: Sequence[str] = ("Collaboration", "Sales/Buying", "Repeat/Upsell")
+DEFAULT_COLUMNS: Sequence[tuple[str, str, int | None]] = (
+    ("Data", KnowledgeLevel.DATA, None),
+    ("Information", KnowledgeLevel.INFORMATION, 15),
+    ("Knowledge", KnowledgeLevel.KNOWLEDGE, 10),
+    ("Wisdom", KnowledgeLevel.WISDOM, 5),
+)
+DEFAULT_CRITERIA: dict[tuple[str, str], Sequence[tuple[str, bool]]] = {
+    ("Collaboration", "Sales/Buying"): (
+        ("Customer's problem understood", True),
+        ("Our solution matches the problem", True),
+        ("Decision maker identified", False),
+    ),
+    ("Sales/Buying", "Repeat/Upsell"): (
+        ("First purchase made", True),
+        ("Onboarding owner named", True),
+        ("Success criteria agreed with the customer", False),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    card: Card
+    move: CardMove | None
+    # Columns whose content changed, so a client can re-render just those.
+    column_ids: frozenset[int] = field(default_factory=frozenset)
+
+
+def value_stream_create(
+    *,
+    name: str,
+    customer_market: str,
+    manager: AbstractBaseUser,
+    slug: str = "",
+    description: str = "",
+    team_name: str = "",
+) -> ValueStream:
+    """Make a stream with its default team, cycles, columns and control points.
+
+    Side effects: the manager joins the default team as value stream manager.
+    """
+    with transaction.atomic():
+        stream = ValueStream.objects.create(
+            name=name,
+            slug=slug or slugify(name)[:120],
+            customer_market=customer_market,
+            description=description,
+            manager=manager,
+        )
+        team = Team.objects.create(value_stream=stream, name=team_name or f"{name} team")
+        Membership.objects.create(user=manager, team=team, role=Role.VALUE_STREAM_MANAGER)
+        cycles = [
+            Cycle.objects.create(
+                value_stream=stream, name=cycle_name, order=order, owning_team=team
+            )
+            for order, cycle_name in enumerate(DEFAULT_CYCLES, start=1)
+        ]
+        Column.objects.bulk_create(
+            Column(
+                cycle=cycle,
+                name=column_name,
+                knowledge_level=level,
+                order=order,
+                wip_limit=wip_limit,
+            )
+            for cycle in cycles
+            for order, (column_name, level, wip_limit) in enumerate(DEFAULT_COLUMNS, start=1)
+        )
+        for from_cycle, to_cycle in zip(cycles, cycles[1:], strict=False):
+            control_point = ControlPoint.objects.create(
+                from_cycle=from_cycle, to_cycle=to_cycle, receiving_team=team
+            )
+            criteria = DEFAULT_CRITERIA.get((from_cycle.name, to_cycle.name), ())
+            Criterion.objects.bulk_create(
+                Criterion(control_point=control_point, text=text, required=required, order=order)
+                for order, (text, required) in enumerate(criteria, start=1)
+            )
+    return stream
+
+
+def _lock_columns(column_ids: Iterable[int]) -> dict[int, Column]:
+    """Lock column rows in ascending pk order, so two moves A->B and B->A cannot deadlock.
+
+    ``no_key=True``: a plain FOR UPDATE would conflict with the FOR KEY SHARE that
+    concurrent inserts referencing the column (CardMove) take, and deadlock under load.
+    """
+    ids = sorted(set(column_ids))
+    # of=("self",): lock the column rows only, not the joined cycle and stream rows.
+    locked = (
+        Column.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("cycle__value_stream")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    )
+    columns = {column.pk: column for column in locked}
+    if len(columns) != len(ids):
+        raise InvalidMove("That column no longer exists.")
+    return columns
+
+
+def _open_cards(column: Column):
+    return Card.objects.filter(column=column, outcome=Outcome.OPEN)
+
+
+def _renumber(column: Column) -> None:
+    """Spread the open cards of a locked column to evenly gapped positions.
+
+    Two steps, because the unique (column, position) index is checked row by row:
+    first flip every position negative (distinct, and clear of every positive one),
+    then write the new positives.
+    """
+    ordered = list(_open_cards(column).order_by("position", "id").values_list("id", flat=True))
+    if not ordered:
+        return
+    cards = Card.objects.filter(pk__in=ordered)
+    cards.update(position=-F("position") - 1)
+    cards.update(
+        position=Case(
+            *(
+                When(pk=pk, then=Value((index + 1) * POSITION_GAP))
+                for index, pk in enumerate(ordered)
+            )
+        )
+    )
+
+
+def _position_in(
+    column: Column,
+    *,
+    moving_card_id: int | None,
+    after_card_id: int | None,
+    before_card_id: int | None,
+) -> int:
+    """The position for a card placed between the neighbours the client names.
+
+    ``after_card_id`` is the card just above the drop point, ``before_card_id`` the one
+    just below; neither means the end of the column. The column must be locked.
+    Raises: StaleBoard when a named neighbour is no longer open in this column.
+    """
+    others = (
+        _open_cards(column).exclude(pk=moving_card_id) if moving_card_id else _open_cards(column)
+    )
+
+    def neighbour_position(card_id: int) -> int:
+        position = others.filter(pk=card_id).values_list("position", flat=True).first()
+        if position is None:
+            raise StaleBoard(
+                "The board changed while you were dragging; it now shows the current order."
+            )
+        return position
+
+    for attempt in range(2):
+        if after_card_id is not None:
+            lower = neighbour_position(after_card_id)
+            upper = others.filter(position__gt=lower).aggregate(p=Min("position"))["p"]
+            if upper is None:
+                return lower + POSITION_GAP
+        elif before_card_id is not None:
+            upper = neighbour_position(before_card_id)
+            lower = others.filter(position__lt=upper).aggregate(p=Max("position"))["p"]
+            if lower is None:
+                return upper - POSITION_GAP
+        else:
+            last = others.aggregate(p=Max("position"))["p"]
+            return POSITION_GAP if last is None else last + POSITION_GAP
+        if upper - lower >= 2:
+            return (lower + upper) // 2
+        if attempt == 0:
+            _renumber(column)
+    raise BoardError("Could not find a free position in the column.")  # pragma: no cover
+
+
+def _check_wip(column: Column, *, actor, stream: ValueStream, override_reason: str) -> str:
+    """Enforce the column's WIP limit; return the override reason that was used, if any.
+
+    Locks: the column must already be locked, so the count cannot change under us.
+    Raises: WipLimitReached, PermissionRefused.
+    """
+    if column.wip_limit is None:
+        return ""
+    count = _open_cards(column).count()
+    if count < column.wip_limit:
+        return ""
+    override_reason = override_reason.strip()
+    if not override_reason:
+        raise WipLimitReached(column_name=column.name, count=count, limit=column.wip_limit)
+    if actor is None or not user_manages_stream(actor, stream):
+        raise PermissionRefused(
+            f"{column.name} is at its WIP limit, {count}/{column.wip_limit}; only the value "
+            "stream manager may override it."
+        )
+    return override_reason
+
+
+def _check_version(card: Card, expected_version: int | None) -> None:
+    if expected_version is not None and card.version != expected_version:
+        raise StaleBoard()
+
+
+def _place_card(
+    *,
+    card: Card,
+    to_column: Column,
+    kind: MoveKind,
+    actor,
+    at: datetime,
+    from_column: Column | None,
+    after_card_id: int | None = None,
+    before_card_id: int | None = None,
+    wip_override_reason: str = "",
+    check_wip: bool = True,
+) -> CardMove | None:
+    """Put a locked card into a locked column and log the event. The one write path."""
+    changes_column = from_column is None or from_column.pk != to_column.pk
+    enters_flow = changes_column or kind == MoveKind.REOPEN
+    used_override = ""
+    if enters_flow and check_wip:
+        used_override = _check_wip(
+            to_column, actor=actor, stream=card.value_stream, override_reason=wip_override_reason
+        )
+    if kind in (MoveKind.WON, MoveKind.LOST):
+        position = card.position
+    else:
+        position = _position_in(
+            to_column,
+            moving_card_id=card.pk,
+            after_card_id=after_card_id,
+            before_card_id=before_card_id,
+        )
+    card.column = to_column
+    card.position = position
+    card.updated_at = at
+    if changes_column:
+        card.column_entered_at = at
+    card.version = (card.version or 0) + 1 if card.pk else 1
+    card.save()
+    if not changes_column and kind == MoveKind.MOVE:
+        return None  # a reorder inside a column is not a flow event
+    return CardMove.objects.create(
+        value_stream_id=card.value_stream_id,
+        card=card,
+        from_column=from_column,
+        to_column=to_column,
+        actor=actor if getattr(actor, "pk", None) else None,
+        moved_at=at,
+        kind=kind,
+        wip_override_reason=used_override,
+    )
+
+
+def _lock_card_and_columns(
+    *, card_id: int, other_column_ids: Iterable[int] = ()
+) -> tuple[Card, dict[int, Column]]:
+    """Lock the card's current column and the others (ascending pk), then the card.
+
+    The card's column is read before its lock; if it moved meanwhile, the view that
+    asked for this is stale.
+    """
+    current_column_id = Card.objects.filter(pk=card_id).values_list("column_id", flat=True).first()
+    if current_column_id is None:
+        raise InvalidMove("That card no longer exists.")
+    columns = _lock_columns([current_column_id, *other_column_ids])
+    card = (
+        Card.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("value_stream")
+        .get(pk=card_id)
+    )
+    if card.column_id != current_column_id:
+        raise StaleBoard()
+    return card, columns
+
+
+def card_create(
+    *,
+    column_id: int,
+    actor,
+    person_name: str = "",
+    company: str = "",
+    email: str = "",
+    channel_id: int | None = None,
+    owner=None,
+    estimated_value: Decimal | int = 0,
+    notes: str = "",
+    wip_override_reason: str = "",
+    at: datetime | None = None,
+) -> MoveResult:
+    """Create a prospect card in the first column of a cycle.
+
+    Locks: the column. Raises: InvalidMove, WipLimitReached, PermissionRefused.
+    """
+    at = at or timezone.now()
+    if not (person_name.strip() or company.strip()):
+        raise InvalidMove("A prospect needs a person or a company.")
+    with transaction.atomic():
+        column = _lock_columns([column_id])[column_id]
+        stream_id = column.cycle.value_stream_id
+        first_column_id = (
+            Column.objects.filter(cycle_id=column.cycle_id)
+            .order_by("order")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if column.pk != first_column_id:
+            raise InvalidMove(f"New prospects enter {column.cycle.name} at its first column.")
+        if (
+            channel_id is not None
+            and not Channel.objects.filter(pk=channel_id, value_stream_id=stream_id).exists()
+        ):
+            raise InvalidMove("That channel does not belong to this value stream.")
+        card = Card(
+            value_stream_id=stream_id,
+            person_name=person_name.strip(),
+            company=company.strip(),
+            email=email.strip(),
+            channel_id=channel_id,
+            owner=owner,
+            owning_team_id=column.cycle.owning_team_id,
+            estimated_value=estimated_value,
+            notes=notes,
+            created_at=at,
+        )
+        card.value_stream = column.cycle.value_stream
+        move = _place_card(
+            card=card,
+            to_column=column,
+            kind=MoveKind.ENTER,
+            actor=actor,
+            at=at,
+            from_column=None,
+            wip_override_reason=wip_override_reason,
+        )
+    return MoveResult(card=card, move=move, column_ids=frozenset({column.pk}))
+
+
+def card_move(
+    *,
+    card_id: int,
+    to_column_id: int,
+    actor,
+    expected_version: int | None = None,
+    after_card_id: int | None = None,
+    before_card_id: int | None = None,
+    wip_override_reason: str = "",
+    at: datetime | None = None,
+) -> MoveResult:
+    """Move or reorder an open card within its cycle.
+
+    Crossing into another cycle is a handoff and goes through ``handoff_pass``.
+    Locks: both columns (ascending pk), then the card.
+    Raises: StaleBoard, WipLimitReached, PermissionRefused, ControlPointRequired, InvalidMove.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        card, columns = _lock_card_and_columns(card_id=card_id, other_column_ids=[to_column_id])
+        _check_version(card, expected_version)
+        if not card.is_open:
+            raise InvalidMove("This card is closed; reopen it before moving it.")
+        from_column = columns[card.column_id]
+        to_column = columns[to_column_id]
+        if to_column.cycle.value_stream_id != card.value_stream_id:
+            raise InvalidMove("That column belongs to another value stream.")
+        if to_column.cycle_id != from_column.cycle_id:
+            raise ControlPointRequired(
+                f"Moving from {from_column.cycle.name} to {to_column.cycle.name} passes a "
+                "control point: use its handoff checklist."
+            )
+        move = _place_card(
+            card=card,
+            to_column=to_column,
+            kind=MoveKind.MOVE,
+            actor=actor,
+            at=at,
+            from_column=from_column,
+            after_card_id=after_card_id,
+            before_card_id=before_card_id,
+            wip_override_reason=wip_override_reason,
+        )
+    return MoveResult(card=card, move=move, column_ids=frozenset(columns))
+
+
+def handoff_pass(
+    *,
+    card_id: int,
+    control_point_id: int,
+    criteria_met_ids: Iterable[int],
+    actor,
+    expected_version: int | None = None,
+    wip_override_reason: str = "",
+    at: datetime | None = None,
+) -> MoveResult:
+    """Pass a card through a control point into the first column of the next cycle.
+
+    Locks: the card's column and the target column (ascending pk), then the card.
+    Raises: CriteriaNotMet, StaleBoard, WipLimitReached, PermissionRefused, InvalidMove.
+    Side effects: the card now belongs to the receiving team; a Handoff row records it.
+    """
+    at = at or timezone.now()
+    control_point = (
+        ControlPoint.objects.select_related("from_cycle", "to_cycle")
+        .filter(pk=control_point_id)
+        .first()
+    )
+    if control_point is None:
+        raise InvalidMove("That control point no longer exists.")
+    target_id = (
+        Column.objects.filter(cycle_id=control_point.to_cycle_id)
+        .order_by("order")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if target_id is None:
+        raise InvalidMove(f"{control_point.to_cycle.name} has no columns yet.")
+    criteria = list(control_point.criteria.all())
+    met_ids = set(criteria_met_ids)
+    unknown = met_ids - {criterion.pk for criterion in criteria}
+    if unknown:
+        raise InvalidMove("Some ticked criteria do not belong to this control point.")
+    missing = [c.text for c in criteria if c.required and c.pk not in met_ids]
+    if missing:
+        raise CriteriaNotMet("Required criteria not met: " + "; ".join(missing) + ".")
+    with transaction.atomic():
+        card, columns = _lock_card_and_columns(card_id=card_id, other_column_ids=[target_id])
+        _check_version(card, expected_version)
+        if not card.is_open:
+            raise InvalidMove("This card is closed; reopen it before handing it off.")
+        from_column = columns[card.column_id]
+        if from_column.cycle_id != control_point.from_cycle_id:
+            raise StaleBoard(
+                f"This card is no longer in {control_point.from_cycle.name}; the board now "
+                "shows where it is."
+            )
+        from_team_id = card.owning_team_id
+        to_team_id = control_point.receiving_team_id or control_point.to_cycle.owning_team_id
+        card.owning_team_id = to_team_id
+        move = _place_card(
+            card=card,
+            to_column=columns[target_id],
+            kind=MoveKind.HANDOFF,
+            actor=actor,
+            at=at,
+            from_column=from_column,
+            wip_override_reason=wip_override_reason,
+        )
+        handoff = Handoff.objects.create(
+            card=card,
+            control_point=control_point,
+            move=move,
+            from_team_id=from_team_id,
+            to_team_id=to_team_id,
+            actor=actor if getattr(actor, "pk", None) else None,
+            handed_off_at=at,
+        )
+        handoff.criteria_met.set([c for c in criteria if c.pk in met_ids])
+    return MoveResult(card=card, move=move, column_ids=frozenset(columns))
+
+
+def card_close(
+    *,
+    card_id: int,
+    outcome: Outcome,
+    actor,
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> MoveResult:
+    """Mark an open card won or lost; it leaves the flow (and its column's WIP).
+
+    Locks: the card's column, then the card. Raises: StaleBoard, InvalidMove.
+    """
+    if outcome not in (Outcome.WON, Outcome.LOST):
+        raise InvalidMove("A card is closed as won or lost.")
+    at = at or timezone.now()
+    with transaction.atomic():
+        card, columns = _lock_card_and_columns(card_id=card_id)
+        _check_version(card, expected_version)
+        if not card.is_open:
+            raise InvalidMove(f"This card is already {card.get_outcome_display().lower()}.")
+        column = columns[card.column_id]
+        card.outcome = outcome
+        card.closed_at = at
+        move = _place_card(
+            card=card,
+            to_column=column,
+            kind=MoveKind.WON if outcome == Outcome.WON else MoveKind.LOST,
+            actor=actor,
+            at=at,
+            from_column=column,
+            check_wip=False,
+        )
+    return MoveResult(card=card, move=move, column_ids=frozenset(columns))
+
+
+def card_reopen(
+    *,
+    card_id: int,
+    actor,
+    expected_version: int | None = None,
+    wip_override_reason: str = "",
+    at: datetime | None = None,
+) -> MoveResult:
+    """Reopen a won or lost card at the end of the column it closed in.
+
+    Locks: the column, then the card. Raises: StaleBoard, WipLimitReached, InvalidMove.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        card, columns = _lock_card_and_columns(card_id=card_id)
+        _check_version(card, expected_version)
+        if card.is_open:
+            raise InvalidMove("This card is already open.")
+        column = columns[card.column_id]
+        card.outcome = Outcome.OPEN
+        card.closed_at = None
+        move = _place_card(
+            card=card,
+            to_column=column,
+            kind=MoveKind.REOPEN,
+            actor=actor,
+            at=at,
+            from_column=column,
+            wip_override_reason=wip_override_reason,
+        )
+    return MoveResult(card=card, move=move, column_ids=frozenset(columns))
+
+
+def card_set_blocked(
+    *,
+    card_id: int,
+    blocked: bool,
+    reason: str = "",
+    actor,
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> Card:
+    """Block a card with a reason, or unblock it.
+
+    Locks: the card. Raises: InvalidMove (no reason), StaleBoard.
+    """
+    at = at or timezone.now()
+    reason = reason.strip()
+    if blocked and not reason:
+        raise InvalidMove("Say why the card is blocked.")
+    with transaction.atomic():
+        card = Card.objects.select_for_update(no_key=True).get(pk=card_id)
+        _check_version(card, expected_version)
+        card.is_blocked = blocked
+        card.blocked_reason = reason if blocked else ""
+        card.blocked_at = at if blocked else None
+        card.version += 1
+        card.updated_at = at
+        card.save(
+            update_fields=["is_blocked", "blocked_reason", "blocked_at", "version", "updated_at"]
+        )
+    return card
+
+
+def column_set_wip_limit(*, column_id: int, wip_limit: int | None, actor) -> Column:
+    """Change a column's WIP limit. Only admins and the stream's manager may.
+
+    Locks: the column. Raises: PermissionRefused, InvalidMove.
+    """
+    if wip_limit is not None and wip_limit < 1:
+        raise InvalidMove("A WIP limit is empty or at least 1.")
+    with transaction.atomic():
+        column = _lock_columns([column_id])[column_id]
+        if not user_manages_stream(actor, column.cycle.value_stream):
+            raise PermissionRefused(
+                "Only an admin or the value stream manager may change WIP limits."
+            )
+        column.wip_limit = wip_limit
+        column.save(update_fields=["wip_limit", "updated_at"])
+    return column
+
+
+__all__ = [
+    "MoveResult",
+    "card_close",
+    "card_create",
+    "card_move",
+    "card_reopen",
+    "card_set_blocked",
+    "column_set_wip_limit",
+    "handoff_pass",
+    "value_stream_create",
+]

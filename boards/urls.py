@@ -1,0 +1,10 @@
+from django.urls import path
+
+from boards import views
+
+app_name = "boards"
+
+urlpatterns = [
+    path("", views.stream_list, name="stream-list"),
+    path("<slug:stream_slug>/board/", views.board, name="board"),
+]
