@@ -1,0 +1,474 @@
+"""Deterministic demo data: two value streams with six months of move history.
+
+Every card and every move is written through boards.services, day by day, so the
+history obeys the same WIP limits and control points as the live board. The shape is
+deliberate, so dashboards show real patterns:
+
+- Referral produces most won business (it converts far better and deals are larger).
+- Sales/Buying "Knowledge" (proposal and demo) is the constraint: a low WIP limit and
+  a slow pull, so work queues and ages in Sales/Buying "Information" while "Wisdom"
+  starves.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.utils import timezone
+
+from boards import services
+from boards.models import Card, Column, Outcome
+from pdca.models import ControlPoint, Cycle
+from vsm.models import Channel, ChannelKind, Membership, Role, Team, ValueStream
+
+DEMO_PASSWORD = "vsm-demo"
+HISTORY_DAYS = 182
+RANDOM_SEED = 20261125
+
+FIRST_NAMES = [
+    "Anna",
+    "Ben",
+    "Carla",
+    "David",
+    "Elif",
+    "Farid",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kira",
+    "Luca",
+    "Mara",
+    "Nils",
+    "Olga",
+    "Paul",
+    "Rosa",
+    "Samir",
+    "Tess",
+    "Umar",
+    "Vera",
+    "Wim",
+    "Xenia",
+    "Yusuf",
+    "Zoe",
+    "Amir",
+    "Bea",
+    "Chen",
+    "Dora",
+    "Emil",
+]
+LAST_NAMES = [
+    "Keller",
+    "Novak",
+    "Schmidt",
+    "Rossi",
+    "Moreau",
+    "Larsen",
+    "Kowalski",
+    "Silva",
+    "Meyer",
+    "Okafor",
+    "Jansen",
+    "Fischer",
+    "Dubois",
+    "Costa",
+    "Weber",
+    "Nagy",
+    "Berg",
+    "Lehmann",
+]
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    name: str
+    kind: str
+    arrival_weight: float
+    # Multiplies the daily chance to advance, and to be lost, and the deal size.
+    pull: float
+    loss: float
+    value: float
+
+
+CHANNELS = [
+    ChannelSpec("Referral", ChannelKind.REFERRAL, 0.14, 1.8, 0.35, 1.4),
+    ChannelSpec("Web form", ChannelKind.WEB_FORM, 0.27, 0.9, 1.1, 0.9),
+    ChannelSpec("LinkedIn", ChannelKind.SOCIAL, 0.18, 0.8, 1.3, 0.8),
+    ChannelSpec("Trade show", ChannelKind.EVENT, 0.14, 1.0, 1.0, 1.1),
+    ChannelSpec("Partner network", ChannelKind.PARTNER, 0.11, 1.1, 0.8, 1.0),
+    ChannelSpec("Webinar", ChannelKind.CONTENT, 0.10, 0.9, 1.0, 0.8),
+    ChannelSpec("Cold outreach", ChannelKind.OUTBOUND, 0.06, 0.6, 1.8, 0.7),
+]
+
+# Per cycle, per column order (1..4): daily chance a card is pulled onward, daily
+# chance it is lost there, and the column's WIP limit.
+FLOW = {
+    1: {1: (0.30, 0.020, None), 2: (0.16, 0.018, 12), 3: (0.14, 0.012, 8), 4: (0.25, 0.010, 5)},
+    2: {1: (0.35, 0.010, None), 2: (0.30, 0.008, 16), 3: (0.045, 0.010, 5), 4: (0.30, 0.015, 4)},
+    3: {1: (0.20, 0.008, None), 2: (0.12, 0.010, 10), 3: (0.10, 0.010, 6), 4: (0.20, 0.015, 4)},
+}
+CONSTRAINT = (2, 3)  # Sales/Buying, Knowledge
+
+BLOCK_REASONS = [
+    "Waiting for the customer's budget approval",
+    "Legal review of our data processing terms",
+    "Champion on parental leave until next month",
+    "Needs a reference customer in the same industry",
+    "Pricing exception pending with finance",
+]
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    slug: str
+    market: str
+    description: str
+    prefix: str
+    arrivals_per_day: float
+    deal_size: tuple[int, int]
+    companies: list[str]
+
+
+STREAMS = [
+    StreamSpec(
+        name="Mid-market Manufacturing",
+        slug="manufacturing",
+        market="Manufacturers with 50-500 employees modernising their shop floor",
+        description="Machine builders and component makers buying production analytics.",
+        prefix="mfg",
+        arrivals_per_day=1.7,
+        deal_size=(8_000, 60_000),
+        companies=[
+            "Hartmann Fräsetechnik",
+            "Nordwerk Pumps",
+            "Baltic Castings",
+            "Rivoli Components",
+            "Ostara Plastics",
+            "Steelbridge Tools",
+            "Vinter Hydraulics",
+            "Kessler Antriebe",
+            "Lumen Optics",
+            "Tarragona Metal",
+            "Brixen Bearings",
+            "Falun Forge",
+            "Adriatic Valves",
+            "Moravia Motors",
+            "Orbis Packaging",
+            "Tyne Gears",
+        ],
+    ),
+    StreamSpec(
+        name="Private Clinics",
+        slug="clinics",
+        market="Private clinics and group practices with 5-80 clinicians",
+        description="Practices buying patient scheduling and follow-up.",
+        prefix="clin",
+        arrivals_per_day=1.4,
+        deal_size=(3_000, 25_000),
+        companies=[
+            "Lindenhof Praxis",
+            "Harbour Dental Group",
+            "Clinica San Marco",
+            "Vitalis Health",
+            "Northside Physio",
+            "Maple Family Practice",
+            "Sonnenberg Klinik",
+            "Isar Ortho",
+            "Kew Dermatology",
+            "Alba Eye Centre",
+            "Fjord Medical",
+            "Solace Paediatrics",
+        ],
+    ),
+]
+
+
+@functools.cache
+def _demo_password_hash() -> str:
+    # Hashing is deliberately slow (PBKDF2); every demo user shares one password.
+    return make_password(DEMO_PASSWORD)
+
+
+def _user(username: str, first: str, last: str, *, staff: bool = False, superuser: bool = False):
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(
+        username=username,
+        defaults={
+            "first_name": first,
+            "last_name": last,
+            "email": f"{username}@vsm.example",
+            "is_staff": staff or superuser,
+            "is_superuser": superuser,
+        },
+    )
+    if created:
+        user.password = _demo_password_hash()
+        user.save(update_fields=["password"])
+    return user
+
+
+@dataclass
+class SeedReport:
+    created: bool
+    logins: list[tuple[str, str]]
+    streams: int = 0
+    cards: int = 0
+    moves: int = 0
+
+
+class _StreamSimulation:
+    def __init__(self, spec: StreamSpec, rng: random.Random, start: datetime) -> None:
+        self.spec = spec
+        self.rng = rng
+        self.start = start
+        self.logins: list[tuple[str, str]] = []
+
+    def _people(self) -> None:
+        p = self.spec.prefix
+        self.manager = _user(f"{p}-manager", "Maria" if p == "mfg" else "Tom", "Manager")
+        self.coordinator = _user(f"{p}-coordinator", "Chris", "Coordinator")
+        self.leaders = [
+            _user(f"{p}-lead-awareness", "Lena", "Leader"),
+            _user(f"{p}-lead-sales", "Sam", "Leader"),
+            _user(f"{p}-lead-success", "Kim", "Leader"),
+        ]
+        self.members = [
+            [_user(f"{p}-member{i}", name, "Member") for i, name in ((1, "Ada"), (2, "Bo"))],
+            [_user(f"{p}-member{i}", name, "Member") for i, name in ((3, "Cy"), (4, "Di"))],
+            [_user(f"{p}-member{i}", name, "Member") for i, name in ((5, "Ed"),)],
+        ]
+        self.logins += [
+            (self.manager.username, "value stream manager"),
+            (self.coordinator.username, "team coordinator"),
+            (self.leaders[1].username, "team leader (sales)"),
+            (self.members[0][0].username, "member (awareness)"),
+        ]
+
+    def _configure(self) -> None:
+        spec = self.spec
+        self.stream = services.value_stream_create(
+            name=spec.name,
+            slug=spec.slug,
+            customer_market=spec.market,
+            description=spec.description,
+            manager=self.manager,
+            team_name="Awareness",
+        )
+        awareness = Team.objects.get(value_stream=self.stream, name="Awareness")
+        sales = Team.objects.create(value_stream=self.stream, name="Sales")
+        success = Team.objects.create(value_stream=self.stream, name="Customer success")
+        self.teams = [awareness, sales, success]
+        for index, team in enumerate(self.teams):
+            Membership.objects.create(user=self.leaders[index], team=team, role=Role.TEAM_LEADER)
+            for member in self.members[index]:
+                Membership.objects.create(user=member, team=team, role=Role.MEMBER)
+        Membership.objects.create(user=self.coordinator, team=awareness, role=Role.TEAM_COORDINATOR)
+        self.cycles = list(Cycle.objects.filter(value_stream=self.stream).order_by("order"))
+        for cycle, team in zip(self.cycles, self.teams, strict=True):
+            cycle.owning_team = team
+            cycle.save(update_fields=["owning_team"])
+        for control_point in ControlPoint.objects.filter(from_cycle__value_stream=self.stream):
+            control_point.receiving_team = self.teams[control_point.to_cycle.order - 1]
+            control_point.save(update_fields=["receiving_team"])
+        self.columns: dict[tuple[int, int], Column] = {}
+        for column in Column.objects.filter(cycle__value_stream=self.stream).select_related(
+            "cycle"
+        ):
+            key = (column.cycle.order, column.order)
+            column.wip_limit = FLOW[key[0]][key[1]][2]
+            column.save(update_fields=["wip_limit"])
+            self.columns[key] = column
+        self.channels = {
+            c.name: Channel.objects.create(value_stream=self.stream, name=c.name, kind=c.kind)
+            for c in CHANNELS
+        }
+        self.control_points = {
+            cp.from_cycle.order: cp
+            for cp in ControlPoint.objects.filter(from_cycle__value_stream=self.stream)
+            .select_related("from_cycle")
+            .prefetch_related("criteria")
+        }
+
+    def _team_member(self, cycle_order: int):
+        return self.rng.choice([self.leaders[cycle_order - 1], *self.members[cycle_order - 1]])
+
+    def _at(self, day: int) -> datetime:
+        minutes = self.rng.randint(8 * 60, 18 * 60)
+        return self.start + timedelta(days=day, minutes=minutes)
+
+    def _new_card(self, day: int) -> None:
+        rng = self.rng
+        channel = rng.choices(CHANNELS, weights=[c.arrival_weight for c in CHANNELS])[0]
+        low, high = self.spec.deal_size
+        value = Decimal(round(rng.uniform(low, high) * channel.value, -2))
+        person = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        company = rng.choice(self.spec.companies)
+        actor = self._team_member(1)
+        result = services.card_create(
+            column_id=self.columns[(1, 1)].pk,
+            actor=actor,
+            person_name=person,
+            company=company,
+            email=f"{person.split()[0].lower()}@{company.split()[0].lower()}.example",
+            channel_id=self.channels[channel.name].pk,
+            owner=actor,
+            estimated_value=value,
+            notes="What: asked about pricing. When: this quarter. How/Why: to be learnt.",
+            at=self._at(day),
+        )
+        self.open[result.card.pk] = (channel, 1, 1)
+        self.counts[(1, 1)] += 1
+
+    def _advance(self, card_id: int, day: int) -> None:
+        rng = self.rng
+        channel, cycle_order, column_order = self.open[card_id]
+        pull, loss, _ = FLOW[cycle_order][column_order]
+        actor = self._team_member(cycle_order)
+        at = self._at(day)
+        if rng.random() < loss * channel.loss:
+            services.card_close(card_id=card_id, outcome=Outcome.LOST, actor=actor, at=at)
+            self._leave(card_id)
+            return
+        if rng.random() >= pull * channel.pull:
+            # Now and then a card goes back a step: what we knew turned out thin.
+            if column_order > 1 and rng.random() < 0.006:
+                self._move(card_id, cycle_order, column_order - 1, actor, at)
+            return
+        if column_order < 4:
+            self._move(card_id, cycle_order, column_order + 1, actor, at)
+        elif cycle_order == 1:
+            self._handoff(card_id, 1, actor, at)
+        elif cycle_order == 2 and rng.random() < 0.45:
+            self._handoff(card_id, 2, actor, at)
+        else:
+            services.card_close(card_id=card_id, outcome=Outcome.WON, actor=actor, at=at)
+            self._leave(card_id)
+
+    def _leave(self, card_id: int) -> None:
+        _, cycle_order, column_order = self.open.pop(card_id)
+        self.counts[(cycle_order, column_order)] -= 1
+
+    def _has_room(self, cycle_order: int, column_order: int) -> bool:
+        limit = FLOW[cycle_order][column_order][2]
+        return limit is None or self.counts[(cycle_order, column_order)] < limit
+
+    def _relocate(self, card_id: int, cycle_order: int, column_order: int) -> None:
+        channel, old_cycle, old_column = self.open[card_id]
+        self.counts[(old_cycle, old_column)] -= 1
+        self.counts[(cycle_order, column_order)] += 1
+        self.open[card_id] = (channel, cycle_order, column_order)
+
+    def _move(self, card_id: int, cycle_order: int, column_order: int, actor, at) -> None:
+        if not self._has_room(cycle_order, column_order):
+            return  # the next column is full: the card waits, as on the real board
+        services.card_move(
+            card_id=card_id,
+            to_column_id=self.columns[(cycle_order, column_order)].pk,
+            actor=actor,
+            at=at,
+        )
+        self._relocate(card_id, cycle_order, column_order)
+
+    def _handoff(self, card_id: int, from_cycle_order: int, actor, at) -> None:
+        control_point = self.control_points[from_cycle_order]
+        criteria = list(control_point.criteria.all())
+        met = [c.pk for c in criteria if c.required or self.rng.random() < 0.6]
+        if not self._has_room(from_cycle_order + 1, 1):
+            return
+        services.handoff_pass(
+            card_id=card_id,
+            control_point_id=control_point.pk,
+            criteria_met_ids=met,
+            actor=actor,
+            at=at,
+        )
+        self._relocate(card_id, from_cycle_order + 1, 1)
+
+    def run(self) -> None:
+        self._people()
+        self._configure()
+        self.open: dict[int, tuple[ChannelSpec, int, int]] = {}
+        self.counts: Counter[tuple[int, int]] = Counter()
+        rng = self.rng
+        for day in range(HISTORY_DAYS):
+            # Pull from the right: cards nearest to done move first, freeing room.
+            for card_id in sorted(self.open, key=lambda c: (-self.open[c][1], -self.open[c][2])):
+                self._advance(card_id, day)
+            arrivals = int(self.spec.arrivals_per_day) + (
+                rng.random() < self.spec.arrivals_per_day % 1
+            )
+            if day % 7 in (5, 6):
+                arrivals = int(rng.random() < 0.3)
+            for _ in range(arrivals):
+                self._new_card(day)
+        self._manager_override()
+        self._block_some()
+
+    def _manager_override(self) -> None:
+        """One documented WIP override by the manager, so the move log shows one."""
+        full = self.columns[CONSTRAINT]
+        waiting = (
+            Card.objects.filter(column=self.columns[(2, 2)], outcome=Outcome.OPEN)
+            .order_by("column_entered_at", "id")
+            .first()
+        )
+        if waiting is None:
+            return
+        services.card_move(
+            card_id=waiting.pk,
+            to_column_id=full.pk,
+            actor=self.manager,
+            wip_override_reason="Strategic account: board asked for a demo this week",
+            at=self.start + timedelta(days=HISTORY_DAYS - 2, hours=10),
+        )
+
+    def _block_some(self) -> None:
+        cards = list(
+            Card.objects.filter(value_stream=self.stream, outcome=Outcome.OPEN).order_by("id")
+        )
+        for card in self.rng.sample(cards, k=max(1, len(cards) // 14)):
+            services.card_set_blocked(
+                card_id=card.pk,
+                blocked=True,
+                reason=self.rng.choice(BLOCK_REASONS),
+                actor=self.manager,
+                at=max(card.column_entered_at, timezone.now() - timedelta(days=3)),
+            )
+
+
+def seed_demo() -> SeedReport:
+    """Create the demo streams unless they exist. Deterministic: same seed, same data."""
+    admin = _user("admin", "Ada", "Admin", superuser=True)
+    logins = [(admin.username, "admin (Django admin and every board)")]
+    if ValueStream.objects.filter(slug__in=[s.slug for s in STREAMS]).exists():
+        return SeedReport(created=False, logins=logins + _existing_logins())
+    rng = random.Random(RANDOM_SEED)
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=HISTORY_DAYS)
+    report = SeedReport(created=True, logins=logins)
+    for spec in STREAMS:
+        simulation = _StreamSimulation(spec, rng, start)
+        with transaction.atomic():
+            simulation.run()
+        report.logins += simulation.logins
+    return report
+
+
+def _existing_logins() -> list[tuple[str, str]]:
+    roles = dict(Role.choices)
+    return [
+        (m.user.username, roles[m.role].lower())
+        for m in Membership.objects.filter(team__value_stream__slug__in=[s.slug for s in STREAMS])
+        .exclude(role=Role.MEMBER)
+        .select_related("user")
+        .order_by("team__value_stream__name", "role", "user__username")
+    ]
