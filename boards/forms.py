@@ -20,3 +20,89 @@ class BoardFilterForm(forms.Form):
             text=data.get("q") or "",
             blocked_only=bool(data.get("blocked")),
         )
+
+
+class CardMoveForm(forms.Form):
+    to_column = forms.IntegerField(min_value=1)
+    after = forms.IntegerField(required=False, min_value=1)
+    before = forms.IntegerField(required=False, min_value=1)
+    version = forms.IntegerField(required=False, min_value=1)
+    override_reason = forms.CharField(required=False, max_length=300, strip=True)
+    # A drag already shows the card where it was dropped; a keyboard move does not.
+    dragged = forms.BooleanField(required=False)
+
+
+class HandoffForm(forms.Form):
+    version = forms.IntegerField(required=False, min_value=1)
+    override_reason = forms.CharField(required=False, max_length=300, strip=True)
+
+    def __init__(self, *args, criteria=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.criteria = list(criteria)
+        self.fields["criteria"] = forms.TypedMultipleChoiceField(
+            choices=[(c.pk, c.text) for c in self.criteria],
+            coerce=int,
+            required=False,
+            widget=forms.CheckboxSelectMultiple,
+        )
+
+    @property
+    def criteria_checked(self) -> set[int]:
+        """The criteria ticked in the posted form, to keep them ticked on a refusal."""
+        if not self.is_bound:
+            return set()
+        return {int(value) for value in self.data.getlist("criteria") if value.isdigit()}
+
+
+class CardForm(forms.Form):
+    """The editable facts of a prospect; the column comes from the cycle on creation."""
+
+    person_name = forms.CharField(required=False, max_length=200, label="Person")
+    company = forms.CharField(required=False, max_length=200)
+    email = forms.EmailField(required=False, label="E-mail")
+    channel = forms.ModelChoiceField(queryset=None, required=False)
+    owner = forms.ModelChoiceField(queryset=None, required=False)
+    estimated_value = forms.DecimalField(
+        required=False, min_value=0, max_digits=12, decimal_places=2, label="Estimated value"
+    )
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
+
+    def __init__(self, *args, channels, owners, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["channel"].queryset = channels
+        self.fields["owner"].queryset = owners
+        self.fields["owner"].label_from_instance = lambda u: u.get_full_name() or u.username
+
+    def clean(self):
+        data = super().clean()
+        if not (data.get("person_name") or data.get("company")):
+            raise forms.ValidationError("Give a person or a company.")
+        if data.get("estimated_value") is None:
+            data["estimated_value"] = 0
+        return data
+
+
+class CardCreateForm(CardForm):
+    cycle = forms.ModelChoiceField(queryset=None, label="Enter in cycle", empty_label=None)
+    override_reason = forms.CharField(
+        required=False, max_length=300, strip=True, label="WIP override reason (managers only)"
+    )
+
+    def __init__(self, *args, cycles, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["cycle"].queryset = cycles
+        self.order_fields(["cycle"])
+
+
+class BlockForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=300, strip=True)
+    version = forms.IntegerField(required=False, min_value=1)
+
+
+class VersionForm(forms.Form):
+    version = forms.IntegerField(required=False, min_value=1)
+    override_reason = forms.CharField(required=False, max_length=300, strip=True)
+
+
+class WipLimitForm(forms.Form):
+    wip_limit = forms.IntegerField(required=False, min_value=1, max_value=10_000)

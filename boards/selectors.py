@@ -7,9 +7,12 @@ of every column.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlencode
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Max, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.shortcuts import get_object_or_404
@@ -35,8 +38,6 @@ class BoardFilters:
 
     def querystring(self) -> str:
         """The filters as URL parameters, to carry them into 'show more' requests."""
-        from urllib.parse import urlencode
-
         params = {
             "channel": self.channel_id or "",
             "owner": self.owner_id or "",
@@ -142,29 +143,31 @@ def board_version(*, stream: ValueStream) -> str:
     return ".".join(stamps)
 
 
-def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Board:
-    """The whole board of a stream: cycles, columns, counts, and each column's first page."""
-    filters = filters or BoardFilters()
-    columns = list(
-        Column.objects.filter(cycle__value_stream=stream)
-        .select_related("cycle__owning_team")
-        .order_by("cycle__order", "order")
-    )
+def _column_views(
+    *, stream: ValueStream, columns: list[Column], filters: BoardFilters, with_cards: bool = True
+) -> dict[int, ColumnView]:
+    """Counts and first pages for these columns, in three queries whatever their size."""
     views = {column.pk: ColumnView(column=column) for column in columns}
-
-    open_cards = Card.objects.filter(value_stream=stream, outcome=Outcome.OPEN)
+    open_cards = Card.objects.filter(
+        value_stream=stream, outcome=Outcome.OPEN, column_id__in=list(views)
+    )
     for row in open_cards.values("column_id").annotate(n=Count("id")):
         views[row["column_id"]].open_count = row["n"]
-    shown = filters.apply(open_cards)
     if filters.active:
-        for row in shown.values("column_id").annotate(n=Count("id")):
+        for row in filters.apply(open_cards).values("column_id").annotate(n=Count("id")):
             views[row["column_id"]].shown_count = row["n"]
     else:
         for view in views.values():
             view.shown_count = view.open_count
+    if not with_cards:
+        return views
 
     first_pages = (
-        filters.apply(_card_queryset().filter(value_stream=stream, outcome=Outcome.OPEN))
+        filters.apply(
+            _card_queryset().filter(
+                value_stream=stream, outcome=Outcome.OPEN, column_id__in=list(views)
+            )
+        )
         .annotate(
             rank=Window(
                 RowNumber(),
@@ -176,6 +179,37 @@ def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Bo
     )
     for card in first_pages:
         views[card.column_id].cards.append(card)
+    return views
+
+
+def board_columns(
+    *,
+    stream: ValueStream,
+    column_ids: Iterable[int],
+    filters: BoardFilters | None = None,
+    with_cards: bool = True,
+) -> list[ColumnView]:
+    """Fresh views of some columns of a stream, to re-render them after a change."""
+    columns = list(
+        Column.objects.filter(cycle__value_stream=stream, pk__in=list(column_ids))
+        .select_related("cycle")
+        .order_by("cycle__order", "order")
+    )
+    views = _column_views(
+        stream=stream, columns=columns, filters=filters or BoardFilters(), with_cards=with_cards
+    )
+    return list(views.values())
+
+
+def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Board:
+    """The whole board of a stream: cycles, columns, counts, and each column's first page."""
+    filters = filters or BoardFilters()
+    columns = list(
+        Column.objects.filter(cycle__value_stream=stream)
+        .select_related("cycle__owning_team")
+        .order_by("cycle__order", "order")
+    )
+    views = _column_views(stream=stream, columns=columns, filters=filters)
 
     control_points = {
         cp.from_cycle_id: cp
@@ -218,8 +252,6 @@ def column_cards_page(
 
 def board_filter_choices(*, stream: ValueStream) -> dict[str, list]:
     """Channels and owners to offer in the board's filter bar."""
-    from django.contrib.auth import get_user_model
-
     owners = (
         get_user_model()
         .objects.filter(owned_cards__value_stream=stream, owned_cards__outcome=Outcome.OPEN)
@@ -230,3 +262,65 @@ def board_filter_choices(*, stream: ValueStream) -> dict[str, list]:
         "channels": list(Channel.objects.filter(value_stream=stream).order_by("name")),
         "owners": list(owners),
     }
+
+
+def card_for_user(*, stream: ValueStream, card_id: int) -> Card:
+    """A card of a stream the user can already see; 404 when it belongs elsewhere."""
+    return get_object_or_404(
+        Card.objects.select_related("column__cycle", "channel", "owner", "owning_team"),
+        pk=card_id,
+        value_stream=stream,
+    )
+
+
+def card_history(*, card: Card) -> list[CardMove]:
+    """The card's whole move log, oldest first, with the handoffs' checklists."""
+    return list(
+        CardMove.objects.filter(card=card)
+        .select_related("from_column__cycle", "to_column__cycle", "actor", "handoff__to_team")
+        .prefetch_related("handoff__criteria_met")
+        .order_by("moved_at", "id")
+    )
+
+
+def move_destinations(*, card: Card) -> list[tuple[Cycle, list[Column], ControlPoint | None]]:
+    """Where a card may be sent: its own cycle's columns, and each next cycle through its
+    control point."""
+    columns = list(
+        Column.objects.filter(cycle__value_stream_id=card.value_stream_id)
+        .select_related("cycle")
+        .order_by("cycle__order", "order")
+    )
+    control_points = {
+        cp.to_cycle_id: cp for cp in ControlPoint.objects.filter(from_cycle_id=card.column.cycle_id)
+    }
+    by_cycle: dict[int, tuple[Cycle, list[Column], ControlPoint | None]] = {}
+    for column in columns:
+        if column.cycle_id not in by_cycle:
+            by_cycle[column.cycle_id] = (column.cycle, [], control_points.get(column.cycle_id))
+        by_cycle[column.cycle_id][1].append(column)
+    return [
+        entry
+        for cycle_id, entry in by_cycle.items()
+        if cycle_id == card.column.cycle_id or entry[2] is not None
+    ]
+
+
+def control_point_between(*, card: Card, to_column: Column) -> ControlPoint | None:
+    return (
+        ControlPoint.objects.filter(
+            from_cycle_id=card.column.cycle_id, to_cycle_id=to_column.cycle_id
+        )
+        .select_related("from_cycle", "to_cycle", "receiving_team")
+        .prefetch_related("criteria")
+        .first()
+    )
+
+
+def stream_members(*, stream: ValueStream):
+    return (
+        get_user_model()
+        .objects.filter(memberships__team__value_stream=stream)
+        .distinct()
+        .order_by("first_name", "username")
+    )

@@ -143,14 +143,17 @@ def _renumber(column: Column) -> None:
     """Spread the open cards of a locked column to evenly gapped positions.
 
     Two steps, because the unique (column, position) index is checked row by row:
-    first flip every position negative (distinct, and clear of every positive one),
-    then write the new positives.
+    first shift every position below both zero and the lowest current one (a uniform
+    shift keeps them distinct and clear of every current and every new position), then
+    write the new positives. Positions can be zero or negative (drops on top of the
+    column), so flipping signs would collide with a current positive position.
     """
     ordered = list(_open_cards(column).order_by("position", "id").values_list("id", flat=True))
     if not ordered:
         return
     cards = Card.objects.filter(pk__in=ordered)
-    cards.update(position=-F("position") - 1)
+    bounds = cards.aggregate(low=Min("position"), high=Max("position"))
+    cards.update(position=F("position") - (bounds["high"] - min(bounds["low"], 0) + 1))
     cards.update(
         position=Case(
             *(
@@ -590,6 +593,50 @@ def card_set_blocked(
     return card
 
 
+def card_update(
+    *,
+    card_id: int,
+    actor,
+    expected_version: int | None = None,
+    person_name: str,
+    company: str,
+    email: str,
+    channel_id: int | None,
+    owner_id: int | None,
+    estimated_value: Decimal | int,
+    notes: str,
+    at: datetime | None = None,
+) -> Card:
+    """Edit a prospect's facts and notes (not its column: that is a move).
+
+    Locks: the card. Raises: InvalidMove, StaleBoard.
+    """
+    at = at or timezone.now()
+    if not (person_name.strip() or company.strip()):
+        raise InvalidMove("A prospect needs a person or a company.")
+    with transaction.atomic():
+        card = Card.objects.select_for_update(no_key=True).get(pk=card_id)
+        _check_version(card, expected_version)
+        if (
+            channel_id is not None
+            and not Channel.objects.filter(
+                pk=channel_id, value_stream_id=card.value_stream_id
+            ).exists()
+        ):
+            raise InvalidMove("That channel does not belong to this value stream.")
+        card.person_name = person_name.strip()
+        card.company = company.strip()
+        card.email = email.strip()
+        card.channel_id = channel_id
+        card.owner_id = owner_id
+        card.estimated_value = estimated_value
+        card.notes = notes
+        card.version += 1
+        card.updated_at = at
+        card.save()
+    return card
+
+
 def column_set_wip_limit(*, column_id: int, wip_limit: int | None, actor) -> Column:
     """Change a column's WIP limit. Only admins and the stream's manager may.
 
@@ -615,6 +662,7 @@ __all__ = [
     "card_move",
     "card_reopen",
     "card_set_blocked",
+    "card_update",
     "column_set_wip_limit",
     "handoff_pass",
     "value_stream_create",

@@ -1,0 +1,29 @@
+from boards.views.board import board, board_poll, column_more, column_wip_limit, stream_list
+from boards.views.cards import (
+    card_block,
+    card_close,
+    card_create,
+    card_detail,
+    card_edit,
+    card_handoff,
+    card_move,
+    card_move_menu,
+    card_reopen,
+)
+
+__all__ = [
+    "board",
+    "board_poll",
+    "card_block",
+    "card_close",
+    "card_create",
+    "card_detail",
+    "card_edit",
+    "card_handoff",
+    "card_move",
+    "card_move_menu",
+    "card_reopen",
+    "column_more",
+    "column_wip_limit",
+    "stream_list",
+]
