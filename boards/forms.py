@@ -38,9 +38,9 @@ class HandoffForm(forms.Form):
 
     def __init__(self, *args, criteria=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.criteria = list(criteria)
+        self.checklist = list(criteria)
         self.fields["criteria"] = forms.TypedMultipleChoiceField(
-            choices=[(c.pk, c.text) for c in self.criteria],
+            choices=[(c.pk, c.text) for c in self.checklist],
             coerce=int,
             required=False,
             widget=forms.CheckboxSelectMultiple,

@@ -115,7 +115,9 @@ def card_handoff(request: HttpRequest, stream_slug: str, card_id: int) -> HttpRe
             f"No control point leads from {card.column.cycle.name} to {to_column.cycle.name}: "
             "cards pass the cycles in order."
         )
-    elif request.method == "POST" and form.is_valid():
+    elif request.method == "POST" and not form.is_valid():
+        error = "That checklist could not be read; tick the criteria again."
+    elif request.method == "POST":
         try:
             result = services.handoff_pass(
                 card_id=card.pk,
