@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from pdca.models import ControlPoint, Criterion, Cycle
@@ -192,6 +193,15 @@ class CardMove(models.Model):
     moved_at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=8, choices=MoveKind.choices)
     wip_override_reason = models.CharField(max_length=300, blank=True)
+    # The card's channel and value as they were at this event, so metrics rebuilt
+    # later from the log give the same numbers even after the card is edited.
+    channel = models.ForeignKey(
+        Channel, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    estimated_value = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    # The database's clock when the row was written (transaction start): the metrics
+    # fold uses it to know when no older move can still be in flight.
+    recorded_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["moved_at", "id"]

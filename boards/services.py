@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Max, Min, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
@@ -28,6 +28,7 @@ from boards.errors import (
     WipLimitReached,
 )
 from boards.models import Card, CardMove, Column, Handoff, KnowledgeLevel, MoveKind, Outcome
+from metrics.tasks import enqueue_recompute
 from pdca.models import ControlPoint, Criterion, Cycle
 from vsm.models import Channel, Membership, Role, Team, ValueStream
 from vsm.selectors import user_manages_stream
@@ -115,12 +116,27 @@ def value_stream_create(
     return stream
 
 
+# Bounds on a move's transaction, so that metrics can tell when no older move can
+# still be in flight (metrics.services.SETTLE_SECONDS must stay above their sum).
+_MOVE_TRANSACTION_LIMITS = (
+    "SET LOCAL lock_timeout = '3s'; SET LOCAL statement_timeout = '5s'; "
+    "SET LOCAL idle_in_transaction_session_timeout = '10s'"
+)
+
+
+def _bound_transaction() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_MOVE_TRANSACTION_LIMITS)
+
+
 def _lock_columns(column_ids: Iterable[int]) -> dict[int, Column]:
     """Lock column rows in ascending pk order, so two moves A->B and B->A cannot deadlock.
 
     ``no_key=True``: a plain FOR UPDATE would conflict with the FOR KEY SHARE that
     concurrent inserts referencing the column (CardMove) take, and deadlock under load.
     """
+    _bound_transaction()
     ids = sorted(set(column_ids))
     # of=("self",): lock the column rows only, not the joined cycle and stream rows.
     locked = (
@@ -276,6 +292,7 @@ def _place_card(
     card.save()
     if not changes_column and kind == MoveKind.MOVE:
         return None  # a reorder inside a column is not a flow event
+    enqueue_recompute(card.value_stream_id)
     return CardMove.objects.create(
         value_stream_id=card.value_stream_id,
         card=card,
@@ -285,6 +302,8 @@ def _place_card(
         moved_at=at,
         kind=kind,
         wip_override_reason=used_override,
+        channel_id=card.channel_id,
+        estimated_value=card.estimated_value,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -159,13 +160,22 @@ CELERY_TIMEZONE = TIME_ZONE
 # catches up later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "socket_connect_timeout": 1,
+    "socket_connect_timeout": 0.5,
     "socket_timeout": 2,
     "max_retries": 0,
     "visibility_timeout": 600,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Catches up any stream whose metrics lag its move log (broker was down, a worker
+    # was killed): no recompute is ever lost.
+    "metrics-sweep": {"task": "metrics.sweep", "schedule": 30.0},
+    "metrics-weekly-snapshots": {
+        "task": "metrics.weekly_snapshots",
+        "schedule": crontab(minute=10, hour=0, day_of_week="mon"),
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,99 @@
+"""Celery tasks: take ids, re-fetch, call a service; safe to run twice."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from celery import shared_task
+from django.core.cache import cache
+from django.db import InterfaceError, OperationalError, transaction
+
+from metrics import services
+
+logger = logging.getLogger(__name__)
+
+PENDING_KEY = "metrics:pending:{stream_id}"
+PENDING_SECONDS = 30
+
+
+@shared_task(
+    name="metrics.recompute_stream",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def recompute_stream(stream_id: int) -> dict:
+    # Clear the pending mark before reading the log: a move committed from here on
+    # enqueues a new run, and one committed before is seen by this run.
+    cache.delete(PENDING_KEY.format(stream_id=stream_id))
+    result = services.stream_metrics_advance(stream_id=stream_id)
+    return {
+        "stream_id": stream_id,
+        "applied": result.applied,
+        "through": result.last_applied_move_id,
+        "busy": result.skipped_busy,
+    }
+
+
+@shared_task(name="metrics.sweep", acks_late=True)
+def sweep() -> list[int]:
+    """Catch up every stream whose metrics lag its move log (broker down, worker killed)."""
+    lagging = services.streams_lagging()
+    for stream_id in lagging:
+        recompute_stream.delay(stream_id)
+    return lagging
+
+
+@shared_task(
+    name="metrics.weekly_snapshots",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+)
+def weekly_snapshots() -> int:
+    from vsm.models import ValueStream
+
+    stream_ids = list(ValueStream.objects.values_list("pk", flat=True))
+    for stream_id in stream_ids:
+        services.weekly_snapshot_take(stream_id=stream_id)
+    return len(stream_ids)
+
+
+def enqueue_recompute(stream_id: int) -> None:
+    """Ask for a recompute once the current transaction commits.
+
+    Never lets the broker hold up or fail the user's move: a publish error is logged
+    and the sweeper catches the stream up later. A recent, not yet started run for the
+    stream makes this one unnecessary (bursts coalesce).
+    """
+
+    def publish() -> None:
+        try:
+            if not cache.add(PENDING_KEY.format(stream_id=stream_id), 1, PENDING_SECONDS):
+                return
+        except Exception:  # the cache is an optimisation only
+            logger.warning("Cache unavailable; enqueueing without coalescing", exc_info=True)
+        try:
+            recompute_stream.delay(stream_id)
+        except Exception:
+            with contextlib.suppress(Exception):
+                cache.delete(PENDING_KEY.format(stream_id=stream_id))
+            logger.warning(
+                "Could not enqueue metrics for stream %s; the sweeper will",
+                stream_id,
+                exc_info=True,
+            )
+
+    # One recompute per stream and transaction is enough, however many moves it holds.
+    connection = transaction.get_connection()
+    if any(
+        getattr(callback, "metrics_stream_id", None) == stream_id
+        for _, callback, _ in connection.run_on_commit
+    ):
+        return
+    publish.metrics_stream_id = stream_id  # type: ignore[attr-defined]
+    transaction.on_commit(publish)
