@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 PENDING_KEY = "metrics:pending:{stream_id}"
 PENDING_SECONDS = 30
+BUSY_RETRY_SECONDS = 0.5
 
 
 @shared_task(
@@ -31,6 +32,10 @@ def recompute_stream(stream_id: int) -> dict:
     # enqueues a new run, and one committed before is seen by this run.
     cache.delete(PENDING_KEY.format(stream_id=stream_id))
     result = services.stream_metrics_advance(stream_id=stream_id)
+    if result.skipped_busy:
+        # Another worker is folding this stream and may have read the log before the
+        # move that asked for this run committed: look again once it is done.
+        recompute_stream.apply_async((stream_id,), countdown=BUSY_RETRY_SECONDS)
     return {
         "stream_id": stream_id,
         "applied": result.applied,
