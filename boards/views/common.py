@@ -49,7 +49,7 @@ def columns_response(
     )
     response = render(request, "boards/partials/columns_oob.html", context)
     if close_dialog:
-        trigger_client_event(response, "vsm:close-dialog")
+        trigger_client_event(response, "vsm:close-dialog", after="settle")
     return response
 
 

@@ -86,13 +86,11 @@
   }
 
   function closeDialog() {
+    // Only close: emptying the body would detach the form whose response htmx is
+    // still swapping, and its out-of-band parts would find no targets.
     const element = dialog();
     if (element && element.open) {
       element.close();
-    }
-    const body = document.getElementById("dialog-body");
-    if (body) {
-      body.innerHTML = "";
     }
   }
 
