@@ -34,6 +34,7 @@ class MetricsProgress(models.Model):
     summary_move_id = models.BigIntegerField(
         default=0, help_text="The last applied move the stored summary reflects."
     )
+    summary_computed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "metrics progress"

@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 # lock and idle timeouts), so a move written more than twice this long ago is settled:
 # no move with a smaller id can still appear. See docs/metrics.md.
 SETTLE_SECONDS = 60
+# The metrics document reads the whole window: under a steady stream of moves it is
+# recomputed at most this often, while the fold itself runs after every move.
+SUMMARY_MIN_INTERVAL = timedelta(seconds=1)
 BATCH_SIZE = 5_000
 
 
@@ -277,12 +280,19 @@ class AdvanceResult:
     last_applied_move_id: int
     watermark_move_id: int
     skipped_busy: bool = False
+    # Seconds until the metrics document may be recomputed, when this run deferred it.
+    summary_due_in: float | None = None
 
 
-def stream_metrics_advance(*, stream_id: int, summarize: bool = True) -> AdvanceResult:
+def stream_metrics_advance(
+    *, stream_id: int, summarize: bool = True, throttle: bool = False
+) -> AdvanceResult:
     """Fold every committed move the stream's aggregates have not seen, then refresh
     the stream's metrics document.
 
+    The fold costs in proportion to the new moves; the document reads the window's
+    aggregates, so with ``throttle`` it is recomputed at most once per
+    SUMMARY_MIN_INTERVAL and the result says when it is due.
     Locks: the stream's progress row (SKIP LOCKED: a run already in progress will see
     these moves, so this one returns at once; bursts of moves coalesce).
     Side effects: writes aggregates, progress and StreamMetrics.
@@ -321,22 +331,37 @@ def stream_metrics_advance(*, stream_id: int, summarize: bool = True) -> Advance
             progress.watermark_move_id = settled
         progress.applied_moves += applied
         progress.last_run_at = timezone.now()
-        if summarize and (applied or progress.summary_move_id != progress.last_applied_move_id):
-            from metrics.selectors import stream_metrics_compute
-
-            stream = ValueStream.objects.get(pk=stream_id)
-            StreamMetrics.objects.update_or_create(
-                value_stream=stream,
-                defaults={
-                    "through_move_id": progress.last_applied_move_id,
-                    "computed_at": timezone.now(),
-                    "data": stream_metrics_compute(stream=stream),
-                },
-            )
-            progress.summary_move_id = progress.last_applied_move_id
+        summary_due_in = None
+        if summarize and progress.summary_move_id != progress.last_applied_move_id:
+            now = timezone.now()
+            since = now - progress.summary_computed_at if progress.summary_computed_at else None
+            if throttle and since is not None and since < SUMMARY_MIN_INTERVAL:
+                summary_due_in = (SUMMARY_MIN_INTERVAL - since).total_seconds()
+            else:
+                _summary_write(stream_id, progress.last_applied_move_id, now)
+                progress.summary_move_id = progress.last_applied_move_id
+                progress.summary_computed_at = now
         progress.save()
     return AdvanceResult(
-        stream_id, applied, progress.last_applied_move_id, progress.watermark_move_id
+        stream_id,
+        applied,
+        progress.last_applied_move_id,
+        progress.watermark_move_id,
+        summary_due_in=summary_due_in,
+    )
+
+
+def _summary_write(stream_id: int, through_move_id: int, now: datetime) -> None:
+    from metrics.selectors import stream_metrics_compute
+
+    stream = ValueStream.objects.get(pk=stream_id)
+    StreamMetrics.objects.update_or_create(
+        value_stream=stream,
+        defaults={
+            "through_move_id": through_move_id,
+            "computed_at": now,
+            "data": stream_metrics_compute(stream=stream, now=now),
+        },
     )
 
 
@@ -359,15 +384,23 @@ def stream_metrics_rebuild(*, stream_id: int) -> AdvanceResult:
 
 
 def streams_lagging() -> list[int]:
-    """Streams whose log holds moves the fold has not applied (for the sweeper)."""
+    """Streams whose log holds moves the fold has not applied, or whose metrics
+    document lags the fold (a deferred recompute was lost): for the sweeper."""
     newest = dict(
         CardMove.objects.values("value_stream_id")
         .annotate(m=Max("id"))
         .values_list("value_stream_id", "m")
     )
-    applied = dict(MetricsProgress.objects.values_list("value_stream_id", "last_applied_move_id"))
+    progress = {
+        stream_id: (applied, summary)
+        for stream_id, applied, summary in MetricsProgress.objects.values_list(
+            "value_stream_id", "last_applied_move_id", "summary_move_id"
+        )
+    }
     return sorted(
-        stream_id for stream_id, last in newest.items() if applied.get(stream_id, 0) < last
+        stream_id
+        for stream_id, last in newest.items()
+        if progress.get(stream_id, (0, 0))[0] < last or progress[stream_id][1] < last
     )
 
 

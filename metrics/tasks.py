@@ -31,17 +31,29 @@ def recompute_stream(stream_id: int) -> dict:
     # Clear the pending mark before reading the log: a move committed from here on
     # enqueues a new run, and one committed before is seen by this run.
     cache.delete(PENDING_KEY.format(stream_id=stream_id))
-    result = services.stream_metrics_advance(stream_id=stream_id)
+    # Run in-process (eager), a deferred document would have nobody to recompute it.
+    eager = bool(recompute_stream.app.conf.task_always_eager)
+    result = services.stream_metrics_advance(stream_id=stream_id, throttle=not eager)
     if result.skipped_busy:
         # Another worker is folding this stream and may have read the log before the
         # move that asked for this run committed: look again once it is done.
-        recompute_stream.apply_async((stream_id,), countdown=BUSY_RETRY_SECONDS)
+        _enqueue_later(stream_id, BUSY_RETRY_SECONDS)
+    elif result.summary_due_in is not None:
+        _enqueue_later(stream_id, result.summary_due_in)
     return {
         "stream_id": stream_id,
         "applied": result.applied,
         "through": result.last_applied_move_id,
         "busy": result.skipped_busy,
     }
+
+
+def _enqueue_later(stream_id: int, countdown: float) -> None:
+    """One delayed run per stream: a pending one will see everything this one would."""
+    with contextlib.suppress(Exception):
+        if not cache.add(PENDING_KEY.format(stream_id=stream_id), 1, PENDING_SECONDS):
+            return
+    recompute_stream.apply_async((stream_id,), countdown=countdown)
 
 
 @shared_task(name="metrics.sweep", acks_late=True)
