@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Exists, OuterRef, Sum
 from django.utils import timezone
 
 from boards.models import Card, Column, ColumnSplit, Outcome
@@ -41,7 +41,8 @@ def percentile(sorted_values: Sequence[float], p: int) -> float | None:
     """Nearest rank: the smallest value with at least p% of the values at or below it."""
     if not sorted_values:
         return None
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    # p x n / 100, not p / 100 x n: 7 / 100 x 100 is 7.000000000000001 in floating point.
+    rank = max(1, math.ceil(p * len(sorted_values) / 100))
     return sorted_values[rank - 1]
 
 
@@ -233,6 +234,9 @@ def stream_metrics_compute(*, stream: ValueStream, now: datetime | None = None) 
         average_wip = wip_sum / window_days
         window_departures = sum(column_weekly[column.pk]["departures"])
         time_in_column = distribution(column_seconds[column.pk])
+        # Little's law takes the exact mean visit, not the rounded one shown.
+        visits = column_seconds[column.pk]
+        mean_visit_days = statistics.fmean(visits) / DAY if visits else None
         ages = sorted(
             (now - entered).total_seconds() / DAY
             for _, cid, _, entered, _ in open_states
@@ -257,7 +261,7 @@ def stream_metrics_compute(*, stream: ValueStream, now: datetime | None = None) 
                 "median_age_days": round(statistics.median(ages), 2) if ages else None,
                 "blocked_now": blocked_by_column.get(column.pk, 0),
                 "littles_law": _littles_law(
-                    average_wip, window_departures / window_days, time_in_column["mean"]
+                    average_wip, window_departures / window_days, mean_visit_days
                 ),
             }
         )
@@ -294,8 +298,8 @@ def stream_metrics_compute(*, stream: ValueStream, now: datetime | None = None) 
                 "cycle_time": cycle_time,
                 "conversion": _conversion(
                     own_columns,
-                    cycle_columns[next_cycle.pk][0]
-                    if next_cycle and cycle_columns[next_cycle.pk]
+                    _handed_on_counts(stream, own_columns[0], cycle_columns[next_cycle.pk][0])
+                    if next_cycle and own_columns and cycle_columns[next_cycle.pk]
                     else None,
                     reach_counts,
                     _won_from_cycle(stream, cycle),
@@ -319,7 +323,7 @@ def stream_metrics_compute(*, stream: ValueStream, now: datetime | None = None) 
                     "cycle_p85_days": limit,
                 }
             )
-    aging.sort(key=lambda entry: -entry["age_in_cycle_days"])
+    aging.sort(key=lambda entry: (-entry["age_in_cycle_days"], entry["card_id"]))
 
     channel_days = list(ChannelDay.objects.filter(value_stream=stream))
     won_weekly = [0] * len(weeks)
@@ -397,18 +401,33 @@ def _reach_counts(stream: ValueStream) -> dict[tuple[int, int], int]:
 
 
 def _won_from_cycle(stream: ValueStream, cycle: Cycle) -> dict[int, int]:
-    """Cards won while in this cycle, by channel key."""
+    """Cards won while in this cycle, by channel key: each card counts once (won,
+    reopened and won again is still one card), under the channel of its first win."""
+    wins = FlowDuration.objects.filter(value_stream=stream, kind=DurationKind.LEAD, cycle=cycle)
+    earlier_win = wins.filter(card_id=OuterRef("card_id"), move_id__lt=OuterRef("move_id"))
     return {
         row["channel_key"]: row["n"]
-        for row in FlowDuration.objects.filter(
-            value_stream=stream, kind=DurationKind.LEAD, cycle=cycle
-        )
+        for row in wins.exclude(Exists(earlier_win)).values("channel_key").annotate(n=Count("id"))
+    }
+
+
+def _handed_on_counts(
+    stream: ValueStream, first_column: Column, next_first_column: Column
+) -> dict[int, int]:
+    """Cards that reached the next cycle's first column after this cycle's first column
+    (its funnel), by the channel on the event that reached it. A card that entered the
+    next cycle directly never was in this cycle's funnel."""
+    in_funnel = CardReach.objects.filter(card_id=OuterRef("card_id"), column=first_column)
+    return {
+        row["channel_key"]: row["n"]
+        for row in CardReach.objects.filter(value_stream=stream, column=next_first_column)
+        .filter(Exists(in_funnel))
         .values("channel_key")
         .annotate(n=Count("id"))
     }
 
 
-def _conversion(columns, next_first_column, reach_counts, won_by_channel) -> dict:
+def _conversion(columns, next_reached, reach_counts, won_by_channel) -> dict:
     """Of the cards that entered the cycle's first column: the share that reached each
     later column, the next cycle, and won (cumulative), and each step's share of the
     step before it (next-step). Overall and per channel."""
@@ -422,8 +441,17 @@ def _conversion(columns, next_first_column, reach_counts, won_by_channel) -> dic
             )
 
         names = [(column.name, reached(column.pk)) for column in columns]
-        if next_first_column is not None:
-            names.append(("next cycle", reached(next_first_column.pk)))
+        if next_reached is not None:
+            names.append(
+                (
+                    "next cycle",
+                    sum(
+                        n
+                        for key, n in next_reached.items()
+                        if channel_keys is None or key in channel_keys
+                    ),
+                )
+            )
         won = sum(
             n for key, n in won_by_channel.items() if channel_keys is None or key in channel_keys
         )

@@ -89,16 +89,19 @@ def enqueue_recompute(stream_id: int) -> None:
     """
 
     def publish() -> None:
+        marked = False
         try:
             if not cache.add(PENDING_KEY.format(stream_id=stream_id), 1, PENDING_SECONDS):
                 return
+            marked = True
         except Exception:  # the cache is an optimisation only
             logger.warning("Cache unavailable; enqueueing without coalescing", exc_info=True)
         try:
             recompute_stream.delay(stream_id)
         except Exception:
-            with contextlib.suppress(Exception):
-                cache.delete(PENDING_KEY.format(stream_id=stream_id))
+            if marked:
+                with contextlib.suppress(Exception):
+                    cache.delete(PENDING_KEY.format(stream_id=stream_id))
             logger.warning(
                 "Could not enqueue metrics for stream %s; the sweeper will",
                 stream_id,

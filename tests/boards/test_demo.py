@@ -1,0 +1,133 @@
+"""The demo data: deterministic, idempotent, and shaped so the dashboards show patterns.
+
+The seed takes tens of seconds, so it runs once for this module inside a transaction
+that is rolled back at the end (on PostgreSQL a trigger refuses deleting moves, so
+there is no cleaning up by DELETE). Each test runs in a savepoint inside it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
+
+from boards.demo import HISTORY_DAYS, STREAMS, seed_demo
+from boards.models import Card, CardMove, Column, Handoff, MoveKind, Outcome
+from vsm.models import Channel, Membership, Role, ValueStream
+
+pytestmark = pytest.mark.django_db
+
+DEMO_SLUGS = [spec.slug for spec in STREAMS]
+
+
+def counts() -> dict[str, int]:
+    return {
+        "streams": ValueStream.objects.count(),
+        "cards": Card.objects.count(),
+        "moves": CardMove.objects.count(),
+        "handoffs": Handoff.objects.count(),
+        "users": get_user_model().objects.count(),
+        "memberships": Membership.objects.count(),
+        "channels": Channel.objects.count(),
+    }
+
+
+@pytest.fixture(scope="module")
+def seeded(django_db_setup, django_db_blocker):
+    """The demo seeded once; yields the first run's report and the counts after it."""
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            report = seed_demo()
+            yield report, counts()
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
+def open_count(stream: ValueStream, cycle_name: str, column_name: str) -> tuple[int, Column]:
+    column = Column.objects.get(
+        cycle__value_stream=stream, cycle__name=cycle_name, name=column_name
+    )
+    return Card.objects.filter(column=column, outcome=Outcome.OPEN).count(), column
+
+
+def test_seed_runs_twice_to_the_same_counts(seeded):
+    first_report, after_first = seeded
+
+    second_report = seed_demo()
+
+    assert first_report.created is True
+    assert second_report.created is False
+    assert counts() == after_first
+    assert after_first["streams"] == len(STREAMS)
+    assert {username for username, _ in second_report.logins} >= {"admin", "mfg-manager"}
+
+
+def test_seed_is_big_enough_to_look_real(seeded):
+    assert Card.objects.count() >= 400
+    for stream in ValueStream.objects.filter(slug__in=DEMO_SLUGS):
+        assert Channel.objects.filter(value_stream=stream).count() >= 6
+        roles = set(
+            Membership.objects.filter(team__value_stream=stream).values_list("role", flat=True)
+        )
+        assert roles == set(Role.values), stream
+        cards = Card.objects.filter(value_stream=stream)
+        assert cards.filter(outcome=Outcome.OPEN, is_blocked=True).exists()
+        assert cards.filter(outcome=Outcome.WON).exists()
+        assert cards.filter(outcome=Outcome.LOST).exists()
+        assert Handoff.objects.filter(card__value_stream=stream).count() >= 10
+        assert CardMove.objects.filter(value_stream=stream).exclude(wip_override_reason="").exists()
+
+
+def test_seed_history_spans_about_six_months(seeded):
+    span = CardMove.objects.aggregate(first=Min("moved_at"), last=Max("moved_at"))
+    now = timezone.now()
+
+    assert now - span["first"] >= timedelta(days=HISTORY_DAYS - 7)
+    assert now - span["first"] <= timedelta(days=HISTORY_DAYS + 1)
+    assert now - span["last"] <= timedelta(days=7)
+    # Moves are spread over the months, not bunched at one end.
+    months = {moved_at.strftime("%Y-%m") for moved_at in CardMove.objects.dates("moved_at", "day")}
+    assert len(months) >= 6
+
+
+def test_seed_history_obeys_the_move_log_rules(seeded):
+    # Every card has exactly one entry event and a handoff per handoff move.
+    entries = Card.objects.annotate(n=Count("moves", filter=Q(moves__kind=MoveKind.ENTER))).exclude(
+        n=1
+    )
+    assert not entries.exists()
+    assert Handoff.objects.count() == CardMove.objects.filter(kind=MoveKind.HANDOFF).count()
+
+
+@pytest.mark.parametrize("slug", DEMO_SLUGS)
+def test_referral_wins_the_most_business(seeded, slug):
+    won = (
+        Card.objects.filter(value_stream__slug=slug, outcome=Outcome.WON)
+        .values("channel__name")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
+    ranking = [(row["channel__name"], row["n"]) for row in won]
+
+    assert ranking[0][0] == "Referral", ranking
+    assert ranking[0][1] > ranking[1][1], ranking
+
+
+@pytest.mark.parametrize("slug", DEMO_SLUGS)
+def test_sales_knowledge_is_the_constraint(seeded, slug):
+    stream = ValueStream.objects.get(slug=slug)
+    knowledge, knowledge_column = open_count(stream, "Sales/Buying", "Knowledge")
+    wisdom, _ = open_count(stream, "Sales/Buying", "Wisdom")
+    information, _ = open_count(stream, "Sales/Buying", "Information")
+
+    assert knowledge_column.wip_limit is not None
+    assert knowledge >= knowledge_column.wip_limit
+    assert wisdom < knowledge
+    assert information >= knowledge  # the queue before the constraint

@@ -1,0 +1,168 @@
+"""The board in a real browser: drag and drop, WIP refusals, handoffs, live updates, keyboard.
+
+Chromium (Debian's) through Playwright against ``live_server``; see tests/boards/conftest.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from boards.models import Card, Column, Handoff
+from boards.services import card_create, card_move
+from vsm.models import ValueStream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+COLLABORATION, SALES = "Collaboration", "Sales/Buying"
+# The board polls every 2 s; a change must show within one poll and its answer.
+LIVE_UPDATE_MS = 3_500
+
+
+def column_of(stream: ValueStream, cycle_name: str, column_name: str) -> Column:
+    return Column.objects.get(cycle__value_stream=stream, cycle__name=cycle_name, name=column_name)
+
+
+def enter(stream: ValueStream, actor, person: str, *, column_name: str = "Data") -> Card:
+    card = card_create(
+        column_id=column_of(stream, COLLABORATION, "Data").pk,
+        actor=actor,
+        person_name=person,
+        company="Nordwerk Pumps",
+    ).card
+    if column_name != "Data":
+        target = column_of(stream, COLLABORATION, column_name)
+        card_move(card_id=card.pk, to_column_id=target.pk, actor=actor)
+    return card
+
+
+def open_board(page: Page, live_server, stream: ValueStream) -> None:
+    page.goto(f"{live_server.url}/streams/{stream.slug}/board/")
+    expect(page.locator("#board")).to_be_visible()
+
+
+def card_in(page: Page, column: Column, card: Card) -> Locator:
+    return page.locator(f"#column-{column.pk} #card-{card.pk}")
+
+
+def drag(page: Page, card: Card, column: Column) -> None:
+    """Drag by the card's bottom-left padding: links and buttons do not start a drag."""
+    source = page.locator(f"#card-{card.pk}")
+    box = source.bounding_box()
+    assert box is not None
+    source.drag_to(
+        page.locator(f"#column-{column.pk} ol.cards"),
+        source_position={"x": 8, "y": box["height"] - 4},
+    )
+
+
+def test_drag_a_card_to_another_column(live_server, page, log_in, stream, manager):
+    card = enter(stream, manager, "Ada Keller")
+    information = column_of(stream, COLLABORATION, "Information")
+    log_in(page, manager)
+    open_board(page, live_server, stream)
+
+    drag(page, card, information)
+
+    expect(card_in(page, information, card)).to_be_visible()
+    # The server's answer refreshes the counts: the move was accepted, not just drawn.
+    expect(page.locator(f"#column-head-{information.pk}")).to_have_attribute("data-count", "1")
+    page.reload()
+    expect(card_in(page, information, card)).to_be_visible()
+    assert Card.objects.get(pk=card.pk).column_id == information.pk
+
+
+def test_drag_into_a_full_column_is_refused(live_server, page, log_in, stream, manager):
+    for n in range(5):
+        enter(stream, manager, f"Waiting {n}", column_name="Wisdom")
+    card = enter(stream, manager, "Ada Keller", column_name="Knowledge")
+    knowledge = column_of(stream, COLLABORATION, "Knowledge")
+    wisdom = column_of(stream, COLLABORATION, "Wisdom")
+    log_in(page, manager)
+    open_board(page, live_server, stream)
+
+    drag(page, card, wisdom)
+
+    expect(page.locator(".toast-error")).to_contain_text("Wisdom is at its WIP limit, 5/5")
+    expect(card_in(page, knowledge, card)).to_be_visible()
+    expect(page.locator(f"#column-{wisdom.pk} li.card")).to_have_count(5)
+    assert Card.objects.get(pk=card.pk).column_id == knowledge.pk
+
+
+def test_drag_across_a_cycle_asks_for_the_handoff_checklist(
+    live_server, page, log_in, stream, member, manager
+):
+    card = enter(stream, manager, "Ada Keller", column_name="Wisdom")
+    sales_data = column_of(stream, SALES, "Data")
+    wisdom = column_of(stream, COLLABORATION, "Wisdom")
+    log_in(page, member)
+    open_board(page, live_server, stream)
+
+    drag(page, card, sales_data)
+
+    dialog = page.locator("#dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("heading")).to_have_text("Hand off Ada Keller (Nordwerk Pumps)")
+    expect(card_in(page, wisdom, card)).to_be_visible()  # put back until the handoff passes
+    dialog.get_by_role("button", name="Hand off").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("Required criteria not met")
+    assert not Handoff.objects.exists()
+
+    dialog.get_by_label("Customer's problem understood").check()
+    dialog.get_by_label("Our solution matches the problem").check()
+    dialog.get_by_role("button", name="Hand off").click()
+
+    expect(card_in(page, sales_data, card)).to_be_visible()
+    expect(dialog).to_be_hidden()
+    handoff = Handoff.objects.get(card=card)
+    assert handoff.move.to_column_id == sales_data.pk
+    assert sorted(handoff.criteria_met.values_list("text", flat=True)) == [
+        "Customer's problem understood",
+        "Our solution matches the problem",
+    ]
+
+
+def test_a_second_user_sees_the_move_without_reloading(
+    live_server, new_context, log_in, stream, manager, member
+):
+    card = enter(stream, manager, "Ada Keller")
+    information = column_of(stream, COLLABORATION, "Information")
+    mover = log_in(new_context().new_page(), manager)
+    watcher = log_in(new_context().new_page(), member)
+    open_board(watcher, live_server, stream)
+    open_board(mover, live_server, stream)
+    watcher.evaluate("window.notReloaded = true")
+    expect(card_in(watcher, column_of(stream, COLLABORATION, "Data"), card)).to_be_visible()
+
+    drag(mover, card, information)
+    expect(mover.locator(f"#column-head-{information.pk}")).to_have_attribute("data-count", "1")
+
+    expect(card_in(watcher, information, card)).to_be_visible(timeout=LIVE_UPDATE_MS)
+    assert watcher.evaluate("window.notReloaded") is True
+
+
+def test_move_a_card_with_the_keyboard(live_server, page, log_in, stream, member, manager):
+    card = enter(stream, manager, "Ada Keller")
+    knowledge = column_of(stream, COLLABORATION, "Knowledge")
+    log_in(page, member)
+    open_board(page, live_server, stream)
+
+    page.locator(f"#card-{card.pk} .card-menu").focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("#dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("heading")).to_contain_text("Move Ada Keller")
+    for _ in range(12):
+        if page.evaluate("document.activeElement.textContent.trim()") == "Knowledge":
+            break
+        page.keyboard.press("Tab")
+    focused = page.evaluate(
+        "[document.activeElement.textContent.trim(), "
+        "document.activeElement.closest('dialog') !== null]"
+    )
+    assert focused == ["Knowledge", True]
+    page.keyboard.press("Enter")
+
+    expect(card_in(page, knowledge, card)).to_be_visible()
+    expect(dialog).to_be_hidden()
+    assert Card.objects.get(pk=card.pk).column_id == knowledge.pk
