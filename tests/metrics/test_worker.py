@@ -36,6 +36,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
 from boards.models import Card, CardMove, Column, MoveKind, Outcome
 from boards.services import card_close, card_create, card_move
@@ -259,15 +260,19 @@ class Cluster:
 
 
 def reset_broker_pools() -> None:
-    if celery_app._pool is not None:
-        with contextlib.suppress(Exception):
-            celery_app._pool.force_close_all()
+    """Forget every broker connection pool, so publishing follows the new broker_url.
+
+    kombu keeps pools in a process-wide registry: closing only the app's pool would
+    leave a closed pool there for the next lookup of the same broker.
+    """
+    with contextlib.suppress(Exception):
+        kombu_pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
 
 @pytest.fixture
-def cluster(transactional_db, settings, tmp_path) -> Iterator[Cluster]:
+def cluster(transactional_db, settings, tmp_path, monkeypatch) -> Iterator[Cluster]:
     """Requests ``transactional_db`` so the workers are stopped before the flush."""
     cluster = Cluster(tmp_path)
     try:
@@ -275,6 +280,9 @@ def cluster(transactional_db, settings, tmp_path) -> Iterator[Cluster]:
         # This process publishes to the same broker and shares the "pending" marks.
         settings.CACHES = {"default": environ.Env.cache_url_config(cluster.redis.url(1))}
         saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager")}
+        # Celery reads CELERY_BROKER_URL from the environment before its own settings
+        # (CI sets it for the whole run): point both at this test's Redis.
+        monkeypatch.setenv("CELERY_BROKER_URL", cluster.redis.url(0))
         celery_app.conf.broker_url = cluster.redis.url(0)
         celery_app.conf.task_always_eager = False
         reset_broker_pools()
