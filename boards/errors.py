@@ -40,3 +40,8 @@ class InvalidMove(BoardError):
 
 class PermissionRefused(BoardError):
     pass
+
+
+class BoardBusy(BoardError):
+    def __init__(self) -> None:
+        super().__init__("The board is busy right now; nothing changed, please try again.")

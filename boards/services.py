@@ -7,18 +7,20 @@ the position rule and the move log, under the column locks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Case, F, Max, Min, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 
 from boards.errors import (
+    BoardBusy,
     BoardError,
     ControlPointRequired,
     CriteriaNotMet,
@@ -122,6 +124,22 @@ _MOVE_TRANSACTION_LIMITS = (
     "SET LOCAL lock_timeout = '3s'; SET LOCAL statement_timeout = '5s'; "
     "SET LOCAL idle_in_transaction_session_timeout = '10s'"
 )
+
+
+# lock_not_available, query_canceled: a bound above was hit while others held the rows.
+_BUSY_SQLSTATES = frozenset({"55P03", "57014"})
+
+
+@contextmanager
+def _move_transaction() -> Iterator[None]:
+    """A move's transaction; hitting its time bounds is a refusal the user can retry."""
+    try:
+        with transaction.atomic():
+            yield
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) in _BUSY_SQLSTATES:
+            raise BoardBusy() from error
+        raise
 
 
 def _bound_transaction() -> None:
@@ -350,7 +368,7 @@ def card_create(
     at = at or timezone.now()
     if not (person_name.strip() or company.strip()):
         raise InvalidMove("A prospect needs a person or a company.")
-    with transaction.atomic():
+    with _move_transaction():
         column = _lock_columns([column_id])[column_id]
         stream_id = column.cycle.value_stream_id
         first_column_id = (
@@ -409,7 +427,7 @@ def card_move(
     Raises: StaleBoard, WipLimitReached, PermissionRefused, ControlPointRequired, InvalidMove.
     """
     at = at or timezone.now()
-    with transaction.atomic():
+    with _move_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id, other_column_ids=[to_column_id])
         _check_version(card, expected_version)
         if not card.is_open:
@@ -477,7 +495,7 @@ def handoff_pass(
     missing = [c.text for c in criteria if c.required and c.pk not in met_ids]
     if missing:
         raise CriteriaNotMet("Required criteria not met: " + "; ".join(missing) + ".")
-    with transaction.atomic():
+    with _move_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id, other_column_ids=[target_id])
         _check_version(card, expected_version)
         if not card.is_open:
@@ -528,7 +546,7 @@ def card_close(
     if outcome not in (Outcome.WON, Outcome.LOST):
         raise InvalidMove("A card is closed as won or lost.")
     at = at or timezone.now()
-    with transaction.atomic():
+    with _move_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id)
         _check_version(card, expected_version)
         if not card.is_open:
@@ -561,7 +579,7 @@ def card_reopen(
     Locks: the column, then the card. Raises: StaleBoard, WipLimitReached, InvalidMove.
     """
     at = at or timezone.now()
-    with transaction.atomic():
+    with _move_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id)
         _check_version(card, expected_version)
         if card.is_open:

@@ -13,7 +13,7 @@ from functools import partial
 import pytest
 from django.db import connection
 
-from boards.errors import WipLimitReached
+from boards.errors import BoardBusy, WipLimitReached
 from boards.models import Card, CardMove, Column, MoveKind, Outcome
 from boards.services import MoveResult, card_move
 from tests.factories import CardFactory
@@ -113,3 +113,36 @@ def test_crossing_moves_between_two_columns_neither_deadlock_nor_fail(stream, me
         [(c.pk, left.pk, right.pk) for c in left_cards]
         + [(c.pk, right.pk, left.pk) for c in right_cards]
     )
+
+
+def test_a_move_that_waits_past_the_lock_timeout_is_refused_as_busy(stream, manager):
+    """A column held longer than the move's lock bound gives a retryable refusal, not a 500."""
+    source = column_of(stream, "Data", wip_limit=None)
+    target = column_of(stream, "Information", wip_limit=None)
+    card = CardFactory(column=source)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold_the_target_column() -> None:
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                Column.objects.select_for_update(no_key=True).get(pk=target.pk)
+                holding.set()
+                release.wait(timeout=20)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_target_column, daemon=True)
+    holder.start()
+    assert holding.wait(timeout=10)
+    try:
+        with pytest.raises(BoardBusy):
+            card_move(card_id=card.pk, to_column_id=target.pk, actor=manager)
+    finally:
+        release.set()
+        holder.join(timeout=20)
+    card.refresh_from_db()
+    assert card.column_id == source.pk
+    assert not CardMove.objects.filter(card=card, kind=MoveKind.MOVE).exists()
