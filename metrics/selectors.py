@@ -32,7 +32,6 @@ from vsm.models import Channel, ValueStream
 WINDOW_WEEKS = 12
 PERCENTILES = (50, 70, 85, 95)
 LITTLE_TOLERANCE = 0.25
-LITTLE_MIN_DEPARTURES = 20
 XMR_SCALING = 2.66
 DAY = 86_400
 
