@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Board benchmark: card moves and the board page, on PostgreSQL through gunicorn.
 
-    .venv/bin/python bench/board_bench.py [--moves N] [--quick] [--worker-class sync|gthread]
+    .venv/bin/python bench/board_bench.py [--moves N] [--quick] [--sizes 5000]
+        [--worker-class gthread|sync] [--workers 4] [--threads 2] [--quiet-wait S]
 
 What it does (a script that prints figures, not a test):
 
@@ -13,8 +14,9 @@ What it does (a script that prints figures, not a test):
    the setup takes that shortcut: every measured move is a real HTTP request through
    gunicorn, the view and ``boards.services.card_move``.
 3. Starts gunicorn (``vsm.wsgi:application``, DEBUG off, manifest static storage,
-   broker ``memory://`` with eager tasks off so no request runs or waits on a task) on a
-   free loopback port, and logs the bench users in through the login form.
+   broker ``memory://`` with eager tasks off so no request runs or waits on a task;
+   default gthread, 4 workers x 2 threads) on a free loopback port, and logs the
+   bench users in through the login form.
 4. Sends the request a drag sends (``board.js``): POST ``to_column``, ``after``,
    ``before``, ``version``, ``dragged=1`` with ``HX-Request: true`` and ``X-CSRFToken``.
    Each client keeps a model of the board: it drags one of the first 25 cards of a
@@ -28,10 +30,16 @@ What it does (a script that prints figures, not a test):
 6. The board page (full GET) and the 'nothing changed' poll, sequentially.
 7. Queries per request, counted in-process with ``CaptureQueriesContext``.
 
-One column (the first cycle's last column) has a WIP limit of 5 and holds 5 cards, and
-some drags aim at it: the refusals that come back (200 with the "is at its WIP limit"
-toast) are counted apart from errors. Every other refusal, any non-200 answer and any
-transport failure is an error, and the script exits 1 when there was one.
+Before each phase the bench VACUUMs its tables (autovacuum is off on our PostgreSQL)
+and waits up to ``--quiet-wait`` seconds for the machine to be idle. Each phase records
+the CPU used by gunicorn, by its PostgreSQL backends, by the clients and by everything
+else on the machine: server CPU per request, and how disturbed the phase was.
+
+One column (the first cycle's last column) has a WIP limit of 5 and holds 5 cards that
+are never dragged out, and some drags aim at it: the refusals that come back (200 with
+the "is at its WIP limit" toast) are counted apart from errors. Every other refusal, any
+non-200 answer and any transport failure is an error, and the script exits 1 when there
+was one.
 
 Raw results go to ``bench/results/board_bench-<time>.json``; docs/performance.md holds
 the figures and how to read them.
@@ -51,6 +59,7 @@ import re
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -125,6 +134,9 @@ def server_env(secret_key: str) -> dict[str, str]:
         # request. With eager off and the in-memory transport, a publish never waits.
         CELERY_TASK_ALWAYS_EAGER="false",
         CACHE_URL="locmemcache://bench",
+        # Production recycles connections after 60 s; a recycled backend's CPU would be
+        # lost to the per-phase accounting (it exits mid-phase), so keep them for the run.
+        DATABASE_CONN_MAX_AGE="600",
         PYTHONPATH=os.pathsep.join([str(BENCH_DIR), str(ROOT)]),
     )
     return env
@@ -412,6 +424,22 @@ class CpuMeter:
             if requests
             else math.nan,
         }
+
+
+def cpu_calibration(repeats: int = 5) -> float:
+    """CPU ms of a fixed pure-Python loop: how fast this machine runs Python right now.
+
+    The shared host's speed varies between runs (other tenants); set a run's figures
+    against this number before comparing them with another run's.
+    """
+    best = math.inf
+    for _ in range(repeats):
+        started = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 1)
 
 
 def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> float:
@@ -780,46 +808,83 @@ def merge(results: list[dict]) -> dict:
 # --------------------------------------------------------------------------- phases
 
 
-def latency_phase(stream, server, auths, moves: int, seed: int, quiet: float) -> dict:
-    # Warm every worker up first (templates, connections), then measure.
-    (warm,) = client_specs(stream, server.port, auths, 1, seed)
-    warm.update(count=60)
-    run_clients([warm])
-    (spec,) = client_specs(stream, server.port, auths, 1, seed + 1)
-    spec.update(count=moves)
+LATENCY_BLOCK = 100  # sequential moves per block; the sizes take turns block by block
+
+
+def latency_phases(
+    streams: dict, sizes: list[int], server, auths, moves: int, seed: int, quiet: float
+) -> dict[int, dict]:
+    """One client, sequential moves, the sizes measured in alternating blocks.
+
+    Taking turns in blocks of 100 moves puts the two sizes under the same machine
+    conditions (the shared host's speed drifts over minutes), so their ratio is fair.
+    """
+    for size in sizes:  # warm every worker up (templates, connections) on both streams
+        (warm,) = client_specs(streams[size], server.port, auths, 1, seed + size)
+        warm.update(count=60)
+        run_clients([warm])
     vacuum()
     before = wait_for_quiet(quiet)
-    meter = CpuMeter(server.process.pid)
-    r = merge(run_clients([spec], meter))
-    requests = len(r["ok"]) + len(r["wip"]) + r["errors"] + r["other_refusals"]
-    ok_ms = [x * 1000 for x in r["ok"]]
-    wip_ms = [x * 1000 for x in r["wip"]]
-    return {
-        "moves": moves,
-        "accepted": len(ok_ms),
-        "crossed_columns": r["crossed"],
-        "retried_stale_connections": r["retried"],
-        "reordered": r["reordered"],
-        "wip_refusals": len(wip_ms),
-        "other_refusals": r["other_refusals"],
-        "errors": r["errors"],
-        "samples": r["samples"],
-        "p50_ms": percentile(ok_ms, 50),
-        "p95_ms": percentile(ok_ms, 95),
-        "p99_ms": percentile(ok_ms, 99),
-        "max_ms": max(ok_ms, default=math.nan),
-        "all_p50_ms": percentile(ok_ms + wip_ms, 50),
-        "all_p95_ms": percentile(ok_ms + wip_ms, 95),
-        "wip_refusal_p50_ms": percentile(wip_ms, 50),
-        "busy_before_share": round(before, 3),
-        "cpu": meter.result(r["cpu_s"], requests),
-    }
+    acc = {size: {"ok": [], "wip": [], "results": [], "cpu": [], "speed": []} for size in sizes}
+    blocks = math.ceil(moves / LATENCY_BLOCK)
+    for block in range(blocks):
+        count = min(LATENCY_BLOCK, moves - block * LATENCY_BLOCK)
+        for size in sizes:
+            (spec,) = client_specs(streams[size], server.port, auths, 1, seed + size + block)
+            spec.update(count=count)
+            acc[size]["speed"].append(cpu_calibration(repeats=2))
+            meter = CpuMeter(server.process.pid)
+            r = merge(run_clients([spec], meter))
+            requests = len(r["ok"]) + len(r["wip"]) + r["errors"] + r["other_refusals"]
+            acc[size]["results"].append(r)
+            acc[size]["cpu"].append(meter.result(r["cpu_s"], requests))
+    out = {}
+    for size in sizes:
+        r = merge(acc[size]["results"])
+        ok_ms = [x * 1000 for x in r["ok"]]
+        wip_ms = [x * 1000 for x in r["wip"]]
+        requests = len(ok_ms) + len(wip_ms) + r["errors"] + r["other_refusals"]
+        cpu = {
+            key: round(sum(c[key] for c in acc[size]["cpu"]), 3)
+            for key in ("wall_s", "gunicorn_cpu_s", "postgres_cpu_s", "client_cpu_s", "other_cpu_s")
+        }
+        capacity = cpu["wall_s"] * (os.cpu_count() or 1)
+        own = cpu["gunicorn_cpu_s"] + cpu["postgres_cpu_s"] + cpu["client_cpu_s"]
+        cpu["machine_busy_share"] = round((own + cpu["other_cpu_s"]) / capacity, 3)
+        cpu["other_share"] = round(cpu["other_cpu_s"] / capacity, 3)
+        cpu["server_cpu_ms_per_request"] = round(
+            1000 * (cpu["gunicorn_cpu_s"] + cpu["postgres_cpu_s"]) / max(requests, 1), 2
+        )
+        out[size] = {
+            "moves": moves,
+            "blocks": blocks,
+            "accepted": len(ok_ms),
+            "crossed_columns": r["crossed"],
+            "reordered": r["reordered"],
+            "retried_stale_connections": r["retried"],
+            "wip_refusals": len(wip_ms),
+            "other_refusals": r["other_refusals"],
+            "errors": r["errors"],
+            "samples": r["samples"],
+            "p50_ms": percentile(ok_ms, 50),
+            "p95_ms": percentile(ok_ms, 95),
+            "p99_ms": percentile(ok_ms, 99),
+            "max_ms": max(ok_ms, default=math.nan),
+            "all_p50_ms": percentile(ok_ms + wip_ms, 50),
+            "all_p95_ms": percentile(ok_ms + wip_ms, 95),
+            "wip_refusal_p50_ms": percentile(wip_ms, 50),
+            "busy_before_share": round(before, 3),
+            "speed_check_ms": round(statistics.median(acc[size]["speed"]), 1),
+            "cpu": cpu,
+        }
+    return out
 
 
 def throughput_phase(stream, server, auths, n: int, duration: float, seed: int, quiet: float):
     specs = client_specs(stream, server.port, auths, n, seed)
     vacuum()
     before = wait_for_quiet(quiet)
+    speed = cpu_calibration(repeats=2)
     start_at = time.time() + 1.0 + 0.05 * n
     for spec in specs:
         spec.update(warmup=5, start_at=start_at, end_at=start_at + duration)
@@ -836,6 +901,7 @@ def throughput_phase(stream, server, auths, n: int, duration: float, seed: int, 
         "other_refusals": r["other_refusals"],
         "errors": r["errors"],
         "samples": r["samples"],
+        "speed_check_ms": speed,
         "moves_per_s": len(ok_ms) / duration,
         "requests_per_s": (len(ok_ms) + len(r["wip"])) / duration,
         "p50_ms": percentile(ok_ms, 50),
@@ -868,6 +934,7 @@ def page_phase(stream, server, auth: dict, repeats: int, quiet: float) -> dict:
         get(poll_path_for(stream, ""), {"HX-Request": "true"})
     vacuum()
     before = wait_for_quiet(quiet)
+    speed = cpu_calibration(repeats=2)
     meter = CpuMeter(server.process.pid)
     meter.start()
     for _ in range(repeats):
@@ -893,6 +960,7 @@ def page_phase(stream, server, auth: dict, repeats: int, quiet: float) -> dict:
         "poll_204_p50_ms": percentile(poll_times, 50),
         "poll_204_p95_ms": percentile(poll_times, 95),
         "busy_before_share": round(before, 3),
+        "speed_check_ms": speed,
         "cpu": meter.result(0.0, repeats),
     }
 
@@ -1066,6 +1134,7 @@ def report(results: dict) -> str:
         ),
         row("  WIP refusal p50 (ms)", ("latency", "wip_refusal_p50_ms")),
         row("  server CPU per move (ms)", ("latency", "cpu", "server_cpu_ms_per_request")),
+        row("  CPU speed check (ms)", ("latency", "speed_check_ms")),
         pair(
             "  machine busy / others' share",
             ("latency", "cpu", "machine_busy_share"),
@@ -1132,6 +1201,7 @@ def report(results: dict) -> str:
             check=lambda v: v <= TARGETS["board_ms"],
         ),
         row("  server CPU per page (ms)", ("page", "cpu", "server_cpu_ms_per_request")),
+        row("  CPU speed check (ms)", ("page", "speed_check_ms")),
         pair(
             "  machine busy / others' share",
             ("page", "cpu", "machine_busy_share"),
@@ -1229,7 +1299,7 @@ def main() -> int:
     connections.close_all()
 
     results: dict = {
-        "machine": machine(),
+        "machine": {**machine(), "calibration_ms_start": cpu_calibration()},
         "config": {
             "worker_class": args.worker_class,
             "workers": args.workers,
@@ -1260,11 +1330,14 @@ def main() -> int:
         auths = [log_in(server.port, f"bench-{i}", first_board) for i in range(N_USERS)]
         step("request floor: /healthz")
         results["floor"] = floor_phase(server, 200, quiet)
+        step(
+            f"{' and '.join(map(str, measured))} cards: {moves} sequential moves each, one "
+            f"client, in alternating blocks of {LATENCY_BLOCK}"
+        )
+        latencies = latency_phases(streams, measured, server, auths, moves, args.seed, quiet)
         for size in measured:
             stream = streams[size]
-            entry = results["sizes"][size] = {}
-            step(f"{size} cards: {moves} sequential moves, one client")
-            entry["latency"] = latency_phase(stream, server, auths, moves, args.seed + size, quiet)
+            entry = results["sizes"][size] = {"latency": latencies[size]}
             entry["throughput"] = []
             for n in CLIENT_COUNTS:
                 step(f"{size} cards: {n} client(s) for {seconds:.0f}s")
@@ -1287,6 +1360,7 @@ def main() -> int:
             for sample in phase["samples"]:
                 print(f"  {size} cards: {sample}")
     results["errors"] = errors
+    results["machine"]["calibration_ms_end"] = cpu_calibration()
     results["elapsed_s"] = round(time.time() - began, 1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS_DIR / f"board_bench-{stamp}-{args.worker_class}.json"
@@ -1306,12 +1380,31 @@ def main() -> int:
         f"board page x{page_repeats}; clients on the same machine"
     )
     print(
-        "'other CPU' is what processes outside the bench (gunicorn, its PostgreSQL "
-        "backends, the clients) used of the machine during the phase"
+        f"CPU speed check (1M-iteration Python loop, CPU ms, best of 5; per phase best of 2; "
+        f"the shared host's speed drifts): "
+        f"{m['calibration_ms_start']} ms at the start, {m['calibration_ms_end']} ms at the end"
+    )
+    print(
+        "'machine busy': share of both cores in use during the phase; 'others': the share "
+        "used by processes that are not the bench's (gunicorn, its PostgreSQL backends, "
+        "the clients). Figures with others above ~10% are disturbed."
     )
     print()
     print(report(results))
     print()
+    disturbed = []
+    for size in measured:
+        entry = results["sizes"][size]
+        named = [("sequential moves", entry["latency"]), ("board page", entry["page"])]
+        named += [(f"{t['clients']} clients", t) for t in entry["throughput"]]
+        disturbed += [
+            f"{size} cards {name} ({pct(phase['cpu']['other_share'])})"
+            for name, phase in named
+            if phase["cpu"]["other_share"] > 0.10
+        ]
+    if disturbed:
+        print("WARNING: other load took over 10% of the machine during: " + ", ".join(disturbed))
+        print("         their figures are pessimistic; run again on a quiet machine")
     print(f"raw results: {out.relative_to(ROOT)}; {results['elapsed_s']}s in all")
     if errors:
         print(f"FAILED: {errors} error(s) besides WIP refusals", file=sys.stderr)

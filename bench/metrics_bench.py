@@ -1678,13 +1678,33 @@ def markdown_block(r: dict) -> str:
             f"batches, {rebuild.get('last_quarter_moves_per_s')} over the last"
             + (
                 f"; estimated CPU for the whole log {rebuild['estimated_cpu_s']:.0f} s"
-                if not rebuild["completed"]
+                if rebuild.get("estimated_cpu_s")
+                else ""
+            )
+            + (
+                f"; the fold of every move took {rebuild['fold_s']} s, then the document "
+                f"inside the same transaction ran into its {rebuild['document_timeout_s']} s "
+                "statement_timeout"
+                if rebuild.get("document_timeout_s")
                 else ""
             )
             + ". Statements by time:",
             "",
             *statements_table(rebuild["top_statements"]),
         ]
+        slowest = rebuild.get("slowest_statement")
+        if slowest and slowest["seconds"] >= 5:
+            out += [
+                "",
+                f"Its slowest statement ({slowest['seconds']} s) and the plan PostgreSQL "
+                "chose for it, right after the run:",
+                "",
+                "```",
+                slowest["sql"][:400] + ("..." if len(slowest["sql"]) > 400 else ""),
+                "",
+                slowest["plan"],
+                "```",
+            ]
     profile = r.get("rebuild_profile")
     if profile:
         out += [
