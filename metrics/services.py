@@ -336,7 +336,9 @@ def stream_metrics_advance(
             else:
                 _summary_write(stream_id, progress.last_applied_move_id, now)
                 progress.summary_move_id = progress.last_applied_move_id
-                progress.summary_computed_at = now
+                # Count the interval from the end of the compute: a document slower
+                # than the interval would otherwise never be throttled.
+                progress.summary_computed_at = timezone.now()
         progress.save()
     return AdvanceResult(
         stream_id,
