@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.http import QueryDict
 
 from boards.selectors import BoardFilters
 
@@ -20,6 +21,14 @@ class BoardFilterForm(forms.Form):
             text=data.get("q") or "",
             blocked_only=bool(data.get("blocked")),
         )
+
+
+def board_filters(params: QueryDict) -> BoardFilters:
+    """The board filters a request's query string asks for."""
+    if not any(name in params for name in BoardFilterForm.base_fields):
+        # Most requests (every move) filter nothing: no form to build and validate.
+        return BoardFilters()
+    return BoardFilterForm(params).filters()
 
 
 class CardMoveForm(forms.Form):

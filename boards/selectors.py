@@ -7,20 +7,34 @@ of every column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Max, Q, QuerySet, Window
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Window,
+)
 from django.db.models.functions import RowNumber
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from boards.models import Card, CardMove, Column, Outcome
 from pdca.models import ControlPoint, Cycle
 from vsm.models import Channel, ValueStream
-from vsm.selectors import AnyUser, value_streams_visible_to
+from vsm.selectors import (
+    AnyUser,
+    user_manages_stream,
+    value_streams_visible_to,
+    with_viewer_manages,
+)
 
 COLUMN_PAGE_SIZE = 25
 
@@ -105,8 +119,43 @@ class Board:
 
 
 def stream_for_user(*, user: AnyUser, slug: str) -> ValueStream:
-    """The stream with this slug if the user may see it; 404 otherwise (no existence leak)."""
-    return get_object_or_404(value_streams_visible_to(user).select_related("manager"), slug=slug)
+    """The stream with this slug if the user may see it; 404 otherwise (no existence leak).
+
+    It carries ``viewer_manages``, whether this user may steer it, read in the same
+    query: every board request asks (see ``viewer_manages_stream``).
+    """
+    return get_object_or_404(with_viewer_manages(value_streams_visible_to(user), user), slug=slug)
+
+
+def stream_and_card_column_for_user(
+    *, user: AnyUser, slug: str, card_id: int
+) -> tuple[ValueStream, int]:
+    """``stream_for_user``'s stream and the column its card ``card_id`` is in, in one query.
+
+    404 when the stream is out of reach or the card belongs elsewhere. All a move needs
+    before its service locks and reads the card itself.
+    """
+    card_column = (
+        Card.objects.filter(pk=card_id, value_stream=OuterRef("pk")).order_by().values("column_id")
+    )
+    streams = with_viewer_manages(value_streams_visible_to(user), user).annotate(
+        card_column_id=Subquery(card_column[:1])
+    )
+    stream = get_object_or_404(streams, slug=slug)
+    if stream.card_column_id is None:
+        raise Http404("No such card.")
+    return stream, stream.card_column_id
+
+
+def viewer_manages_stream(*, user: AnyUser, stream: ValueStream) -> bool:
+    """Whether the user may steer the stream (WIP limits, overrides).
+
+    Free for a stream read by ``stream_for_user`` for this same user; one query otherwise.
+    """
+    annotated: bool | None = getattr(stream, "viewer_manages", None)
+    if annotated is not None:
+        return annotated
+    return user_manages_stream(user, stream)
 
 
 def value_streams_for_user(*, user: AnyUser) -> QuerySet[ValueStream]:
@@ -119,28 +168,39 @@ def value_streams_for_user(*, user: AnyUser) -> QuerySet[ValueStream]:
 
 
 def _card_queryset() -> QuerySet[Card]:
-    return Card.objects.select_related("channel", "owner", "owning_team").order_by("position", "id")
+    """Cards with the related rows their partial shows (boards/partials/card.html)."""
+    return Card.objects.select_related("channel", "owner").order_by("position", "id")
 
 
 def board_version(*, stream: ValueStream) -> str:
     """A fingerprint that changes whenever anything shown on the board changes.
 
     Moves bump the last move id; edits bump a card's updated_at; WIP limit or column
-    changes bump a column's updated_at. Cheap: three index-backed aggregates.
+    changes bump a column's updated_at. Cheap: three index-backed lookups, in one query
+    (the 'nothing new' poll of every open board asks every two seconds).
     """
-    last_move = CardMove.objects.filter(value_stream=stream).aggregate(m=Max("id"))["m"] or 0
-    last_card: datetime | None = Card.objects.filter(value_stream=stream).aggregate(
-        m=Max("updated_at")
-    )["m"]
-    last_column: datetime | None = Column.objects.filter(cycle__value_stream=stream).aggregate(
-        m=Max("updated_at")
-    )["m"]
-    stamps = [
-        str(last_move),
-        last_card.isoformat() if last_card else "-",
-        last_column.isoformat() if last_column else "-",
-    ]
-    return ".".join(stamps)
+
+    def newest(rows: QuerySet, field_name: str) -> Subquery:
+        # ORDER BY ... DESC LIMIT 1 reads one index entry; the fields are never NULL.
+        return Subquery(rows.order_by(f"-{field_name}").values(field_name)[:1])
+
+    in_stream = {"value_stream": OuterRef("pk")}
+    last_move, last_card, last_column = (
+        ValueStream.objects.filter(pk=stream.pk)
+        .values_list(
+            newest(CardMove.objects.filter(**in_stream), "id"),
+            newest(Card.objects.filter(**in_stream), "updated_at"),
+            newest(Column.objects.filter(cycle__value_stream=OuterRef("pk")), "updated_at"),
+        )
+        .get()
+    )
+    return ".".join(
+        [
+            str(last_move or 0),
+            last_card.isoformat() if last_card else "-",
+            last_column.isoformat() if last_column else "-",
+        ]
+    )
 
 
 def _column_views(
@@ -148,9 +208,10 @@ def _column_views(
 ) -> dict[int, ColumnView]:
     """Counts and first pages for these columns, in three queries whatever their size."""
     views = {column.pk: ColumnView(column=column) for column in columns}
+    # order_by(): Card.Meta.ordering would join column, cycle and stream into the counts.
     open_cards = Card.objects.filter(
         value_stream=stream, outcome=Outcome.OPEN, column_id__in=list(views)
-    )
+    ).order_by()
     for row in open_cards.values("column_id").annotate(n=Count("id")):
         views[row["column_id"]].open_count = row["n"]
     if filters.active:
@@ -162,12 +223,15 @@ def _column_views(
     if not with_cards:
         return views
 
-    first_pages = (
+    # Rank narrow rows (id, column, position) and fetch only the winners with their
+    # related rows: ranking the joined rows of every open card grew with the stream.
+    ranked = (
         filters.apply(
-            _card_queryset().filter(
+            Card.objects.filter(
                 value_stream=stream, outcome=Outcome.OPEN, column_id__in=list(views)
             )
         )
+        .order_by()
         .annotate(
             rank=Window(
                 RowNumber(),
@@ -176,7 +240,9 @@ def _column_views(
             )
         )
         .filter(rank__lte=COLUMN_PAGE_SIZE)
+        .values("pk")
     )
+    first_pages = _card_queryset().filter(pk__in=ranked)
     for card in first_pages:
         views[card.column_id].cards.append(card)
     return views
@@ -201,6 +267,31 @@ def board_columns(
     return list(views.values())
 
 
+def column_heads(
+    *,
+    stream: ValueStream,
+    columns: Iterable[Column],
+    open_counts: Mapping[int, int] | None = None,
+) -> list[ColumnView]:
+    """Views of columns already read (e.g. locked by a move), for their heads.
+
+    ``open_counts``: their open cards if already counted (under the move's locks);
+    otherwise one query counts them.
+    """
+    ordered = sorted(columns, key=lambda column: (column.cycle.order, column.order))
+    if open_counts is None:
+        views = _column_views(
+            stream=stream, columns=ordered, filters=BoardFilters(), with_cards=False
+        )
+        return list(views.values())
+    return [
+        ColumnView(
+            column=column, open_count=open_counts[column.pk], shown_count=open_counts[column.pk]
+        )
+        for column in ordered
+    ]
+
+
 def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Board:
     """The whole board of a stream: cycles, columns, counts, and each column's first page."""
     filters = filters or BoardFilters()
@@ -213,9 +304,9 @@ def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Bo
 
     control_points = {
         cp.from_cycle_id: cp
-        for cp in ControlPoint.objects.filter(from_cycle__value_stream=stream).select_related(
-            "to_cycle"
-        )
+        for cp in ControlPoint.objects.filter(from_cycle__value_stream=stream)
+        .select_related("from_cycle", "to_cycle")
+        .order_by()
     }
     cycles: dict[int, CycleView] = {}
     for column in columns:
@@ -252,11 +343,12 @@ def column_cards_page(
 
 def board_filter_choices(*, stream: ValueStream) -> dict[str, list]:
     """Channels and owners to offer in the board's filter bar."""
+    # A semi-join: joining and DISTINCT-ing every open card's owner row grew with the stream.
+    owns_open_card = Card.objects.filter(
+        owner=OuterRef("pk"), value_stream=stream, outcome=Outcome.OPEN
+    )
     owners = (
-        get_user_model()
-        .objects.filter(owned_cards__value_stream=stream, owned_cards__outcome=Outcome.OPEN)
-        .distinct()
-        .order_by("first_name", "username")
+        get_user_model().objects.filter(Exists(owns_open_card)).order_by("first_name", "username")
     )
     return {
         "channels": list(Channel.objects.filter(value_stream=stream).order_by("name")),

@@ -7,7 +7,7 @@ the position rule and the move log, under the column locks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import OperationalError, connection, transaction
-from django.db.models import Case, F, Max, Min, Value, When
+from django.db.models import Count, Max, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -35,7 +35,9 @@ from pdca.models import ControlPoint, Criterion, Cycle
 from vsm.models import Channel, Membership, Role, Team, ValueStream
 from vsm.selectors import user_manages_stream
 
-POSITION_GAP = 1024
+# Room for 20 drops into the same gap before the column is renumbered (positions are
+# 64-bit: a column could take 2**43 cards appended at its end).
+POSITION_GAP = 2**20
 
 DEFAULT_CYCLES: Sequence[str] = ("Collaboration", "Sales/Buying", "Repeat/Upsell")
 DEFAULT_COLUMNS: Sequence[tuple[str, str, int | None]] = (
@@ -64,6 +66,12 @@ class MoveResult:
     move: CardMove | None
     # Columns whose content changed, so a client can re-render just those.
     column_ids: frozenset[int] = field(default_factory=frozenset)
+    # The same columns as read under their lock (with cycle and stream): fresh, so an
+    # answer can render their heads without reading them again.
+    columns: tuple[Column, ...] = ()
+    # Open cards per column after the change, when the service counted them under the
+    # locks (card_move): the heads then need no query at all.
+    open_counts: Mapping[int, int] | None = None
 
 
 def value_stream_create(
@@ -173,29 +181,41 @@ def _open_cards(column: Column):
     return Card.objects.filter(column=column, outcome=Outcome.OPEN)
 
 
-def _renumber(column: Column) -> None:
-    """Spread the open cards of a locked column to evenly gapped positions.
+# Plain SQL: the ORM cannot update from a window function, and the CASE with one
+# branch per card it would take instead cost 130-170 ms of Python at 700 cards.
+# UPDATE ... FROM needs SQLite 3.33 or later.
+_SHIFT_BELOW_ZERO_AND_ALL = """
+    UPDATE "boards_card" SET "position" = "position" - (
+        SELECT MAX("position") - MIN(CASE WHEN "position" < 0 THEN "position" ELSE 0 END) + 1
+        FROM "boards_card" WHERE "column_id" = %s AND "outcome" = %s
+    )
+    WHERE "column_id" = %s AND "outcome" = %s
+"""
+_SPREAD_BY_RANK = """
+    UPDATE "boards_card" SET "position" = ranked."card_rank" * %s
+    FROM (
+        SELECT "id", ROW_NUMBER() OVER (ORDER BY "position", "id") AS "card_rank"
+        FROM "boards_card" WHERE "column_id" = %s AND "outcome" = %s
+    ) AS ranked
+    WHERE "boards_card"."id" = ranked."id"
+"""
 
-    Two steps, because the unique (column, position) index is checked row by row:
+
+def _renumber(column: Column) -> None:
+    """Spread the open cards of a locked column to evenly gapped positions, keeping their order.
+
+    Two statements, because the unique (column, position) index is checked row by row:
     first shift every position below both zero and the lowest current one (a uniform
     shift keeps them distinct and clear of every current and every new position), then
-    write the new positives. Positions can be zero or negative (drops on top of the
-    column), so flipping signs would collide with a current positive position.
+    write the new positives from each card's rank by (position, id). Positions can be
+    zero or negative (drops on top of the column), so flipping signs would collide with
+    a current positive position.
     """
-    ordered = list(_open_cards(column).order_by("position", "id").values_list("id", flat=True))
-    if not ordered:
-        return
-    cards = Card.objects.filter(pk__in=ordered)
-    bounds = cards.aggregate(low=Min("position"), high=Max("position"))
-    cards.update(position=F("position") - (bounds["high"] - min(bounds["low"], 0) + 1))
-    cards.update(
-        position=Case(
-            *(
-                When(pk=pk, then=Value((index + 1) * POSITION_GAP))
-                for index, pk in enumerate(ordered)
-            )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SHIFT_BELOW_ZERO_AND_ALL, [column.pk, Outcome.OPEN, column.pk, Outcome.OPEN]
         )
-    )
+        cursor.execute(_SPREAD_BY_RANK, [POSITION_GAP, column.pk, Outcome.OPEN])
 
 
 def _position_in(
@@ -211,27 +231,40 @@ def _position_in(
     just below; neither means the end of the column. The column must be locked.
     Raises: StaleBoard when a named neighbour is no longer open in this column.
     """
-    others = (
-        _open_cards(column).exclude(pk=moving_card_id) if moving_card_id else _open_cards(column)
-    )
+    # order_by(): Card.Meta.ordering would join column, cycle and stream into every read.
+    others = _open_cards(column).order_by()
+    if moving_card_id:
+        others = others.exclude(pk=moving_card_id)
 
-    def neighbour_position(card_id: int) -> int:
-        position = others.filter(pk=card_id).values_list("position", flat=True).first()
-        if position is None:
+    def neighbour_and_next(card_id: int, *, downwards: bool) -> tuple[int, int | None]:
+        """A named neighbour's position and the next position past it, in one statement.
+
+        ``downwards``: the next one below the neighbour, else the next one above it;
+        None when there is none.
+        """
+        if downwards:
+            beyond = others.filter(position__gt=OuterRef("position")).order_by("position")
+        else:
+            beyond = others.filter(position__lt=OuterRef("position")).order_by("-position")
+        row = (
+            others.filter(pk=card_id)
+            .annotate(next_position=Subquery(beyond.values("position")[:1]))
+            .values_list("position", "next_position")
+            .first()
+        )
+        if row is None:
             raise StaleBoard(
                 "The board changed while you were dragging; it now shows the current order."
             )
-        return position
+        return row
 
     for attempt in range(2):
         if after_card_id is not None:
-            lower = neighbour_position(after_card_id)
-            upper = others.filter(position__gt=lower).aggregate(p=Min("position"))["p"]
+            lower, upper = neighbour_and_next(after_card_id, downwards=True)
             if upper is None:
                 return lower + POSITION_GAP
         elif before_card_id is not None:
-            upper = neighbour_position(before_card_id)
-            lower = others.filter(position__lt=upper).aggregate(p=Max("position"))["p"]
+            upper, lower = neighbour_and_next(before_card_id, downwards=False)
             if lower is None:
                 return upper - POSITION_GAP
         else:
@@ -244,15 +277,32 @@ def _position_in(
     raise BoardError("Could not find a free position in the column.")  # pragma: no cover
 
 
-def _check_wip(column: Column, *, actor, stream: ValueStream, override_reason: str) -> str:
+def _open_counts(column_ids: Iterable[int]) -> dict[int, int]:
+    """Open cards per column, in one query. Exact only while the columns are locked."""
+    counts = dict.fromkeys(column_ids, 0)
+    rows = (
+        Card.objects.filter(column_id__in=list(counts), outcome=Outcome.OPEN)
+        .order_by()
+        .values_list("column_id")
+        .annotate(n=Count("id"))
+    )
+    counts.update(rows)
+    return counts
+
+
+def _check_wip(
+    column: Column, *, actor, stream: ValueStream, override_reason: str, count: int | None
+) -> str:
     """Enforce the column's WIP limit; return the override reason that was used, if any.
 
+    ``count``: the column's open cards if the caller counted them under the lock.
     Locks: the column must already be locked, so the count cannot change under us.
     Raises: WipLimitReached, PermissionRefused.
     """
     if column.wip_limit is None:
         return ""
-    count = _open_cards(column).count()
+    if count is None:
+        count = _open_cards(column).count()
     if count < column.wip_limit:
         return ""
     override_reason = override_reason.strip()
@@ -283,14 +333,23 @@ def _place_card(
     before_card_id: int | None = None,
     wip_override_reason: str = "",
     check_wip: bool = True,
+    to_column_open_count: int | None = None,
 ) -> CardMove | None:
-    """Put a locked card into a locked column and log the event. The one write path."""
+    """Put a locked card into a locked column and log the event. The one write path.
+
+    ``to_column_open_count``: the target's open cards, if the caller counted them under
+    the lock; otherwise the WIP check counts them.
+    """
     changes_column = from_column is None or from_column.pk != to_column.pk
     enters_flow = changes_column or kind == MoveKind.REOPEN
     used_override = ""
     if enters_flow and check_wip:
         used_override = _check_wip(
-            to_column, actor=actor, stream=card.value_stream, override_reason=wip_override_reason
+            to_column,
+            actor=actor,
+            stream=to_column.cycle.value_stream,
+            override_reason=wip_override_reason,
+            count=to_column_open_count,
         )
     if kind in (MoveKind.WON, MoveKind.LOST):
         position = card.position
@@ -326,22 +385,39 @@ def _place_card(
 
 
 def _lock_card_and_columns(
-    *, card_id: int, other_column_ids: Iterable[int] = ()
+    *,
+    card_id: int,
+    other_column_ids: Iterable[int] = (),
+    expected_column_id: int | None = None,
 ) -> tuple[Card, dict[int, Column]]:
     """Lock the card's current column and the others (ascending pk), then the card.
 
-    The card's column is read before its lock; if it moved meanwhile, the view that
-    asked for this is stale.
+    The card's column must be known before its lock: the caller names the column it
+    saw the card in (``expected_column_id``), or it is read here. Either way, if the
+    card is elsewhere once locked, the view that asked for this is stale.
+    Raises: InvalidMove (no such card), StaleBoard.
     """
-    current_column_id = Card.objects.filter(pk=card_id).values_list("column_id", flat=True).first()
+    current_column_id = expected_column_id
     if current_column_id is None:
-        raise InvalidMove("That card no longer exists.")
+        # order_by(): Card.Meta.ordering would join column, cycle and stream to sort one row.
+        current_column_id = (
+            Card.objects.filter(pk=card_id).order_by().values_list("column_id", flat=True).first()
+        )
+        if current_column_id is None:
+            raise InvalidMove("That card no longer exists.")
     columns = _lock_columns([current_column_id, *other_column_ids])
+    # The related rows are what the move's answer renders (the card's channel and
+    # owner); of=("self",) keeps the lock on the card row alone. The stream came with
+    # the columns.
     card = (
         Card.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("value_stream")
-        .get(pk=card_id)
+        .select_related("channel", "owner")
+        .filter(pk=card_id)
+        .order_by()
+        .first()
     )
+    if card is None:
+        raise InvalidMove("That card no longer exists.")
     if card.column_id != current_column_id:
         raise StaleBoard()
     return card, columns
@@ -406,7 +482,7 @@ def card_create(
             from_column=None,
             wip_override_reason=wip_override_reason,
         )
-    return MoveResult(card=card, move=move, column_ids=frozenset({column.pk}))
+    return MoveResult(card=card, move=move, column_ids=frozenset({column.pk}), columns=(column,))
 
 
 def card_move(
@@ -418,17 +494,24 @@ def card_move(
     after_card_id: int | None = None,
     before_card_id: int | None = None,
     wip_override_reason: str = "",
+    expected_column_id: int | None = None,
     at: datetime | None = None,
 ) -> MoveResult:
     """Move or reorder an open card within its cycle.
 
     Crossing into another cycle is a handoff and goes through ``handoff_pass``.
+    ``expected_column_id``: the column the caller saw the card in, which saves reading
+    it before the lock; like ``expected_version``, a mismatch is StaleBoard.
     Locks: both columns (ascending pk), then the card.
     Raises: StaleBoard, WipLimitReached, PermissionRefused, ControlPointRequired, InvalidMove.
     """
     at = at or timezone.now()
     with _move_transaction():
-        card, columns = _lock_card_and_columns(card_id=card_id, other_column_ids=[to_column_id])
+        card, columns = _lock_card_and_columns(
+            card_id=card_id,
+            other_column_ids=[to_column_id],
+            expected_column_id=expected_column_id,
+        )
         _check_version(card, expected_version)
         if not card.is_open:
             raise InvalidMove("This card is closed; reopen it before moving it.")
@@ -441,6 +524,8 @@ def card_move(
                 f"Moving from {from_column.cycle.name} to {to_column.cycle.name} passes a "
                 "control point: use its handoff checklist."
             )
+        # Both columns in one count: the WIP check needs the target's, the answer both.
+        open_counts = _open_counts(columns)
         move = _place_card(
             card=card,
             to_column=to_column,
@@ -451,8 +536,18 @@ def card_move(
             after_card_id=after_card_id,
             before_card_id=before_card_id,
             wip_override_reason=wip_override_reason,
+            to_column_open_count=open_counts[to_column.pk],
         )
-    return MoveResult(card=card, move=move, column_ids=frozenset(columns))
+        if from_column.pk != to_column.pk:
+            open_counts[from_column.pk] -= 1
+            open_counts[to_column.pk] += 1
+    return MoveResult(
+        card=card,
+        move=move,
+        column_ids=frozenset(columns),
+        columns=tuple(columns.values()),
+        open_counts=open_counts,
+    )
 
 
 def handoff_pass(
@@ -528,7 +623,9 @@ def handoff_pass(
             handed_off_at=at,
         )
         handoff.criteria_met.set([c for c in criteria if c.pk in met_ids])
-    return MoveResult(card=card, move=move, column_ids=frozenset(columns))
+    return MoveResult(
+        card=card, move=move, column_ids=frozenset(columns), columns=tuple(columns.values())
+    )
 
 
 def card_close(
@@ -563,7 +660,9 @@ def card_close(
             from_column=column,
             check_wip=False,
         )
-    return MoveResult(card=card, move=move, column_ids=frozenset(columns))
+    return MoveResult(
+        card=card, move=move, column_ids=frozenset(columns), columns=tuple(columns.values())
+    )
 
 
 def card_reopen(
@@ -596,7 +695,9 @@ def card_reopen(
             from_column=column,
             wip_override_reason=wip_override_reason,
         )
-    return MoveResult(card=card, move=move, column_ids=frozenset(columns))
+    return MoveResult(
+        card=card, move=move, column_ids=frozenset(columns), columns=tuple(columns.values())
+    )
 
 
 def card_set_blocked(

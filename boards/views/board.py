@@ -8,7 +8,11 @@ from boards import selectors, services
 from boards.errors import BoardError
 from boards.forms import BoardFilterForm, WipLimitForm
 from boards.models import Column
-from boards.views.common import back_to_board, board_context, columns_response
+from boards.views.common import (
+    back_to_board,
+    board_context,
+    columns_response,
+)
 
 
 @require_GET

@@ -16,10 +16,13 @@ from boards import selectors, services
 from boards.errors import BoardError, WipLimitReached
 from boards.forms import BlockForm, CardCreateForm, CardForm, CardMoveForm, HandoffForm, VersionForm
 from boards.models import Column, Outcome
-from boards.views.common import back_to_board, board_context, columns_response
+from boards.views.common import (
+    back_to_board,
+    columns_response,
+    move_done_response,
+)
 from pdca.models import Cycle
 from vsm.models import Channel
-from vsm.selectors import user_manages_stream
 
 
 def _card_page(request: HttpRequest, stream_slug: str, card_id: int):
@@ -29,47 +32,44 @@ def _card_page(request: HttpRequest, stream_slug: str, card_id: int):
 
 @require_POST
 def card_move(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
-    stream, card = _card_page(request, stream_slug, card_id)
+    stream, column_id = selectors.stream_and_card_column_for_user(
+        user=request.user, slug=stream_slug, card_id=card_id
+    )
     form = CardMoveForm(request.POST)
     if not form.is_valid():
-        return _refused(request, stream, [card.column_id], "That move could not be read.")
+        return _refused(request, stream, [column_id], "That move could not be read.")
     data = form.cleaned_data
     try:
         result = services.card_move(
-            card_id=card.pk,
+            card_id=card_id,
             to_column_id=data["to_column"],
             actor=request.user,
             expected_version=data["version"],
             after_card_id=data["after"],
             before_card_id=data["before"],
             wip_override_reason=data["override_reason"],
+            expected_column_id=column_id,
         )
     except WipLimitReached as refusal:
-        offer = {"card": card, "to_column_id": data["to_column"]}
-        extra = {"override_offer": offer} if user_manages_stream(request.user, stream) else {}
-        return _refused(request, stream, [card.column_id, data["to_column"]], str(refusal), extra)
+        can_override = selectors.viewer_manages_stream(user=request.user, stream=stream)
+        offer = {"card_id": card_id, "to_column_id": data["to_column"]}
+        extra = {"override_offer": offer} if can_override else {}
+        return _refused(request, stream, [column_id, data["to_column"]], str(refusal), extra)
     except BoardError as refusal:
-        return _refused(request, stream, [card.column_id, data["to_column"]], str(refusal))
+        return _refused(request, stream, [column_id, data["to_column"]], str(refusal))
     message = ""
     if result.move is not None and result.move.wip_override_reason:
         message = f"Moved over the WIP limit of {result.card.column.name}; the reason is logged."
     if not request.htmx:
-        return back_to_board(request, stream, message or f"{card} moved.")
+        return back_to_board(request, stream, message or f"{result.card} moved.")
     if data["dragged"]:
-        # The browser already shows the card where it was dropped: refresh the counts
-        # and the card (its new version) only, which keeps a drag's answer small.
-        context = board_context(request, stream)
-        context.update(
-            column_views=selectors.board_columns(
-                stream=stream, column_ids=result.column_ids, with_cards=False
-            ),
-            card=result.card,
-            message=message,
-            level="warning",
-        )
-        return render(request, "boards/partials/move_done.html", context)
+        return move_done_response(request, stream, result, message=message)
     return columns_response(
-        request, stream, result.column_ids, message=message or f"{card} moved.", close_dialog=True
+        request,
+        stream,
+        result.column_ids,
+        message=message or f"{result.card} moved.",
+        close_dialog=True,
     )
 
 
@@ -143,7 +143,7 @@ def card_handoff(request: HttpRequest, stream_slug: str, card_id: int) -> HttpRe
         "control_point": control_point,
         "form": form,
         "error": error,
-        "can_manage": user_manages_stream(request.user, stream),
+        "can_manage": selectors.viewer_manages_stream(user=request.user, stream=stream),
     }
     template = "boards/card_handoff.html#dialog" if request.htmx else "boards/card_handoff.html"
     return render(request, template, context)

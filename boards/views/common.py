@@ -10,16 +10,16 @@ from django.shortcuts import redirect, render
 from django_htmx.http import trigger_client_event
 
 from boards import selectors
-from boards.forms import BoardFilterForm
+from boards.forms import board_filters
+from boards.services import MoveResult
 from vsm.models import ValueStream
-from vsm.selectors import user_manages_stream
 
 
 def board_context(request: HttpRequest, stream: ValueStream) -> dict:
     return {
         "stream": stream,
-        "can_manage": user_manages_stream(request.user, stream),
-        "filters": BoardFilterForm(request.GET).filters(),
+        "can_manage": selectors.viewer_manages_stream(user=request.user, stream=stream),
+        "filters": board_filters(request.GET),
     }
 
 
@@ -51,6 +51,27 @@ def columns_response(
     if close_dialog:
         trigger_client_event(response, "vsm:close-dialog", after="settle")
     return response
+
+
+def move_done_response(
+    request: HttpRequest, stream: ValueStream, result: MoveResult, *, message: str = ""
+) -> HttpResponse:
+    """The answer to an accepted drag: the two column heads and the card, out of band.
+
+    The browser already shows the card where it was dropped: refresh the counts and
+    the card (its new version) only, which keeps a drag's answer small. The columns
+    and their counts come from the move itself, read under its locks.
+    """
+    context = board_context(request, stream)
+    context.update(
+        column_views=selectors.column_heads(
+            stream=stream, columns=result.columns, open_counts=result.open_counts
+        ),
+        card=result.card,
+        message=message,
+        level="warning",
+    )
+    return render(request, "boards/partials/move_done.html", context)
 
 
 def back_to_board(

@@ -18,6 +18,7 @@ from boards.errors import (
 from boards.models import Card, CardMove, Column, Handoff, KnowledgeLevel, MoveKind, Outcome
 from boards.services import (
     DEFAULT_CRITERIA,
+    POSITION_GAP,
     card_close,
     card_create,
     card_move,
@@ -410,6 +411,29 @@ def test_card_move_renumbers_a_column_holding_positions_below_zero(stream, infor
     assert open_order(information) == [a.pk, b.pk, x.pk, c.pk]
 
 
+def test_renumbering_keeps_the_order_and_spreads_the_column_evenly(stream, information, member):
+    # Crowded, at and below zero, and out of id order: every case the renumber meets.
+    positions = [-5_000, -1, 0, 1, 2, 3, 700, 701, 10**12]
+    cards = [CardFactory(column=information, position=p) for p in reversed(positions)]
+    cards.reverse()
+    closed = CardFactory(column=information, position=2, outcome=Outcome.LOST, closed_at=AT)
+    mover = CardFactory(column=column_of(stream, COLLABORATION, "Data"))
+
+    # No room between 1 and 2: the column is renumbered, then the card dropped between.
+    card_move(
+        card_id=mover.pk, to_column_id=information.pk, actor=member, after_card_id=cards[3].pk
+    )
+
+    order = [card.pk for card in cards[:4]] + [mover.pk] + [card.pk for card in cards[4:]]
+    assert open_order(information) == order
+    spread = Card.objects.filter(column=information, outcome=Outcome.OPEN).exclude(pk=mover.pk)
+    assert sorted(spread.values_list("position", flat=True)) == [
+        rank * POSITION_GAP for rank in range(1, len(cards) + 1)
+    ]
+    # A closed card holds no place in the column: the renumber leaves it alone.
+    assert Card.objects.get(pk=closed.pk).position == 2
+
+
 def test_card_move_keeps_order_through_many_drops_near_the_top(stream, member):
     data = column_of(stream, COLLABORATION, "Data")
     first = card_create(column_id=data.pk, actor=member, company="First").card
@@ -539,10 +563,71 @@ def test_card_move_reports_both_columns_and_stays_in_budget(
     fill(information, 3)
     card = CardFactory(column=data)
 
-    with django_assert_max_num_queries(10):
-        result = card_move(card_id=card.pk, to_column_id=information.pk, actor=member)
+    # Savepoint, bounds (PostgreSQL), lock columns, lock card, count, position,
+    # update, insert, release; the card's column is named, so not read first.
+    with django_assert_max_num_queries(9):
+        result = card_move(
+            card_id=card.pk,
+            to_column_id=information.pk,
+            actor=member,
+            expected_column_id=data.pk,
+        )
 
     assert result.column_ids == {data.pk, information.pk}
+    assert {column.pk for column in result.columns} == {data.pk, information.pk}
+    assert Card.objects.get(pk=card.pk).column_id == information.pk
+
+
+@pytest.mark.parametrize("target", ["Information", "Data"])
+def test_card_move_reports_the_open_counts_after_the_move(stream, information, member, target):
+    data = column_of(stream, COLLABORATION, "Data")
+    fill(information, 3)
+    card, _ = fill(data, 2)
+    CardFactory(column=data, outcome=Outcome.WON, closed_at=AT)
+
+    result = card_move(
+        card_id=card.pk, to_column_id=column_of(stream, COLLABORATION, target).pk, actor=member
+    )
+
+    expected = {data.pk: 1, information.pk: 4} if target == "Information" else {data.pk: 2}
+    assert result.open_counts == expected
+    assert {
+        column: Card.objects.filter(column_id=column, outcome=Outcome.OPEN).count()
+        for column in expected
+    } == expected
+
+
+def test_card_move_refuses_a_card_no_longer_in_the_column_the_caller_saw(
+    stream, information, member
+):
+    data = column_of(stream, COLLABORATION, "Data")
+    card = CardFactory(column=data)
+    card_move(card_id=card.pk, to_column_id=information.pk, actor=member)
+    before = snapshot(card)
+
+    with pytest.raises(StaleBoard):
+        card_move(
+            card_id=card.pk,
+            to_column_id=column_of(stream, COLLABORATION, "Knowledge").pk,
+            actor=member,
+            expected_column_id=data.pk,
+        )
+
+    assert snapshot(card) == before
+    assert CardMove.objects.filter(card=card).count() == 1
+
+
+@pytest.mark.parametrize("seen_column", [True, False])
+def test_card_move_refuses_a_card_that_no_longer_exists(stream, information, member, seen_column):
+    data = column_of(stream, COLLABORATION, "Data")
+
+    with pytest.raises(InvalidMove, match="That card no longer exists."):
+        card_move(
+            card_id=10**9,
+            to_column_id=information.pk,
+            actor=member,
+            expected_column_id=data.pk if seen_column else None,
+        )
 
 
 # handoff_pass
