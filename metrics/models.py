@@ -14,6 +14,16 @@ from boards.models import Card, Column
 from pdca.models import Cycle
 from vsm.models import Channel, ValueStream
 
+# The aggregate tables below hold derived data only: they are dropped and refilled
+# from the move log by a rebuild. Their foreign keys are therefore not database
+# constraints (db_constraint=False): Django still applies on_delete, but PostgreSQL
+# no longer checks every written row at COMMIT, which cost a 1,000,000-move rebuild
+# 41-61 s of deferred checks. A foreign key gets no index of its own (db_index=False)
+# when a composite index already leads with it, or when nothing but a rare cascade
+# delete (of a column, cycle or channel, which the move log protects) filters on it:
+# fewer indexes to maintain per row written.
+DERIVED = {"db_constraint": False}
+
 
 class MetricsProgress(models.Model):
     """How far the fold has got through a stream's move log.
@@ -52,12 +62,20 @@ class MetricsProgress(models.Model):
 class CardFlowState(models.Model):
     """Where the fold last saw a card: enough to close its open intervals."""
 
-    card = models.OneToOneField(Card, on_delete=models.CASCADE, primary_key=True)
-    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE)
+    card = models.OneToOneField(Card, on_delete=models.CASCADE, primary_key=True, **DERIVED)
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.CASCADE, db_index=False, **DERIVED
+    )
     last_move_id = models.BigIntegerField()
-    channel = models.ForeignKey(Channel, on_delete=models.SET_NULL, null=True, blank=True)
-    column = models.ForeignKey(Column, on_delete=models.CASCADE, related_name="+")
-    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="+")
+    channel = models.ForeignKey(
+        Channel, on_delete=models.SET_NULL, null=True, blank=True, db_index=False, **DERIVED
+    )
+    column = models.ForeignKey(
+        Column, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
+    )
+    cycle = models.ForeignKey(
+        Cycle, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
+    )
     is_open = models.BooleanField(default=True)
     column_entered_at = models.DateTimeField()
     cycle_entered_at = models.DateTimeField()
@@ -73,8 +91,12 @@ class CardFlowState(models.Model):
 class ColumnDay(models.Model):
     """Arrivals into and departures from a column on one day (UTC)."""
 
-    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE)
-    column = models.ForeignKey(Column, on_delete=models.CASCADE, related_name="+")
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.CASCADE, db_index=False, **DERIVED
+    )
+    column = models.ForeignKey(
+        Column, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
+    )
     day = models.DateField()
     arrivals = models.IntegerField(default=0)
     departures = models.IntegerField(default=0)
@@ -92,8 +114,12 @@ class ColumnDay(models.Model):
 class CycleDay(models.Model):
     """Per cycle and day: cards entering, leaving (handoff out, won, lost), won and lost."""
 
-    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE)
-    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="+")
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.CASCADE, db_index=False, **DERIVED
+    )
+    cycle = models.ForeignKey(
+        Cycle, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
+    )
     day = models.DateField()
     arrivals = models.IntegerField(default=0)
     departures = models.IntegerField(default=0)
@@ -117,7 +143,9 @@ class ChannelDay(models.Model):
     constraint holds on every database.
     """
 
-    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE)
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.CASCADE, db_index=False, **DERIVED
+    )
     channel_key = models.BigIntegerField()
     day = models.DateField()
     arrivals = models.IntegerField(default=0)
@@ -137,11 +165,19 @@ class ChannelDay(models.Model):
 
 
 class CardReach(models.Model):
-    """The first time a card reached a column: the base of conversion rates."""
+    """The first time a card reached a column: the base of conversion rates.
 
-    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE)
-    card = models.ForeignKey(Card, on_delete=models.CASCADE, related_name="+")
-    column = models.ForeignKey(Column, on_delete=models.CASCADE, related_name="+")
+    The fold reads a card's rows to know whether a reach is its first; the counts the
+    metrics document needs are kept in ColumnReachCount and CycleConversionCount.
+    """
+
+    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE, **DERIVED)
+    card = models.ForeignKey(
+        Card, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
+    )
+    column = models.ForeignKey(
+        Column, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
+    )
     channel_key = models.BigIntegerField()
     reached_at = models.DateTimeField()
 
@@ -149,7 +185,6 @@ class CardReach(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["card", "column"], name="metrics_cardreach_unique"),
         ]
-        indexes = [models.Index(fields=["value_stream", "column"], name="metrics_reach_column")]
 
     def __str__(self) -> str:
         return f"card {self.card_id} reached column {self.column_id}"
@@ -164,13 +199,24 @@ class DurationKind(models.TextChoices):
 class FlowDuration(models.Model):
     """One finished interval: a column visit, a cycle passage, or a lead time."""
 
-    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE)
-    card = models.ForeignKey(Card, on_delete=models.CASCADE, related_name="+")
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.CASCADE, db_index=False, **DERIVED
+    )
+    # Indexed: the fold looks up a card's earlier wins (its lead rows).
+    card = models.ForeignKey(Card, on_delete=models.CASCADE, related_name="+", **DERIVED)
     kind = models.CharField(max_length=6, choices=DurationKind.choices)
     column = models.ForeignKey(
-        Column, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        Column,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        **DERIVED,
     )
-    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="+")
+    cycle = models.ForeignKey(
+        Cycle, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
+    )
     channel_key = models.BigIntegerField()
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField()
@@ -187,12 +233,64 @@ class FlowDuration(models.Model):
                 fields=["move_id", "kind"], name="metrics_flowduration_unique_per_move"
             ),
         ]
+        # The metrics document reads the intervals of each kind that ended in its window.
         indexes = [
             models.Index(fields=["value_stream", "kind", "ended_at"], name="metrics_dur_ended"),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} of card {self.card_id}: {self.seconds} s"
+
+
+class ColumnReachCount(models.Model):
+    """All-time count of the cards that reached a column at least once, by the channel
+    recorded on the event that first reached it (CardReach rows, counted as the fold
+    writes them)."""
+
+    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE, **DERIVED)
+    column = models.ForeignKey(
+        Column, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
+    )
+    channel_key = models.BigIntegerField()
+    cards = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["column", "channel_key"], name="metrics_columnreachcount_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"column {self.column_id}, channel {self.channel_key}: {self.cards} cards"
+
+
+class CycleConversionCount(models.Model):
+    """All-time conversion counts of a cycle, by channel key.
+
+    ``handed_on``: cards that reached both this cycle's first column and the next
+    cycle's, by the channel on the event that first reached the next cycle's first
+    column. ``won``: cards won while in this cycle, each card once, by the channel
+    on its first win in it.
+    """
+
+    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE, **DERIVED)
+    cycle = models.ForeignKey(
+        Cycle, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
+    )
+    channel_key = models.BigIntegerField()
+    handed_on = models.IntegerField(default=0)
+    won = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cycle", "channel_key"], name="metrics_cycleconversioncount_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cycle {self.cycle_id}, channel {self.channel_key}"
 
 
 class StreamMetrics(models.Model):

@@ -10,18 +10,22 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Sum
+from django.db import connection
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from boards.models import Card, Column, ColumnSplit, Outcome
 from metrics.models import (
     CardFlowState,
-    CardReach,
     ChannelDay,
     ColumnDay,
+    ColumnReachCount,
+    CycleConversionCount,
     CycleDay,
     DurationKind,
     FlowDuration,
@@ -45,14 +49,34 @@ def percentile(sorted_values: Sequence[float], p: int) -> float | None:
     return sorted_values[rank - 1]
 
 
-def distribution(seconds: list[int]) -> dict:
-    """Percentiles of durations, in days, with the count they rest on."""
-    values = sorted(s / DAY for s in seconds)
-    result: dict = {"count": len(values)}
+@dataclass(frozen=True)
+class Spread:
+    """What the document needs of a set of durations: how many, their total, and the
+    nearest-rank percentiles (PERCENTILES), all in seconds."""
+
+    count: int = 0
+    total: int = 0
+    ranked: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, seconds: Sequence[int]) -> Spread:
+        ordered = sorted(seconds)
+        return cls(len(ordered), sum(ordered), {p: percentile(ordered, p) for p in PERCENTILES})
+
+    @property
+    def mean_days(self) -> float | None:
+        return self.total / self.count / DAY if self.count else None
+
+
+def distribution(seconds: Sequence[int] | Spread) -> dict:
+    """Percentiles of durations, in days, with the count they rest on and the mean."""
+    spread = seconds if isinstance(seconds, Spread) else Spread.of(seconds)
+    result: dict = {"count": spread.count}
     for p in PERCENTILES:
-        value = percentile(values, p)
-        result[f"p{p}"] = round(value, 2) if value is not None else None
-    result["mean"] = round(statistics.fmean(values), 2) if values else None
+        value = spread.ranked.get(p)
+        result[f"p{p}"] = round(value / DAY, 2) if value is not None else None
+    mean = spread.mean_days
+    result["mean"] = round(mean, 2) if mean is not None else None
     return result
 
 
@@ -60,28 +84,32 @@ def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def xmr(values: list[float]) -> dict:
+def xmr(values: Sequence[float | None]) -> dict:
     """Process behaviour (XmR) limits and the signals they raise.
 
     Natural process limits: mean +/- 2.66 x average moving range (the lower one not
     below zero). Signals: a point outside the limits; eight points in a row on one
-    side of the mean.
+    side of the mean. A None is a week with no value (a rate with nothing to rate):
+    it is skipped, the moving range spans it, and signal indexes stay those of
+    ``values``.
     """
-    if len(values) < 2:
+    points = [(index, value) for index, value in enumerate(values) if value is not None]
+    if len(points) < 2:
         return {"mean": None, "upper": None, "lower": None, "signals": []}
-    mean = statistics.fmean(values)
-    moving_ranges = [abs(b - a) for a, b in zip(values, values[1:], strict=False)]
+    present = [value for _, value in points]
+    mean = statistics.fmean(present)
+    moving_ranges = [abs(b - a) for a, b in zip(present, present[1:], strict=False)]
     average_range = statistics.fmean(moving_ranges)
     upper = mean + XMR_SCALING * average_range
     lower = max(0.0, mean - XMR_SCALING * average_range)
     signals = []
-    for index, value in enumerate(values):
+    for index, value in points:
         if value > upper:
             signals.append({"index": index, "rule": "above the upper limit"})
         elif value < lower:
             signals.append({"index": index, "rule": "below the lower limit"})
     run_side, run_length = 0, 0
-    for index, value in enumerate(values):
+    for index, value in points:
         side = (value > mean) - (value < mean)
         run_length = run_length + 1 if side and side == run_side else (1 if side else 0)
         run_side = side
@@ -118,8 +146,10 @@ def cumulative_flow(*, stream: ValueStream, start: date, end: date) -> dict:
     for row in before:
         totals[row["column_id"]] = [row["a"], row["d"]]
     by_day: dict[date, dict[int, tuple[int, int]]] = defaultdict(dict)
-    for row in ColumnDay.objects.filter(value_stream=stream, day__gte=start, day__lte=end):
-        by_day[row.day][row.column_id] = (row.arrivals, row.departures)
+    for column_id, day, arrivals, departures in ColumnDay.objects.filter(
+        value_stream=stream, day__gte=start, day__lte=end
+    ).values_list("column_id", "day", "arrivals", "departures"):
+        by_day[day][column_id] = (arrivals, departures)
     days = []
     series: dict[int, dict[str, list[int]]] = {
         column.pk: {"arrived": [], "departed": [], "wip": []} for column in columns
@@ -165,53 +195,47 @@ def stream_metrics_compute(*, stream: ValueStream, now: datetime | None = None) 
     for column in columns:
         cycle_columns[column.cycle_id].append(column)
 
-    # Durations finished in the window, by kind.
-    durations = FlowDuration.objects.filter(value_stream=stream, ended_at__gte=window_start_dt)
-    column_seconds: dict[int, list[int]] = defaultdict(list)
-    cycle_seconds: dict[int, list[int]] = defaultdict(list)
-    lead_seconds: list[int] = []
-    lead_by_week: dict[date, list[int]] = defaultdict(list)
-    for kind, column_id, cycle_id, seconds, ended_at in durations.values_list(
-        "kind", "column_id", "cycle_id", "seconds", "ended_at"
-    ):
-        if kind == DurationKind.COLUMN:
-            column_seconds[column_id].append(seconds)
-        elif kind == DurationKind.CYCLE:
-            cycle_seconds[cycle_id].append(seconds)
-        else:
-            lead_seconds.append(seconds)
-            lead_by_week[week_start(ended_at.date())].append(seconds)
+    column_spreads, cycle_spreads, lead_seconds, lead_by_week = _window_durations(
+        stream, window_start_dt
+    )
 
     # Column flow: all-time totals give WIP; the window gives weekly counts.
-    column_totals = {
-        row["column_id"]: (row["a"], row["d"])
-        for row in ColumnDay.objects.filter(value_stream=stream)
+    column_totals, before_window = {}, {}
+    for column_id, arrivals, departures, net_before in (
+        ColumnDay.objects.filter(value_stream=stream)
         .values("column_id")
-        .annotate(a=Sum("arrivals"), d=Sum("departures"))
-    }
-    before_window = {
-        row["column_id"]: row["a"] - row["d"]
-        for row in ColumnDay.objects.filter(value_stream=stream, day__lt=window_start)
-        .values("column_id")
-        .annotate(a=Sum("arrivals"), d=Sum("departures"))
-    }
+        .annotate(
+            a=Sum("arrivals"),
+            d=Sum("departures"),
+            before=Sum(F("arrivals") - F("departures"), filter=Q(day__lt=window_start)),
+        )
+        .values_list("column_id", "a", "d", "before")
+    ):
+        column_totals[column_id] = (arrivals, departures)
+        if net_before is not None:
+            before_window[column_id] = net_before
     column_weekly: dict[int, dict[str, list[int]]] = {
         column.pk: {"arrivals": [0] * len(weeks), "departures": [0] * len(weeks)}
         for column in columns
     }
     daily_net: dict[int, dict[date, int]] = defaultdict(dict)
-    for row in ColumnDay.objects.filter(value_stream=stream, day__gte=window_start):
-        index = week_index.get(week_start(row.day))
-        if index is not None and row.column_id in column_weekly:
-            column_weekly[row.column_id]["arrivals"][index] += row.arrivals
-            column_weekly[row.column_id]["departures"][index] += row.departures
-        daily_net[row.column_id][row.day] = row.arrivals - row.departures
+    for column_id, day, arrivals, departures in ColumnDay.objects.filter(
+        value_stream=stream, day__gte=window_start
+    ).values_list("column_id", "day", "arrivals", "departures"):
+        index = week_index.get(week_start(day))
+        if index is not None and column_id in column_weekly:
+            column_weekly[column_id]["arrivals"][index] += arrivals
+            column_weekly[column_id]["departures"][index] += departures
+        daily_net[column_id][day] = arrivals - departures
 
     open_states = list(
         CardFlowState.objects.filter(value_stream=stream, is_open=True).values_list(
             "card_id", "column_id", "cycle_id", "column_entered_at", "cycle_entered_at"
         )
     )
+    column_entered: dict[int, list[datetime]] = defaultdict(list)
+    for _, column_id, _, entered, _ in open_states:
+        column_entered[column_id].append(entered)
     blocked_by_column = dict(
         Card.objects.filter(value_stream=stream, outcome=Outcome.OPEN, is_blocked=True)
         .values("column_id")
@@ -232,14 +256,12 @@ def stream_metrics_compute(*, stream: ValueStream, now: datetime | None = None) 
             day += timedelta(days=1)
         average_wip = wip_sum / window_days
         window_departures = sum(column_weekly[column.pk]["departures"])
-        time_in_column = distribution(column_seconds[column.pk])
+        visits = column_spreads[column.pk]
+        time_in_column = distribution(visits)
         # Little's law takes the exact mean visit, not the rounded one shown.
-        visits = column_seconds[column.pk]
-        mean_visit_days = statistics.fmean(visits) / DAY if visits else None
+        mean_visit_days = visits.mean_days
         ages = sorted(
-            (now - entered).total_seconds() / DAY
-            for _, cid, _, entered, _ in open_states
-            if cid == column.pk
+            (now - entered).total_seconds() / DAY for entered in column_entered[column.pk]
         )
         column_docs.append(
             {
@@ -273,20 +295,24 @@ def stream_metrics_compute(*, stream: ValueStream, now: datetime | None = None) 
             "lost": [0] * len(weeks),
         }
     )
-    for row in CycleDay.objects.filter(value_stream=stream, day__gte=window_start):
-        index = week_index.get(week_start(row.day))
+    cycle_fields = ("arrivals", "departures", "won", "lost")
+    for cycle_id, day, *counts in CycleDay.objects.filter(
+        value_stream=stream, day__gte=window_start
+    ).values_list("cycle_id", "day", *cycle_fields):
+        index = week_index.get(week_start(day))
         if index is None:
             continue
-        for name in ("arrivals", "departures", "won", "lost"):
-            cycle_days[row.cycle_id][name][index] += getattr(row, name)
+        for name, count in zip(cycle_fields, counts, strict=True):
+            cycle_days[cycle_id][name][index] += count
 
     reach_counts = _reach_counts(stream)
+    handed_on, won_from_cycle = _conversion_counts(stream)
     cycle_p85 = {}
     cycle_docs = []
     for position, cycle in enumerate(cycles):
         own_columns = cycle_columns[cycle.pk]
         next_cycle = cycles[position + 1] if position + 1 < len(cycles) else None
-        cycle_time = distribution(cycle_seconds[cycle.pk])
+        cycle_time = distribution(cycle_spreads[cycle.pk])
         cycle_p85[cycle.pk] = cycle_time["p85"]
         cycle_docs.append(
             {
@@ -297,13 +323,13 @@ def stream_metrics_compute(*, stream: ValueStream, now: datetime | None = None) 
                 "cycle_time": cycle_time,
                 "conversion": _conversion(
                     own_columns,
-                    _handed_on_counts(stream, own_columns[0], cycle_columns[next_cycle.pk][0])
+                    handed_on[cycle.pk]
                     if next_cycle and own_columns and cycle_columns[next_cycle.pk]
                     else None,
                     reach_counts,
-                    _won_from_cycle(stream, cycle),
+                    won_from_cycle[cycle.pk],
                 ),
-                "flow_efficiency": _flow_efficiency(own_columns, column_seconds),
+                "flow_efficiency": _flow_efficiency(own_columns, column_spreads),
             }
         )
 
@@ -324,22 +350,25 @@ def stream_metrics_compute(*, stream: ValueStream, now: datetime | None = None) 
             )
     aging.sort(key=lambda entry: (-entry["age_in_cycle_days"], entry["card_id"]))
 
-    channel_days = list(ChannelDay.objects.filter(value_stream=stream))
     won_weekly = [0] * len(weeks)
     arrivals_weekly = [0] * len(weeks)
     closed_weekly = [0] * len(weeks)
-    for row in channel_days:
-        index = week_index.get(week_start(row.day))
+    for day, arrivals, won, lost in ChannelDay.objects.filter(
+        value_stream=stream, day__gte=window_start
+    ).values_list("day", "arrivals", "won", "lost"):
+        index = week_index.get(week_start(day))
         if index is not None:
-            won_weekly[index] += row.won
-            arrivals_weekly[index] += row.arrivals
-            closed_weekly[index] += row.won + row.lost
+            won_weekly[index] += won
+            arrivals_weekly[index] += arrivals
+            closed_weekly[index] += won + lost
+    # Rates of weeks in which nothing closed do not exist (None), and XmR skips them;
+    # a week with nothing won has a throughput of 0, a real value.
     win_rate_weekly = [
-        round(won / closed, 4) if closed else 0.0
+        round(won / closed, 4) if closed else None
         for won, closed in zip(won_weekly, closed_weekly, strict=True)
     ]
     lead_median_weekly = [
-        round(statistics.median(lead_by_week[week]) / DAY, 2) if lead_by_week[week] else 0.0
+        round(statistics.median(lead_by_week[week]) / DAY, 2) if lead_by_week[week] else None
         for week in weeks
     ]
     return {
@@ -368,9 +397,63 @@ def stream_metrics_compute(*, stream: ValueStream, now: datetime | None = None) 
             "over_cycle_p85_count": len(aging),
             "open_cards": len(open_states),
         },
-        "channels": _channel_pareto(stream, channel_days),
+        "channels": _channel_pareto(stream),
         "constraint": _constraint(column_docs, cycle_columns),
     }
+
+
+def _window_durations(
+    stream: ValueStream, since: datetime
+) -> tuple[dict[int, Spread], dict[int, Spread], list[int], dict[date, list[int]]]:
+    """The intervals that ended in the window, one range of index metrics_dur_ended per
+    kind: the spread of column visits by column and of cycle passages by cycle, and
+    the lead times (all, and by the UTC week of their end).
+
+    The window holds ~120,000 intervals on a 1,000,000-move log. PostgreSQL sorts
+    each column's (cycle's) seconds and hands over only count, total and the values at
+    the percentile ranks; elsewhere the seconds come over and are ranked here.
+    """
+    window = FlowDuration.objects.filter(value_stream=stream, ended_at__gte=since)
+
+    def spreads(kind: str, group: str) -> dict[int, Spread]:
+        if connection.vendor != "postgresql":
+            grouped: dict[int, list[int]] = defaultdict(list)
+            for key, seconds in window.filter(kind=kind).values_list(group, "seconds"):
+                grouped[key].append(seconds)
+            return defaultdict(Spread, {key: Spread.of(values) for key, values in grouped.items()})
+        # Nearest rank ceil(p x n / 100) in integers: (p x n + 99) / 100; arrays are 1-based.
+        ranks = ", ".join(f"ordered[({p} * n + 99) / 100]" for p in PERCENTILES)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT key, n, total, {ranks} FROM ("
+                f"SELECT {group} AS key, COUNT(*) AS n, SUM(seconds) AS total, "
+                "ARRAY_AGG(seconds ORDER BY seconds) AS ordered "
+                f"FROM {FlowDuration._meta.db_table} "
+                "WHERE value_stream_id = %s AND kind = %s AND ended_at >= %s "
+                f"GROUP BY {group}) AS grouped",
+                [stream.pk, kind, since],
+            )
+            return defaultdict(
+                Spread,
+                {
+                    key: Spread(n, int(total), dict(zip(PERCENTILES, ranked, strict=True)))
+                    for key, n, total, *ranked in cursor.fetchall()
+                },
+            )
+
+    lead_seconds: list[int] = []
+    lead_by_week: dict[date, list[int]] = defaultdict(list)
+    for seconds, day in window.filter(kind=DurationKind.LEAD).values_list(
+        "seconds", TruncDate("ended_at", tzinfo=UTC)
+    ):
+        lead_seconds.append(seconds)
+        lead_by_week[week_start(day)].append(seconds)
+    return (
+        spreads(DurationKind.COLUMN, "column_id"),
+        spreads(DurationKind.CYCLE, "cycle_id"),
+        lead_seconds,
+        lead_by_week,
+    )
 
 
 def _littles_law(average_wip: float, departures_per_day: float, mean_days: float | None) -> dict:
@@ -390,40 +473,34 @@ def _littles_law(average_wip: float, departures_per_day: float, mean_days: float
 
 
 def _reach_counts(stream: ValueStream) -> dict[tuple[int, int], int]:
-    """Cards that ever reached each column, by (column, channel key)."""
+    """Cards that ever reached each column, by (column, channel key): counters the
+    fold keeps as it writes first reaches."""
     return {
-        (row["column_id"], row["channel_key"]): row["n"]
-        for row in CardReach.objects.filter(value_stream=stream)
-        .values("column_id", "channel_key")
-        .annotate(n=Count("id"))
+        (column_id, channel_key): cards
+        for column_id, channel_key, cards in ColumnReachCount.objects.filter(
+            value_stream=stream
+        ).values_list("column_id", "channel_key", "cards")
     }
 
 
-def _won_from_cycle(stream: ValueStream, cycle: Cycle) -> dict[int, int]:
-    """Cards won while in this cycle, by channel key: each card counts once (won,
-    reopened and won again is still one card), under the channel of its first win."""
-    wins = FlowDuration.objects.filter(value_stream=stream, kind=DurationKind.LEAD, cycle=cycle)
-    earlier_win = wins.filter(card_id=OuterRef("card_id"), move_id__lt=OuterRef("move_id"))
-    return {
-        row["channel_key"]: row["n"]
-        for row in wins.exclude(Exists(earlier_win)).values("channel_key").annotate(n=Count("id"))
-    }
-
-
-def _handed_on_counts(
-    stream: ValueStream, first_column: Column, next_first_column: Column
-) -> dict[int, int]:
-    """Cards that reached the next cycle's first column after this cycle's first column
-    (its funnel), by the channel on the event that reached it. A card that entered the
-    next cycle directly never was in this cycle's funnel."""
-    in_funnel = CardReach.objects.filter(card_id=OuterRef("card_id"), column=first_column)
-    return {
-        row["channel_key"]: row["n"]
-        for row in CardReach.objects.filter(value_stream=stream, column=next_first_column)
-        .filter(Exists(in_funnel))
-        .values("channel_key")
-        .annotate(n=Count("id"))
-    }
+def _conversion_counts(
+    stream: ValueStream,
+) -> tuple[dict[int, dict[int, int]], dict[int, dict[int, int]]]:
+    """Per cycle, by channel key: the cards handed on (reached this cycle's first
+    column and the next cycle's, under the channel on the event that first reached the
+    next one; a card that entered the next cycle directly never was in this cycle's
+    funnel), and the cards won while in it (each card once: won, reopened and won
+    again is one card, under the channel of its first win). Counters of the fold."""
+    handed_on: dict[int, dict[int, int]] = defaultdict(dict)
+    won: dict[int, dict[int, int]] = defaultdict(dict)
+    for cycle_id, channel_key, handed, wins in CycleConversionCount.objects.filter(
+        value_stream=stream
+    ).values_list("cycle_id", "channel_key", "handed_on", "won"):
+        if handed:
+            handed_on[cycle_id][channel_key] = handed
+        if wins:
+            won[cycle_id][channel_key] = wins
+    return handed_on, won
 
 
 def _conversion(columns, next_reached, reach_counts, won_by_channel) -> dict:
@@ -477,14 +554,14 @@ def _conversion(columns, next_reached, reach_counts, won_by_channel) -> dict:
     }
 
 
-def _flow_efficiency(columns: list[Column], column_seconds: dict[int, list[int]]) -> dict | None:
+def _flow_efficiency(columns: list[Column], column_spreads: dict[int, Spread]) -> dict | None:
     """Time in doing (or unsplit) columns over all time in the cycle's columns, for the
     visits finished in the window. Only for cycles that split a column into doing/done."""
     if not any(column.split == ColumnSplit.DONE for column in columns):
         return None
-    total = sum(sum(column_seconds[column.pk]) for column in columns)
+    total = sum(column_spreads[column.pk].total for column in columns)
     waiting = sum(
-        sum(column_seconds[column.pk]) for column in columns if column.split == ColumnSplit.DONE
+        column_spreads[column.pk].total for column in columns if column.split == ColumnSplit.DONE
     )
     return {
         "active_days": round((total - waiting) / DAY, 2),
@@ -493,19 +570,25 @@ def _flow_efficiency(columns: list[Column], column_seconds: dict[int, list[int]]
     }
 
 
-def _channel_pareto(stream: ValueStream, channel_days: list[ChannelDay]) -> dict:
+def _channel_pareto(stream: ValueStream) -> dict:
     """Won count and value per channel, largest value first, with the cumulative share
     and the smallest set of channels that gives 80% of the won value."""
     names = dict(Channel.objects.filter(value_stream=stream).values_list("pk", "name"))
-    totals: dict[int, dict] = defaultdict(
-        lambda: {"arrivals": 0, "won": 0, "won_value": Decimal(0), "lost": 0}
-    )
-    for row in channel_days:
-        entry = totals[row.channel_key]
-        entry["arrivals"] += row.arrivals
-        entry["won"] += row.won
-        entry["won_value"] += row.won_value
-        entry["lost"] += row.lost
+    # SQLite sums decimals without their scale: quantize as the field stores them.
+    cents = Decimal(1).scaleb(-ChannelDay._meta.get_field("won_value").decimal_places)
+    totals = {
+        row["channel_key"]: {
+            "arrivals": row["arrivals"],
+            "won": row["won"],
+            "won_value": Decimal(row["won_value"]).quantize(cents),
+            "lost": row["lost"],
+        }
+        for row in ChannelDay.objects.filter(value_stream=stream)
+        .values("channel_key")
+        .annotate(
+            arrivals=Sum("arrivals"), won=Sum("won"), won_value=Sum("won_value"), lost=Sum("lost")
+        )
+    }
     ordered = sorted(
         totals.items(), key=lambda item: (-item[1]["won_value"], -item[1]["won"], item[0])
     )

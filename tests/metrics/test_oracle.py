@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import datetime
 from fractions import Fraction
+from importlib import import_module
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -31,6 +33,7 @@ from boards.services import (
     handoff_pass,
     value_stream_create,
 )
+from metrics.models import ColumnReachCount, CycleConversionCount
 from metrics.selectors import cumulative_flow, stream_metrics_compute
 from metrics.services import stream_metrics_advance, stream_metrics_rebuild
 from pdca.models import ControlPoint
@@ -454,7 +457,12 @@ def test_stream_weekly_flow_demand_and_xmr(document):
     assert stream["arrivals_weekly"] == [0, 0, 2, 1, 0, 0, 0, 1, 0, 1, 1, 0]
     # Won: C May 2 (wk 5), A May 5 (wk 6). Lost: B Apr 15 (wk 3), E May 28 (wk 9).
     assert stream["won_weekly"] == [0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]
-    assert stream["win_rate_weekly"] == [0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]
+    # Win rate = won / (won + lost) of the week; a week in which nothing closed has no
+    # rate (None), not 0%. Closed: wk 3 (B lost) 0, wk 5 (C won) 1, wk 6 (A won) 1,
+    # wk 9 (E lost) 0.
+    assert stream["win_rate_weekly"] == [
+        None, None, None, 0, None, 1, 1, None, None, 0, None, None
+    ]  # fmt: skip
     # Demand 6/12 = 0.5; won 2/12; closed (won + lost) 4/12.
     assert stream["demand_vs_capacity"] == {
         "arrivals_per_week": 0.5,
@@ -474,6 +482,27 @@ def test_stream_weekly_flow_demand_and_xmr(document):
         (5, "above the upper limit"),
         (6, "above the upper limit"),
     ]
+    # XmR of the win rate skips the weeks with nothing closed (a week with nothing won
+    # is a throughput of 0, but not a win rate of 0): points 0 1 1 0 (weeks 3 5 6 9).
+    # Mean 1/2; moving ranges 1 0 1 -> 2/3; upper 1/2 + 2.66 x 2/3 = 2.2733; lower 0.
+    # Nothing outside the limits (0 is not below 0); no run of eight.
+    assert stream["xmr"]["win_rate_weekly"] == {
+        "mean": 0.5,
+        "upper": rounded(Fraction(1, 2) + Fraction(266, 100) * Fraction(2, 3), 2),
+        "lower": 0,
+        "average_moving_range": rounded(Fraction(2, 3), 2),
+        "signals": [],
+    }
+    # Weekly median lead time: C (won wk 5) 18 d, A (won wk 6) 28 d; the other weeks
+    # have no lead time and are skipped. Mean 23; moving range 10; upper 23 + 26.6 =
+    # 49.6; lower max(0, 23 - 26.6) = 0.
+    assert stream["xmr"]["lead_time_median_weekly"] == {
+        "mean": 23.0,
+        "upper": 49.6,
+        "lower": 0,
+        "average_moving_range": 10.0,
+        "signals": [],
+    }
 
 
 def test_cumulative_flow_on_given_days(board):
@@ -640,6 +669,33 @@ def test_a_rebuild_from_the_log_gives_the_same_document(board):
     after = stream_metrics_compute(stream=board.stream, now=NOW)
     assert before == after
     assert after["channels"]["pareto_80"] == ["Web form"]
+
+
+def test_migration_fills_the_counters_the_fold_keeps(board):
+    # Migration 0002 counts, from the first reaches and lead times already stored,
+    # what the fold now keeps as counters: the same numbers.
+    fill_counters = import_module("metrics.migrations.0002_aggregate_counters").fill_counters
+
+    def counters():
+        return (
+            sorted(
+                ColumnReachCount.objects.filter(value_stream=board.stream).values_list(
+                    "column_id", "channel_key", "cards"
+                )
+            ),
+            sorted(
+                CycleConversionCount.objects.filter(value_stream=board.stream).values_list(
+                    "cycle_id", "channel_key", "handed_on", "won"
+                )
+            ),
+        )
+
+    folded = counters()
+    assert folded[0] and folded[1]
+    ColumnReachCount.objects.all().delete()
+    CycleConversionCount.objects.all().delete()
+    fill_counters(django_apps, None)
+    assert counters() == folded
 
 
 # A card won, reopened and won again: conversion counts cards, not wins.

@@ -37,6 +37,8 @@ from metrics.models import (
     CardReach,
     ChannelDay,
     ColumnDay,
+    ColumnReachCount,
+    CycleConversionCount,
     CycleDay,
     DurationKind,
     FlowDuration,
@@ -228,6 +230,10 @@ def aggregates(stream_id: int) -> dict[str, list[tuple]]:
             "column_entered_at",
             "cycle_entered_at",
             "stream_entered_at",
+        ),
+        "reach_counts": _rows(ColumnReachCount, stream_id, "column_id", "channel_key", "cards"),
+        "conversion_counts": _rows(
+            CycleConversionCount, stream_id, "cycle_id", "channel_key", "handed_on", "won"
         ),
         "progress": [
             MetricsProgress.objects.filter(value_stream_id=stream_id)

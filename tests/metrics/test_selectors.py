@@ -11,7 +11,16 @@ import pytest
 
 from boards.models import Column, Outcome
 from boards.services import card_close, card_create, card_move
-from metrics.selectors import DAY, cumulative_flow, distribution, percentile, xmr
+from metrics.models import DurationKind, FlowDuration
+from metrics.selectors import (
+    DAY,
+    Spread,
+    _window_durations,
+    cumulative_flow,
+    distribution,
+    percentile,
+    xmr,
+)
 from metrics.services import stream_metrics_advance
 
 UTC = datetime.UTC
@@ -176,6 +185,29 @@ def test_xmr_needs_two_points_for_a_moving_range():
     assert xmr([]) == {"mean": None, "upper": None, "lower": None, "signals": []}
 
 
+def test_xmr_skips_weeks_without_a_value():
+    # A rate of a week in which nothing closed is None, not 0: 0.5 _ 0.5 _ 0.5 0.9
+    # is the series 0.5 0.5 0.5 0.9 (mean 2.4/4 = 0.6; moving ranges 0 0 0.4 -> 0.4/3;
+    # upper 0.6 + 2.66 x 0.4/3 = 0.9547, so 0.9 is inside), and the indexes of its
+    # signals stay the weeks'. Counted as 0s instead, the two empty weeks would put
+    # the lower limit at 0 and the mean at 0.4833.
+    result = xmr([0.5, None, 0.5, None, 0.5, 0.9])
+    assert result["mean"] == 0.6
+    assert result["average_moving_range"] == rounded(Fraction(4, 30))
+    assert result["upper"] == rounded(Fraction(6, 10) + Fraction(266, 100) * Fraction(4, 30))
+    assert result["lower"] == rounded(Fraction(6, 10) - Fraction(266, 100) * Fraction(4, 30))
+    assert result["signals"] == []
+    # Eight values in a row above the mean, with empty weeks among them: the run
+    # counts values, and its signal names the week of the eighth.
+    series = [5, None, 6, 5, 6, None, 5, 6, 5, 6, 0, 0]
+    run = [s for s in xmr(series)["signals"] if s["rule"].startswith("eight")]
+    assert run == [{"index": 9, "rule": "eight in a row on one side of the mean"}]
+
+
+def test_xmr_of_one_value_among_empty_weeks_has_no_limits():
+    assert xmr([None, 0.4, None]) == {"mean": None, "upper": None, "lower": None, "signals": []}
+
+
 # cumulative_flow on a tiny stream.
 
 
@@ -236,3 +268,60 @@ def test_cumulative_flow_of_a_tiny_stream(stream, manager):
         stream=stream, start=datetime.date(2025, 5, 1), end=datetime.date(2025, 5, 1)
     )
     assert all(c["arrived"] == [0] and c["wip"] == [0] for c in before["columns"])
+
+
+# The window's spreads: on PostgreSQL ranked in SQL, elsewhere here; the same numbers.
+
+
+def test_window_spreads_rank_like_percentile(stream, manager):
+    columns = list(
+        Column.objects.filter(cycle__value_stream=stream).order_by("cycle__order", "order")
+    )
+    card = card_create(column_id=columns[0].pk, actor=manager, person_name="Spread").card
+    ended = datetime.datetime(2025, 6, 2, 9, tzinfo=UTC)
+    # 20 visits of Data (p x n / 100 whole for every percentile: ranks 10, 14, 17, 19),
+    # 7 of Information (ranks 4, 5, 6, 7), one of Knowledge; 3 cycle passages; and
+    # visits that ended before the window, which count nowhere.
+    samples = {
+        columns[0]: [(n * 7919) % 1000 * 60 for n in range(20)],
+        columns[1]: [5, 3, 3, 9, 1, 8, 2],
+        columns[2]: [86_400],
+    }
+    rows = [
+        (DurationKind.COLUMN, column, seconds, ended)
+        for column, values in samples.items()
+        for seconds in values
+    ]
+    rows += [(DurationKind.CYCLE, None, seconds, ended) for seconds in (40, 10, 30)]
+    rows += [(DurationKind.COLUMN, columns[0], 999_999, ended - datetime.timedelta(days=200))]
+    FlowDuration.objects.bulk_create(
+        FlowDuration(
+            value_stream=stream,
+            card=card,
+            kind=kind,
+            column=column,
+            cycle_id=columns[0].cycle_id,
+            channel_key=0,
+            started_at=at - datetime.timedelta(seconds=seconds),
+            ended_at=at,
+            seconds=seconds,
+            move_id=10_000_000 + index,
+        )
+        for index, (kind, column, seconds, at) in enumerate(rows)
+    )
+
+    column_spreads, cycle_spreads, leads, _ = _window_durations(
+        stream, datetime.datetime(2025, 3, 24, tzinfo=UTC)
+    )
+
+    for column, values in samples.items():
+        ordered = sorted(values)
+        assert column_spreads[column.pk] == Spread(
+            len(values), sum(values), {p: percentile(ordered, p) for p in (50, 70, 85, 95)}
+        ), column
+    # Information by hand: 1 2 3 3 5 8 9 -> p50 rank 4 = 3, p70 rank ceil(4.9) = 5 -> 5,
+    # p85 rank ceil(5.95) = 6 -> 8, p95 rank 7 -> 9.
+    assert column_spreads[columns[1].pk].ranked == {50: 3, 70: 5, 85: 8, 95: 9}
+    assert cycle_spreads[columns[0].cycle_id] == Spread(3, 80, {50: 30, 70: 40, 85: 40, 95: 40})
+    assert column_spreads[columns[3].pk] == Spread()
+    assert leads == []

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest import mock
 from urllib.parse import quote
 
 import environ
@@ -45,12 +46,19 @@ from metrics.models import (
     CardReach,
     ChannelDay,
     ColumnDay,
+    ColumnReachCount,
+    CycleConversionCount,
     CycleDay,
     FlowDuration,
     MetricsProgress,
     StreamMetrics,
 )
-from metrics.services import stream_metrics_advance, stream_metrics_rebuild
+from metrics.services import (
+    _document_store,
+    stream_metrics_advance,
+    stream_metrics_rebuild,
+    streams_lagging,
+)
 from metrics.tasks import recompute_stream, sweep
 from vsm.celery import app as celery_app
 from vsm.models import ValueStream
@@ -393,6 +401,10 @@ def snapshot(stream: ValueStream) -> dict:
             "cycle_entered_at",
             "stream_entered_at",
         ),
+        "reach_counts": rows(ColumnReachCount, "column_id", "channel_key", "cards"),
+        "conversion_counts": rows(
+            CycleConversionCount, "cycle_id", "channel_key", "handed_on", "won"
+        ),
         "progress": (progress.last_applied_move_id, progress.applied_moves),
         "metrics": (metrics.through_move_id, without_clock(metrics.data)),
     }
@@ -707,3 +719,50 @@ def test_advancing_twice_applies_nothing_the_second_time(stream, member):
         StreamMetrics.objects.values_list("computed_at", "data").get(value_stream=stream)
         == document
     )
+
+
+@pytest.mark.django_db
+def test_a_stale_run_never_replaces_a_newer_document(stream, member):
+    cards = new_cards(stream, member, 2, prefix="Stale")
+    stream_metrics_advance(stream_id=stream.pk)
+    stored = StreamMetrics.objects.get(value_stream=stream)
+    through, computed_at = stored.through_move_id, stored.computed_at
+    earlier = computed_at - timezone.timedelta(seconds=5)
+    later = computed_at + timezone.timedelta(seconds=5)
+
+    # A run that computed from an older fold, or from the same fold but earlier,
+    # finishes last: it must change nothing.
+    assert not _document_store(stream.pk, through - 1, later, {"stale": "older fold"})
+    assert not _document_store(stream.pk, through, earlier, {"stale": "computed earlier"})
+    assert StreamMetrics.objects.get(value_stream=stream).data == stored.data
+
+    # The same fold computed later, or a later fold, replaces it.
+    assert _document_store(stream.pk, through, later, {"fresh": "same fold"})
+    assert StreamMetrics.objects.get(value_stream=stream).data == {"fresh": "same fold"}
+    card_move(card_id=cards[0].pk, to_column_id=collaboration_columns(stream)[1].pk, actor=member)
+    result = stream_metrics_advance(stream_id=stream.pk)
+    assert result.last_applied_move_id > through
+    metrics = StreamMetrics.objects.get(value_stream=stream)
+    assert metrics.through_move_id == result.last_applied_move_id
+    assert "columns" in metrics.data
+    progress = MetricsProgress.objects.get(value_stream=stream)
+    assert progress.summary_move_id == result.last_applied_move_id
+
+
+@pytest.mark.django_db
+def test_the_fold_commits_even_when_the_document_fails(stream, member):
+    new_cards(stream, member, 2, prefix="Doc")
+    with (
+        mock.patch("metrics.selectors.stream_metrics_compute", side_effect=RuntimeError),
+        pytest.raises(RuntimeError),
+    ):
+        stream_metrics_advance(stream_id=stream.pk)
+    # The fold was committed before the document was attempted; the document lags,
+    # which the sweeper sees.
+    applied, through = progress_of(stream)
+    assert applied == newest_move_id(stream)
+    assert through is None
+    assert stream.pk in streams_lagging()
+    stream_metrics_advance(stream_id=stream.pk)
+    assert progress_of(stream) == (applied, applied)
+    assert stream.pk not in streams_lagging()
