@@ -1,11 +1,4 @@
-"""The metrics fold's per-move logic and its writes (used by metrics.services).
-
-A move is a tuple of MOVE_FIELDS. ``Fold.apply`` advances one card's flow state and
-gathers the deltas: finished intervals, first reaches, day buckets and all-time
-counters; ``Fold.write`` writes them in a few statements. The incremental advance and
-the rebuild run the very same ``apply``, so their numbers are identical by
-construction; only the writing differs (COPY for a rebuild on PostgreSQL).
-"""
+"""The fold: one card's flow state advanced per move, and the deltas it gathers."""
 
 from __future__ import annotations
 
@@ -17,9 +10,24 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Q
 
-from boards.models import CardMove, Column, MoveKind
+from boards.models import Column
+from metrics.fold.rows import (
+    _COLUMN,
+    _CYCLE,
+    _DURATION_FIELDS,
+    _ENTER,
+    _HANDOFF,
+    _LEAD,
+    _LOST,
+    _MOVE,
+    _REACH_FIELDS,
+    _REOPEN,
+    _STATE_FIELDS,
+    _WON,
+    CardState,
+)
+from metrics.fold.writes import insert_rows, upsert_add
 from metrics.models import (
     CardFlowState,
     CardReach,
@@ -28,108 +36,11 @@ from metrics.models import (
     ColumnReachCount,
     CycleConversionCount,
     CycleDay,
-    DurationKind,
     FlowDuration,
 )
 from pdca.models import Cycle
 
 logger = logging.getLogger(__name__)
-
-# Every table the fold writes for a stream, dropped by a rebuild.
-AGGREGATES = (
-    CardFlowState,
-    ColumnDay,
-    CycleDay,
-    ChannelDay,
-    CardReach,
-    FlowDuration,
-    ColumnReachCount,
-    CycleConversionCount,
-)
-
-# A move as the fold reads it: a tuple of these fields, in this order.
-MOVE_FIELDS = (
-    "id",
-    "card_id",
-    "kind",
-    "to_column_id",
-    "moved_at",
-    "channel_id",
-    "estimated_value",
-)
-_ENTER, _MOVE, _HANDOFF, _WON, _LOST, _REOPEN = (
-    str(MoveKind.ENTER),
-    str(MoveKind.MOVE),
-    str(MoveKind.HANDOFF),
-    str(MoveKind.WON),
-    str(MoveKind.LOST),
-    str(MoveKind.REOPEN),
-)
-_COLUMN, _CYCLE, _LEAD = str(DurationKind.COLUMN), str(DurationKind.CYCLE), str(DurationKind.LEAD)
-
-_DURATION_FIELDS = (
-    "value_stream_id",
-    "card_id",
-    "kind",
-    "column_id",
-    "cycle_id",
-    "channel_key",
-    "started_at",
-    "ended_at",
-    "seconds",
-    "move_id",
-)
-_REACH_FIELDS = ("value_stream_id", "card_id", "column_id", "channel_key", "reached_at")
-_STATE_FIELDS = (
-    "card_id",
-    "value_stream_id",
-    "last_move_id",
-    "channel_id",
-    "column_id",
-    "cycle_id",
-    "is_open",
-    "column_entered_at",
-    "cycle_entered_at",
-    "stream_entered_at",
-)
-
-
-class CardState:
-    """A card's flow state (a CardFlowState row) plus what the fold needs to count a
-    card once: the columns it reached (with the channel key of its first reach) and
-    the cycles it was won in."""
-
-    __slots__ = (*_STATE_FIELDS, "reached", "won")
-
-    def __init__(self, row: tuple) -> None:
-        (
-            self.card_id,
-            self.value_stream_id,
-            self.last_move_id,
-            self.channel_id,
-            self.column_id,
-            self.cycle_id,
-            self.is_open,
-            self.column_entered_at,
-            self.cycle_entered_at,
-            self.stream_entered_at,
-        ) = row
-        self.reached: dict[int, int] = {}
-        self.won: set[int] = set()
-
-    def row(self) -> tuple:
-        return (
-            self.card_id,
-            self.value_stream_id,
-            self.last_move_id,
-            self.channel_id,
-            self.column_id,
-            self.cycle_id,
-            self.is_open,
-            self.column_entered_at,
-            self.cycle_entered_at,
-            self.stream_entered_at,
-        )
 
 
 @dataclass
@@ -405,51 +316,6 @@ class Fold:
         self.touched.clear()
 
 
-def insert_rows(model, fields: tuple[str, ...], rows: list[tuple], *, copy: bool) -> None:
-    """Insert rows (tuples in ``fields`` order): COPY on PostgreSQL when ``copy``,
-    else bulk_create (so SQLite stores values exactly as the ORM does)."""
-    if not rows:
-        return
-    if copy:
-        columns = ", ".join(model._meta.get_field(name).column for name in fields)
-        with (
-            connection.cursor() as cursor,
-            cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as stream,
-        ):
-            for row in rows:
-                stream.write_row(row)
-        return
-    model.objects.bulk_create(
-        [model(**dict(zip(fields, row, strict=True))) for row in rows], batch_size=1000
-    )
-
-
-def upsert_add(model, key_fields, value_fields, constants, rows) -> None:
-    """Add counters into buckets: INSERT ... ON CONFLICT DO UPDATE SET c = c + new.
-
-    Both PostgreSQL and SQLite speak this; Django's bulk_create can only overwrite.
-    """
-    if not rows:
-        return
-    table = model._meta.db_table
-    columns = [*constants, *key_fields, *value_fields]
-    quote = connection.ops.quote_name
-    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    updates = ", ".join(
-        f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in value_fields
-    )
-    sql_head = f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) VALUES "
-    sql_tail = f" ON CONFLICT ({', '.join(quote(c) for c in key_fields)}) DO UPDATE SET {updates}"
-    items = list(rows.items())
-    with connection.cursor() as cursor:
-        for start in range(0, len(items), 500):
-            chunk = items[start : start + 500]
-            params: list = []
-            for key, values in chunk:
-                params.extend([*constants.values(), *key, *values])
-            cursor.execute(sql_head + ", ".join([placeholders] * len(chunk)) + sql_tail, params)
-
-
 def fold_moves(fold: Fold, moves: list[tuple]) -> int:
     """Fold these moves (any order across cards, id order within a card) into the
     fold, skipping those a card's flow state shows as folded already."""
@@ -465,16 +331,3 @@ def fold_moves(fold: Fold, moves: list[tuple]) -> int:
         fold.apply(move)
         applied += 1
     return applied
-
-
-def read_moves(
-    stream_id: int, *, filter_q: Q | None = None, limit: int | None = None, **filters
-) -> list[tuple]:
-    """Moves of the stream as tuples in MOVE_FIELDS order, by id."""
-    moves = (
-        CardMove.objects.filter(value_stream_id=stream_id, **filters)
-        .filter(filter_q or Q())
-        .order_by("id")
-        .values_list(*MOVE_FIELDS)
-    )
-    return list(moves[:limit] if limit else moves)

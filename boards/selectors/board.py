@@ -1,4 +1,4 @@
-"""Reads of the board, scoped to what the user may see.
+"""The board of a stream and its columns.
 
 The board is read in a fixed number of queries whatever the number of cards: the
 columns, one aggregate for the counts, and one windowed query for the first page
@@ -23,18 +23,11 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import RowNumber
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from boards.models import Card, CardMove, Column, Outcome
 from pdca.models import ControlPoint, Cycle
 from vsm.models import Channel, ValueStream
-from vsm.selectors import (
-    AnyUser,
-    user_manages_stream,
-    value_streams_visible_to,
-    with_viewer_manages,
-)
 
 COLUMN_PAGE_SIZE = 25
 
@@ -116,55 +109,6 @@ class Board:
     @property
     def column_views(self) -> list[ColumnView]:
         return [column for cycle in self.cycles for column in cycle.columns]
-
-
-def stream_for_user(*, user: AnyUser, slug: str) -> ValueStream:
-    """The stream with this slug if the user may see it; 404 otherwise (no existence leak).
-
-    It carries ``viewer_manages``, whether this user may steer it, read in the same
-    query: every board request asks (see ``viewer_manages_stream``).
-    """
-    return get_object_or_404(with_viewer_manages(value_streams_visible_to(user), user), slug=slug)
-
-
-def stream_and_card_column_for_user(
-    *, user: AnyUser, slug: str, card_id: int
-) -> tuple[ValueStream, int]:
-    """``stream_for_user``'s stream and the column its card ``card_id`` is in, in one query.
-
-    404 when the stream is out of reach or the card belongs elsewhere. All a move needs
-    before its service locks and reads the card itself.
-    """
-    card_column = (
-        Card.objects.filter(pk=card_id, value_stream=OuterRef("pk")).order_by().values("column_id")
-    )
-    streams = with_viewer_manages(value_streams_visible_to(user), user).annotate(
-        card_column_id=Subquery(card_column[:1])
-    )
-    stream = get_object_or_404(streams, slug=slug)
-    if stream.card_column_id is None:
-        raise Http404("No such card.")
-    return stream, stream.card_column_id
-
-
-def viewer_manages_stream(*, user: AnyUser, stream: ValueStream) -> bool:
-    """Whether the user may steer the stream (WIP limits, overrides).
-
-    Free for a stream read by ``stream_for_user`` for this same user; one query otherwise.
-    """
-    annotated: bool | None = getattr(stream, "viewer_manages", None)
-    if annotated is not None:
-        return annotated
-    return user_manages_stream(user, stream)
-
-
-def value_streams_for_user(*, user: AnyUser) -> QuerySet[ValueStream]:
-    return (
-        value_streams_visible_to(user)
-        .select_related("manager")
-        .annotate(open_cards=Count("cards", filter=Q(cards__outcome=Outcome.OPEN)))
-        .order_by("name")
-    )
 
 
 def _card_queryset() -> QuerySet[Card]:
@@ -354,65 +298,3 @@ def board_filter_choices(*, stream: ValueStream) -> dict[str, list]:
         "channels": list(Channel.objects.filter(value_stream=stream).order_by("name")),
         "owners": list(owners),
     }
-
-
-def card_for_user(*, stream: ValueStream, card_id: int) -> Card:
-    """A card of a stream the user can already see; 404 when it belongs elsewhere."""
-    return get_object_or_404(
-        Card.objects.select_related("column__cycle", "channel", "owner", "owning_team"),
-        pk=card_id,
-        value_stream=stream,
-    )
-
-
-def card_history(*, card: Card) -> list[CardMove]:
-    """The card's whole move log, oldest first, with the handoffs' checklists."""
-    return list(
-        CardMove.objects.filter(card=card)
-        .select_related("from_column__cycle", "to_column__cycle", "actor", "handoff__to_team")
-        .prefetch_related("handoff__criteria_met")
-        .order_by("moved_at", "id")
-    )
-
-
-def move_destinations(*, card: Card) -> list[tuple[Cycle, list[Column], ControlPoint | None]]:
-    """Where a card may be sent: its own cycle's columns, and each next cycle through its
-    control point."""
-    columns = list(
-        Column.objects.filter(cycle__value_stream_id=card.value_stream_id)
-        .select_related("cycle")
-        .order_by("cycle__order", "order")
-    )
-    control_points = {
-        cp.to_cycle_id: cp for cp in ControlPoint.objects.filter(from_cycle_id=card.column.cycle_id)
-    }
-    by_cycle: dict[int, tuple[Cycle, list[Column], ControlPoint | None]] = {}
-    for column in columns:
-        if column.cycle_id not in by_cycle:
-            by_cycle[column.cycle_id] = (column.cycle, [], control_points.get(column.cycle_id))
-        by_cycle[column.cycle_id][1].append(column)
-    return [
-        entry
-        for cycle_id, entry in by_cycle.items()
-        if cycle_id == card.column.cycle_id or entry[2] is not None
-    ]
-
-
-def control_point_between(*, card: Card, to_column: Column) -> ControlPoint | None:
-    return (
-        ControlPoint.objects.filter(
-            from_cycle_id=card.column.cycle_id, to_cycle_id=to_column.cycle_id
-        )
-        .select_related("from_cycle", "to_cycle", "receiving_team")
-        .prefetch_related("criteria")
-        .first()
-    )
-
-
-def stream_members(*, stream: ValueStream):
-    return (
-        get_user_model()
-        .objects.filter(memberships__team__value_stream=stream)
-        .distinct()
-        .order_by("first_name", "username")
-    )

@@ -1,0 +1,56 @@
+"""Reads of the board, scoped to what the user may see.
+
+The board is read in a fixed number of queries whatever the number of cards: the
+columns, one aggregate for the counts, and one windowed query for the first page
+of every column.
+"""
+
+from boards.selectors.board import (
+    COLUMN_PAGE_SIZE,
+    Board,
+    BoardFilters,
+    ColumnView,
+    CycleView,
+    board_columns,
+    board_filter_choices,
+    board_get,
+    board_version,
+    column_cards_page,
+    column_heads,
+)
+from boards.selectors.cards import (
+    card_for_user,
+    card_history,
+    control_point_between,
+    move_destinations,
+)
+from boards.selectors.streams import (
+    stream_and_card_column_for_user,
+    stream_for_user,
+    stream_members,
+    value_streams_for_user,
+    viewer_manages_stream,
+)
+
+__all__ = [
+    "COLUMN_PAGE_SIZE",
+    "Board",
+    "BoardFilters",
+    "ColumnView",
+    "CycleView",
+    "board_columns",
+    "board_filter_choices",
+    "board_get",
+    "board_version",
+    "card_for_user",
+    "card_history",
+    "column_cards_page",
+    "column_heads",
+    "control_point_between",
+    "move_destinations",
+    "stream_and_card_column_for_user",
+    "stream_for_user",
+    "stream_members",
+    "value_streams_for_user",
+    "viewer_manages_stream",
+]

@@ -1,0 +1,41 @@
+"""Every write on the board.
+
+One write path per fact: every way a card changes column (create, drag, keyboard,
+handoff, won/lost, reopen, admin) ends in ``_place_card``, which holds the WIP rule,
+the position rule and the move log, under the column locks.
+"""
+
+from boards.services.cards import card_set_blocked, card_update
+from boards.services.columns import column_set_wip_limit
+from boards.services.moves import (
+    MoveResult,
+    card_close,
+    card_create,
+    card_move,
+    card_reopen,
+    handoff_pass,
+)
+from boards.services.positions import POSITION_GAP
+from boards.services.streams import (
+    DEFAULT_COLUMNS,
+    DEFAULT_CRITERIA,
+    DEFAULT_CYCLES,
+    value_stream_create,
+)
+
+__all__ = [
+    "DEFAULT_COLUMNS",
+    "DEFAULT_CRITERIA",
+    "DEFAULT_CYCLES",
+    "POSITION_GAP",
+    "MoveResult",
+    "card_close",
+    "card_create",
+    "card_move",
+    "card_reopen",
+    "card_set_blocked",
+    "card_update",
+    "column_set_wip_limit",
+    "handoff_pass",
+    "value_stream_create",
+]

@@ -1,0 +1,313 @@
+"""Every way a card changes column: create, drag or keyboard, handoff, won/lost, reopen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+
+from boards.errors import ControlPointRequired, CriteriaNotMet, InvalidMove, StaleBoard
+from boards.models import Card, CardMove, Column, Handoff, MoveKind, Outcome
+from boards.services.locks import (
+    _check_version,
+    _lock_card_and_columns,
+    _lock_columns,
+    _move_transaction,
+)
+from boards.services.placement import _open_counts, _place_card
+from pdca.models import ControlPoint
+from vsm.models import Channel
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    card: Card
+    move: CardMove | None
+    # Columns whose content changed, so a client can re-render just those.
+    column_ids: frozenset[int] = field(default_factory=frozenset)
+    # The same columns as read under their lock (with cycle and stream): fresh, so an
+    # answer can render their heads without reading them again.
+    columns: tuple[Column, ...] = ()
+    # Open cards per column after the change, when the service counted them under the
+    # locks (card_move): the heads then need no query at all.
+    open_counts: Mapping[int, int] | None = None
+
+
+def card_create(
+    *,
+    column_id: int,
+    actor,
+    person_name: str = "",
+    company: str = "",
+    email: str = "",
+    channel_id: int | None = None,
+    owner=None,
+    estimated_value: Decimal | int = 0,
+    notes: str = "",
+    wip_override_reason: str = "",
+    at: datetime | None = None,
+) -> MoveResult:
+    """Create a prospect card in the first column of a cycle.
+
+    Locks: the column. Raises: InvalidMove, WipLimitReached, PermissionRefused.
+    """
+    at = at or timezone.now()
+    if not (person_name.strip() or company.strip()):
+        raise InvalidMove("A prospect needs a person or a company.")
+    with _move_transaction():
+        column = _lock_columns([column_id])[column_id]
+        stream_id = column.cycle.value_stream_id
+        first_column_id = (
+            Column.objects.filter(cycle_id=column.cycle_id)
+            .order_by("order")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if column.pk != first_column_id:
+            raise InvalidMove(f"New prospects enter {column.cycle.name} at its first column.")
+        if (
+            channel_id is not None
+            and not Channel.objects.filter(pk=channel_id, value_stream_id=stream_id).exists()
+        ):
+            raise InvalidMove("That channel does not belong to this value stream.")
+        card = Card(
+            value_stream_id=stream_id,
+            person_name=person_name.strip(),
+            company=company.strip(),
+            email=email.strip(),
+            channel_id=channel_id,
+            owner=owner,
+            owning_team_id=column.cycle.owning_team_id,
+            estimated_value=estimated_value,
+            notes=notes,
+            created_at=at,
+        )
+        card.value_stream = column.cycle.value_stream
+        move = _place_card(
+            card=card,
+            to_column=column,
+            kind=MoveKind.ENTER,
+            actor=actor,
+            at=at,
+            from_column=None,
+            wip_override_reason=wip_override_reason,
+        )
+    return MoveResult(card=card, move=move, column_ids=frozenset({column.pk}), columns=(column,))
+
+
+def card_move(
+    *,
+    card_id: int,
+    to_column_id: int,
+    actor,
+    expected_version: int | None = None,
+    after_card_id: int | None = None,
+    before_card_id: int | None = None,
+    wip_override_reason: str = "",
+    expected_column_id: int | None = None,
+    at: datetime | None = None,
+) -> MoveResult:
+    """Move or reorder an open card within its cycle.
+
+    Crossing into another cycle is a handoff and goes through ``handoff_pass``.
+    ``expected_column_id``: the column the caller saw the card in, which saves reading
+    it before the lock; like ``expected_version``, a mismatch is StaleBoard.
+    Locks: both columns (ascending pk), then the card.
+    Raises: StaleBoard, WipLimitReached, PermissionRefused, ControlPointRequired, InvalidMove.
+    """
+    at = at or timezone.now()
+    with _move_transaction():
+        card, columns = _lock_card_and_columns(
+            card_id=card_id,
+            other_column_ids=[to_column_id],
+            expected_column_id=expected_column_id,
+        )
+        _check_version(card, expected_version)
+        if not card.is_open:
+            raise InvalidMove("This card is closed; reopen it before moving it.")
+        from_column = columns[card.column_id]
+        to_column = columns[to_column_id]
+        if to_column.cycle.value_stream_id != card.value_stream_id:
+            raise InvalidMove("That column belongs to another value stream.")
+        if to_column.cycle_id != from_column.cycle_id:
+            raise ControlPointRequired(
+                f"Moving from {from_column.cycle.name} to {to_column.cycle.name} passes a "
+                "control point: use its handoff checklist."
+            )
+        # Both columns in one count: the WIP check needs the target's, the answer both.
+        open_counts = _open_counts(columns)
+        move = _place_card(
+            card=card,
+            to_column=to_column,
+            kind=MoveKind.MOVE,
+            actor=actor,
+            at=at,
+            from_column=from_column,
+            after_card_id=after_card_id,
+            before_card_id=before_card_id,
+            wip_override_reason=wip_override_reason,
+            to_column_open_count=open_counts[to_column.pk],
+        )
+        if from_column.pk != to_column.pk:
+            open_counts[from_column.pk] -= 1
+            open_counts[to_column.pk] += 1
+    return MoveResult(
+        card=card,
+        move=move,
+        column_ids=frozenset(columns),
+        columns=tuple(columns.values()),
+        open_counts=open_counts,
+    )
+
+
+def handoff_pass(
+    *,
+    card_id: int,
+    control_point_id: int,
+    criteria_met_ids: Iterable[int],
+    actor,
+    expected_version: int | None = None,
+    wip_override_reason: str = "",
+    at: datetime | None = None,
+) -> MoveResult:
+    """Pass a card through a control point into the first column of the next cycle.
+
+    Locks: the card's column and the target column (ascending pk), then the card.
+    Raises: CriteriaNotMet, StaleBoard, WipLimitReached, PermissionRefused, InvalidMove.
+    Side effects: the card now belongs to the receiving team; a Handoff row records it.
+    """
+    at = at or timezone.now()
+    control_point = (
+        ControlPoint.objects.select_related("from_cycle", "to_cycle")
+        .filter(pk=control_point_id)
+        .first()
+    )
+    if control_point is None:
+        raise InvalidMove("That control point no longer exists.")
+    target_id = (
+        Column.objects.filter(cycle_id=control_point.to_cycle_id)
+        .order_by("order")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if target_id is None:
+        raise InvalidMove(f"{control_point.to_cycle.name} has no columns yet.")
+    criteria = list(control_point.criteria.all())
+    met_ids = set(criteria_met_ids)
+    unknown = met_ids - {criterion.pk for criterion in criteria}
+    if unknown:
+        raise InvalidMove("Some ticked criteria do not belong to this control point.")
+    missing = [c.text for c in criteria if c.required and c.pk not in met_ids]
+    if missing:
+        raise CriteriaNotMet("Required criteria not met: " + "; ".join(missing) + ".")
+    with _move_transaction():
+        card, columns = _lock_card_and_columns(card_id=card_id, other_column_ids=[target_id])
+        _check_version(card, expected_version)
+        if not card.is_open:
+            raise InvalidMove("This card is closed; reopen it before handing it off.")
+        from_column = columns[card.column_id]
+        if from_column.cycle_id != control_point.from_cycle_id:
+            raise StaleBoard(
+                f"This card is no longer in {control_point.from_cycle.name}; the board now "
+                "shows where it is."
+            )
+        from_team_id = card.owning_team_id
+        to_team_id = control_point.receiving_team_id or control_point.to_cycle.owning_team_id
+        card.owning_team_id = to_team_id
+        move = _place_card(
+            card=card,
+            to_column=columns[target_id],
+            kind=MoveKind.HANDOFF,
+            actor=actor,
+            at=at,
+            from_column=from_column,
+            wip_override_reason=wip_override_reason,
+        )
+        handoff = Handoff.objects.create(
+            card=card,
+            control_point=control_point,
+            move=move,
+            from_team_id=from_team_id,
+            to_team_id=to_team_id,
+            actor=actor if getattr(actor, "pk", None) else None,
+            handed_off_at=at,
+        )
+        handoff.criteria_met.set([c for c in criteria if c.pk in met_ids])
+    return MoveResult(
+        card=card, move=move, column_ids=frozenset(columns), columns=tuple(columns.values())
+    )
+
+
+def card_close(
+    *,
+    card_id: int,
+    outcome: Outcome,
+    actor,
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> MoveResult:
+    """Mark an open card won or lost; it leaves the flow (and its column's WIP).
+
+    Locks: the card's column, then the card. Raises: StaleBoard, InvalidMove.
+    """
+    if outcome not in (Outcome.WON, Outcome.LOST):
+        raise InvalidMove("A card is closed as won or lost.")
+    at = at or timezone.now()
+    with _move_transaction():
+        card, columns = _lock_card_and_columns(card_id=card_id)
+        _check_version(card, expected_version)
+        if not card.is_open:
+            raise InvalidMove(f"This card is already {card.get_outcome_display().lower()}.")
+        column = columns[card.column_id]
+        card.outcome = outcome
+        card.closed_at = at
+        move = _place_card(
+            card=card,
+            to_column=column,
+            kind=MoveKind.WON if outcome == Outcome.WON else MoveKind.LOST,
+            actor=actor,
+            at=at,
+            from_column=column,
+            check_wip=False,
+        )
+    return MoveResult(
+        card=card, move=move, column_ids=frozenset(columns), columns=tuple(columns.values())
+    )
+
+
+def card_reopen(
+    *,
+    card_id: int,
+    actor,
+    expected_version: int | None = None,
+    wip_override_reason: str = "",
+    at: datetime | None = None,
+) -> MoveResult:
+    """Reopen a won or lost card at the end of the column it closed in.
+
+    Locks: the column, then the card. Raises: StaleBoard, WipLimitReached, InvalidMove.
+    """
+    at = at or timezone.now()
+    with _move_transaction():
+        card, columns = _lock_card_and_columns(card_id=card_id)
+        _check_version(card, expected_version)
+        if card.is_open:
+            raise InvalidMove("This card is already open.")
+        column = columns[card.column_id]
+        card.outcome = Outcome.OPEN
+        card.closed_at = None
+        move = _place_card(
+            card=card,
+            to_column=column,
+            kind=MoveKind.REOPEN,
+            actor=actor,
+            at=at,
+            from_column=column,
+            wip_override_reason=wip_override_reason,
+        )
+    return MoveResult(
+        card=card, move=move, column_ids=frozenset(columns), columns=tuple(columns.values())
+    )

@@ -1,0 +1,105 @@
+"""The tuples the fold reads and writes: moves, intervals, first reaches, card states."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+
+from boards.models import CardMove, MoveKind
+from metrics.models import DurationKind
+
+# A move as the fold reads it: a tuple of these fields, in this order.
+MOVE_FIELDS = (
+    "id",
+    "card_id",
+    "kind",
+    "to_column_id",
+    "moved_at",
+    "channel_id",
+    "estimated_value",
+)
+_ENTER, _MOVE, _HANDOFF, _WON, _LOST, _REOPEN = (
+    str(MoveKind.ENTER),
+    str(MoveKind.MOVE),
+    str(MoveKind.HANDOFF),
+    str(MoveKind.WON),
+    str(MoveKind.LOST),
+    str(MoveKind.REOPEN),
+)
+_COLUMN, _CYCLE, _LEAD = str(DurationKind.COLUMN), str(DurationKind.CYCLE), str(DurationKind.LEAD)
+
+_DURATION_FIELDS = (
+    "value_stream_id",
+    "card_id",
+    "kind",
+    "column_id",
+    "cycle_id",
+    "channel_key",
+    "started_at",
+    "ended_at",
+    "seconds",
+    "move_id",
+)
+_REACH_FIELDS = ("value_stream_id", "card_id", "column_id", "channel_key", "reached_at")
+_STATE_FIELDS = (
+    "card_id",
+    "value_stream_id",
+    "last_move_id",
+    "channel_id",
+    "column_id",
+    "cycle_id",
+    "is_open",
+    "column_entered_at",
+    "cycle_entered_at",
+    "stream_entered_at",
+)
+
+
+class CardState:
+    """A card's flow state (a CardFlowState row) plus what the fold needs to count a
+    card once: the columns it reached (with the channel key of its first reach) and
+    the cycles it was won in."""
+
+    __slots__ = (*_STATE_FIELDS, "reached", "won")
+
+    def __init__(self, row: tuple) -> None:
+        (
+            self.card_id,
+            self.value_stream_id,
+            self.last_move_id,
+            self.channel_id,
+            self.column_id,
+            self.cycle_id,
+            self.is_open,
+            self.column_entered_at,
+            self.cycle_entered_at,
+            self.stream_entered_at,
+        ) = row
+        self.reached: dict[int, int] = {}
+        self.won: set[int] = set()
+
+    def row(self) -> tuple:
+        return (
+            self.card_id,
+            self.value_stream_id,
+            self.last_move_id,
+            self.channel_id,
+            self.column_id,
+            self.cycle_id,
+            self.is_open,
+            self.column_entered_at,
+            self.cycle_entered_at,
+            self.stream_entered_at,
+        )
+
+
+def read_moves(
+    stream_id: int, *, filter_q: Q | None = None, limit: int | None = None, **filters
+) -> list[tuple]:
+    """Moves of the stream as tuples in MOVE_FIELDS order, by id."""
+    moves = (
+        CardMove.objects.filter(value_stream_id=stream_id, **filters)
+        .filter(filter_q or Q())
+        .order_by("id")
+        .values_list(*MOVE_FIELDS)
+    )
+    return list(moves[:limit] if limit else moves)

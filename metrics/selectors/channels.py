@@ -1,0 +1,59 @@
+"""Won business per channel (Pareto)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from metrics.models import ChannelDay
+from vsm.models import Channel, ValueStream
+
+
+def _channel_pareto(stream: ValueStream) -> dict:
+    """Won count and value per channel, largest value first, with the cumulative share
+    and the smallest set of channels that gives 80% of the won value."""
+    names = dict(Channel.objects.filter(value_stream=stream).values_list("pk", "name"))
+    # SQLite sums decimals without their scale: quantize as the field stores them.
+    cents = Decimal(1).scaleb(-ChannelDay._meta.get_field("won_value").decimal_places)
+    totals = {
+        row["channel_key"]: {
+            "arrivals": row["arrivals"],
+            "won": row["won"],
+            "won_value": Decimal(row["won_value"]).quantize(cents),
+            "lost": row["lost"],
+        }
+        for row in ChannelDay.objects.filter(value_stream=stream)
+        .values("channel_key")
+        .annotate(
+            arrivals=Sum("arrivals"), won=Sum("won"), won_value=Sum("won_value"), lost=Sum("lost")
+        )
+    }
+    ordered = sorted(
+        totals.items(), key=lambda item: (-item[1]["won_value"], -item[1]["won"], item[0])
+    )
+    grand_total = sum((entry["won_value"] for _, entry in ordered), Decimal(0))
+    rows, cumulative, pareto = [], Decimal(0), []
+    for key, entry in ordered:
+        in_set = bool(grand_total) and cumulative < grand_total * Decimal("0.8")
+        cumulative += entry["won_value"]
+        if in_set:
+            pareto.append(key)
+        rows.append(
+            {
+                "channel_id": key or None,
+                "name": names.get(key, "No channel"),
+                "arrivals": entry["arrivals"],
+                "won": entry["won"],
+                "lost": entry["lost"],
+                "won_value": str(entry["won_value"]),
+                "win_rate": round(entry["won"] / entry["arrivals"], 4)
+                if entry["arrivals"]
+                else None,
+                "cumulative_share": round(float(cumulative / grand_total), 4)
+                if grand_total
+                else None,
+                "in_pareto_80": in_set,
+            }
+        )
+    return {"rows": rows, "pareto_80": [names.get(k, "No channel") for k in pareto]}

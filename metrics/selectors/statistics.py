@@ -1,0 +1,97 @@
+"""Statistics of the document: nearest-rank percentiles, duration spreads, ISO weeks, XmR."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+PERCENTILES = (50, 70, 85, 95)
+XMR_SCALING = 2.66
+DAY = 86_400
+
+
+def percentile(sorted_values: Sequence[float], p: int) -> float | None:
+    """Nearest rank: the smallest value with at least p% of the values at or below it."""
+    if not sorted_values:
+        return None
+    # p x n / 100, not p / 100 x n: 7 / 100 x 100 is 7.000000000000001 in floating point.
+    rank = max(1, math.ceil(p * len(sorted_values) / 100))
+    return sorted_values[rank - 1]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """What the document needs of a set of durations: how many, their total, and the
+    nearest-rank percentiles (PERCENTILES), all in seconds."""
+
+    count: int = 0
+    total: int = 0
+    ranked: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, seconds: Sequence[int]) -> Spread:
+        ordered = sorted(seconds)
+        return cls(len(ordered), sum(ordered), {p: percentile(ordered, p) for p in PERCENTILES})
+
+    @property
+    def mean_days(self) -> float | None:
+        return self.total / self.count / DAY if self.count else None
+
+
+def distribution(seconds: Sequence[int] | Spread) -> dict:
+    """Percentiles of durations, in days, with the count they rest on and the mean."""
+    spread = seconds if isinstance(seconds, Spread) else Spread.of(seconds)
+    result: dict = {"count": spread.count}
+    for p in PERCENTILES:
+        value = spread.ranked.get(p)
+        result[f"p{p}"] = round(value / DAY, 2) if value is not None else None
+    mean = spread.mean_days
+    result["mean"] = round(mean, 2) if mean is not None else None
+    return result
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def xmr(values: Sequence[float | None]) -> dict:
+    """Process behaviour (XmR) limits and the signals they raise.
+
+    Natural process limits: mean +/- 2.66 x average moving range (the lower one not
+    below zero). Signals: a point outside the limits; eight points in a row on one
+    side of the mean. A None is a week with no value (a rate with nothing to rate):
+    it is skipped, the moving range spans it, and signal indexes stay those of
+    ``values``.
+    """
+    points = [(index, value) for index, value in enumerate(values) if value is not None]
+    if len(points) < 2:
+        return {"mean": None, "upper": None, "lower": None, "signals": []}
+    present = [value for _, value in points]
+    mean = statistics.fmean(present)
+    moving_ranges = [abs(b - a) for a, b in zip(present, present[1:], strict=False)]
+    average_range = statistics.fmean(moving_ranges)
+    upper = mean + XMR_SCALING * average_range
+    lower = max(0.0, mean - XMR_SCALING * average_range)
+    signals = []
+    for index, value in points:
+        if value > upper:
+            signals.append({"index": index, "rule": "above the upper limit"})
+        elif value < lower:
+            signals.append({"index": index, "rule": "below the lower limit"})
+    run_side, run_length = 0, 0
+    for index, value in points:
+        side = (value > mean) - (value < mean)
+        run_length = run_length + 1 if side and side == run_side else (1 if side else 0)
+        run_side = side
+        if run_length == 8:
+            signals.append({"index": index, "rule": "eight in a row on one side of the mean"})
+    return {
+        "mean": round(mean, 2),
+        "upper": round(upper, 2),
+        "lower": round(lower, 2),
+        "average_moving_range": round(average_range, 2),
+        "signals": signals,
+    }
