@@ -78,8 +78,14 @@ class Outcome(models.TextChoices):
 class Card(models.Model):
     """A prospect travelling through a value stream."""
 
-    value_stream = models.ForeignKey(ValueStream, on_delete=models.PROTECT, related_name="cards")
-    column = models.ForeignKey(Column, on_delete=models.PROTECT, related_name="cards")
+    # No single-column indexes: the composite indexes below start with these columns,
+    # and every move updates a card's index entries (a move changes indexed columns).
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.PROTECT, related_name="cards", db_index=False
+    )
+    column = models.ForeignKey(
+        Column, on_delete=models.PROTECT, related_name="cards", db_index=False
+    )
     # Gapped integers, ordered by (position, id); see boards.services.positions.
     position = models.BigIntegerField()
     person_name = models.CharField(max_length=200, blank=True)
@@ -179,10 +185,12 @@ class CardMove(models.Model):
     PostgreSQL a trigger refuses UPDATE and DELETE.
     """
 
+    # No single-column indexes: the composite indexes below start with these columns,
+    # and every move inserts into each index.
     value_stream = models.ForeignKey(
-        ValueStream, on_delete=models.PROTECT, related_name="card_moves"
+        ValueStream, on_delete=models.PROTECT, related_name="card_moves", db_index=False
     )
-    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="moves")
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="moves", db_index=False)
     from_column = models.ForeignKey(
         Column, on_delete=models.PROTECT, null=True, blank=True, related_name="moves_out"
     )
