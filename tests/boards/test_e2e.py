@@ -166,3 +166,43 @@ def test_move_a_card_with_the_keyboard(live_server, page, log_in, stream, member
     expect(card_in(page, knowledge, card)).to_be_visible()
     expect(dialog).to_be_hidden()
     assert Card.objects.get(pk=card.pk).column_id == knowledge.pk
+
+
+def touch_drag(page: Page, card: Card, column: Column) -> None:
+    """Drag with a finger: press, hold past the board's touch delay, slide, lift.
+
+    Real touch events through the Chrome DevTools protocol (a mouse drag would not
+    take SortableJS's touch path).
+    """
+    start = page.locator(f"#card-{card.pk}").bounding_box()
+    target = page.locator(f"#column-{column.pk} ol.cards").bounding_box()
+    assert start is not None and target is not None
+    x0, y0 = start["x"] + 8, start["y"] + start["height"] - 4
+    x1, y1 = target["x"] + target["width"] / 2, target["y"] + 20
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind: str, x: float, y: float) -> None:
+        points = [] if kind == "touchEnd" else [{"x": x, "y": y}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", x0, y0)
+    page.wait_for_timeout(300)  # board.js: delay 150 ms on touch, so a swipe still scrolls
+    steps = 12
+    for step in range(1, steps + 1):
+        touch("touchMove", x0 + (x1 - x0) * step / steps, y0 + (y1 - y0) * step / steps)
+        page.wait_for_timeout(30)
+    touch("touchEnd", x1, y1)
+
+
+def test_drag_a_card_by_touch(live_server, new_context, log_in, stream, manager):
+    card = enter(stream, manager, "Ada Keller")
+    information = column_of(stream, COLLABORATION, "Information")
+    page = log_in(new_context(has_touch=True).new_page(), manager)
+    open_board(page, live_server, stream)
+
+    touch_drag(page, card, information)
+
+    expect(page.locator(f"#column-head-{information.pk}")).to_have_attribute("data-count", "1")
+    page.reload()
+    expect(card_in(page, information, card)).to_be_visible()
+    assert Card.objects.get(pk=card.pk).column_id == information.pk
