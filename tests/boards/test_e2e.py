@@ -206,3 +206,34 @@ def test_drag_a_card_by_touch(live_server, new_context, log_in, stream, manager)
     page.reload()
     expect(card_in(page, information, card)).to_be_visible()
     assert Card.objects.get(pk=card.pk).column_id == information.pk
+
+
+def test_a_drag_in_progress_is_not_interrupted_by_live_updates(
+    live_server, page, log_in, stream, manager
+):
+    dragged = enter(stream, manager, "Ada Keller")
+    moved_elsewhere = enter(stream, manager, "Bo Berg")
+    information = column_of(stream, COLLABORATION, "Information")
+    knowledge = column_of(stream, COLLABORATION, "Knowledge")
+    log_in(page, manager)
+    open_board(page, live_server, stream)
+    page.evaluate("window.boardBeforeDrag = document.getElementById('board')")
+
+    source = page.locator(f"#card-{dragged.pk}")
+    box = source.bounding_box()
+    target = page.locator(f"#column-{knowledge.pk} ol.cards").bounding_box()
+    assert box is not None and target is not None
+    page.mouse.move(box["x"] + 8, box["y"] + box["height"] - 4)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 40, box["y"] + box["height"], steps=5)
+    # Someone else moves a card while the drag is held, for longer than a poll.
+    card_move(card_id=moved_elsewhere.pk, to_column_id=information.pk, actor=manager)
+    page.wait_for_timeout(LIVE_UPDATE_MS)
+    assert page.evaluate("document.getElementById('board') === window.boardBeforeDrag")
+    page.mouse.move(target["x"] + target["width"] / 2, target["y"] + 20, steps=10)
+    page.mouse.up()
+
+    expect(page.locator(f"#column-head-{knowledge.pk}")).to_have_attribute("data-count", "1")
+    assert Card.objects.get(pk=dragged.pk).column_id == knowledge.pk
+    # Once the drag is over, the live update shows the other move.
+    expect(card_in(page, information, moved_elsewhere)).to_be_visible(timeout=LIVE_UPDATE_MS)
