@@ -29,17 +29,19 @@ BUSY_RETRY_SECONDS = 0.5
 )
 def recompute_stream(stream_id: int) -> dict:
     # Clear the pending mark before reading the log: a move committed from here on
-    # enqueues a new run, and one committed before is seen by this run.
-    cache.delete(PENDING_KEY.format(stream_id=stream_id))
+    # enqueues a new run, and one committed before is seen by this run. (Without the
+    # cache nothing coalesces, and nothing is lost either.)
+    with contextlib.suppress(Exception):
+        cache.delete(PENDING_KEY.format(stream_id=stream_id))
     # Run in-process (eager), a deferred document would have nobody to recompute it.
     eager = bool(recompute_stream.app.conf.task_always_eager)
     result = services.stream_metrics_advance(stream_id=stream_id, throttle=not eager)
     if result.skipped_busy:
         # Another worker is folding this stream and may have read the log before the
         # move that asked for this run committed: look again once it is done.
-        _enqueue_later(stream_id, BUSY_RETRY_SECONDS)
+        _publish_coalesced(stream_id, countdown=BUSY_RETRY_SECONDS)
     elif result.summary_due_in is not None:
-        _enqueue_later(stream_id, result.summary_due_in)
+        _publish_coalesced(stream_id, countdown=result.summary_due_in)
     return {
         "stream_id": stream_id,
         "applied": result.applied,
@@ -48,12 +50,30 @@ def recompute_stream(stream_id: int) -> dict:
     }
 
 
-def _enqueue_later(stream_id: int, countdown: float) -> None:
-    """One delayed run per stream: a pending one will see everything this one would."""
-    with contextlib.suppress(Exception):
-        if not cache.add(PENDING_KEY.format(stream_id=stream_id), 1, PENDING_SECONDS):
+def _publish_coalesced(stream_id: int, *, countdown: float | None = None) -> None:
+    """Publish a recompute unless one is pending for the stream (the cache mark): a
+    pending run will see everything this one would.
+
+    Never raises: the cache only coalesces, and a broker that is down loses nothing
+    (the sweeper catches the stream up), so either failure is logged and passed over.
+    """
+    key = PENDING_KEY.format(stream_id=stream_id)
+    marked = False
+    try:
+        if not cache.add(key, 1, PENDING_SECONDS):
             return
-    recompute_stream.apply_async((stream_id,), countdown=countdown)
+        marked = True
+    except Exception:
+        logger.warning("Cache unavailable; enqueueing without coalescing", exc_info=True)
+    try:
+        recompute_stream.apply_async((stream_id,), countdown=countdown)
+    except Exception:
+        if marked:
+            with contextlib.suppress(Exception):
+                cache.delete(key)
+        logger.warning(
+            "Could not enqueue metrics for stream %s; the sweeper will", stream_id, exc_info=True
+        )
 
 
 @shared_task(name="metrics.sweep", acks_late=True)
@@ -89,24 +109,7 @@ def enqueue_recompute(stream_id: int) -> None:
     """
 
     def publish() -> None:
-        marked = False
-        try:
-            if not cache.add(PENDING_KEY.format(stream_id=stream_id), 1, PENDING_SECONDS):
-                return
-            marked = True
-        except Exception:  # the cache is an optimisation only
-            logger.warning("Cache unavailable; enqueueing without coalescing", exc_info=True)
-        try:
-            recompute_stream.delay(stream_id)
-        except Exception:
-            if marked:
-                with contextlib.suppress(Exception):
-                    cache.delete(PENDING_KEY.format(stream_id=stream_id))
-            logger.warning(
-                "Could not enqueue metrics for stream %s; the sweeper will",
-                stream_id,
-                exc_info=True,
-            )
+        _publish_coalesced(stream_id)
 
     # One recompute per stream and transaction is enough, however many moves it holds.
     connection = transaction.get_connection()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -26,14 +26,27 @@ from vsm.models import Channel
 class MoveResult:
     card: Card
     move: CardMove | None
-    # Columns whose content changed, so a client can re-render just those.
-    column_ids: frozenset[int] = field(default_factory=frozenset)
-    # The same columns as read under their lock (with cycle and stream): fresh, so an
-    # answer can render their heads without reading them again.
-    columns: tuple[Column, ...] = ()
+    # Columns whose content changed, as read under their lock (with cycle and stream):
+    # fresh, so an answer can render their heads without reading them again.
+    columns: tuple[Column, ...]
     # Open cards per column after the change, when the service counted them under the
     # locks (card_move): the heads then need no query at all.
     open_counts: Mapping[int, int] | None = None
+
+    @property
+    def column_ids(self) -> frozenset[int]:
+        """The changed columns' ids, so a client can re-render just those."""
+        return frozenset(column.pk for column in self.columns)
+
+
+def _first_column_id(cycle_id: int) -> int | None:
+    """Where cards enter a cycle: its first column (new prospects, handoffs)."""
+    return (
+        Column.objects.filter(cycle_id=cycle_id)
+        .order_by("order")
+        .values_list("pk", flat=True)
+        .first()
+    )
 
 
 def card_create(
@@ -60,13 +73,7 @@ def card_create(
     with _move_transaction():
         column = _lock_columns([column_id])[column_id]
         stream_id = column.cycle.value_stream_id
-        first_column_id = (
-            Column.objects.filter(cycle_id=column.cycle_id)
-            .order_by("order")
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if column.pk != first_column_id:
+        if column.pk != _first_column_id(column.cycle_id):
             raise InvalidMove(f"New prospects enter {column.cycle.name} at its first column.")
         if (
             channel_id is not None
@@ -95,7 +102,7 @@ def card_create(
             from_column=None,
             wip_override_reason=wip_override_reason,
         )
-    return MoveResult(card=card, move=move, column_ids=frozenset({column.pk}), columns=(column,))
+    return MoveResult(card=card, move=move, columns=(column,))
 
 
 def card_move(
@@ -155,11 +162,7 @@ def card_move(
             open_counts[from_column.pk] -= 1
             open_counts[to_column.pk] += 1
     return MoveResult(
-        card=card,
-        move=move,
-        column_ids=frozenset(columns),
-        columns=tuple(columns.values()),
-        open_counts=open_counts,
+        card=card, move=move, columns=tuple(columns.values()), open_counts=open_counts
     )
 
 
@@ -187,12 +190,7 @@ def handoff_pass(
     )
     if control_point is None:
         raise InvalidMove("That control point no longer exists.")
-    target_id = (
-        Column.objects.filter(cycle_id=control_point.to_cycle_id)
-        .order_by("order")
-        .values_list("pk", flat=True)
-        .first()
-    )
+    target_id = _first_column_id(control_point.to_cycle_id)
     if target_id is None:
         raise InvalidMove(f"{control_point.to_cycle.name} has no columns yet.")
     criteria = list(control_point.criteria.all())
@@ -236,9 +234,7 @@ def handoff_pass(
             handed_off_at=at,
         )
         handoff.criteria_met.set([c for c in criteria if c.pk in met_ids])
-    return MoveResult(
-        card=card, move=move, column_ids=frozenset(columns), columns=tuple(columns.values())
-    )
+    return MoveResult(card=card, move=move, columns=tuple(columns.values()))
 
 
 def card_close(
@@ -273,9 +269,7 @@ def card_close(
             from_column=column,
             check_wip=False,
         )
-    return MoveResult(
-        card=card, move=move, column_ids=frozenset(columns), columns=tuple(columns.values())
-    )
+    return MoveResult(card=card, move=move, columns=tuple(columns.values()))
 
 
 def card_reopen(
@@ -308,6 +302,4 @@ def card_reopen(
             from_column=column,
             wip_override_reason=wip_override_reason,
         )
-    return MoveResult(
-        card=card, move=move, column_ids=frozenset(columns), columns=tuple(columns.values())
-    )
+    return MoveResult(card=card, move=move, columns=tuple(columns.values()))

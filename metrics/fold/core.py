@@ -252,7 +252,6 @@ class Fold:
         with COPY."""
         copy = rebuild and connection.vendor == "postgresql"
         self.write_intervals(copy=copy)
-        stream = {"value_stream_id": self.stream_id}
         buckets = (
             (ColumnDay, ("column_id", "day"), ("arrivals", "departures"), self.column_days),
             (
@@ -275,25 +274,14 @@ class Fold:
                 self.conversions,
             ),
         )
-        for model, keys, values, rows in buckets:
+        for model, keys, values, counters in buckets:
+            fields = ("value_stream_id", *keys, *values)
+            rows = [(self.stream_id, *key, *counts) for key, counts in counters.items()]
             if copy:
-                insert_rows(
-                    model,
-                    ("value_stream_id", *keys, *values),
-                    [(self.stream_id, *key, *counts) for key, counts in rows.items()],
-                    copy=True,
-                )
-            elif model is ChannelDay:  # unique per (stream, channel key, day)
-                upsert_add(
-                    model,
-                    ("value_stream_id", *keys),
-                    values,
-                    {},
-                    {(self.stream_id, *key): counts for key, counts in rows.items()},
-                )
+                insert_rows(model, fields, rows, copy=True)
             else:
-                upsert_add(model, keys, values, stream, rows)
-            rows.clear()
+                upsert_add(model, fields, values, rows)
+            counters.clear()
         states = [self.states[card_id].row() for card_id in sorted(self.touched)]
         if rebuild:
             insert_rows(CardFlowState, _STATE_FIELDS, states, copy=copy)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from django.db.models import Q
 
 from boards.models import CardMove, MoveKind
@@ -62,34 +64,17 @@ class CardState:
     __slots__ = (*_STATE_FIELDS, "reached", "won")
 
     def __init__(self, row: tuple) -> None:
-        (
-            self.card_id,
-            self.value_stream_id,
-            self.last_move_id,
-            self.channel_id,
-            self.column_id,
-            self.cycle_id,
-            self.is_open,
-            self.column_entered_at,
-            self.cycle_entered_at,
-            self.stream_entered_at,
-        ) = row
+        for name, value in zip(_STATE_FIELDS, row, strict=True):
+            setattr(self, name, value)
         self.reached: dict[int, int] = {}
         self.won: set[int] = set()
 
     def row(self) -> tuple:
-        return (
-            self.card_id,
-            self.value_stream_id,
-            self.last_move_id,
-            self.channel_id,
-            self.column_id,
-            self.cycle_id,
-            self.is_open,
-            self.column_entered_at,
-            self.cycle_entered_at,
-            self.stream_entered_at,
-        )
+        """The CardFlowState row, in _STATE_FIELDS order."""
+        return _state_row(self)
+
+
+_state_row = attrgetter(*_STATE_FIELDS)
 
 
 def read_moves(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import connection
+from django.db.models import UniqueConstraint
 
 from metrics.models import (
     CardFlowState,
@@ -47,27 +48,30 @@ def insert_rows(model, fields: tuple[str, ...], rows: list[tuple], *, copy: bool
     )
 
 
-def upsert_add(model, key_fields, value_fields, constants, rows) -> None:
+def upsert_add(
+    model, fields: tuple[str, ...], value_fields: tuple[str, ...], rows: list[tuple]
+) -> None:
     """Add counters into buckets: INSERT ... ON CONFLICT DO UPDATE SET c = c + new.
 
+    ``rows`` are tuples in ``fields`` order; a bucket is the model's unique constraint.
     Both PostgreSQL and SQLite speak this; Django's bulk_create can only overwrite.
     """
     if not rows:
         return
     table = model._meta.db_table
-    columns = [*constants, *key_fields, *value_fields]
     quote = connection.ops.quote_name
-    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    columns = [quote(model._meta.get_field(name).column) for name in fields]
+    (bucket,) = [c for c in model._meta.constraints if isinstance(c, UniqueConstraint)]
+    conflict = [quote(model._meta.get_field(name).column) for name in bucket.fields]
     updates = ", ".join(
-        f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in value_fields
+        f"{column} = {table}.{column} + excluded.{column}"
+        for column in (quote(model._meta.get_field(name).column) for name in value_fields)
     )
-    sql_head = f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) VALUES "
-    sql_tail = f" ON CONFLICT ({', '.join(quote(c) for c in key_fields)}) DO UPDATE SET {updates}"
-    items = list(rows.items())
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    sql_head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    sql_tail = f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
     with connection.cursor() as cursor:
-        for start in range(0, len(items), 500):
-            chunk = items[start : start + 500]
-            params: list = []
-            for key, values in chunk:
-                params.extend([*constants.values(), *key, *values])
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            params = [value for row in chunk for value in row]
             cursor.execute(sql_head + ", ".join([placeholders] * len(chunk)) + sql_tail, params)

@@ -33,21 +33,14 @@ from boards.services import (
     value_stream_create,
 )
 from metrics.models import (
-    CardFlowState,
-    CardReach,
-    ChannelDay,
-    ColumnDay,
-    ColumnReachCount,
-    CycleConversionCount,
-    CycleDay,
     DurationKind,
-    FlowDuration,
     MetricsProgress,
     StreamMetrics,
 )
 from metrics.selectors import stream_metrics_compute
 from metrics.services import stream_metrics_advance, stream_metrics_rebuild
 from pdca.models import ControlPoint
+from tests.metrics.aggregates import aggregate_rows
 from vsm.models import Channel
 
 pytestmark = pytest.mark.django_db
@@ -185,56 +178,10 @@ class World:
             )
 
 
-def _sort_key(row: tuple) -> tuple:
-    return tuple((value is not None, value if value is not None else 0) for value in row)
-
-
-def _rows(model, stream_id: int, *fields: str) -> list[tuple]:
-    rows = model.objects.filter(value_stream_id=stream_id).values_list(*fields)
-    return sorted(rows, key=_sort_key)
-
-
 def aggregates(stream_id: int) -> dict[str, list[tuple]]:
-    """Every aggregate table of the stream, by meaningful fields (no surrogate ids)."""
+    """Every aggregate table of the stream, and its fold's progress."""
     return {
-        "column_days": _rows(ColumnDay, stream_id, "column_id", "day", "arrivals", "departures"),
-        "cycle_days": _rows(
-            CycleDay, stream_id, "cycle_id", "day", "arrivals", "departures", "won", "lost"
-        ),
-        "channel_days": _rows(
-            ChannelDay, stream_id, "channel_key", "day", "arrivals", "won", "won_value", "lost"
-        ),
-        "reaches": _rows(CardReach, stream_id, "card_id", "column_id", "channel_key", "reached_at"),
-        "durations": _rows(
-            FlowDuration,
-            stream_id,
-            "move_id",
-            "kind",
-            "card_id",
-            "column_id",
-            "cycle_id",
-            "channel_key",
-            "started_at",
-            "ended_at",
-            "seconds",
-        ),
-        "states": _rows(
-            CardFlowState,
-            stream_id,
-            "card_id",
-            "last_move_id",
-            "channel_id",
-            "column_id",
-            "cycle_id",
-            "is_open",
-            "column_entered_at",
-            "cycle_entered_at",
-            "stream_entered_at",
-        ),
-        "reach_counts": _rows(ColumnReachCount, stream_id, "column_id", "channel_key", "cards"),
-        "conversion_counts": _rows(
-            CycleConversionCount, stream_id, "cycle_id", "channel_key", "handed_on", "won"
-        ),
+        **aggregate_rows(stream_id),
         "progress": [
             MetricsProgress.objects.filter(value_stream_id=stream_id)
             .values_list("last_applied_move_id", "applied_moves", "summary_move_id")

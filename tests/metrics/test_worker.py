@@ -43,13 +43,7 @@ from boards.models import Card, CardMove, Column, MoveKind, Outcome
 from boards.services import card_close, card_create, card_move
 from metrics.models import (
     CardFlowState,
-    CardReach,
-    ChannelDay,
     ColumnDay,
-    ColumnReachCount,
-    CycleConversionCount,
-    CycleDay,
-    FlowDuration,
     MetricsProgress,
     StreamMetrics,
 )
@@ -60,6 +54,7 @@ from metrics.services import (
     streams_lagging,
 )
 from metrics.tasks import recompute_stream, sweep
+from tests.metrics.aggregates import aggregate_rows
 from vsm.celery import app as celery_app
 from vsm.models import ValueStream
 
@@ -364,47 +359,10 @@ def without_clock(value):
 
 def snapshot(stream: ValueStream) -> dict:
     """Every aggregate of the stream by its meaningful fields, without surrogate ids."""
-
-    def rows(model, *fields):
-        return sorted(model.objects.filter(value_stream=stream).values_list(*fields), key=repr)
-
     progress = MetricsProgress.objects.get(value_stream=stream)
     metrics = StreamMetrics.objects.get(value_stream=stream)
     return {
-        "column_days": rows(ColumnDay, "column_id", "day", "arrivals", "departures"),
-        "cycle_days": rows(CycleDay, "cycle_id", "day", "arrivals", "departures", "won", "lost"),
-        "channel_days": rows(
-            ChannelDay, "channel_key", "day", "arrivals", "won", "won_value", "lost"
-        ),
-        "reaches": rows(CardReach, "card_id", "column_id", "channel_key", "reached_at"),
-        "durations": rows(
-            FlowDuration,
-            "move_id",
-            "kind",
-            "card_id",
-            "column_id",
-            "cycle_id",
-            "channel_key",
-            "started_at",
-            "ended_at",
-            "seconds",
-        ),
-        "flow_states": rows(
-            CardFlowState,
-            "card_id",
-            "last_move_id",
-            "channel_id",
-            "column_id",
-            "cycle_id",
-            "is_open",
-            "column_entered_at",
-            "cycle_entered_at",
-            "stream_entered_at",
-        ),
-        "reach_counts": rows(ColumnReachCount, "column_id", "channel_key", "cards"),
-        "conversion_counts": rows(
-            CycleConversionCount, "cycle_id", "channel_key", "handed_on", "won"
-        ),
+        **aggregate_rows(stream.pk),
         "progress": (progress.last_applied_move_id, progress.applied_moves),
         "metrics": (metrics.through_move_id, without_clock(metrics.data)),
     }

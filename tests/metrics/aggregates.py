@@ -1,0 +1,67 @@
+"""Every aggregate table of a stream, read for comparison (incremental against rebuilt)."""
+
+from __future__ import annotations
+
+from metrics.models import (
+    CardFlowState,
+    CardReach,
+    ChannelDay,
+    ColumnDay,
+    ColumnReachCount,
+    CycleConversionCount,
+    CycleDay,
+    FlowDuration,
+)
+
+
+def _sort_key(row: tuple) -> tuple:
+    return tuple((value is not None, value if value is not None else 0) for value in row)
+
+
+def _rows(model, stream_id: int, *fields: str) -> list[tuple]:
+    rows = model.objects.filter(value_stream_id=stream_id).values_list(*fields)
+    return sorted(rows, key=_sort_key)
+
+
+def aggregate_rows(stream_id: int) -> dict[str, list[tuple]]:
+    """Every aggregate table of the stream, by meaningful fields (no surrogate ids)."""
+    return {
+        "column_days": _rows(ColumnDay, stream_id, "column_id", "day", "arrivals", "departures"),
+        "cycle_days": _rows(
+            CycleDay, stream_id, "cycle_id", "day", "arrivals", "departures", "won", "lost"
+        ),
+        "channel_days": _rows(
+            ChannelDay, stream_id, "channel_key", "day", "arrivals", "won", "won_value", "lost"
+        ),
+        "reaches": _rows(CardReach, stream_id, "card_id", "column_id", "channel_key", "reached_at"),
+        "durations": _rows(
+            FlowDuration,
+            stream_id,
+            "move_id",
+            "kind",
+            "card_id",
+            "column_id",
+            "cycle_id",
+            "channel_key",
+            "started_at",
+            "ended_at",
+            "seconds",
+        ),
+        "states": _rows(
+            CardFlowState,
+            stream_id,
+            "card_id",
+            "last_move_id",
+            "channel_id",
+            "column_id",
+            "cycle_id",
+            "is_open",
+            "column_entered_at",
+            "cycle_entered_at",
+            "stream_entered_at",
+        ),
+        "reach_counts": _rows(ColumnReachCount, stream_id, "column_id", "channel_key", "cards"),
+        "conversion_counts": _rows(
+            CycleConversionCount, stream_id, "cycle_id", "channel_key", "handed_on", "won"
+        ),
+    }
