@@ -60,7 +60,15 @@ class MetricsProgress(models.Model):
 
 
 class CardFlowState(models.Model):
-    """Where the fold last saw a card: enough to close its open intervals."""
+    """Where the fold last saw a card: enough to close its open intervals, and to take
+    back its last close if it is reopened (a card counts once, by its final state).
+
+    ``channel`` is the channel the card arrived through (recorded on its ``enter``
+    event): every per-channel number counts the card there. ``next_full_mark`` is the
+    next column's ``ColumnFlowState.full_seconds_total`` when the card entered its
+    column: the difference at its departure is the time it waited while that column
+    was full (blocked flow).
+    """
 
     card = models.OneToOneField(Card, on_delete=models.CASCADE, primary_key=True, **DERIVED)
     value_stream = models.ForeignKey(
@@ -78,8 +86,14 @@ class CardFlowState(models.Model):
     )
     is_open = models.BooleanField(default=True)
     column_entered_at = models.DateTimeField()
+    # When the card first entered its current cycle: a reopen does not restart it.
     cycle_entered_at = models.DateTimeField()
     stream_entered_at = models.DateTimeField()
+    closed_kind = models.CharField(max_length=4, blank=True, default="")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    closed_move_id = models.BigIntegerField(null=True, blank=True)
+    next_full_mark = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["value_stream", "is_open"], name="metrics_state_open")]
@@ -89,7 +103,19 @@ class CardFlowState(models.Model):
 
 
 class ColumnDay(models.Model):
-    """Arrivals into and departures from a column on one day (UTC)."""
+    """Arrivals into and departures from a column on one day (in settings.TIME_ZONE),
+    and the column's flow over that day's time, in whole seconds:
+
+    - ``wip_seconds``: WIP integrated over time (card-seconds), so a time-weighted
+      average WIP is ``wip_seconds`` / the seconds of the period, and
+      ``wip_squared_seconds``: WIP squared integrated over time, for its variance;
+    - ``full_seconds``: seconds its WIP was at or over its WIP limit;
+    - ``blocked_seconds``: seconds it was full while the next column was full too
+      (its finished work could not move on);
+    - ``waited_seconds`` / ``waited_cards``: cards that arrived this day from the
+      column before it, and the time they had waited there while this column was full
+      (blocked flow charged to the column that was full).
+    """
 
     value_stream = models.ForeignKey(
         ValueStream, on_delete=models.CASCADE, db_index=False, **DERIVED
@@ -100,6 +126,12 @@ class ColumnDay(models.Model):
     day = models.DateField()
     arrivals = models.IntegerField(default=0)
     departures = models.IntegerField(default=0)
+    wip_seconds = models.BigIntegerField(default=0)
+    wip_squared_seconds = models.BigIntegerField(default=0)
+    full_seconds = models.BigIntegerField(default=0)
+    blocked_seconds = models.BigIntegerField(default=0)
+    waited_seconds = models.BigIntegerField(default=0)
+    waited_cards = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -112,7 +144,11 @@ class ColumnDay(models.Model):
 
 
 class CycleDay(models.Model):
-    """Per cycle and day: cards entering, leaving (handoff out, won, lost), won and lost."""
+    """Per cycle and day: cards entering, leaving (handoff out, won, lost), won and lost.
+
+    A close counts on the day of the card's final close: a reopen takes the earlier
+    close (its departure and its won or lost) back, and is not an arrival.
+    """
 
     value_stream = models.ForeignKey(
         ValueStream, on_delete=models.CASCADE, db_index=False, **DERIVED
@@ -137,7 +173,9 @@ class CycleDay(models.Model):
 
 
 class ChannelDay(models.Model):
-    """Per channel and day: prospects arriving in the stream, won (count, value) and lost.
+    """Per channel and day: prospects arriving in the stream, won (count, value) and lost,
+    each card under the channel it arrived through, a close on the day of its final
+    close (a reopen takes the earlier one back).
 
     ``channel_key`` is the channel id, or 0 for cards without a channel, so the unique
     constraint holds on every database.
@@ -162,32 +200,6 @@ class ChannelDay(models.Model):
 
     def __str__(self) -> str:
         return f"channel {self.channel_key} on {self.day}"
-
-
-class CardReach(models.Model):
-    """The first time a card reached a column: the base of conversion rates.
-
-    The fold reads a card's rows to know whether a reach is its first; the counts the
-    metrics document needs are kept in ColumnReachCount and CycleConversionCount.
-    """
-
-    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE, **DERIVED)
-    card = models.ForeignKey(
-        Card, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
-    )
-    column = models.ForeignKey(
-        Column, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
-    )
-    channel_key = models.BigIntegerField()
-    reached_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["card", "column"], name="metrics_cardreach_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return f"card {self.card_id} reached column {self.column_id}"
 
 
 class DurationKind(models.TextChoices):
@@ -223,6 +235,9 @@ class FlowDuration(models.Model):
     seconds = models.BigIntegerField()
     # The move that closed the interval: makes a fold's writes traceable and unique.
     move_id = models.BigIntegerField()
+    # A cycle or lead interval that ended with ``lost``: counted beside the percentiles,
+    # never in them.
+    abandoned = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -242,55 +257,65 @@ class FlowDuration(models.Model):
         return f"{self.kind} of card {self.card_id}: {self.seconds} s"
 
 
-class ColumnReachCount(models.Model):
-    """All-time count of the cards that reached a column at least once, by the channel
-    recorded on the event that first reached it (CardReach rows, counted as the fold
-    writes them)."""
-
-    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE, **DERIVED)
-    column = models.ForeignKey(
-        Column, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
-    )
-    channel_key = models.BigIntegerField()
-    cards = models.IntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["column", "channel_key"], name="metrics_columnreachcount_unique"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"column {self.column_id}, channel {self.channel_key}: {self.cards} cards"
+class CycleOutcome(models.TextChoices):
+    OPEN = "open", "Still in the cycle"
+    HANDED_ON = "handed_on", "Handed on to the next cycle"
+    WON = "won", "Won in the cycle"
+    LOST = "lost", "Lost in the cycle"
 
 
-class CycleConversionCount(models.Model):
-    """All-time conversion counts of a cycle, by channel key.
+class CardCycle(models.Model):
+    """One card's passage through one cycle: the base of conversion cohorts.
 
-    ``handed_on``: cards that reached both this cycle's first column and the next
-    cycle's, by the channel on the event that first reached the next cycle's first
-    column. ``won``: cards won while in this cycle, each card once, by the channel
-    on its first win in it.
+    ``reached_mask`` has bit i set when the card reached the cycle's column at position
+    i (0 = its first column) at least once. ``outcome`` is the card's final state in the
+    cycle at the fold's time (a reopen sets it back to open). ``entered_at`` is when it
+    first entered the cycle; ``channel_key`` the channel it arrived through (0: none).
     """
 
-    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE, **DERIVED)
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.CASCADE, db_index=False, **DERIVED
+    )
+    card = models.ForeignKey(
+        Card, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
+    )
     cycle = models.ForeignKey(
         Cycle, on_delete=models.CASCADE, related_name="+", db_index=False, **DERIVED
     )
     channel_key = models.BigIntegerField()
-    handed_on = models.IntegerField(default=0)
-    won = models.IntegerField(default=0)
+    entered_at = models.DateTimeField()
+    reached_mask = models.BigIntegerField(default=0)
+    outcome = models.CharField(
+        max_length=9, choices=CycleOutcome.choices, default=CycleOutcome.OPEN
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["cycle", "channel_key"], name="metrics_cycleconversioncount_unique"
-            ),
+            models.UniqueConstraint(fields=["card", "cycle"], name="metrics_cardcycle_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["value_stream", "entered_at"], name="metrics_cardcycle_entered"),
         ]
 
     def __str__(self) -> str:
-        return f"cycle {self.cycle_id}, channel {self.channel_key}"
+        return f"card {self.card_id} in cycle {self.cycle_id}: {self.outcome}"
+
+
+class ColumnFlowState(models.Model):
+    """A column's WIP as the fold last saw it, and how long it has been full in all
+    (``full_seconds_total``), as of ``timeline_at``: the fold's clock for the stream."""
+
+    column = models.OneToOneField(
+        Column, on_delete=models.CASCADE, primary_key=True, related_name="+", **DERIVED
+    )
+    value_stream = models.ForeignKey(ValueStream, on_delete=models.CASCADE, **DERIVED)
+    wip = models.IntegerField(default=0)
+    full_seconds_total = models.BigIntegerField(default=0)
+    timeline_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"column {self.column_id}: WIP {self.wip}"
 
 
 class StreamMetrics(models.Model):

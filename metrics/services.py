@@ -151,7 +151,7 @@ def stream_metrics_summarize(*, stream_id: int) -> bool:
     a fold is never held up. Returns whether the document was stored.
     Side effects: writes StreamMetrics and the progress row's summary fields.
     """
-    from metrics.selectors import stream_metrics_compute
+    from metrics.selectors import MetricsQuery, stream_metrics_compute
 
     stream = ValueStream.objects.get(pk=stream_id)
     with _snapshot():
@@ -161,7 +161,7 @@ def stream_metrics_summarize(*, stream_id: int) -> bool:
             .first()
         ) or 0
         now = timezone.now()
-        data = stream_metrics_compute(stream=stream, now=now)
+        data = stream_metrics_compute(MetricsQuery(stream=stream, now=now)).to_json()
     stored = _document_store(stream_id, through, now, data)
     # Counted from the end of the compute: a document slower than the interval would
     # otherwise never be deferred.
@@ -263,12 +263,37 @@ def streams_lagging() -> list[int]:
     )
 
 
+def snapshot_week_start(*, now: datetime | None = None) -> date:
+    """The Monday of the ISO week that ``now`` (by default the present) falls in, in the
+    configured time zone (settings.TIME_ZONE): beat takes the snapshots at Monday 00:10
+    local time, when in UTC it may still be Sunday."""
+    today = timezone.localdate(now)
+    return today - timedelta(days=today.weekday())
+
+
 def weekly_snapshot_take(*, stream_id: int, week_start: date | None = None) -> WeeklySnapshot:
-    """Keep the stream's current metrics as the snapshot of an ISO week (this week by
-    default). Taking it again for the same week replaces it."""
-    today = timezone.now().date()
-    week_start = week_start or today - timedelta(days=today.weekday())
-    stream_metrics_advance(stream_id=stream_id)
+    """Keep the stream's metrics document, recomputed now, as the snapshot of an ISO week
+    (this week in the configured time zone by default). Taking it again for the same week
+    replaces it; other weeks are left alone.
+
+    The document is recomputed even when the fold has no new move: it also depends on
+    the clock (window, ages) and on the board (blocked cards, WIP limits), and a stream
+    without moves has none stored yet.
+    Locks: the stream's progress row during the fold (stream_metrics_advance); the
+    week's snapshot row while it is replaced.
+    Raises: ValueError (``week_start`` is not a Monday), ValueStream.DoesNotExist.
+    Side effects: advances the stream's aggregates and stores its StreamMetrics (see
+    stream_metrics_advance, stream_metrics_summarize); writes the week's WeeklySnapshot.
+    """
+    if week_start is None:
+        week_start = snapshot_week_start()
+    elif week_start.weekday() != 0:
+        raise ValueError(f"An ISO week starts on a Monday; {week_start} is a {week_start:%A}.")
+    if not ValueStream.objects.filter(pk=stream_id).exists():
+        raise ValueStream.DoesNotExist(f"No value stream {stream_id}.")
+    stream_metrics_advance(stream_id=stream_id, summarize=False)
+    stream_metrics_summarize(stream_id=stream_id)
+    # The stored document: this one, or one of a later fold that a worker stored meanwhile.
     metrics = StreamMetrics.objects.get(value_stream_id=stream_id)
     snapshot, _ = WeeklySnapshot.objects.update_or_create(
         value_stream_id=stream_id,

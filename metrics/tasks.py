@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
+from datetime import date
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, transaction
 
 from metrics import services
+from vsm.models import ValueStream
 
 logger = logging.getLogger(__name__)
 
 PENDING_KEY = "metrics:pending:{stream_id}"
+REFRESH_KEY = "metrics:refresh-pending:{stream_id}"
 PENDING_SECONDS = 30
 BUSY_RETRY_SECONDS = 0.5
 
@@ -52,12 +56,27 @@ def recompute_stream(stream_id: int) -> dict:
 
 def _publish_coalesced(stream_id: int, *, countdown: float | None = None) -> None:
     """Publish a recompute unless one is pending for the stream (the cache mark): a
-    pending run will see everything this one would.
+    pending run will see everything this one would. Never raises (see _publish_once)."""
+    _publish_once(
+        recompute_stream,
+        stream_id=stream_id,
+        key=PENDING_KEY,
+        countdown=countdown,
+        if_lost="the sweeper will",
+    )
 
-    Never raises: the cache only coalesces, and a broker that is down loses nothing
-    (the sweeper catches the stream up), so either failure is logged and passed over.
+
+def _publish_once(
+    task: Task, *, stream_id: int, key: str, countdown: float | None = None, if_lost: str
+) -> None:
+    """Publish ``task`` for the stream unless a run of it is pending (the cache mark
+    ``key``, which the task clears before it reads anything).
+
+    Never raises: the cache only coalesces, and a broker that is down must not fail
+    the user's request, so either failure is logged (saying who catches up: ``if_lost``)
+    and passed over.
     """
-    key = PENDING_KEY.format(stream_id=stream_id)
+    key = key.format(stream_id=stream_id)
     marked = False
     try:
         if not cache.add(key, 1, PENDING_SECONDS):
@@ -66,14 +85,38 @@ def _publish_coalesced(stream_id: int, *, countdown: float | None = None) -> Non
     except Exception:
         logger.warning("Cache unavailable; enqueueing without coalescing", exc_info=True)
     try:
-        recompute_stream.apply_async((stream_id,), countdown=countdown)
+        task.apply_async((stream_id,), countdown=countdown)
     except Exception:
         if marked:
             with contextlib.suppress(Exception):
                 cache.delete(key)
         logger.warning(
-            "Could not enqueue metrics for stream %s; the sweeper will", stream_id, exc_info=True
+            "Could not enqueue %s for stream %s; %s", task.name, stream_id, if_lost, exc_info=True
         )
+
+
+@shared_task(
+    name="metrics.refresh_document",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def refresh_document(stream_id: int) -> dict:
+    """Recompute the stream's metrics document though its log has no new move: the
+    board changed something the document reads from it directly (a card blocked or
+    unblocked, a WIP limit)."""
+    # Cleared before reading, as in recompute_stream: a change committed from here on
+    # enqueues a new run, and one committed before is seen by this run.
+    with contextlib.suppress(Exception):
+        cache.delete(REFRESH_KEY.format(stream_id=stream_id))
+    try:
+        stored = services.stream_metrics_summarize(stream_id=stream_id)
+    except ValueStream.DoesNotExist:
+        return {"stream_id": stream_id, "stored": False}  # deleted since
+    return {"stream_id": stream_id, "stored": stored}
 
 
 @shared_task(name="metrics.sweep", acks_late=True)
@@ -86,18 +129,63 @@ def sweep() -> list[int]:
 
 
 @shared_task(
+    name="metrics.weekly_snapshot",
+    acks_late=True,
+    autoretry_for=(Exception,),
+    retry_backoff=60,
+    retry_backoff_max=30 * 60,
+    retry_jitter=True,
+    max_retries=5,
+)
+def weekly_snapshot(stream_id: int, week_start: str) -> dict:
+    """Take one stream's snapshot of the ISO week starting on ``week_start`` (an ISO
+    date, fixed by the fan-out so that a retry files under the same week). Retried
+    with backoff on any failure; taking it again replaces the week's snapshot."""
+    try:
+        snapshot = services.weekly_snapshot_take(
+            stream_id=stream_id, week_start=date.fromisoformat(week_start)
+        )
+    except ValueStream.DoesNotExist:
+        logger.info("Stream %s is gone; no snapshot for the week of %s", stream_id, week_start)
+        return {"stream_id": stream_id, "week_start": week_start, "through": None}
+    return {"stream_id": stream_id, "week_start": week_start, "through": snapshot.through_move_id}
+
+
+@shared_task(
     name="metrics.weekly_snapshots",
     acks_late=True,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
 )
-def weekly_snapshots() -> int:
-    from vsm.models import ValueStream
-
-    stream_ids = list(ValueStream.objects.values_list("pk", flat=True))
+def weekly_snapshots() -> dict:
+    """Enqueue this ISO week's snapshot (in the configured time zone) of every stream,
+    one task per stream: a stream that fails is retried on its own and never holds up
+    the others."""
+    week_start = services.snapshot_week_start().isoformat()
+    stream_ids = list(ValueStream.objects.order_by("pk").values_list("pk", flat=True))
+    failed = []
     for stream_id in stream_ids:
-        services.weekly_snapshot_take(stream_id=stream_id)
-    return len(stream_ids)
+        try:
+            weekly_snapshot.apply_async((stream_id, week_start))
+        except Exception:
+            # The broker refused it, or (run eagerly) the snapshot failed for good.
+            logger.exception(
+                "Weekly snapshot of stream %s, week of %s failed", stream_id, week_start
+            )
+            failed.append(stream_id)
+    if failed:
+        logger.error(
+            "Weekly snapshots, week of %s: %d of %d streams failed: %s",
+            week_start,
+            len(failed),
+            len(stream_ids),
+            failed,
+        )
+    else:
+        logger.info(
+            "Weekly snapshots, week of %s: %d streams enqueued", week_start, len(stream_ids)
+        )
+    return {"week_start": week_start, "streams": len(stream_ids), "failed": failed}
 
 
 def enqueue_recompute(stream_id: int) -> None:
@@ -107,16 +195,36 @@ def enqueue_recompute(stream_id: int) -> None:
     and the sweeper catches the stream up later. A recent, not yet started run for the
     stream makes this one unnecessary (bursts coalesce).
     """
+    _on_commit_once("metrics_stream_id", stream_id, lambda: _publish_coalesced(stream_id))
+
+
+def enqueue_refresh(stream_id: int) -> None:
+    """Ask for a fresh metrics document once the current transaction commits: for a
+    board change that the document shows but that is no move (blocked cards, WIP limits).
+
+    Never fails the user's request: a publish error is logged, and the document then
+    catches up at the stream's next move. A pending refresh of the stream makes this
+    one unnecessary (bursts coalesce).
+    """
 
     def publish() -> None:
-        _publish_coalesced(stream_id)
+        _publish_once(
+            refresh_document,
+            stream_id=stream_id,
+            key=REFRESH_KEY,
+            if_lost="the document catches up at the stream's next move",
+        )
 
-    # One recompute per stream and transaction is enough, however many moves it holds.
+    _on_commit_once("metrics_refresh_stream_id", stream_id, publish)
+
+
+def _on_commit_once(marker: str, stream_id: int, publish: Callable[[], None]) -> None:
+    """Run ``publish`` after commit, once per stream and transaction however many
+    changes it holds (``marker`` names the kind of request)."""
     connection = transaction.get_connection()
     if any(
-        getattr(callback, "metrics_stream_id", None) == stream_id
-        for _, callback, _ in connection.run_on_commit
+        getattr(callback, marker, None) == stream_id for _, callback, _ in connection.run_on_commit
     ):
         return
-    publish.metrics_stream_id = stream_id  # type: ignore[attr-defined]
+    setattr(publish, marker, stream_id)
     transaction.on_commit(publish)

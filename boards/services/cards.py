@@ -11,6 +11,7 @@ from django.utils import timezone
 from boards.errors import InvalidMove
 from boards.models import Card
 from boards.services.locks import _check_version
+from metrics.tasks import enqueue_refresh
 from vsm.models import Channel
 
 
@@ -26,6 +27,8 @@ def card_set_blocked(
     """Block a card with a reason, or unblock it.
 
     Locks: the card. Raises: InvalidMove (no reason), StaleBoard.
+    Side effects: when the card is blocked or unblocked (not when only the reason
+    changes), asks for a fresh metrics document after commit (it counts blocked cards).
     """
     at = at or timezone.now()
     reason = reason.strip()
@@ -34,6 +37,8 @@ def card_set_blocked(
     with transaction.atomic():
         card = Card.objects.select_for_update(no_key=True).get(pk=card_id)
         _check_version(card, expected_version)
+        if card.is_blocked != blocked:
+            enqueue_refresh(card.value_stream_id)
         card.is_blocked = blocked
         card.blocked_reason = reason if blocked else ""
         card.blocked_at = at if blocked else None

@@ -7,6 +7,7 @@ from django.db import transaction
 from boards.errors import InvalidMove, PermissionRefused
 from boards.models import Column
 from boards.services.locks import _lock_columns
+from metrics.tasks import enqueue_refresh
 from vsm.selectors import user_manages_stream
 
 
@@ -14,6 +15,8 @@ def column_set_wip_limit(*, column_id: int, wip_limit: int | None, actor) -> Col
     """Change a column's WIP limit. Only admins and the stream's manager may.
 
     Locks: the column. Raises: PermissionRefused, InvalidMove.
+    Side effects: when the limit changes, asks for a fresh metrics document after commit
+    (it shows each column's limit and weighs it in finding the constraint).
     """
     if wip_limit is not None and wip_limit < 1:
         raise InvalidMove("A WIP limit is empty or at least 1.")
@@ -23,6 +26,8 @@ def column_set_wip_limit(*, column_id: int, wip_limit: int | None, actor) -> Col
             raise PermissionRefused(
                 "Only an admin or the value stream manager may change WIP limits."
             )
+        if column.wip_limit != wip_limit:
+            enqueue_refresh(column.cycle.value_stream_id)
         column.wip_limit = wip_limit
         column.save(update_fields=["wip_limit", "updated_at"])
     return column

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,6 +13,7 @@ from django.db import connection
 
 from boards.models import Column
 from metrics.fold.rows import (
+    _CARD_CYCLE_FIELDS,
     _COLUMN,
     _CYCLE,
     _DURATION_FIELDS,
@@ -21,46 +22,66 @@ from metrics.fold.rows import (
     _LEAD,
     _LOST,
     _MOVE,
-    _REACH_FIELDS,
     _REOPEN,
     _STATE_FIELDS,
     _WON,
+    CC_CLOSED_AT,
+    CC_MASK,
+    CC_OUTCOME,
     CardState,
 )
+from metrics.fold.timeline import WAITED_CARDS, WAITED_SECONDS, Timeline, day_function, metrics_zone
 from metrics.fold.writes import insert_rows, upsert_add
 from metrics.models import (
+    CardCycle,
     CardFlowState,
-    CardReach,
     ChannelDay,
     ColumnDay,
-    ColumnReachCount,
-    CycleConversionCount,
+    ColumnFlowState,
     CycleDay,
+    CycleOutcome,
     FlowDuration,
 )
-from pdca.models import Cycle
 
 logger = logging.getLogger(__name__)
+
+_OPEN, _HANDED_ON = str(CycleOutcome.OPEN), str(CycleOutcome.HANDED_ON)
+# ColumnDay counters, in the order of Fold.column_days' lists.
+_COLUMN_DAY_VALUES = (
+    "arrivals",
+    "departures",
+    "wip_seconds",
+    "wip_squared_seconds",
+    "full_seconds",
+    "blocked_seconds",
+    "waited_seconds",
+    "waited_cards",
+)
 
 
 @dataclass
 class Fold:
     """Card states and the deltas gathered while folding moves, written in a few
-    statements. Moves are tuples in MOVE_FIELDS order."""
+    statements. Moves are tuples in MOVE_FIELDS order.
+
+    A card counts once, by its final state: a close (won or lost) is counted on its
+    day, and a reopen takes it back (its cycle and lead intervals, its won or lost,
+    its departure from the cycle). Per-channel numbers count a card under the channel
+    it arrived through.
+    """
 
     stream_id: int
     column_cycle: dict[int, int]
-    # First column of cycle n+1 -> (cycle n, first column of cycle n), and the reverse
-    # first column of cycle n -> (cycle n, first column of cycle n+1): a card that
-    # reached both is handed on from cycle n (its funnel), whatever the order.
-    closes_funnel: dict[int, tuple[int, int]]
-    opens_funnel: dict[int, tuple[int, int]]
+    # A column's position in its cycle (0: the first column): its bit in a CardCycle mask.
+    column_position: dict[int, int]
+    timeline: Timeline
+    day_of: Callable[[datetime], date]
     states: dict[int, CardState] = field(default_factory=dict)
     # False for a rebuild: the tables are empty, every state is in memory.
     stored: bool = True
     touched: set[int] = field(default_factory=set)
-    column_days: dict[tuple[int, date], list[int]] = field(
-        default_factory=lambda: defaultdict(lambda: [0, 0])
+    column_days: dict[tuple[int, date], list] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0, 0, 0, 0])
     )
     cycle_days: dict[tuple[int, date], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0])
@@ -68,66 +89,63 @@ class Fold:
     channel_days: dict[tuple[int, date], list] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, Decimal(0), 0])
     )
-    reach_counts: dict[tuple[int, int], list[int]] = field(
-        default_factory=lambda: defaultdict(lambda: [0])
-    )
-    conversions: dict[tuple[int, int], list[int]] = field(
-        default_factory=lambda: defaultdict(lambda: [0, 0])
-    )
-    reaches: list[tuple] = field(default_factory=list)
     durations: list[tuple] = field(default_factory=list)
+    # Closing moves taken back by a reopen: their cycle and lead intervals are dropped.
+    retracted: set[int] = field(default_factory=set)
+    timeline_loaded: bool = False
 
     @classmethod
     def for_stream(cls, stream_id: int) -> Fold:
-        cycles = list(
-            Cycle.objects.filter(value_stream_id=stream_id)
-            .order_by("order")
-            .values_list("pk", flat=True)
-        )
-        first_columns: dict[int, int] = {}
-        column_cycle: dict[int, int] = {}
-        for column_id, cycle_id in (
+        columns = list(
             Column.objects.filter(cycle__value_stream_id=stream_id)
             .order_by("cycle__order", "order")
-            .values_list("pk", "cycle_id")
-        ):
+            .values_list("pk", "cycle_id", "wip_limit")
+        )
+        column_cycle: dict[int, int] = {}
+        column_position: dict[int, int] = {}
+        per_cycle: dict[int, int] = defaultdict(int)
+        for column_id, cycle_id, _ in columns:
             column_cycle[column_id] = cycle_id
-            first_columns.setdefault(cycle_id, column_id)
-        closes_funnel, opens_funnel = {}, {}
-        for cycle_id, next_cycle_id in zip(cycles, cycles[1:], strict=False):
-            if cycle_id in first_columns and next_cycle_id in first_columns:
-                first, next_first = first_columns[cycle_id], first_columns[next_cycle_id]
-                closes_funnel[next_first] = (cycle_id, first)
-                opens_funnel[first] = (cycle_id, next_first)
+            column_position[column_id] = per_cycle[cycle_id]
+            per_cycle[cycle_id] += 1
+        ids = tuple(column_id for column_id, _, _ in columns)
+        # Flow order crosses control points: a cycle's last column is followed by the
+        # next cycle's first (cycles and columns are both in order above).
+        zone = metrics_zone()
+        timeline = Timeline(
+            columns=ids,
+            limits={column_id: limit for column_id, _, limit in columns},
+            next_column=dict(zip(ids, (*ids[1:], None), strict=True)),
+            zone=zone,
+        )
         return cls(
             stream_id=stream_id,
             column_cycle=column_cycle,
-            closes_funnel=closes_funnel,
-            opens_funnel=opens_funnel,
+            column_position=column_position,
+            timeline=timeline,
+            day_of=day_function(zone),
         )
 
     def load(self, card_ids: Iterable[int]) -> None:
-        """Read the stored state of these cards (those not in memory yet): flow state,
-        first reaches, cycles won in."""
+        """Read the stored state of these cards (those not in memory yet): flow state
+        and passages through cycles; and, once, the columns' timeline."""
         if not self.stored:
             return
+        if not self.timeline_loaded:
+            self.timeline.load(self.stream_id)
+            self.timeline_loaded = True
         missing = [card_id for card_id in set(card_ids) if card_id not in self.states]
         for start in range(0, len(missing), 2_000):
             chunk = missing[start : start + 2_000]
             for row in CardFlowState.objects.filter(card_id__in=chunk).values_list(*_STATE_FIELDS):
                 self.states[row[0]] = CardState(row)
-            for card_id, column_id, channel_key in CardReach.objects.filter(
-                card_id__in=chunk
-            ).values_list("card_id", "column_id", "channel_key"):
-                if card_id in self.states:
-                    self.states[card_id].reached[column_id] = channel_key
-            for card_id, cycle_id in FlowDuration.objects.filter(
-                card_id__in=chunk, kind=_LEAD
-            ).values_list("card_id", "cycle_id"):
-                if card_id in self.states:
-                    self.states[card_id].won.add(cycle_id)
+            for row in CardCycle.objects.filter(card_id__in=chunk).values_list(*_CARD_CYCLE_FIELDS):
+                if row[1] in self.states:
+                    self.states[row[1]].cycles[row[2]] = list(row)
 
-    def _duration(self, move: tuple, state: CardState, kind: str, start: datetime) -> None:
+    def _duration(
+        self, move: tuple, state: CardState, kind: str, start: datetime, *, abandoned: bool = False
+    ) -> None:
         moved_at = move[4]
         self.durations.append(
             (
@@ -136,39 +154,48 @@ class Fold:
                 kind,
                 state.column_id if kind == _COLUMN else None,
                 state.cycle_id,
-                move[5] or 0,
+                state.channel_key,
                 start,
                 moved_at,
                 max(0, int((moved_at - start).total_seconds())),
                 move[0],
+                abandoned,
             )
         )
 
-    def _reach(self, move: tuple, state: CardState) -> None:
-        """The card reached a column: counted only the first time (per card)."""
-        column_id = move[3]
-        if column_id in state.reached:
-            return
-        channel_key = move[5] or 0
-        state.reached[column_id] = channel_key
-        self.reaches.append((self.stream_id, move[1], column_id, channel_key, move[4]))
-        self.reach_counts[(column_id, channel_key)][0] += 1
-        if column_id in self.closes_funnel:
-            cycle_id, first = self.closes_funnel[column_id]
-            if first in state.reached:
-                self.conversions[(cycle_id, channel_key)][0] += 1
-        if column_id in self.opens_funnel:
-            cycle_id, next_first = self.opens_funnel[column_id]
-            if next_first in state.reached:
-                self.conversions[(cycle_id, state.reached[next_first])][0] += 1
+    def _enter_cycle(self, state: CardState, cycle_id: int, at: datetime) -> None:
+        passage = state.cycles.get(cycle_id)
+        if passage is None:
+            state.cycles[cycle_id] = [
+                self.stream_id,
+                state.card_id,
+                cycle_id,
+                state.channel_key,
+                at,
+                0,
+                _OPEN,
+                None,
+            ]
+        else:  # entering a cycle it left before: the passage goes on
+            passage[CC_OUTCOME], passage[CC_CLOSED_AT] = _OPEN, None
+
+    def _reach(self, state: CardState, column_id: int) -> None:
+        passage = state.cycles[self.column_cycle[column_id]]
+        passage[CC_MASK] |= 1 << self.column_position[column_id]
+
+    def _arrive(self, state: CardState, column_id: int, at: datetime) -> None:
+        state.column_id = column_id
+        state.column_entered_at = at
+        self.timeline.shift(column_id, 1)
+        state.next_full_mark = self.timeline.mark(column_id)
 
     def apply(self, move: tuple) -> None:
         move_id, card_id, kind, to_column_id, moved_at, channel_id, value = move
-        day = moved_at.date()
+        day = self.day_of(moved_at)
         to_cycle = self.column_cycle[to_column_id]
-        channel_key = channel_id or 0
         state = self.states.get(card_id)
         self.touched.add(card_id)
+        self.timeline.advance(moved_at, self.column_days)
         if kind == _ENTER:
             previous = state
             state = CardState(
@@ -183,77 +210,124 @@ class Fold:
                     moved_at,
                     moved_at,
                     moved_at,
+                    "",
+                    None,
+                    None,
+                    None,
+                    None,
                 )
             )
-            if previous is not None:  # first reaches and wins stay the card's
-                state.reached, state.won = previous.reached, previous.won
+            if previous is not None:  # its passages through cycles stay the card's
+                state.cycles = previous.cycles
             self.states[card_id] = state
             self.column_days[(to_column_id, day)][0] += 1
             self.cycle_days[(to_cycle, day)][0] += 1
-            self.channel_days[(channel_key, day)][0] += 1
-            self._reach(move, state)
+            self.channel_days[(state.channel_key, day)][0] += 1
+            self._enter_cycle(state, to_cycle, moved_at)
+            self._reach(state, to_column_id)
+            self._arrive(state, to_column_id, moved_at)
             return
         if state is None:
             self.touched.discard(card_id)
             logger.warning("Move %s of card %s has no entry before it", move_id, card_id)
             return
+        from_column_id = state.column_id
         if kind in (_MOVE, _HANDOFF):
             self._duration(move, state, _COLUMN, state.column_entered_at)
-            self.column_days[(state.column_id, day)][1] += 1
-            self.column_days[(to_column_id, day)][0] += 1
+            self.column_days[(from_column_id, day)][1] += 1
+            arriving = self.column_days[(to_column_id, day)]
+            arriving[0] += 1
+            if (
+                state.next_full_mark is not None
+                and self.timeline.next_column.get(from_column_id) == to_column_id
+            ):
+                waited = self.timeline.full_total.get(to_column_id, 0) - state.next_full_mark
+                if waited > 0:
+                    arriving[WAITED_SECONDS] += waited
+                    arriving[WAITED_CARDS] += 1
+            self.timeline.shift(from_column_id, -1)
             if kind == _HANDOFF:
                 self._duration(move, state, _CYCLE, state.cycle_entered_at)
                 self.cycle_days[(state.cycle_id, day)][1] += 1
                 self.cycle_days[(to_cycle, day)][0] += 1
+                passage = state.cycles.get(state.cycle_id)
+                if passage is not None:
+                    passage[CC_OUTCOME], passage[CC_CLOSED_AT] = _HANDED_ON, moved_at
+                self._enter_cycle(state, to_cycle, moved_at)
                 state.cycle_id = to_cycle
                 state.cycle_entered_at = moved_at
-            state.column_id = to_column_id
-            state.column_entered_at = moved_at
-            self._reach(move, state)
+            self._reach(state, to_column_id)
+            self._arrive(state, to_column_id, moved_at)
         elif kind in (_WON, _LOST):
+            abandoned = kind == _LOST
             self._duration(move, state, _COLUMN, state.column_entered_at)
-            self.column_days[(state.column_id, day)][1] += 1
-            cycle_day = self.cycle_days[(state.cycle_id, day)]
-            cycle_day[1] += 1
-            channel_day = self.channel_days[(channel_key, day)]
-            if kind == _WON:
-                self._duration(move, state, _CYCLE, state.cycle_entered_at)
-                self._duration(move, state, _LEAD, state.stream_entered_at)
-                cycle_day[2] += 1
-                channel_day[1] += 1
-                channel_day[2] += value
-                if state.cycle_id not in state.won:  # each card once per cycle
-                    state.won.add(state.cycle_id)
-                    self.conversions[(state.cycle_id, channel_key)][1] += 1
-            else:
-                cycle_day[3] += 1
-                channel_day[3] += 1
+            self._duration(move, state, _CYCLE, state.cycle_entered_at, abandoned=abandoned)
+            self._duration(move, state, _LEAD, state.stream_entered_at, abandoned=abandoned)
+            self.column_days[(from_column_id, day)][1] += 1
+            self._count_close(state, day, kind, value, +1)
+            passage = state.cycles.get(state.cycle_id)
+            if passage is not None:
+                passage[CC_OUTCOME], passage[CC_CLOSED_AT] = kind, moved_at
+            state.closed_kind, state.closed_at = kind, moved_at
+            state.closed_value, state.closed_move_id = value, move_id
             state.is_open = False
+            self.timeline.shift(from_column_id, -1)
         elif kind == _REOPEN:
+            if state.closed_kind:
+                # The earlier close no longer counts: the card's final state decides.
+                self._count_close(
+                    state, self.day_of(state.closed_at), state.closed_kind, state.closed_value, -1
+                )
+                self.retracted.add(state.closed_move_id)
+            passage = state.cycles.get(to_cycle)
+            if passage is not None:
+                passage[CC_OUTCOME], passage[CC_CLOSED_AT] = _OPEN, None
             self.column_days[(to_column_id, day)][0] += 1
-            self.cycle_days[(to_cycle, day)][0] += 1
             state.is_open = True
-            state.column_id = to_column_id
-            state.cycle_id = to_cycle
-            state.column_entered_at = moved_at
-            state.cycle_entered_at = moved_at
+            state.closed_kind, state.closed_at = "", None
+            state.closed_value = state.closed_move_id = None
+            state.cycle_id = to_cycle  # the cycle's first start stays: time off counts
+            self._arrive(state, to_column_id, moved_at)
         state.last_move_id = move_id
 
+    def _count_close(self, state: CardState, day: date, kind: str, value, sign: int) -> None:
+        """Count a close (sign +1) or take it back (sign -1) on the day it happened."""
+        cycle_day = self.cycle_days[(state.cycle_id, day)]
+        channel_day = self.channel_days[(state.channel_key, day)]
+        cycle_day[1] += sign
+        if kind == _WON:
+            cycle_day[2] += sign
+            channel_day[1] += sign
+            channel_day[2] += sign * (value or 0)
+        else:
+            cycle_day[3] += sign
+            channel_day[3] += sign
+
     def write_intervals(self, *, copy: bool) -> None:
-        """Write the finished intervals and first reaches gathered so far."""
+        """Write the finished intervals gathered so far, after dropping those of the
+        closes a reopen took back."""
+        if self.retracted:
+            retracted = self.retracted
+            self.durations = [
+                row for row in self.durations if row[2] == _COLUMN or row[9] not in retracted
+            ]
+            ids = sorted(retracted)
+            for start in range(0, len(ids), 1_000):
+                FlowDuration.objects.filter(
+                    value_stream_id=self.stream_id, move_id__in=ids[start : start + 1_000]
+                ).exclude(kind=_COLUMN).delete()
+            retracted.clear()
         insert_rows(FlowDuration, _DURATION_FIELDS, self.durations, copy=copy)
-        insert_rows(CardReach, _REACH_FIELDS, self.reaches, copy=copy)
         self.durations.clear()
-        self.reaches.clear()
 
     def write(self, *, rebuild: bool = False) -> None:
-        """Write everything gathered: intervals, counters added into their buckets, and
-        the touched card states. A rebuild writes into emptied tables: on PostgreSQL
-        with COPY."""
+        """Write everything gathered: intervals, counters added into their buckets, the
+        touched card states and passages, and the columns' timeline. A rebuild writes
+        into emptied tables: on PostgreSQL with COPY."""
         copy = rebuild and connection.vendor == "postgresql"
         self.write_intervals(copy=copy)
         buckets = (
-            (ColumnDay, ("column_id", "day"), ("arrivals", "departures"), self.column_days),
+            (ColumnDay, ("column_id", "day"), _COLUMN_DAY_VALUES, self.column_days),
             (
                 CycleDay,
                 ("cycle_id", "day"),
@@ -266,13 +340,6 @@ class Fold:
                 ("arrivals", "won", "won_value", "lost"),
                 self.channel_days,
             ),
-            (ColumnReachCount, ("column_id", "channel_key"), ("cards",), self.reach_counts),
-            (
-                CycleConversionCount,
-                ("cycle_id", "channel_key"),
-                ("handed_on", "won"),
-                self.conversions,
-            ),
         )
         for model, keys, values, counters in buckets:
             fields = ("value_stream_id", *keys, *values)
@@ -282,26 +349,44 @@ class Fold:
             else:
                 upsert_add(model, fields, values, rows)
             counters.clear()
-        states = [self.states[card_id].row() for card_id in sorted(self.touched)]
+        touched = sorted(self.touched)
+        states = [self.states[card_id].row() for card_id in touched]
+        passages = [
+            tuple(passage)
+            for card_id in touched
+            for passage in self.states[card_id].cycles.values()
+        ]
         if rebuild:
             insert_rows(CardFlowState, _STATE_FIELDS, states, copy=copy)
-        elif states:
-            # One upsert for new and known states: far cheaper than bulk_update's CASE WHEN.
-            CardFlowState.objects.bulk_create(
-                [CardFlowState(**dict(zip(_STATE_FIELDS, row, strict=True))) for row in states],
-                batch_size=1000,
-                update_conflicts=True,
-                unique_fields=["card"],
-                update_fields=[
-                    "last_move_id",
-                    "column",
-                    "cycle",
-                    "is_open",
-                    "column_entered_at",
-                    "cycle_entered_at",
-                ],
+            insert_rows(CardCycle, _CARD_CYCLE_FIELDS, passages, copy=copy)
+        else:
+            # One upsert for new and known rows: far cheaper than bulk_update's CASE WHEN.
+            _upsert(CardFlowState, _STATE_FIELDS, states, unique=["card"])
+            _upsert(CardCycle, _CARD_CYCLE_FIELDS, passages, unique=["card", "cycle"])
+        if self.timeline.touched:
+            _upsert(
+                ColumnFlowState,
+                ("column_id", "value_stream_id", "wip", "full_seconds_total", "timeline_at"),
+                self.timeline.rows(self.stream_id),
+                unique=["column"],
             )
+            self.timeline.touched = False
         self.touched.clear()
+
+
+def _upsert(model, fields: tuple[str, ...], rows: list[tuple], *, unique: list[str]) -> None:
+    """Insert rows (tuples in ``fields`` order, attribute names), overwriting the rows
+    they collide with on the ``unique`` fields."""
+    if not rows:
+        return
+    names = [model._meta.get_field(attname).name for attname in fields]
+    model.objects.bulk_create(
+        [model(**dict(zip(fields, row, strict=True))) for row in rows],
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=unique,
+        update_fields=[name for name in names if name not in {*unique, "value_stream"}],
+    )
 
 
 def fold_moves(fold: Fold, moves: list[tuple]) -> int:

@@ -40,8 +40,8 @@ _DURATION_FIELDS = (
     "ended_at",
     "seconds",
     "move_id",
+    "abandoned",
 )
-_REACH_FIELDS = ("value_stream_id", "card_id", "column_id", "channel_key", "reached_at")
 _STATE_FIELDS = (
     "card_id",
     "value_stream_id",
@@ -53,21 +53,40 @@ _STATE_FIELDS = (
     "column_entered_at",
     "cycle_entered_at",
     "stream_entered_at",
+    "closed_kind",
+    "closed_at",
+    "closed_value",
+    "closed_move_id",
+    "next_full_mark",
 )
+# A CardCycle row, as the fold keeps it: a list in this order (mutable, written whole).
+_CARD_CYCLE_FIELDS = (
+    "value_stream_id",
+    "card_id",
+    "cycle_id",
+    "channel_key",
+    "entered_at",
+    "reached_mask",
+    "outcome",
+    "closed_at",
+)
+CC_MASK, CC_OUTCOME, CC_CLOSED_AT = 5, 6, 7
 
 
 class CardState:
-    """A card's flow state (a CardFlowState row) plus what the fold needs to count a
-    card once: the columns it reached (with the channel key of its first reach) and
-    the cycles it was won in."""
+    """A card's flow state (a CardFlowState row) plus its passages through cycles
+    (CardCycle rows as lists in _CARD_CYCLE_FIELDS order, by cycle id)."""
 
-    __slots__ = (*_STATE_FIELDS, "reached", "won")
+    __slots__ = (*_STATE_FIELDS, "cycles")
 
     def __init__(self, row: tuple) -> None:
         for name, value in zip(_STATE_FIELDS, row, strict=True):
             setattr(self, name, value)
-        self.reached: dict[int, int] = {}
-        self.won: set[int] = set()
+        self.cycles: dict[int, list] = {}
+
+    @property
+    def channel_key(self) -> int:
+        return self.channel_id or 0
 
     def row(self) -> tuple:
         """The CardFlowState row, in _STATE_FIELDS order."""

@@ -6,12 +6,11 @@ from django.db import connection
 from django.db.models import UniqueConstraint
 
 from metrics.models import (
+    CardCycle,
     CardFlowState,
-    CardReach,
     ChannelDay,
     ColumnDay,
-    ColumnReachCount,
-    CycleConversionCount,
+    ColumnFlowState,
     CycleDay,
     FlowDuration,
 )
@@ -19,13 +18,12 @@ from metrics.models import (
 # Every table the fold writes for a stream, dropped by a rebuild.
 AGGREGATES = (
     CardFlowState,
+    CardCycle,
     ColumnDay,
+    ColumnFlowState,
     CycleDay,
     ChannelDay,
-    CardReach,
     FlowDuration,
-    ColumnReachCount,
-    CycleConversionCount,
 )
 
 

@@ -1,39 +1,46 @@
 """Metrics computed from the running aggregates (never from the raw move log).
 
 Every number here is defined in docs/metrics.md; the reads are bounded by the
-window (default 12 ISO weeks) or by the size of the board, not by the history.
+window (default 12 full ISO weeks and the current week so far) or by the size of the
+board, not by the history. Section selectors take one MetricsQuery; the document
+(``stream_metrics_compute``) is a typed, versioned read model (``readmodel``).
 """
 
-from metrics.selectors.constraint import STARVING_WEIGHT
-from metrics.selectors.document import (
-    WINDOW_WEEKS,
-    _window_durations,  # noqa: F401 (private, but tests read the window directly)
-    stream_metrics_compute,
-)
+from metrics.selectors.constraint import LIMITING_SHARE
+from metrics.selectors.document import stream_metrics_compute
+from metrics.selectors.durations import window_durations
 from metrics.selectors.flow import LITTLE_TOLERANCE, cumulative_flow
+from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, week_start
+from metrics.selectors.readmodel import SCHEMA_VERSION, SchemaError, StreamMetricsDocument
 from metrics.selectors.statistics import (
     DAY,
+    MOVING_RANGE_SCALING,
     PERCENTILES,
     XMR_SCALING,
     Spread,
     distribution,
     percentile,
-    week_start,
     xmr,
 )
 
 __all__ = [
     "DAY",
+    "LIMITING_SHARE",
     "LITTLE_TOLERANCE",
+    "MOVING_RANGE_SCALING",
     "PERCENTILES",
-    "STARVING_WEIGHT",
+    "SCHEMA_VERSION",
     "WINDOW_WEEKS",
     "XMR_SCALING",
+    "MetricsQuery",
+    "SchemaError",
     "Spread",
+    "StreamMetricsDocument",
     "cumulative_flow",
     "distribution",
     "percentile",
     "stream_metrics_compute",
     "week_start",
+    "window_durations",
     "xmr",
 ]

@@ -7,13 +7,21 @@ from decimal import Decimal
 from django.db.models import Sum
 
 from metrics.models import ChannelDay
-from vsm.models import Channel, ValueStream
+from metrics.selectors.query import MetricsQuery
+from metrics.selectors.readmodel import ChannelPareto, ChannelRow
+from vsm.models import Channel
 
 
-def _channel_pareto(stream: ValueStream) -> dict:
-    """Won count and value per channel, largest value first, with the cumulative share
-    and the smallest set of channels that gives 80% of the won value."""
+def channel_pareto(query: MetricsQuery) -> ChannelPareto:
+    """Over all time, per channel a card arrived through: arrivals, won (count, value:
+    the estimated value on its final won event) and lost, each card once by its final
+    state; largest won value first, with the cumulative share and the smallest set of
+    channels that gives 80% of the won value. Win rate = won / arrivals, at most 1."""
+    stream = query.stream
     names = dict(Channel.objects.filter(value_stream=stream).values_list("pk", "name"))
+    days = ChannelDay.objects.filter(value_stream=stream)
+    if query.channel_key is not None:
+        days = days.filter(channel_key=query.channel_key)
     # SQLite sums decimals without their scale: quantize as the field stores them.
     cents = Decimal(1).scaleb(-ChannelDay._meta.get_field("won_value").decimal_places)
     totals = {
@@ -23,9 +31,7 @@ def _channel_pareto(stream: ValueStream) -> dict:
             "won_value": Decimal(row["won_value"]).quantize(cents),
             "lost": row["lost"],
         }
-        for row in ChannelDay.objects.filter(value_stream=stream)
-        .values("channel_key")
-        .annotate(
+        for row in days.values("channel_key").annotate(
             arrivals=Sum("arrivals"), won=Sum("won"), won_value=Sum("won_value"), lost=Sum("lost")
         )
     }
@@ -40,20 +46,16 @@ def _channel_pareto(stream: ValueStream) -> dict:
         if in_set:
             pareto.append(key)
         rows.append(
-            {
-                "channel_id": key or None,
-                "name": names.get(key, "No channel"),
-                "arrivals": entry["arrivals"],
-                "won": entry["won"],
-                "lost": entry["lost"],
-                "won_value": str(entry["won_value"]),
-                "win_rate": round(entry["won"] / entry["arrivals"], 4)
-                if entry["arrivals"]
-                else None,
-                "cumulative_share": round(float(cumulative / grand_total), 4)
-                if grand_total
-                else None,
-                "in_pareto_80": in_set,
-            }
+            ChannelRow(
+                channel_id=key or None,
+                name=names.get(key, "No channel"),
+                arrivals=entry["arrivals"],
+                won=entry["won"],
+                lost=entry["lost"],
+                won_value=entry["won_value"],
+                win_rate=round(entry["won"] / entry["arrivals"], 4) if entry["arrivals"] else None,
+                cumulative_share=round(float(cumulative / grand_total), 4) if grand_total else None,
+                in_pareto_80=in_set,
+            )
         )
-    return {"rows": rows, "pareto_80": [names.get(k, "No channel") for k in pareto]}
+    return ChannelPareto(rows=rows, pareto_80=[names.get(k, "No channel") for k in pareto])

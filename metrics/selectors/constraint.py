@@ -1,105 +1,117 @@
-"""The column that most likely limits the flow (Theory of Constraints)."""
+"""The column that limits the flow (Theory of Constraints), from flow over time."""
 
 from __future__ import annotations
 
-from boards.models import Column
+from metrics.selectors.readmodel import ColumnMetrics, Constraint, ConstraintCandidate
 
-STARVING_WEIGHT = 2.0
+# A column that holds the flow at its WIP limit (while the next one has room) for at
+# least this share of the window is a WIP-limited constraint.
+LIMITING_SHARE = 0.2
+# A dispersion this far above 1 (a steady delay) marks a queue.
+QUEUE_DISPERSION = 2.0
+LIMITING_WEIGHT = 4.0
 
 
-def _constraint(column_docs: list[dict], cycle_columns: dict[int, list[Column]]) -> dict:
-    """Rank columns by the evidence that they limit the flow (Theory of Constraints).
+def _limiting_share(column: ColumnMetrics) -> float | None:
+    """Share of the window at its WIP limit while the next column had room: the column
+    itself, not the one after it, held the work back."""
+    flow = column.flow
+    if flow.at_limit_share is None:
+        return None
+    return max(0.0, flow.at_limit_share - (flow.blocked_share or 0.0))
 
-    Evidence, each scaled to 0..1 across the stream's columns: queue growth over the
-    window, median age of the open cards in it, share of its cycle's time spent in it,
-    blocked cards now. A column at its WIP limit while the next column of its cycle
-    starves (at most one card) is the textbook sign of a constraint: it scores 2 more,
-    and the queue growth in front of it (earlier columns of the cycle) counts as its
-    own, because that work waits on it.
+
+def _score(column: ColumnMetrics, max_dispersion: float) -> float:
+    """Evidence that the column limits the flow, in 0..LIMITING_WEIGHT + 1.
+
+    A WIP-limited constraint sits at its limit while the column after it has room,
+    and the work in front of it waits (the queue forms upstream, where its own WIP
+    limit keeps it out of sight): its limiting share counts most. A constraint
+    without a WIP limit keeps its queue in itself: its WIP swings far more than a
+    delay's (a queue in front of a busy step), measured by the WIP's dispersion.
     """
-    by_id = {doc["id"]: doc for doc in column_docs}
-    neighbours: dict[int, tuple[list[int], int | None]] = {}
-    for columns in cycle_columns.values():
-        ids = [column.pk for column in columns]
-        for index, column_id in enumerate(ids):
-            following = ids[index + 1] if index + 1 < len(ids) else None
-            neighbours[column_id] = (ids[:index], following)
+    limiting = _limiting_share(column) or 0.0
+    dispersion = column.flow.wip_dispersion or 0.0
+    queue = max(0.0, dispersion - 1.0) / max(max_dispersion - 1.0, 1e-9) if dispersion > 1 else 0.0
+    if limiting >= LIMITING_SHARE:
+        return LIMITING_WEIGHT * limiting + 1.0
+    return queue
 
-    def share_of_cycle(doc: dict) -> float:
-        means = [by_id[c.pk]["time_in_column"]["mean"] or 0 for c in cycle_columns[doc["cycle_id"]]]
-        total = sum(means)
-        return (doc["time_in_column"]["mean"] or 0) / total if total else 0.0
 
-    def growth(doc: dict) -> int:
-        return max(0, doc["wip_now"] - doc["wip_at_window_start"])
+def constraint(columns: list[ColumnMetrics]) -> Constraint:
+    """Rank the columns (in flow order, across control points) by the evidence that
+    they limit the flow, and name the top one with that evidence in words.
 
-    def starves_next(doc: dict) -> bool:
-        following = neighbours[doc["id"]][1]
-        return (
-            doc["wip_limit"] is not None
-            and doc["wip_now"] >= doc["wip_limit"]
-            and following is not None
-            and by_id[following]["wip_now"] <= 1
-        )
-
-    raw = {}
-    for doc in column_docs:
-        upstream = neighbours[doc["id"]][0]
-        queue_growth = growth(doc)
-        if starves_next(doc):
-            queue_growth += sum(growth(by_id[column_id]) for column_id in upstream)
-        raw[doc["id"]] = {
-            "queue_growth": queue_growth,
-            "median_age_days": doc["median_age_days"] or 0.0,
-            "share_of_cycle_time": share_of_cycle(doc),
-            "blocked_now": doc["blocked_now"],
-        }
-    maxima = {
-        name: max((values[name] for values in raw.values()), default=0)
-        for name in ("queue_growth", "median_age_days", "share_of_cycle_time", "blocked_now")
-    }
+    Evidence, over the window's time: the share of time at its WIP limit while the next
+    column had room; the time cards waited in the column before it because it was full;
+    its WIP's dispersion (variance / mean); its time-weighted WIP, mean visit, the age
+    of its cards and the blocked cards in it now, shown beside.
+    """
+    if not columns:
+        return Constraint()
+    max_dispersion = max((column.flow.wip_dispersion or 0.0) for column in columns)
     ranking = []
-    for doc in column_docs:
-        values = raw[doc["id"]]
-        score = sum(values[name] / maxima[name] for name in maxima if maxima[name])
-        starving = starves_next(doc)
-        if starving:
-            score += STARVING_WEIGHT
+    for column in columns:
+        limiting = _limiting_share(column)
         ranking.append(
-            {
-                "column_id": doc["id"],
-                "name": f"{doc['cycle']} / {doc['name']}",
-                "score": round(score, 3),
-                "at_limit_while_next_starves": starving,
-                **{name: round(value, 2) for name, value in values.items()},
-            }
+            ConstraintCandidate(
+                column_id=column.id,
+                name=f"{column.cycle} / {column.name}",
+                score=round(_score(column, max_dispersion), 3),
+                at_limit_share=column.flow.at_limit_share,
+                limiting_share=round(limiting, 4) if limiting is not None else None,
+                waited_days_mean=column.flow.waited_days_mean,
+                waited_cards=column.flow.waited_cards,
+                time_weighted_wip=column.flow.time_weighted_wip,
+                wip_limit=column.wip_limit,
+                mean_visit_days=column.time_in_column.mean,
+                median_age_days=column.median_age_days,
+                blocked_now=column.blocked_now,
+            )
         )
-    ranking.sort(key=lambda entry: (-entry["score"], entry["column_id"]))
-    if not ranking or ranking[0]["score"] == 0:
-        return {"column_id": None, "name": None, "evidence": [], "ranking": ranking}
+    order = {column.id: position for position, column in enumerate(columns)}
+    ranking.sort(key=lambda entry: (-entry.score, order[entry.column_id]))
     top = ranking[0]
-    doc = by_id[top["column_id"]]
+    if top.score <= 0:
+        return Constraint(ranking=ranking)
+    return Constraint(
+        column_id=top.column_id,
+        name=top.name,
+        evidence=_evidence(top, columns),
+        ranking=ranking,
+    )
+
+
+def _evidence(top: ConstraintCandidate, columns: list[ColumnMetrics]) -> list[str]:
+    by_id = {column.id: column for column in columns}
+    column = by_id[top.column_id]
+    position = columns.index(column)
+    before = columns[position - 1] if position else None
     evidence = []
-    if top["at_limit_while_next_starves"]:
-        following = by_id[neighbours[doc["id"]][1]]
+    if top.at_limit_share is not None:
         evidence.append(
-            f"It sits at its WIP limit ({doc['wip_now']}/{doc['wip_limit']}) while the next "
-            f"column, {following['name']}, holds {following['wip_now']}."
+            f"At its WIP limit ({column.wip_limit}) {round(top.at_limit_share * 100)}% of the "
+            f"time; {round((top.limiting_share or 0) * 100)}% of the time with room in the "
+            "column after it."
         )
-    if top["queue_growth"]:
-        evidence.append(f"Work waiting on it grew by {top['queue_growth']} cards over the window.")
-    if doc["median_age_days"] is not None:
-        evidence.append(f"Cards in it are {doc['median_age_days']} days old at the median.")
-    if top["share_of_cycle_time"]:
+    if top.waited_cards and before is not None:
         evidence.append(
-            f"It takes {round(top['share_of_cycle_time'] * 100)}% of the time cards spend in "
-            f"{doc['cycle']}."
+            f"{top.waited_cards} cards waited {top.waited_days_mean} days on average in "
+            f"{before.cycle} / {before.name} because it was full."
         )
-    if top["blocked_now"]:
-        evidence.append(f"{top['blocked_now']} of its cards are blocked now.")
-    return {
-        "column_id": top["column_id"],
-        "name": top["name"],
-        "evidence": evidence,
-        "ranking": ranking,
-    }
+    dispersion = column.flow.wip_dispersion
+    if dispersion is not None and dispersion >= QUEUE_DISPERSION:
+        evidence.append(
+            f"Its WIP swings {dispersion:.1f} times more than a steady flow's would: a queue "
+            "forms in it."
+        )
+    evidence.append(
+        f"It held {column.flow.time_weighted_wip:.1f} cards on average over the window."
+    )
+    if column.time_in_column.mean is not None:
+        evidence.append(f"Cards spent {column.time_in_column.mean} days in it on average.")
+    if column.median_age_days is not None:
+        evidence.append(f"Its open cards are {column.median_age_days} days old at the median.")
+    if column.blocked_now:
+        evidence.append(f"{column.blocked_now} of its cards are blocked now.")
+    return evidence

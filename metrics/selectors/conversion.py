@@ -1,90 +1,94 @@
-"""Conversion through a cycle, from the fold's all-time counters."""
+"""Conversion through each cycle, for a cohort of cards (CardCycle rows)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from metrics.models import ColumnReachCount, CycleConversionCount
-from vsm.models import ValueStream
+from django.db.models import Count, F, Q
+
+from boards.models import Column
+from metrics.models import CardCycle, CycleOutcome
+from metrics.selectors.query import MetricsQuery
+from metrics.selectors.readmodel import Conversion, ConversionStep
+from pdca.models import Cycle
+
+_FURTHER = Q(outcome__in=[CycleOutcome.HANDED_ON, CycleOutcome.WON])
 
 
-def _reach_counts(stream: ValueStream) -> dict[tuple[int, int], int]:
-    """Cards that ever reached each column, by (column, channel key): counters the
-    fold keeps as it writes first reaches."""
-    return {
-        (column_id, channel_key): cards
-        for column_id, channel_key, cards in ColumnReachCount.objects.filter(
-            value_stream=stream
-        ).values_list("column_id", "channel_key", "cards")
-    }
-
-
-def _conversion_counts(
-    stream: ValueStream,
-) -> tuple[dict[int, dict[int, int]], dict[int, dict[int, int]]]:
-    """Per cycle, by channel key: the cards handed on (reached this cycle's first
-    column and the next cycle's, under the channel on the event that first reached the
-    next one; a card that entered the next cycle directly never was in this cycle's
-    funnel), and the cards won while in it (each card once: won, reopened and won
-    again is one card, under the channel of its first win). Counters of the fold."""
-    handed_on: dict[int, dict[int, int]] = defaultdict(dict)
-    won: dict[int, dict[int, int]] = defaultdict(dict)
-    for cycle_id, channel_key, handed, wins in CycleConversionCount.objects.filter(
-        value_stream=stream
-    ).values_list("cycle_id", "channel_key", "handed_on", "won"):
-        if handed:
-            handed_on[cycle_id][channel_key] = handed
-        if wins:
-            won[cycle_id][channel_key] = wins
-    return handed_on, won
-
-
-def _conversion(columns, next_reached, reach_counts, won_by_channel) -> dict:
-    """Of the cards that entered the cycle's first column: the share that reached each
-    later column, the next cycle, and won (cumulative), and each step's share of the
-    step before it (next-step). Overall and per channel."""
-
-    def steps_for(channel_keys: set[int] | None) -> list[dict]:
-        def reached(column_id: int) -> int:
-            return sum(
-                count
-                for (cid, key), count in reach_counts.items()
-                if cid == column_id and (channel_keys is None or key in channel_keys)
-            )
-
-        names = [(column.name, reached(column.pk)) for column in columns]
-        if next_reached is not None:
-            names.append(
-                (
-                    "next cycle",
-                    sum(
-                        n
-                        for key, n in next_reached.items()
-                        if channel_keys is None or key in channel_keys
-                    ),
-                )
-            )
-        won = sum(
-            n for key, n in won_by_channel.items() if channel_keys is None or key in channel_keys
+def conversion_by_cycle(
+    query: MetricsQuery, cycles: list[Cycle], cycle_columns: dict[int, list[Column]]
+) -> dict[int, Conversion]:
+    """Per cycle, the funnel of the cohort of cards that entered the cycle from the
+    window's start to now (one channel's cards with ``query.channel_key``): each column,
+    then the next cycle (if there is one) and won. See ConversionStep for the rates;
+    never above 1, because each rate is a share of the cards of the step before.
+    One query, grouped by cycle and channel."""
+    width = max((len(columns) for columns in cycle_columns.values()), default=0)
+    counts: dict[str, Count] = {"cohort": Count("pk")}
+    aliases = {f"bit{k}": F("reached_mask").bitand(1 << k) for k in range(width)}
+    for k in range(width):
+        counts[f"reached{k}"] = Count("pk", filter=Q(**{f"bit{k}__gt": 0}))
+        # Reached column k and went further: a later column, the next cycle, or won.
+        counts[f"further{k}"] = Count(
+            "pk", filter=Q(**{f"bit{k}__gt": 0}) & (Q(reached_mask__gte=1 << (k + 1)) | _FURTHER)
         )
-        names.append(("won", won))
-        base = names[0][1] if names else 0
-        result = []
-        previous = base
-        for name, count in names:
-            result.append(
-                {
-                    "step": name,
-                    "reached": count,
-                    "cumulative": round(count / base, 4) if base else None,
-                    "next_step": round(count / previous, 4) if previous else None,
-                }
-            )
-            previous = count
-        return result
+        for outcome in (CycleOutcome.HANDED_ON, CycleOutcome.WON):
+            counts[f"{outcome}{k}"] = Count("pk", filter=Q(**{f"bit{k}__gt": 0}, outcome=outcome))
+    counts["handed_on"] = Count("pk", filter=Q(outcome=CycleOutcome.HANDED_ON))
+    counts["won"] = Count("pk", filter=Q(outcome=CycleOutcome.WON))
+    rows = CardCycle.objects.filter(
+        value_stream=query.stream, entered_at__gte=query.start_moment(), entered_at__lte=query.now
+    )
+    if query.channel_key is not None:
+        rows = rows.filter(channel_key=query.channel_key)
+    grouped: dict[int, dict[int, dict[str, int]]] = defaultdict(dict)
+    for row in (
+        rows.alias(**aliases).values("cycle_id", "channel_key").annotate(**counts).order_by()
+    ):
+        grouped[row["cycle_id"]][row["channel_key"]] = row
+    result = {}
+    for position, cycle in enumerate(cycles):
+        columns = cycle_columns[cycle.pk]
+        has_next = position + 1 < len(cycles) and bool(cycle_columns[cycles[position + 1].pk])
+        by_channel = grouped.get(cycle.pk, {})
+        total: dict[str, int] = defaultdict(int)
+        for counters in by_channel.values():
+            for name, value in counters.items():
+                if name not in ("cycle_id", "channel_key"):
+                    total[name] += value
+        result[cycle.pk] = Conversion(
+            cohort=total["cohort"],
+            all=_funnel(columns, has_next, total),
+            by_channel={
+                str(key): _funnel(columns, has_next, counters)
+                for key, counters in sorted(by_channel.items())
+            },
+        )
+    return result
 
-    channel_keys = {key for (_, key) in reach_counts}
-    return {
-        "all": steps_for(None),
-        "by_channel": {str(key): steps_for({key}) for key in sorted(channel_keys)},
-    }
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _funnel(columns: list[Column], has_next: bool, counts: dict[str, int]) -> list[ConversionStep]:
+    cohort = counts.get("cohort", 0)
+    steps = []
+    for k, column in enumerate(columns):
+        reached = counts.get(f"reached{k}", 0)
+        if k == 0:
+            next_step = _rate(reached, cohort)
+        else:
+            next_step = _rate(counts.get(f"further{k - 1}", 0), counts.get(f"reached{k - 1}", 0))
+        steps.append(ConversionStep(column.name, reached, _rate(reached, cohort), next_step))
+    last = len(columns) - 1
+    exits = [("next cycle", CycleOutcome.HANDED_ON, "handed_on")] if has_next else []
+    exits.append(("won", CycleOutcome.WON, "won"))
+    for name, outcome, total_name in exits:
+        reached = counts.get(total_name, 0)
+        from_last = counts.get(f"{outcome}{last}", 0) if last >= 0 else 0
+        last_reached = counts.get(f"reached{last}", 0) if last >= 0 else 0
+        steps.append(
+            ConversionStep(name, reached, _rate(reached, cohort), _rate(from_last, last_reached))
+        )
+    return steps

@@ -1,39 +1,289 @@
-"""Flow through the columns: cumulative flow, Little's law, flow efficiency."""
+"""Flow through the columns: WIP, visits, Little's law, flow over time, cumulative flow,
+flow efficiency."""
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
-from django.db.models import Sum
+from django.db.models import Count, F, Q, Sum
 
-from boards.models import Column, ColumnSplit
-from metrics.models import ColumnDay
-from metrics.selectors.statistics import DAY, Spread
-from vsm.models import ValueStream
+from boards.models import Card, Column, ColumnSplit, Outcome
+from metrics.models import CardFlowState, ColumnDay, ColumnFlowState
+from metrics.selectors.durations import WindowDurations
+from metrics.selectors.query import MetricsQuery, week_start
+from metrics.selectors.readmodel import (
+    ColumnFlow,
+    ColumnMetrics,
+    FlowEfficiency,
+    LittlesLaw,
+    WeeklySeries,
+    Window,
+)
+from metrics.selectors.statistics import DAY, Spread, distribution
 
 LITTLE_TOLERANCE = 0.25
 
 
-def cumulative_flow(*, stream: ValueStream, start: date, end: date) -> dict:
-    """Per column and day: cumulative arrivals, cumulative departures and WIP.
+def weekly_series(window: Window, by_day: dict[date, int]) -> WeeklySeries:
+    """Sum day values into the window's full weeks and the current week so far."""
+    index = {week: position for position, week in enumerate(window.weeks)}
+    values = [0] * len(window.weeks)
+    so_far = 0
+    for day, value in by_day.items():
+        monday = week_start(day)
+        if monday == window.current_week:
+            so_far += value
+        elif monday in index:
+            values[index[monday]] += value
+    return WeeklySeries(values=values, so_far=so_far)
+
+
+@dataclass
+class _ColumnWindow:
+    arrivals: dict[date, int]
+    departures: dict[date, int]
+    net: dict[date, int]
+    wip_seconds: float = 0.0
+    wip_squared_seconds: float = 0.0
+    full_seconds: float = 0.0
+    blocked_seconds: float = 0.0
+    waited_seconds: float = 0.0
+    waited_cards: int = 0
+
+
+def column_metrics(
+    query: MetricsQuery, window: Window, columns: list[Column], durations: WindowDurations
+) -> list[ColumnMetrics]:
+    """Per column, in flow order: WIP now and over the window, arrivals and departures
+    by week, time in column, age of its open cards, Little's law, flow over time."""
+    stream = query.stream
+    now = query.now
+    start_moment = query.start_moment()
+    window_seconds = max((now - start_moment).total_seconds(), 1.0)
+    totals, before = {}, {}
+    for column_id, arrivals, departures, net_before in (
+        ColumnDay.objects.filter(value_stream=stream)
+        .values("column_id")
+        .annotate(
+            a=Sum("arrivals"),
+            d=Sum("departures"),
+            before=Sum(F("arrivals") - F("departures"), filter=Q(day__lt=window.start)),
+        )
+        .values_list("column_id", "a", "d", "before")
+    ):
+        totals[column_id] = (arrivals, departures)
+        before[column_id] = net_before or 0
+    days: dict[int, _ColumnWindow] = defaultdict(
+        lambda: _ColumnWindow(defaultdict(int), defaultdict(int), defaultdict(int))
+    )
+    for row in ColumnDay.objects.filter(value_stream=stream, day__gte=window.start).values_list(
+        "column_id",
+        "day",
+        "arrivals",
+        "departures",
+        "wip_seconds",
+        "wip_squared_seconds",
+        "full_seconds",
+        "blocked_seconds",
+        "waited_seconds",
+        "waited_cards",
+    ):
+        column_id, day, arrivals, departures, wip_s, wip2_s, full_s, blocked_s, waited_s, waited = (
+            row
+        )
+        entry = days[column_id]
+        entry.arrivals[day] += arrivals
+        entry.departures[day] += departures
+        entry.net[day] += arrivals - departures
+        entry.wip_seconds += wip_s
+        entry.wip_squared_seconds += wip2_s
+        entry.full_seconds += full_s
+        entry.blocked_seconds += blocked_s
+        entry.waited_seconds += waited_s
+        entry.waited_cards += waited
+    _add_time_since_last_event(query, columns, days, start_moment)
+    entered: dict[int, list[datetime]] = defaultdict(list)
+    for column_id, column_entered_at in CardFlowState.objects.filter(
+        value_stream=stream, is_open=True
+    ).values_list("column_id", "column_entered_at"):
+        entered[column_id].append(column_entered_at)
+    blocked = dict(
+        Card.objects.filter(value_stream=stream, outcome=Outcome.OPEN, is_blocked=True)
+        .values("column_id")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("column_id", "n")
+    )
+    result = []
+    for column in columns:
+        arrivals, departures = totals.get(column.pk, (0, 0))
+        entry = days[column.pk]
+        start_wip = before.get(column.pk, 0)
+        wip, wip_sum, day = start_wip, 0, window.start
+        while day <= window.end:
+            wip += entry.net.get(day, 0)
+            wip_sum += wip
+            day += timedelta(days=1)
+        average_wip = wip_sum / window.days
+        arrivals_weekly = weekly_series(window, entry.arrivals)
+        departures_weekly = weekly_series(window, entry.departures)
+        window_departures = sum(departures_weekly.values) + departures_weekly.so_far
+        visits = durations.columns[column.pk]
+        ages = sorted((now - moment).total_seconds() / DAY for moment in entered[column.pk])
+        result.append(
+            ColumnMetrics(
+                id=column.pk,
+                name=column.name,
+                cycle_id=column.cycle_id,
+                cycle=column.cycle.name,
+                knowledge_level=column.knowledge_level,
+                split=column.split,
+                wip_limit=column.wip_limit,
+                wip_now=arrivals - departures,
+                wip_at_window_start=start_wip,
+                average_wip=round(average_wip, 2),
+                arrivals_total=arrivals,
+                departures_total=departures,
+                arrivals_weekly=arrivals_weekly,
+                departures_weekly=departures_weekly,
+                time_in_column=distribution(visits),
+                median_age_days=round(statistics.median(ages), 2) if ages else None,
+                blocked_now=blocked.get(column.pk, 0),
+                # Little's law takes the exact mean visit, not the rounded one shown.
+                littles_law=littles_law(
+                    average_wip, window_departures / window.days, visits.mean_days
+                ),
+                flow=_column_flow(column, entry, window_seconds),
+            )
+        )
+    return result
+
+
+def _add_time_since_last_event(
+    query: MetricsQuery,
+    columns: list[Column],
+    days: dict[int, _ColumnWindow],
+    start_moment: datetime,
+) -> None:
+    """The fold integrates each column up to the stream's last event; from there to now
+    nothing changed, so the time since is added here at the WIP the fold left."""
+    state = {
+        column_id: (wip, at)
+        for column_id, wip, at in ColumnFlowState.objects.filter(
+            value_stream=query.stream
+        ).values_list("column_id", "wip", "timeline_at")
+    }
+    ids = [column.pk for column in columns]
+    limits = {column.pk: column.wip_limit for column in columns}
+
+    def full(column_id: int | None) -> bool:
+        if column_id is None or column_id not in state:
+            return False
+        limit = limits.get(column_id)
+        return limit is not None and state[column_id][0] >= limit
+
+    following = dict(zip(ids, (*ids[1:], None), strict=True))
+    for column_id in ids:
+        if column_id not in state or state[column_id][1] is None:
+            continue
+        wip, at = state[column_id]
+        seconds = (query.now - max(at, start_moment)).total_seconds()
+        if seconds <= 0 or not wip:
+            continue
+        entry = days[column_id]
+        entry.wip_seconds += wip * seconds
+        entry.wip_squared_seconds += wip * wip * seconds
+        if full(column_id):
+            entry.full_seconds += seconds
+            if full(following[column_id]):
+                entry.blocked_seconds += seconds
+
+
+def _column_flow(column: Column, entry: _ColumnWindow, window_seconds: float) -> ColumnFlow:
+    limited = column.wip_limit is not None
+    mean = entry.wip_seconds / window_seconds
+    variance = max(0.0, entry.wip_squared_seconds / window_seconds - mean * mean)
+    return ColumnFlow(
+        time_weighted_wip=round(mean, 3),
+        wip_dispersion=round(variance / mean, 3) if mean > 0 else None,
+        at_limit_share=round(entry.full_seconds / window_seconds, 4) if limited else None,
+        blocked_share=round(entry.blocked_seconds / window_seconds, 4) if limited else None,
+        waited_cards=entry.waited_cards,
+        waited_days_total=round(entry.waited_seconds / DAY, 2),
+        waited_days_mean=round(entry.waited_seconds / entry.waited_cards / DAY, 2)
+        if entry.waited_cards
+        else None,
+    )
+
+
+def littles_law(
+    average_wip: float, departures_per_day: float, mean_days: float | None
+) -> LittlesLaw:
+    """Little's law: average WIP = throughput x average time in the column."""
+    if mean_days is None:
+        return LittlesLaw(checked=False, reason="no finished visits in the window")
+    expected = departures_per_day * mean_days
+    scale = max(average_wip, expected)
+    gap = abs(average_wip - expected) / scale if scale else 0.0
+    return LittlesLaw(
+        checked=True,
+        average_wip=round(average_wip, 2),
+        throughput_x_time=round(expected, 2),
+        relative_gap=round(gap, 3),
+        disagrees=gap > LITTLE_TOLERANCE,
+    )
+
+
+def flow_efficiency(
+    columns: list[Column], column_spreads: dict[int, Spread]
+) -> FlowEfficiency | None:
+    """Time in doing (or unsplit) columns over all time in the cycle's columns, for the
+    visits finished in the window. Only for cycles that split a column into doing/done."""
+    if not any(column.split == ColumnSplit.DONE for column in columns):
+        return None
+    total = sum(column_spreads[column.pk].total for column in columns)
+    waiting = sum(
+        column_spreads[column.pk].total for column in columns if column.split == ColumnSplit.DONE
+    )
+    return FlowEfficiency(
+        active_days=round((total - waiting) / DAY, 2),
+        waiting_days=round(waiting / DAY, 2),
+        efficiency=round((total - waiting) / total, 4) if total else None,
+    )
+
+
+def cumulative_flow(
+    query: MetricsQuery, *, start: date | None = None, end: date | None = None
+) -> dict:
+    """Per column and day: cumulative arrivals, cumulative departures and WIP, from the
+    window's first day (or ``start``) to today (or ``end``), days in settings.TIME_ZONE.
 
     Built from the arrival and departure events, so it exists for any past day.
+    Shape: {"days": [ISO dates], "columns": [{"id", "name", "cycle_id", "arrived",
+    "departed", "wip"}]}, one value per day in each list.
     """
+    window = query.window()
+    start = start or window.start
+    end = end or window.end
     columns = list(
-        Column.objects.filter(cycle__value_stream=stream).order_by("cycle__order", "order")
+        Column.objects.filter(cycle__value_stream=query.stream).order_by("cycle__order", "order")
     )
+    if query.cycle_id is not None:
+        columns = [column for column in columns if column.cycle_id == query.cycle_id]
     totals: dict[int, list[int]] = {column.pk: [0, 0] for column in columns}
-    before = (
-        ColumnDay.objects.filter(value_stream=stream, day__lt=start)
+    for row in (
+        ColumnDay.objects.filter(value_stream=query.stream, day__lt=start)
         .values("column_id")
         .annotate(a=Sum("arrivals"), d=Sum("departures"))
-    )
-    for row in before:
-        totals[row["column_id"]] = [row["a"], row["d"]]
+    ):
+        if row["column_id"] in totals:
+            totals[row["column_id"]] = [row["a"], row["d"]]
     by_day: dict[date, dict[int, tuple[int, int]]] = defaultdict(dict)
     for column_id, day, arrivals, departures in ColumnDay.objects.filter(
-        value_stream=stream, day__gte=start, day__lte=end
+        value_stream=query.stream, day__gte=start, day__lte=end
     ).values_list("column_id", "day", "arrivals", "departures"):
         by_day[day][column_id] = (arrivals, departures)
     days = []
@@ -58,36 +308,4 @@ def cumulative_flow(*, stream: ValueStream, start: date, end: date) -> dict:
             {"id": column.pk, "name": column.name, "cycle_id": column.cycle_id, **series[column.pk]}
             for column in columns
         ],
-    }
-
-
-def _littles_law(average_wip: float, departures_per_day: float, mean_days: float | None) -> dict:
-    """Little's law: average WIP = throughput x average time in the column."""
-    if mean_days is None:
-        return {"checked": False, "reason": "no finished visits in the window"}
-    expected = departures_per_day * mean_days
-    scale = max(average_wip, expected)
-    gap = abs(average_wip - expected) / scale if scale else 0.0
-    return {
-        "checked": True,
-        "average_wip": round(average_wip, 2),
-        "throughput_x_time": round(expected, 2),
-        "relative_gap": round(gap, 3),
-        "disagrees": gap > LITTLE_TOLERANCE,
-    }
-
-
-def _flow_efficiency(columns: list[Column], column_spreads: dict[int, Spread]) -> dict | None:
-    """Time in doing (or unsplit) columns over all time in the cycle's columns, for the
-    visits finished in the window. Only for cycles that split a column into doing/done."""
-    if not any(column.split == ColumnSplit.DONE for column in columns):
-        return None
-    total = sum(column_spreads[column.pk].total for column in columns)
-    waiting = sum(
-        column_spreads[column.pk].total for column in columns if column.split == ColumnSplit.DONE
-    )
-    return {
-        "active_days": round((total - waiting) / DAY, 2),
-        "waiting_days": round(waiting / DAY, 2),
-        "efficiency": round((total - waiting) / total, 4) if total else None,
     }

@@ -1,4 +1,4 @@
-"""Statistics of the document: nearest-rank percentiles, duration spreads, ISO weeks, XmR."""
+"""Statistics of the document: nearest-rank percentiles, duration spreads, XmR."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+
+from metrics.selectors.readmodel import Distribution, Signal, XmR
 
 PERCENTILES = (50, 70, 85, 95)
 XMR_SCALING = 2.66
+MOVING_RANGE_SCALING = 3.268
 DAY = 86_400
 
 
@@ -41,57 +43,68 @@ class Spread:
         return self.total / self.count / DAY if self.count else None
 
 
-def distribution(seconds: Sequence[int] | Spread) -> dict:
-    """Percentiles of durations, in days, with the count they rest on and the mean."""
+def distribution(seconds: Sequence[int] | Spread, *, abandoned: int = 0) -> Distribution:
+    """Percentiles of durations, in days, with the count they rest on, the mean, and
+    the number of abandoned intervals counted beside them."""
     spread = seconds if isinstance(seconds, Spread) else Spread.of(seconds)
-    result: dict = {"count": spread.count}
-    for p in PERCENTILES:
-        value = spread.ranked.get(p)
-        result[f"p{p}"] = round(value / DAY, 2) if value is not None else None
+    ranked = {
+        f"p{p}": round(value / DAY, 2) if (value := spread.ranked.get(p)) is not None else None
+        for p in PERCENTILES
+    }
     mean = spread.mean_days
-    result["mean"] = round(mean, 2) if mean is not None else None
-    return result
+    return Distribution(
+        count=spread.count,
+        mean=round(mean, 2) if mean is not None else None,
+        abandoned=abandoned,
+        **ranked,
+    )
 
 
-def week_start(day: date) -> date:
-    return day - timedelta(days=day.weekday())
+def xmr(values: Sequence[float | None]) -> XmR:
+    """Process behaviour (XmR) limits of a weekly series and the signals they raise.
 
+    Natural process limits: mean +/- 2.66 x average moving range, the lower one clamped
+    at 0 (the series are counts, rates and durations); the moving-range chart's upper
+    limit: 3.268 x average moving range. Signals: a point outside the natural limits; a
+    moving range above its upper limit (a sudden jump, marked on the later week); eight
+    points in a row on one side of the mean. Source: Donald J. Wheeler, *Understanding
+    Variation* (1993), chapters 5-6.
 
-def xmr(values: Sequence[float | None]) -> dict:
-    """Process behaviour (XmR) limits and the signals they raise.
-
-    Natural process limits: mean +/- 2.66 x average moving range (the lower one not
-    below zero). Signals: a point outside the limits; eight points in a row on one
-    side of the mean. A None is a week with no value (a rate with nothing to rate):
-    it is skipped, the moving range spans it, and signal indexes stay those of
-    ``values``.
+    ``values`` are full weeks only (the current, partial week is never passed in). A
+    None is a week with no value (a rate with nothing to rate): it is skipped, the
+    moving range spans it, and signal indexes stay those of ``values``.
     """
     points = [(index, value) for index, value in enumerate(values) if value is not None]
     if len(points) < 2:
-        return {"mean": None, "upper": None, "lower": None, "signals": []}
+        return XmR()
     present = [value for _, value in points]
     mean = statistics.fmean(present)
     moving_ranges = [abs(b - a) for a, b in zip(present, present[1:], strict=False)]
     average_range = statistics.fmean(moving_ranges)
     upper = mean + XMR_SCALING * average_range
     lower = max(0.0, mean - XMR_SCALING * average_range)
+    range_upper = MOVING_RANGE_SCALING * average_range
     signals = []
     for index, value in points:
         if value > upper:
-            signals.append({"index": index, "rule": "above the upper limit"})
+            signals.append(Signal(index, "above the upper limit"))
         elif value < lower:
-            signals.append({"index": index, "rule": "below the lower limit"})
+            signals.append(Signal(index, "below the lower limit"))
+    for (index, _), moving_range in zip(points[1:], moving_ranges, strict=True):
+        if moving_range > range_upper:
+            signals.append(Signal(index, "moving range above its upper limit"))
     run_side, run_length = 0, 0
     for index, value in points:
         side = (value > mean) - (value < mean)
         run_length = run_length + 1 if side and side == run_side else (1 if side else 0)
         run_side = side
         if run_length == 8:
-            signals.append({"index": index, "rule": "eight in a row on one side of the mean"})
-    return {
-        "mean": round(mean, 2),
-        "upper": round(upper, 2),
-        "lower": round(lower, 2),
-        "average_moving_range": round(average_range, 2),
-        "signals": signals,
-    }
+            signals.append(Signal(index, "eight in a row on one side of the mean"))
+    return XmR(
+        mean=round(mean, 2),
+        upper=round(upper, 2),
+        lower=round(lower, 2),
+        average_moving_range=round(average_range, 2),
+        moving_range_upper=round(range_upper, 2),
+        signals=sorted(signals, key=lambda signal: (signal.index, signal.rule)),
+    )

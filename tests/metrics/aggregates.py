@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from metrics.models import (
+    CardCycle,
     CardFlowState,
-    CardReach,
     ChannelDay,
     ColumnDay,
-    ColumnReachCount,
-    CycleConversionCount,
+    ColumnFlowState,
     CycleDay,
     FlowDuration,
 )
@@ -26,14 +25,37 @@ def _rows(model, stream_id: int, *fields: str) -> list[tuple]:
 def aggregate_rows(stream_id: int) -> dict[str, list[tuple]]:
     """Every aggregate table of the stream, by meaningful fields (no surrogate ids)."""
     return {
-        "column_days": _rows(ColumnDay, stream_id, "column_id", "day", "arrivals", "departures"),
+        "column_days": _rows(
+            ColumnDay,
+            stream_id,
+            "column_id",
+            "day",
+            "arrivals",
+            "departures",
+            "wip_seconds",
+            "wip_squared_seconds",
+            "full_seconds",
+            "blocked_seconds",
+            "waited_seconds",
+            "waited_cards",
+        ),
         "cycle_days": _rows(
             CycleDay, stream_id, "cycle_id", "day", "arrivals", "departures", "won", "lost"
         ),
         "channel_days": _rows(
             ChannelDay, stream_id, "channel_key", "day", "arrivals", "won", "won_value", "lost"
         ),
-        "reaches": _rows(CardReach, stream_id, "card_id", "column_id", "channel_key", "reached_at"),
+        "card_cycles": _rows(
+            CardCycle,
+            stream_id,
+            "card_id",
+            "cycle_id",
+            "channel_key",
+            "entered_at",
+            "reached_mask",
+            "outcome",
+            "closed_at",
+        ),
         "durations": _rows(
             FlowDuration,
             stream_id,
@@ -45,6 +67,7 @@ def aggregate_rows(stream_id: int) -> dict[str, list[tuple]]:
             "channel_key",
             "started_at",
             "ended_at",
+            "abandoned",
             "seconds",
         ),
         "states": _rows(
@@ -59,9 +82,13 @@ def aggregate_rows(stream_id: int) -> dict[str, list[tuple]]:
             "column_entered_at",
             "cycle_entered_at",
             "stream_entered_at",
+            "closed_kind",
+            "closed_at",
+            "closed_value",
+            "closed_move_id",
+            "next_full_mark",
         ),
-        "reach_counts": _rows(ColumnReachCount, stream_id, "column_id", "channel_key", "cards"),
-        "conversion_counts": _rows(
-            CycleConversionCount, stream_id, "cycle_id", "channel_key", "handed_on", "won"
+        "column_timeline": _rows(
+            ColumnFlowState, stream_id, "column_id", "wip", "full_seconds_total", "timeline_at"
         ),
     }

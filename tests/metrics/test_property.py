@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from boards.errors import BoardError
-from boards.models import Card, CardMove, Column, MoveKind, Outcome
+from boards.models import Card, CardMove, Column, Outcome
 from boards.services import (
     card_close,
     card_create,
@@ -37,7 +37,7 @@ from metrics.models import (
     MetricsProgress,
     StreamMetrics,
 )
-from metrics.selectors import stream_metrics_compute
+from metrics.selectors import MetricsQuery, stream_metrics_compute
 from metrics.services import stream_metrics_advance, stream_metrics_rebuild
 from pdca.models import ControlPoint
 from tests.metrics.aggregates import aggregate_rows
@@ -197,6 +197,10 @@ def stored_document(stream_id: int) -> tuple[int, dict]:
     return metrics.through_move_id, data
 
 
+def compute(stream) -> dict:
+    return stream_metrics_compute(MetricsQuery(stream=stream, now=NOW)).to_json()
+
+
 def check_against_the_board(world: World, tables: dict) -> None:
     """Cross-checks of the fold against the board itself, independent of a rebuild."""
     cards = {
@@ -215,18 +219,35 @@ def check_against_the_board(world: World, tables: dict) -> None:
         )
     # WIP now per column = open cards in it.
     wip: dict[int, int] = {}
-    for column_id, _, arrivals, departures in tables["column_days"]:
+    for column_id, _, arrivals, departures, *_ in tables["column_days"]:
         wip[column_id] = wip.get(column_id, 0) + arrivals - departures
     for column in world.columns.values():
         open_cards = sum(
             1 for card in cards.values() if card.column_id == column.pk and card.is_open
         )
         assert wip.get(column.pk, 0) == open_cards, column
-    # One lead time per won event; no interval is negative.
-    moves = CardMove.objects.filter(value_stream=world.stream)
+    # A card counts once, by its final state: one lead interval per closed card, won
+    # or abandoned (lost) as the card is now; the same in the day buckets.
+    outcomes = [card.outcome for card in cards.values()]
     leads = [row for row in tables["durations"] if row[1] == DurationKind.LEAD]
-    assert len(leads) == moves.filter(kind=MoveKind.WON).count()
+    assert sorted(row[2] for row in leads) == sorted(
+        card_id for card_id, card in cards.items() if not card.is_open
+    )
+    assert sum(1 for row in leads if not row[-2]) == outcomes.count(Outcome.WON)
+    assert sum(1 for row in leads if row[-2]) == outcomes.count(Outcome.LOST)
+    assert sum(row[3] for row in tables["channel_days"]) == outcomes.count(Outcome.WON)
+    assert sum(row[5] for row in tables["channel_days"]) == outcomes.count(Outcome.LOST)
+    assert sum(row[4] for row in tables["cycle_days"]) == outcomes.count(Outcome.WON)
+    assert sum(row[5] for row in tables["cycle_days"]) == outcomes.count(Outcome.LOST)
+    # Each card's passage through its current cycle has its outcome there.
+    passages = {(row[0], row[1]): row[5] for row in tables["card_cycles"]}
+    for card_id, card in cards.items():
+        assert passages[(card_id, card.column.cycle_id)] == card.outcome, card_id
     assert all(row[-1] >= 0 for row in tables["durations"])
+    # The columns' timeline holds the board's WIP.
+    timeline = {row[0]: row[1] for row in tables["column_timeline"]}
+    for column in world.columns.values():
+        assert timeline.get(column.pk, 0) == wip.get(column.pk, 0), column
 
 
 @settings(
@@ -261,12 +282,12 @@ def test_incremental_fold_equals_a_rebuild(steps):
             event(f"logged: {kind}")
         incremental = aggregates(stream_id)
         incremental_document = stored_document(stream_id)
-        incremental_computed = stream_metrics_compute(stream=world.stream, now=NOW)
+        incremental_computed = compute(world.stream)
         check_against_the_board(world, incremental)
 
         stream_metrics_rebuild(stream_id=stream_id)
         rebuilt = aggregates(stream_id)
         assert incremental == rebuilt
         assert incremental_document == stored_document(stream_id)
-        assert incremental_computed == stream_metrics_compute(stream=world.stream, now=NOW)
+        assert incremental_computed == compute(world.stream)
         transaction.set_rollback(True)

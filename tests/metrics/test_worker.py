@@ -67,8 +67,19 @@ COLLABORATION = "Collaboration"
 ARRIVING_KINDS = (MoveKind.ENTER, MoveKind.MOVE, MoveKind.HANDOFF, MoveKind.REOPEN)
 DEPARTING_KINDS = (MoveKind.MOVE, MoveKind.HANDOFF, MoveKind.WON, MoveKind.LOST)
 # Parts of the metrics document that depend on the clock at computation time.
+# Flow over time runs to the moment the document was computed (the time since the last
+# event counts at the WIP it left), and the constraint rests on it; the aggregates it is
+# computed from are compared exactly (column_days).
 CLOCK_KEYS = frozenset(
-    {"computed_at", "median_age_days", "age_in_cycle_days", "age_in_column_days"}
+    {
+        "computed_at",
+        "median_age_days",
+        "age_in_cycle_days",
+        "age_in_column_days",
+        "window",
+        "flow",
+        "constraint",
+    }
 )
 
 needs_worker = [

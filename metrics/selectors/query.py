@@ -1,0 +1,66 @@
+"""What a metrics read is asked for: one stream, a period, optional filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.utils import timezone
+
+from metrics.fold.timeline import metrics_zone
+from metrics.selectors.readmodel import Window
+from vsm.models import ValueStream
+
+WINDOW_WEEKS = 12
+
+
+def week_start(day: date) -> date:
+    """The Monday of ``day``'s ISO week."""
+    return day - timedelta(days=day.weekday())
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    """A stream's metrics over ``weeks`` full ISO weeks before ``now``'s week, plus that
+    week so far, in settings.TIME_ZONE; optionally one cycle's columns only
+    (``cycle_id``) and one channel's cards only (``channel_key``: a channel id, 0 for
+    cards without a channel).
+
+    Flow per column (WIP, cumulative flow, visits, the constraint) is not split by
+    channel: with ``channel_key`` set, the card-level numbers are (durations,
+    conversion, throughput, channels, aging), the column-level ones are not.
+    """
+
+    stream: ValueStream
+    now: datetime
+    weeks: int = WINDOW_WEEKS
+    cycle_id: int | None = None
+    channel_key: int | None = None
+
+    @classmethod
+    def for_stream(
+        cls, stream: ValueStream, *, now: datetime | None = None, **filters
+    ) -> MetricsQuery:
+        return cls(stream=stream, now=now or timezone.now(), **filters)
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(metrics_zone()).date()
+
+    def window(self) -> Window:
+        current = week_start(self.today)
+        weeks = [current - timedelta(weeks=n) for n in range(self.weeks, 0, -1)]
+        start = weeks[0] if weeks else current
+        return Window(
+            time_zone=metrics_zone().key,
+            weeks=weeks,
+            current_week=current,
+            current_week_days=(self.today - current).days + 1,
+            start=start,
+            end=self.today,
+            days=(self.today - start).days + 1,
+        )
+
+    def start_moment(self) -> datetime:
+        """The window's first instant (local midnight of its first day), aware."""
+        return datetime.combine(self.window().start, time.min, tzinfo=metrics_zone())

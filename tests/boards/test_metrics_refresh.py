@@ -1,0 +1,156 @@
+"""Board changes that are no move but show in the metrics document (blocked cards, WIP
+limits) refresh it after commit, through metrics.tasks."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.core.cache import cache
+from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerDown
+
+from boards.models import Card, Column
+from boards.services import card_create, card_set_blocked, column_set_wip_limit
+from metrics import tasks
+from metrics.models import StreamMetrics
+from metrics.services import stream_metrics_summarize
+from vsm.models import ValueStream
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_pending_marks():
+    # The cache marks that coalesce metrics tasks must not leak from one test to the next.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def first_column(stream) -> Column:
+    """Collaboration / Data, where prospects enter."""
+    return Column.objects.get(cycle__value_stream=stream, cycle__order=1, order=1)
+
+
+@pytest.fixture
+def cards(first_column, member, django_capture_on_commit_callbacks) -> list[Card]:
+    """Two prospects in the first column, and the metrics document that counts them."""
+    with django_capture_on_commit_callbacks(execute=True):
+        created = [
+            card_create(column_id=first_column.pk, actor=member, company=f"Acme {n}").card
+            for n in range(2)
+        ]
+    assert column_doc(first_column)["wip_now"] == 2
+    return created
+
+
+def document(column: Column) -> dict:
+    """The stored metrics document of the column's stream."""
+    return StreamMetrics.objects.get(value_stream=column.cycle.value_stream).data
+
+
+def column_doc(column: Column) -> dict:
+    return next(doc for doc in document(column)["columns"] if doc["id"] == column.pk)
+
+
+def constraint_entry(column: Column) -> dict:
+    ranking = document(column)["constraint"]["ranking"]
+    return next(entry for entry in ranking if entry["column_id"] == column.pk)
+
+
+def test_blocking_a_card_refreshes_the_metrics_document(
+    cards, first_column, member, django_capture_on_commit_callbacks
+):
+    assert column_doc(first_column)["blocked_now"] == 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        card_set_blocked(card_id=cards[0].pk, blocked=True, reason="Budget freeze", actor=member)
+
+    assert column_doc(first_column)["blocked_now"] == 1
+    assert constraint_entry(first_column)["blocked_now"] == 1
+
+
+def test_unblocking_a_card_refreshes_the_metrics_document(
+    cards, first_column, member, django_capture_on_commit_callbacks
+):
+    Card.objects.filter(pk=cards[0].pk).update(is_blocked=True, blocked_reason="Budget")
+    stream_metrics_summarize(stream_id=first_column.cycle.value_stream_id)
+    assert column_doc(first_column)["blocked_now"] == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        card_set_blocked(card_id=cards[0].pk, blocked=False, actor=member)
+
+    assert column_doc(first_column)["blocked_now"] == 0
+
+
+def test_changing_a_wip_limit_refreshes_the_metrics_document(
+    cards, first_column, manager, django_capture_on_commit_callbacks
+):
+    assert column_doc(first_column)["wip_limit"] is None
+    constraint_before = document(first_column)["constraint"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        column_set_wip_limit(column_id=first_column.pk, wip_limit=2, actor=manager)
+
+    assert column_doc(first_column)["wip_limit"] == 2
+    # Two cards at a limit of 2: the constraint's evidence weighs the limit.
+    assert document(first_column)["constraint"] != constraint_before
+
+
+def test_the_refresh_is_enqueued_only_after_commit(
+    cards, first_column, member, manager, django_capture_on_commit_callbacks
+):
+    def shown() -> tuple[int, int | None]:
+        doc = column_doc(first_column)
+        return doc["blocked_now"], doc["wip_limit"]
+
+    publish = mock.patch.object(
+        tasks.refresh_document, "apply_async", wraps=tasks.refresh_document.apply_async
+    )
+    with publish as published:
+        with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+            card_set_blocked(card_id=cards[0].pk, blocked=True, reason="Budget", actor=member)
+            card_set_blocked(card_id=cards[1].pk, blocked=True, reason="Budget", actor=member)
+            column_set_wip_limit(column_id=first_column.pk, wip_limit=4, actor=manager)
+        published.assert_not_called()
+        assert shown() == (0, None)
+
+        # One refresh for the stream, however many changes the transaction held.
+        assert len(callbacks) == 1
+        callbacks[0]()
+
+    published.assert_called_once_with((first_column.cycle.value_stream_id,), countdown=None)
+    assert shown() == (2, 4)
+
+
+def test_a_broker_that_is_down_does_not_fail_the_change(
+    cards, first_column, member, django_capture_on_commit_callbacks, caplog
+):
+    with (
+        mock.patch.object(
+            tasks.refresh_document, "apply_async", side_effect=BrokerDown("connection refused")
+        ),
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        card_set_blocked(card_id=cards[0].pk, blocked=True, reason="Budget", actor=member)
+
+    assert len(callbacks) == 1
+    assert Card.objects.get(pk=cards[0].pk).is_blocked
+    assert "Could not enqueue metrics.refresh_document" in caplog.text
+    # Nothing stays marked pending: the next change publishes again.
+    stream_id = first_column.cycle.value_stream_id
+    assert cache.get(tasks.REFRESH_KEY.format(stream_id=stream_id)) is None
+
+
+def test_the_refresh_task_is_safe_to_run_twice_and_for_a_deleted_stream(cards, first_column):
+    Card.objects.filter(pk=cards[0].pk).update(is_blocked=True, blocked_reason="Budget")
+    stream_id = first_column.cycle.value_stream_id
+
+    tasks.refresh_document.delay(stream_id)
+    tasks.refresh_document.delay(stream_id)
+
+    assert column_doc(first_column)["blocked_now"] == 1
+    missing = ValueStream.objects.order_by("-pk").values_list("pk", flat=True).first() + 1
+    assert tasks.refresh_document.delay(missing).get() == {"stream_id": missing, "stored": False}
