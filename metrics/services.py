@@ -36,6 +36,10 @@ SETTLE_SECONDS = 60
 # fold itself runs after every move). It reads only the window and small all-time
 # counters, ~0.1 s on a 1,000,000-move log, so this mostly coalesces bursts.
 SUMMARY_MIN_INTERVAL = timedelta(seconds=0.5)
+# A document also depends on the clock (ages, the window, flow up to now) and on the
+# board (blocked cards, WIP limits, whose refresh may have been lost with the broker):
+# the sweeper recomputes any document older than this.
+DOCUMENT_MAX_AGE = timedelta(minutes=15)
 BATCH_SIZE = 5_000
 REBUILD_BATCH_SIZE = 50_000
 
@@ -260,6 +264,17 @@ def streams_lagging() -> list[int]:
         stream_id
         for stream_id, last in newest.items()
         if progress.get(stream_id, (0, 0))[0] < last or progress[stream_id][1] < last
+    )
+
+
+def streams_with_stale_documents(*, now: datetime | None = None) -> list[int]:
+    """Streams whose metrics document was last computed more than DOCUMENT_MAX_AGE
+    before ``now`` (or never, though the fold has run): for the sweeper."""
+    cutoff = (now or timezone.now()) - DOCUMENT_MAX_AGE
+    return sorted(
+        MetricsProgress.objects.filter(
+            Q(summary_computed_at__lt=cutoff) | Q(summary_computed_at__isnull=True)
+        ).values_list("value_stream_id", flat=True)
     )
 
 

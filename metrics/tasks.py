@@ -121,10 +121,19 @@ def refresh_document(stream_id: int) -> dict:
 
 @shared_task(name="metrics.sweep", acks_late=True)
 def sweep() -> list[int]:
-    """Catch up every stream whose metrics lag its move log (broker down, worker killed)."""
+    """Catch up every stream whose metrics lag its move log (broker down, worker killed),
+    and refresh every other stream whose document is older than
+    services.DOCUMENT_MAX_AGE (a lost refresh, or the clock). Returns the lagging ones."""
     lagging = services.streams_lagging()
     for stream_id in lagging:
         recompute_stream.delay(stream_id)
+    for stream_id in set(services.streams_with_stale_documents()) - set(lagging):
+        _publish_once(
+            refresh_document,
+            stream_id=stream_id,
+            key=REFRESH_KEY,
+            if_lost="the next sweep will",
+        )
     return lagging
 
 

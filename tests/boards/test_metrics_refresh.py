@@ -3,18 +3,20 @@ limits) refresh it after commit, through metrics.tasks."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 
 from boards.models import Card, Column
 from boards.services import card_create, card_set_blocked, column_set_wip_limit
 from metrics import tasks
-from metrics.models import StreamMetrics
-from metrics.services import stream_metrics_summarize
+from metrics.models import MetricsProgress, StreamMetrics
+from metrics.services import DOCUMENT_MAX_AGE, stream_metrics_summarize
 from vsm.models import ValueStream
 
 pytestmark = pytest.mark.django_db
@@ -154,3 +156,20 @@ def test_the_refresh_task_is_safe_to_run_twice_and_for_a_deleted_stream(cards, f
     assert column_doc(first_column)["blocked_now"] == 1
     missing = ValueStream.objects.order_by("-pk").values_list("pk", flat=True).first() + 1
     assert tasks.refresh_document.delay(missing).get() == {"stream_id": missing, "stored": False}
+
+
+def test_the_sweeper_refreshes_a_document_older_than_its_maximum_age(stream, cards):
+    # A refresh lost with the broker, or the clock alone (ages, the window): the sweeper
+    # recomputes any document older than DOCUMENT_MAX_AGE, and leaves fresh ones alone.
+    # Written without the service, as a refresh lost with the broker would leave it.
+    Card.objects.filter(pk=cards[0].pk).update(is_blocked=True, blocked_reason="Waiting")
+    first = Column.objects.get(pk=cards[0].column_id)
+    assert column_doc(first)["blocked_now"] == 0
+    tasks.sweep()
+    assert column_doc(first)["blocked_now"] == 0, "a fresh document is left alone"
+    old = timezone.now() - DOCUMENT_MAX_AGE - timedelta(seconds=1)
+    MetricsProgress.objects.filter(value_stream=stream).update(summary_computed_at=old)
+    tasks.sweep()
+    assert column_doc(first)["blocked_now"] == 1
+    progress = MetricsProgress.objects.get(value_stream=stream)
+    assert progress.summary_computed_at > old
