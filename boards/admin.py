@@ -41,6 +41,19 @@ class ValueStreamAdmin(admin.ModelAdmin):
         obj._state.adding = False
 
 
+def _save_column(request: HttpRequest, column: Column, form, save) -> None:
+    """Save an admin's column form; a changed WIP limit goes through
+    column_set_wip_limit (its lock, and the metrics refresh it asks for)."""
+    if column.pk is None or "wip_limit" not in form.changed_data:
+        save()
+        return
+    wip_limit = column.wip_limit
+    column.wip_limit = form.initial.get("wip_limit")
+    save()
+    services.column_set_wip_limit(column_id=column.pk, wip_limit=wip_limit, actor=request.user)
+    column.wip_limit = wip_limit
+
+
 class ColumnInline(admin.TabularInline):
     model = Column
     extra = 0
@@ -56,6 +69,19 @@ class CycleAdmin(admin.ModelAdmin):
     ordering = ["value_stream", "order"]
     inlines = [ColumnInline]
 
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        if formset.model is not Column:
+            super().save_formset(request, form, formset, change)
+            return
+        columns = formset.save(commit=False)
+        for column_form in formset.forms:
+            column = column_form.instance
+            if column in columns:
+                _save_column(request, column, column_form, column.save)
+        for column in formset.deleted_objects:
+            column.delete()
+        formset.save_m2m()
+
 
 @admin.register(Column)
 class ColumnAdmin(admin.ModelAdmin):
@@ -64,6 +90,14 @@ class ColumnAdmin(admin.ModelAdmin):
     list_filter = ["cycle__value_stream", "knowledge_level"]
     list_select_related = ["cycle__value_stream"]
     ordering = ["cycle__value_stream", "cycle__order", "order"]
+
+    def save_model(self, request: HttpRequest, obj: Column, form, change: bool) -> None:
+        _save_column(
+            request,
+            obj,
+            form,
+            lambda: super(ColumnAdmin, self).save_model(request, obj, form, change),
+        )
 
 
 @admin.action(description="Mark selected cards won")
@@ -113,8 +147,19 @@ class CardAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Card, form, change: bool) -> None:
         if change:
+            blocking = {"is_blocked", "blocked_reason"} & set(form.changed_data)
+            blocked, reason = obj.is_blocked, obj.blocked_reason
+            if blocking:  # set by card_set_blocked below, which the metrics follow
+                obj.is_blocked = form.initial.get("is_blocked", False)
+                obj.blocked_reason = form.initial.get("blocked_reason", "")
             obj.version += 1
             super().save_model(request, obj, form, change)
+            if blocking:
+                card = services.card_set_blocked(
+                    card_id=obj.pk, blocked=blocked, reason=reason, actor=request.user
+                )
+                obj.is_blocked, obj.blocked_reason = card.is_blocked, card.blocked_reason
+                obj.version = card.version
             return
         result = services.card_create(
             column_id=obj.column_id,

@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 from django.core.cache import cache
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 
@@ -173,3 +174,83 @@ def test_the_sweeper_refreshes_a_document_older_than_its_maximum_age(stream, car
     assert column_doc(first)["blocked_now"] == 1
     progress = MetricsProgress.objects.get(value_stream=stream)
     assert progress.summary_computed_at > old
+
+
+# The admin's changes go through the services, which refresh the metrics document.
+# One change per test: django's captured on-commit callbacks stay registered, so a
+# second refresh of the same stream in one test would be taken for a duplicate.
+
+
+def test_a_wip_limit_changed_on_the_column_admin_page_refreshes_the_document(
+    admin_client, cards, first_column, django_capture_on_commit_callbacks
+):
+    form = {
+        "cycle": first_column.cycle_id,
+        "name": first_column.name,
+        "knowledge_level": first_column.knowledge_level,
+        "order": first_column.order,
+        "wip_limit": 7,
+        "split": "",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:boards_column_change", args=[first_column.pk]), form
+        )
+    assert response.status_code == 302
+    assert column_doc(first_column)["wip_limit"] == 7
+
+
+def test_a_wip_limit_changed_in_the_cycle_s_column_inline_refreshes_the_document(
+    admin_client, cards, first_column, django_capture_on_commit_callbacks
+):
+    cycle = first_column.cycle
+    columns = list(cycle.columns.order_by("order"))
+    information = columns[1]
+    inline = {
+        "name": cycle.name,
+        "value_stream": cycle.value_stream_id,
+        "order": cycle.order,
+        "owning_team": cycle.owning_team_id or "",
+        "columns-TOTAL_FORMS": len(columns),
+        "columns-INITIAL_FORMS": len(columns),
+        "columns-MIN_NUM_FORMS": 0,
+        "columns-MAX_NUM_FORMS": 1000,
+    }
+    for index, column in enumerate(columns):
+        inline |= {
+            f"columns-{index}-id": column.pk,
+            f"columns-{index}-cycle": cycle.pk,
+            f"columns-{index}-order": column.order,
+            f"columns-{index}-name": column.name,
+            f"columns-{index}-knowledge_level": column.knowledge_level,
+            f"columns-{index}-wip_limit": 9 if column == information else column.wip_limit or "",
+            f"columns-{index}-split": column.split,
+        }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("admin:pdca_cycle_change", args=[cycle.pk]), inline)
+    assert response.status_code == 302
+    assert column_doc(information)["wip_limit"] == 9
+
+
+def test_a_card_blocked_on_its_admin_page_is_blocked_by_the_service(
+    admin_client, cards, first_column, django_capture_on_commit_callbacks
+):
+    card = cards[0]
+    card_form = {
+        "person_name": card.person_name,
+        "company": card.company,
+        "email": card.email,
+        "channel": card.channel_id or "",
+        "owner": card.owner_id or "",
+        "estimated_value": card.estimated_value,
+        "notes": card.notes,
+        "is_blocked": "on",
+        "blocked_reason": "Waiting for the customer's budget",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("admin:boards_card_change", args=[card.pk]), card_form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    card.refresh_from_db()
+    assert (card.is_blocked, card.blocked_reason) == (True, "Waiting for the customer's budget")
+    assert card.blocked_at is not None  # set by card_set_blocked
+    assert column_doc(first_column)["blocked_now"] == 1
