@@ -94,6 +94,8 @@ class CardFlowState(models.Model):
     closed_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     closed_move_id = models.BigIntegerField(null=True, blank=True)
     next_full_mark = models.BigIntegerField(null=True, blank=True)
+    # The column's WIP when the card entered it: the cards it found there.
+    column_entered_wip = models.IntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["value_stream", "is_open"], name="metrics_state_open")]
@@ -114,7 +116,10 @@ class ColumnDay(models.Model):
       (its finished work could not move on);
     - ``waited_seconds`` / ``waited_cards``: cards that arrived this day from the
       column before it, and the time they had waited there while this column was full
-      (blocked flow charged to the column that was full).
+      (blocked flow charged to the column that was full);
+    - ``visits`` ended this day, and over them the sums of the WIP each card found on
+      arriving (w, w squared), of the visit's seconds (d, d squared) and of w x d: how
+      much longer a visit lasts per card found ahead (a queue) or not at all (a delay).
     """
 
     value_stream = models.ForeignKey(
@@ -132,6 +137,12 @@ class ColumnDay(models.Model):
     blocked_seconds = models.BigIntegerField(default=0)
     waited_seconds = models.BigIntegerField(default=0)
     waited_cards = models.IntegerField(default=0)
+    visits = models.IntegerField(default=0)
+    visit_wip = models.BigIntegerField(default=0)
+    visit_wip_squared = models.BigIntegerField(default=0)
+    visit_seconds = models.BigIntegerField(default=0)
+    visit_seconds_squared = models.BigIntegerField(default=0)
+    visit_wip_seconds = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -30,7 +30,14 @@ from metrics.fold.rows import (
     CC_OUTCOME,
     CardState,
 )
-from metrics.fold.timeline import WAITED_CARDS, WAITED_SECONDS, Timeline, day_function, metrics_zone
+from metrics.fold.timeline import (
+    VISITS,
+    WAITED_CARDS,
+    WAITED_SECONDS,
+    Timeline,
+    day_function,
+    metrics_zone,
+)
 from metrics.fold.writes import insert_rows, upsert_add
 from metrics.models import (
     CardCycle,
@@ -56,6 +63,12 @@ _COLUMN_DAY_VALUES = (
     "blocked_seconds",
     "waited_seconds",
     "waited_cards",
+    "visits",
+    "visit_wip",
+    "visit_wip_squared",
+    "visit_seconds",
+    "visit_seconds_squared",
+    "visit_wip_seconds",
 )
 
 
@@ -81,7 +94,7 @@ class Fold:
     stored: bool = True
     touched: set[int] = field(default_factory=set)
     column_days: dict[tuple[int, date], list] = field(
-        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0, 0, 0, 0])
+        default_factory=lambda: defaultdict(lambda: [0] * len(_COLUMN_DAY_VALUES))
     )
     cycle_days: dict[tuple[int, date], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0])
@@ -163,6 +176,22 @@ class Fold:
             )
         )
 
+    def _visit(self, move: tuple, state: CardState, day: date) -> None:
+        """A visit to the card's column ended: its interval, and the sums that relate a
+        visit's length to the WIP the card found on arriving (queueing, see ColumnDay)."""
+        self._duration(move, state, _COLUMN, state.column_entered_at)
+        ahead = state.column_entered_wip
+        if ahead is None:
+            return
+        seconds = self.durations[-1][8]
+        sums = self.column_days[(state.column_id, day)]
+        sums[VISITS] += 1
+        sums[VISITS + 1] += ahead
+        sums[VISITS + 2] += ahead * ahead
+        sums[VISITS + 3] += seconds
+        sums[VISITS + 4] += seconds * seconds
+        sums[VISITS + 5] += ahead * seconds
+
     def _enter_cycle(self, state: CardState, cycle_id: int, at: datetime) -> None:
         passage = state.cycles.get(cycle_id)
         if passage is None:
@@ -186,6 +215,7 @@ class Fold:
     def _arrive(self, state: CardState, column_id: int, at: datetime) -> None:
         state.column_id = column_id
         state.column_entered_at = at
+        state.column_entered_wip = self.timeline.wip.get(column_id, 0)
         self.timeline.shift(column_id, 1)
         state.next_full_mark = self.timeline.mark(column_id)
 
@@ -215,6 +245,7 @@ class Fold:
                     None,
                     None,
                     None,
+                    None,
                 )
             )
             if previous is not None:  # its passages through cycles stay the card's
@@ -233,7 +264,7 @@ class Fold:
             return
         from_column_id = state.column_id
         if kind in (_MOVE, _HANDOFF):
-            self._duration(move, state, _COLUMN, state.column_entered_at)
+            self._visit(move, state, day)
             self.column_days[(from_column_id, day)][1] += 1
             arriving = self.column_days[(to_column_id, day)]
             arriving[0] += 1
@@ -260,7 +291,7 @@ class Fold:
             self._arrive(state, to_column_id, moved_at)
         elif kind in (_WON, _LOST):
             abandoned = kind == _LOST
-            self._duration(move, state, _COLUMN, state.column_entered_at)
+            self._visit(move, state, day)
             self._duration(move, state, _CYCLE, state.cycle_entered_at, abandoned=abandoned)
             self._duration(move, state, _LEAD, state.stream_entered_at, abandoned=abandoned)
             self.column_days[(from_column_id, day)][1] += 1

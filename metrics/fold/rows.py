@@ -58,6 +58,7 @@ _STATE_FIELDS = (
     "closed_value",
     "closed_move_id",
     "next_full_mark",
+    "column_entered_wip",
 )
 # A CardCycle row, as the fold keeps it: a list in this order (mutable, written whole).
 _CARD_CYCLE_FIELDS = (

@@ -14,7 +14,7 @@ from metrics.models import ColumnFlowState
 
 # Offsets into a ColumnDay counter list (see Fold.column_days).
 WIP_SECONDS, WIP_SQUARED_SECONDS, FULL_SECONDS, BLOCKED_SECONDS = 2, 3, 4, 5
-WAITED_SECONDS, WAITED_CARDS = 6, 7
+WAITED_SECONDS, WAITED_CARDS, VISITS = 6, 7, 8
 
 
 def metrics_zone() -> ZoneInfo:

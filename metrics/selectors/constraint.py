@@ -7,8 +7,6 @@ from metrics.selectors.readmodel import ColumnMetrics, Constraint, ConstraintCan
 # A column that holds the flow at its WIP limit (while the next one has room) for at
 # least this share of the window is a WIP-limited constraint.
 LIMITING_SHARE = 0.2
-# A dispersion this far above 1 (a steady delay) marks a queue.
-QUEUE_DISPERSION = 2.0
 LIMITING_WEIGHT = 4.0
 
 
@@ -21,21 +19,22 @@ def _limiting_share(column: ColumnMetrics) -> float | None:
     return max(0.0, flow.at_limit_share - (flow.blocked_share or 0.0))
 
 
-def _score(column: ColumnMetrics, max_dispersion: float) -> float:
+def _score(column: ColumnMetrics, busiest: float) -> float:
     """Evidence that the column limits the flow, in 0..LIMITING_WEIGHT + 1.
 
     A WIP-limited constraint sits at its limit while the column after it has room,
     and the work in front of it waits (the queue forms upstream, where its own WIP
-    limit keeps it out of sight): its limiting share counts most. A constraint
-    without a WIP limit keeps its queue in itself: its WIP swings far more than a
-    delay's (a queue in front of a busy step), measured by the WIP's dispersion.
+    limit keeps it out of sight): its limiting share counts most, above any queue.
+    A constraint without a WIP limit keeps its queue in itself: the more cards a card
+    finds there on arriving, the longer it stays (it waits behind them). Its queueing
+    time per visit, against the longest of the stream's, scores 0..1; a delay (waiting
+    for the customer), however long, queues nobody and scores about 0.
     """
     limiting = _limiting_share(column) or 0.0
-    dispersion = column.flow.wip_dispersion or 0.0
-    queue = max(0.0, dispersion - 1.0) / max(max_dispersion - 1.0, 1e-9) if dispersion > 1 else 0.0
     if limiting >= LIMITING_SHARE:
         return LIMITING_WEIGHT * limiting + 1.0
-    return queue
+    utilisation = column.flow.utilisation or 0.0
+    return utilisation / busiest if busiest > 0 else 0.0
 
 
 def constraint(columns: list[ColumnMetrics]) -> Constraint:
@@ -44,12 +43,12 @@ def constraint(columns: list[ColumnMetrics]) -> Constraint:
 
     Evidence, over the window's time: the share of time at its WIP limit while the next
     column had room; the time cards waited in the column before it because it was full;
-    its WIP's dispersion (variance / mean); its time-weighted WIP, mean visit, the age
-    of its cards and the blocked cards in it now, shown beside.
+    the time its visits spent queueing behind the cards ahead; its time-weighted WIP,
+    mean visit, the age of its cards and the blocked cards in it now, shown beside.
     """
     if not columns:
         return Constraint()
-    max_dispersion = max((column.flow.wip_dispersion or 0.0) for column in columns)
+    busiest = max((column.flow.utilisation or 0.0) for column in columns)
     ranking = []
     for column in columns:
         limiting = _limiting_share(column)
@@ -57,11 +56,12 @@ def constraint(columns: list[ColumnMetrics]) -> Constraint:
             ConstraintCandidate(
                 column_id=column.id,
                 name=f"{column.cycle} / {column.name}",
-                score=round(_score(column, max_dispersion), 3),
+                score=round(_score(column, busiest), 3),
                 at_limit_share=column.flow.at_limit_share,
                 limiting_share=round(limiting, 4) if limiting is not None else None,
                 waited_days_mean=column.flow.waited_days_mean,
                 waited_cards=column.flow.waited_cards,
+                utilisation=column.flow.utilisation,
                 time_weighted_wip=column.flow.time_weighted_wip,
                 wip_limit=column.wip_limit,
                 mean_visit_days=column.time_in_column.mean,
@@ -99,11 +99,11 @@ def _evidence(top: ConstraintCandidate, columns: list[ColumnMetrics]) -> list[st
             f"{top.waited_cards} cards waited {top.waited_days_mean} days on average in "
             f"{before.cycle} / {before.name} because it was full."
         )
-    dispersion = column.flow.wip_dispersion
-    if dispersion is not None and dispersion >= QUEUE_DISPERSION:
+    if top.utilisation and column.flow.days_per_card_ahead:
         evidence.append(
-            f"Its WIP swings {dispersion:.1f} times more than a steady flow's would: a queue "
-            "forms in it."
+            f"Each card a prospect found in it kept it {column.flow.days_per_card_ahead:.2f} "
+            f"days longer (correlation {column.flow.queue_correlation:.2f}): the work uses "
+            f"about {round(top.utilisation * 100)}% of its capacity."
         )
     evidence.append(
         f"It held {column.flow.time_weighted_wip:.1f} cards on average over the window."

@@ -3,9 +3,10 @@ flow efficiency."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.db.models import Count, F, Q, Sum
@@ -25,6 +26,14 @@ from metrics.selectors.readmodel import (
 from metrics.selectors.statistics import DAY, Spread, distribution
 
 LITTLE_TOLERANCE = 0.25
+VISIT_SUMS = (
+    "visits",
+    "visit_wip",
+    "visit_wip_squared",
+    "visit_seconds",
+    "visit_seconds_squared",
+    "visit_wip_seconds",
+)
 
 
 def weekly_series(window: Window, by_day: dict[date, int]) -> WeeklySeries:
@@ -52,6 +61,8 @@ class _ColumnWindow:
     blocked_seconds: float = 0.0
     waited_seconds: float = 0.0
     waited_cards: int = 0
+    # Sums over the visits that ended in the window (see ColumnDay): n, w, w^2, d, d^2, wd.
+    visit_sums: list[int] = field(default_factory=lambda: [0] * 6)
 
 
 def column_metrics(
@@ -90,10 +101,21 @@ def column_metrics(
         "blocked_seconds",
         "waited_seconds",
         "waited_cards",
+        *VISIT_SUMS,
     ):
-        column_id, day, arrivals, departures, wip_s, wip2_s, full_s, blocked_s, waited_s, waited = (
-            row
-        )
+        (
+            column_id,
+            day,
+            arrivals,
+            departures,
+            wip_s,
+            wip2_s,
+            full_s,
+            blocked_s,
+            waited_s,
+            waited,
+            *visit_sums,
+        ) = row
         entry = days[column_id]
         entry.arrivals[day] += arrivals
         entry.departures[day] += departures
@@ -104,6 +126,7 @@ def column_metrics(
         entry.blocked_seconds += blocked_s
         entry.waited_seconds += waited_s
         entry.waited_cards += waited
+        entry.visit_sums = [a + b for a, b in zip(entry.visit_sums, visit_sums, strict=True)]
     _add_time_since_last_event(query, columns, days, start_moment)
     entered: dict[int, list[datetime]] = defaultdict(list)
     for column_id, column_entered_at in CardFlowState.objects.filter(
@@ -202,11 +225,40 @@ def _add_time_since_last_event(
                 entry.blocked_seconds += seconds
 
 
+def _queueing(visit_sums: list[int]) -> tuple[float | None, float | None]:
+    """From the visits that ended in the window: the least-squares slope of a visit's
+    length on the WIP the card found on arriving, in days per card found ahead, and the
+    Pearson correlation of the two. None with fewer than two visits or no spread.
+
+    In a queue each card ahead adds its service time over the number of people serving
+    (1 / the column's capacity per day); in a delay (waiting for the customer) a
+    visit's length does not depend on the cards ahead: about 0."""
+    n, w, w2, d, d2, wd = visit_sums
+    if n < 2:
+        return None, None
+    var_w = w2 / n - (w / n) ** 2
+    var_d = d2 / n - (d / n) ** 2
+    if var_w <= 0 or var_d <= 0:
+        return None, None
+    covariance = wd / n - (w / n) * (d / n)
+    return max(0.0, covariance / var_w) / DAY, covariance / math.sqrt(var_w * var_d)
+
+
 def _column_flow(column: Column, entry: _ColumnWindow, window_seconds: float) -> ColumnFlow:
     limited = column.wip_limit is not None
     mean = entry.wip_seconds / window_seconds
     variance = max(0.0, entry.wip_squared_seconds / window_seconds - mean * mean)
+    per_card_ahead, correlation = _queueing(entry.visit_sums)
+    # Demand (visits per day) x days per card ahead = demand / capacity: utilisation.
+    utilisation = (
+        entry.visit_sums[0] / (window_seconds / DAY) * per_card_ahead
+        if per_card_ahead is not None
+        else None
+    )
     return ColumnFlow(
+        days_per_card_ahead=round(per_card_ahead, 4) if per_card_ahead is not None else None,
+        queue_correlation=round(correlation, 3) if correlation is not None else None,
+        utilisation=round(utilisation, 3) if utilisation is not None else None,
         time_weighted_wip=round(mean, 3),
         wip_dispersion=round(variance / mean, 3) if mean > 0 else None,
         at_limit_share=round(entry.full_seconds / window_seconds, 4) if limited else None,

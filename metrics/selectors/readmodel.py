@@ -109,6 +109,14 @@ class ColumnFlow:
     of the time it was full while the next column (across control points) was full too.
     ``waited_cards`` came from the column before it after waiting there while it was full,
     ``waited_days_mean`` on average (``waited_days_total`` in all).
+    ``days_per_card_ahead``: over its visits that ended in the window, the
+    least-squares slope of a visit's length (days) on the WIP the card found on arriving:
+    in a queue each card ahead adds its service time over the people serving, 1 / the
+    column's capacity per day; in a delay (waiting for the customer) about 0.
+    ``queue_correlation``: the Pearson correlation of the two. ``utilisation``: demand
+    (visits per day) x days per card ahead = demand / capacity, the share of its
+    capacity the work uses (Theory of Constraints: the constraint is the step whose
+    capacity is nearest the demand).
     """
 
     time_weighted_wip: float = 0.0
@@ -118,6 +126,9 @@ class ColumnFlow:
     waited_cards: int = 0
     waited_days_total: float = 0.0
     waited_days_mean: float | None = None
+    days_per_card_ahead: float | None = None
+    queue_correlation: float | None = None
+    utilisation: float | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +276,7 @@ class ConstraintCandidate:
     limiting_share: float | None
     waited_days_mean: float | None
     waited_cards: int
+    utilisation: float | None
     time_weighted_wip: float
     wip_limit: int | None
     mean_visit_days: float | None

@@ -278,3 +278,27 @@ def test_time_at_the_wip_limit_and_blocked_flow(board, stream):
     assert flow["Information"]["time_weighted_wip"] == rounded(Fraction(5, 2) / window_days, 3)
     # Data has no limit: no share at its limit.
     assert flow["Data"]["at_limit_share"] is None
+
+
+def test_a_visit_s_length_against_the_cards_it_found_ahead(board):
+    # A, B, C move into Information at 2 Nov 00:00, 01:00 and 02:00, finding 0, 1 and 2
+    # cards there, and leave after 1 day, 2 days + 1 h and 3 days + 2 h: every card found
+    # ahead adds 25 hours (90,000 s), exactly. Slope 90,000 s = 1.0417 days per card
+    # ahead, correlation 1; 3 visits over the window's 86.625 days: utilisation 3 /
+    # 86.625 x 1.0417.
+    for offset, key in enumerate("ABC"):
+        board.enter(key, None, 0, nov(1, offset))
+        board.move(key, "Information", nov(2, offset))
+    board.move("A", "Knowledge", nov(3, 0))
+    board.move("B", "Knowledge", nov(4, 2))
+    board.move("C", "Knowledge", nov(5, 4))
+    doc = document(board.stream)
+    flow = next(column for column in doc["columns"] if column["name"] == "Information")["flow"]
+    per_card = Fraction(90_000, 86_400)
+    assert flow["days_per_card_ahead"] == rounded(per_card, 4)
+    assert flow["queue_correlation"] == 1.0
+    window_days = Fraction(86 * 24 + 15, 24)
+    assert flow["utilisation"] == rounded(3 / window_days * per_card, 3)
+    # Data: each stayed exactly one day whatever it found: no queue.
+    data = next(column for column in doc["columns"] if column["name"] == "Data")["flow"]
+    assert data["days_per_card_ahead"] is None  # no spread in the visits' lengths
