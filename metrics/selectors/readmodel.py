@@ -324,14 +324,12 @@ class StreamMetricsDocument:
         Raises: SchemaError if the data is no metrics document of a known version.
         """
         version = data.get("schema_version", 1)
-        if version == 1:
-            data = _upgrade_v1(data)
-        elif version != SCHEMA_VERSION:
+        if version not in (1, SCHEMA_VERSION):
             raise SchemaError(f"unknown metrics document schema version {version!r}")
         try:
-            return _adapter().validate_python(data)
-        except ValueError as error:
-            raise SchemaError(f"not a metrics document: {error}") from error
+            return _adapter().validate_python(_upgrade_v1(data) if version == 1 else data)
+        except (KeyError, TypeError, ValueError) as error:
+            raise SchemaError(f"not a metrics document of schema {version}: {error!r}") from error
 
 
 class SchemaError(ValueError):
