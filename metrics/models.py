@@ -104,6 +104,25 @@ class CardFlowState(models.Model):
         return f"card {self.card_id} in column {self.column_id}"
 
 
+# ColumnDay's counters, in the order the fold gathers them.
+COLUMN_DAY_COUNTERS = (
+    "arrivals",
+    "departures",
+    "wip_seconds",
+    "wip_squared_seconds",
+    "full_seconds",
+    "blocked_seconds",
+    "waited_seconds",
+    "waited_cards",
+    "visits",
+    "visit_wip",
+    "visit_wip_squared",
+    "visit_seconds",
+    "visit_seconds_squared",
+    "visit_wip_seconds",
+)
+
+
 class ColumnDay(models.Model):
     """Arrivals into and departures from a column on one day (in settings.TIME_ZONE),
     and the column's flow over that day's time, in whole seconds:

@@ -20,17 +20,19 @@ PENDING_KEY = "metrics:pending:{stream_id}"
 REFRESH_KEY = "metrics:refresh-pending:{stream_id}"
 PENDING_SECONDS = 30
 BUSY_RETRY_SECONDS = 0.5
+# A task that lost its database connection is retried with backoff; acknowledged only
+# once done, so a killed worker's task is redelivered (tasks are safe to run twice).
+DATABASE_RETRIES = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
-@shared_task(
-    name="metrics.recompute_stream",
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=8,
-)
+@shared_task(name="metrics.recompute_stream", **DATABASE_RETRIES)
 def recompute_stream(stream_id: int) -> dict:
     # Clear the pending mark before reading the log: a move committed from here on
     # enqueues a new run, and one committed before is seen by this run. (Without the
@@ -95,15 +97,7 @@ def _publish_once(
         )
 
 
-@shared_task(
-    name="metrics.refresh_document",
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=8,
-)
+@shared_task(name="metrics.refresh_document", **DATABASE_RETRIES)
 def refresh_document(stream_id: int) -> dict:
     """Recompute the stream's metrics document though its log has no new move: the
     board changed something the document reads from it directly (a card blocked or

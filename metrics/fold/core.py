@@ -40,6 +40,7 @@ from metrics.fold.timeline import (
 )
 from metrics.fold.writes import insert_rows, upsert_add
 from metrics.models import (
+    COLUMN_DAY_COUNTERS,
     CardCycle,
     CardFlowState,
     ChannelDay,
@@ -53,23 +54,6 @@ from metrics.models import (
 logger = logging.getLogger(__name__)
 
 _OPEN, _HANDED_ON = str(CycleOutcome.OPEN), str(CycleOutcome.HANDED_ON)
-# ColumnDay counters, in the order of Fold.column_days' lists.
-_COLUMN_DAY_VALUES = (
-    "arrivals",
-    "departures",
-    "wip_seconds",
-    "wip_squared_seconds",
-    "full_seconds",
-    "blocked_seconds",
-    "waited_seconds",
-    "waited_cards",
-    "visits",
-    "visit_wip",
-    "visit_wip_squared",
-    "visit_seconds",
-    "visit_seconds_squared",
-    "visit_wip_seconds",
-)
 
 
 @dataclass
@@ -94,7 +78,7 @@ class Fold:
     stored: bool = True
     touched: set[int] = field(default_factory=set)
     column_days: dict[tuple[int, date], list] = field(
-        default_factory=lambda: defaultdict(lambda: [0] * len(_COLUMN_DAY_VALUES))
+        default_factory=lambda: defaultdict(lambda: [0] * len(COLUMN_DAY_COUNTERS))
     )
     cycle_days: dict[tuple[int, date], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0])
@@ -358,7 +342,7 @@ class Fold:
         copy = rebuild and connection.vendor == "postgresql"
         self.write_intervals(copy=copy)
         buckets = (
-            (ColumnDay, ("column_id", "day"), _COLUMN_DAY_VALUES, self.column_days),
+            (ColumnDay, ("column_id", "day"), COLUMN_DAY_COUNTERS, self.column_days),
             (
                 CycleDay,
                 ("cycle_id", "day"),

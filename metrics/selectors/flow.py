@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from django.db.models import Count, F, Q, Sum
 
 from boards.models import Card, Column, ColumnSplit, Outcome
-from metrics.models import CardFlowState, ColumnDay, ColumnFlowState
+from metrics.models import COLUMN_DAY_COUNTERS, CardFlowState, ColumnDay, ColumnFlowState
 from metrics.selectors.durations import WindowDurations
 from metrics.selectors.query import MetricsQuery, week_start
 from metrics.selectors.readmodel import (
@@ -26,14 +26,7 @@ from metrics.selectors.readmodel import (
 from metrics.selectors.statistics import DAY, Spread, distribution
 
 LITTLE_TOLERANCE = 0.25
-VISIT_SUMS = (
-    "visits",
-    "visit_wip",
-    "visit_wip_squared",
-    "visit_seconds",
-    "visit_seconds_squared",
-    "visit_wip_seconds",
-)
+VISIT_SUMS = COLUMN_DAY_COUNTERS[COLUMN_DAY_COUNTERS.index("visits") :]
 
 
 def weekly_series(window: Window, by_day: dict[date, int]) -> WeeklySeries:
@@ -91,17 +84,7 @@ def column_metrics(
         lambda: _ColumnWindow(defaultdict(int), defaultdict(int), defaultdict(int))
     )
     for row in ColumnDay.objects.filter(value_stream=stream, day__gte=window.start).values_list(
-        "column_id",
-        "day",
-        "arrivals",
-        "departures",
-        "wip_seconds",
-        "wip_squared_seconds",
-        "full_seconds",
-        "blocked_seconds",
-        "waited_seconds",
-        "waited_cards",
-        *VISIT_SUMS,
+        "column_id", "day", *COLUMN_DAY_COUNTERS
     ):
         (
             column_id,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from metrics.fold.rows import _CARD_CYCLE_FIELDS, _STATE_FIELDS
 from metrics.models import (
+    COLUMN_DAY_COUNTERS,
     CardCycle,
     CardFlowState,
     ChannelDay,
@@ -25,37 +27,14 @@ def _rows(model, stream_id: int, *fields: str) -> list[tuple]:
 def aggregate_rows(stream_id: int) -> dict[str, list[tuple]]:
     """Every aggregate table of the stream, by meaningful fields (no surrogate ids)."""
     return {
-        "column_days": _rows(
-            ColumnDay,
-            stream_id,
-            "column_id",
-            "day",
-            "arrivals",
-            "departures",
-            "wip_seconds",
-            "wip_squared_seconds",
-            "full_seconds",
-            "blocked_seconds",
-            "waited_seconds",
-            "waited_cards",
-        ),
+        "column_days": _rows(ColumnDay, stream_id, "column_id", "day", *COLUMN_DAY_COUNTERS),
         "cycle_days": _rows(
             CycleDay, stream_id, "cycle_id", "day", "arrivals", "departures", "won", "lost"
         ),
         "channel_days": _rows(
             ChannelDay, stream_id, "channel_key", "day", "arrivals", "won", "won_value", "lost"
         ),
-        "card_cycles": _rows(
-            CardCycle,
-            stream_id,
-            "card_id",
-            "cycle_id",
-            "channel_key",
-            "entered_at",
-            "reached_mask",
-            "outcome",
-            "closed_at",
-        ),
+        "card_cycles": _rows(CardCycle, stream_id, *_CARD_CYCLE_FIELDS),
         "durations": _rows(
             FlowDuration,
             stream_id,
@@ -70,24 +49,7 @@ def aggregate_rows(stream_id: int) -> dict[str, list[tuple]]:
             "abandoned",
             "seconds",
         ),
-        "states": _rows(
-            CardFlowState,
-            stream_id,
-            "card_id",
-            "last_move_id",
-            "channel_id",
-            "column_id",
-            "cycle_id",
-            "is_open",
-            "column_entered_at",
-            "cycle_entered_at",
-            "stream_entered_at",
-            "closed_kind",
-            "closed_at",
-            "closed_value",
-            "closed_move_id",
-            "next_full_mark",
-        ),
+        "states": _rows(CardFlowState, stream_id, *_STATE_FIELDS),
         "column_timeline": _rows(
             ColumnFlowState, stream_id, "column_id", "wip", "full_seconds_total", "timeline_at"
         ),

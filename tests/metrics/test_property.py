@@ -210,7 +210,7 @@ def check_against_the_board(world: World, tables: dict) -> None:
     states = {row[0]: row for row in tables["states"]}
     assert set(states) == set(cards)
     for card_id, card in cards.items():
-        _, last_move_id, _, column_id, cycle_id, is_open, *_ = states[card_id]
+        _, _, last_move_id, _, column_id, cycle_id, is_open, *_ = states[card_id]
         assert last_move_id == card.moves.order_by("-pk").values_list("pk", flat=True)[0]
         assert (column_id, cycle_id, is_open) == (
             card.column_id,
@@ -240,7 +240,8 @@ def check_against_the_board(world: World, tables: dict) -> None:
     assert sum(row[4] for row in tables["cycle_days"]) == outcomes.count(Outcome.WON)
     assert sum(row[5] for row in tables["cycle_days"]) == outcomes.count(Outcome.LOST)
     # Each card's passage through its current cycle has its outcome there.
-    passages = {(row[0], row[1]): row[5] for row in tables["card_cycles"]}
+    # CardCycle rows: stream, card, cycle, channel, entered, mask, outcome, closed.
+    passages = {(row[1], row[2]): row[6] for row in tables["card_cycles"]}
     for card_id, card in cards.items():
         assert passages[(card_id, card.column.cycle_id)] == card.outcome, card_id
     assert all(row[-1] >= 0 for row in tables["durations"])
