@@ -8,12 +8,18 @@ from datetime import date
 from decimal import Decimal
 
 from boards.models import Column
-from metrics.models import CardFlowState, ChannelDay, CycleDay
+from metrics.models import ChannelDay, CycleDay
 from metrics.selectors.channels import channel_pareto
 from metrics.selectors.constraint import constraint
 from metrics.selectors.conversion import conversion_by_cycle
 from metrics.selectors.durations import WindowDurations, window_durations
-from metrics.selectors.flow import column_metrics, flow_efficiency, weekly_series
+from metrics.selectors.flow import (
+    OpenCard,
+    column_metrics,
+    flow_efficiency,
+    open_cards,
+    weekly_series,
+)
 from metrics.selectors.query import MetricsQuery
 from metrics.selectors.readmodel import (
     Aging,
@@ -51,7 +57,8 @@ def stream_metrics_compute(query: MetricsQuery) -> StreamMetricsDocument:
     for column in columns:
         cycle_columns[column.cycle_id].append(column)
     durations = window_durations(query)
-    column_docs = column_metrics(query, window, columns, durations)
+    cards = open_cards(query)
+    column_docs = column_metrics(query, window, columns, durations, cards)
     cycle_docs = cycle_metrics(query, window, cycles, cycle_columns, column_docs, durations)
     if query.cycle_id is not None:
         shown_columns = [doc for doc in column_docs if doc.cycle_id == query.cycle_id]
@@ -64,7 +71,7 @@ def stream_metrics_compute(query: MetricsQuery) -> StreamMetricsDocument:
         columns=shown_columns,
         cycles=shown_cycles,
         stream=stream_flow(query, window, durations),
-        aging=aging(query, cycle_docs),
+        aging=aging(query, cycle_docs, cards),
         channels=channel_pareto(query),
         constraint=constraint(column_docs),
         query=QueryEcho(cycle_id=query.cycle_id, channel_key=query.channel_key),
@@ -148,8 +155,8 @@ def stream_flow(query: MetricsQuery, window: Window, durations: WindowDurations)
     )
 
     def median_days(week: date) -> float | None:
-        seconds = durations.lead_by_week.get(week)
-        return round(statistics.median(seconds) / DAY, 2) if seconds else None
+        seconds = durations.lead_median_by_week.get(week)
+        return round(seconds / DAY, 2) if seconds is not None else None
 
     lead_medians = WeeklySeries(
         values=[median_days(week) for week in window.weeks],
@@ -161,7 +168,7 @@ def stream_flow(query: MetricsQuery, window: Window, durations: WindowDurations)
         return round(statistics.fmean(values), 2) if values else 0.0
 
     return StreamFlow(
-        lead_time=distribution(durations.lead_seconds, abandoned=durations.abandoned_leads),
+        lead_time=distribution(durations.lead, abandoned=durations.abandoned_leads),
         arrivals_weekly=weekly["arrivals"],
         won_weekly=won,
         won_value_weekly=won_value_weekly,
@@ -181,32 +188,30 @@ def stream_flow(query: MetricsQuery, window: Window, durations: WindowDurations)
     )
 
 
-def aging(query: MetricsQuery, cycle_docs: list[CycleMetrics]) -> Aging:
+def aging(query: MetricsQuery, cycle_docs: list[CycleMetrics], cards: list[OpenCard]) -> Aging:
     """Open cards older in their cycle than the cycle's 85th percentile cycle time,
-    oldest first (the first 100), and how many cards are open."""
+    oldest first (the first 100), and how many cards are open (one channel's, with
+    ``query.channel_key``)."""
     p85 = {doc.id: doc.cycle_time.p85 for doc in cycle_docs}
-    states = CardFlowState.objects.filter(value_stream=query.stream, is_open=True)
     if query.channel_key is not None:
-        states = states.filter(channel_id=query.channel_key or None)
-    flagged, open_cards = [], 0
-    for card_id, column_id, cycle_id, column_entered, cycle_entered in states.values_list(
-        "card_id", "column_id", "cycle_id", "column_entered_at", "cycle_entered_at"
-    ):
-        open_cards += 1
-        age_days = (query.now - cycle_entered).total_seconds() / DAY
-        limit = p85.get(cycle_id)
+        cards = [card for card in cards if card.channel_key == query.channel_key]
+    flagged = []
+    for card in cards:
+        age_days = (query.now - card.cycle_entered_at).total_seconds() / DAY
+        limit = p85.get(card.cycle_id)
         if limit is not None and age_days > limit:
+            column_age = (query.now - card.column_entered_at).total_seconds() / DAY
             flagged.append(
                 AgingCard(
-                    card_id=card_id,
-                    column_id=column_id,
-                    cycle_id=cycle_id,
+                    card_id=card.card_id,
+                    column_id=card.column_id,
+                    cycle_id=card.cycle_id,
                     age_in_cycle_days=round(age_days, 2),
-                    age_in_column_days=round((query.now - column_entered).total_seconds() / DAY, 2),
+                    age_in_column_days=round(column_age, 2),
                     cycle_p85_days=limit,
                 )
             )
     flagged.sort(key=lambda card: (-card.age_in_cycle_days, card.card_id))
     return Aging(
-        over_cycle_p85=flagged[:100], over_cycle_p85_count=len(flagged), open_cards=open_cards
+        over_cycle_p85=flagged[:100], over_cycle_p85_count=len(flagged), open_cards=len(cards)
     )

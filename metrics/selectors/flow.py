@@ -58,8 +58,40 @@ class _ColumnWindow:
     visit_sums: list[int] = field(default_factory=lambda: [0] * 6)
 
 
+@dataclass(frozen=True)
+class OpenCard:
+    card_id: int
+    column_id: int
+    cycle_id: int
+    channel_key: int
+    column_entered_at: datetime
+    cycle_entered_at: datetime
+
+
+def open_cards(query: MetricsQuery) -> list[OpenCard]:
+    """The stream's open cards as the fold last saw them (one read for the ages of the
+    columns and the aging list)."""
+    return [
+        OpenCard(card_id, column_id, cycle_id, channel_id or 0, column_entered, cycle_entered)
+        for card_id, column_id, cycle_id, channel_id, column_entered, cycle_entered in (
+            CardFlowState.objects.filter(value_stream=query.stream, is_open=True).values_list(
+                "card_id",
+                "column_id",
+                "cycle_id",
+                "channel_id",
+                "column_entered_at",
+                "cycle_entered_at",
+            )
+        )
+    ]
+
+
 def column_metrics(
-    query: MetricsQuery, window: Window, columns: list[Column], durations: WindowDurations
+    query: MetricsQuery,
+    window: Window,
+    columns: list[Column],
+    durations: WindowDurations,
+    cards: list[OpenCard],
 ) -> list[ColumnMetrics]:
     """Per column, in flow order: WIP now and over the window, arrivals and departures
     by week, time in column, age of its open cards, Little's law, flow over time."""
@@ -112,10 +144,8 @@ def column_metrics(
         entry.visit_sums = [a + b for a, b in zip(entry.visit_sums, visit_sums, strict=True)]
     _add_time_since_last_event(query, columns, days, start_moment)
     entered: dict[int, list[datetime]] = defaultdict(list)
-    for column_id, column_entered_at in CardFlowState.objects.filter(
-        value_stream=stream, is_open=True
-    ).values_list("column_id", "column_entered_at"):
-        entered[column_id].append(column_entered_at)
+    for card in cards:
+        entered[card.column_id].append(card.column_entered_at)
     blocked = dict(
         Card.objects.filter(value_stream=stream, outcome=Outcome.OPEN, is_blocked=True)
         .values("column_id")

@@ -233,6 +233,9 @@ def test_days_and_weeks_are_those_of_the_configured_time_zone(board, referral, s
     assert doc["window"]["time_zone"] == "Asia/Tokyo"
     assert week_values(doc["stream"]["won_weekly"], datetime.date(2026, 11, 9), doc["window"]) == 1
     assert week_values(doc["stream"]["won_weekly"], datetime.date(2026, 11, 2), doc["window"]) == 0
+    # Its lead time, 2 Nov 12:00 -> 8 Nov 20:00 UTC = 6 days 8 hours, is that week's median.
+    lead_medians = doc["stream"]["lead_time_median_weekly"]
+    assert week_values(lead_medians, datetime.date(2026, 11, 9), doc["window"]) == 6.33
 
 
 def test_time_at_the_wip_limit_and_blocked_flow(board, stream):

@@ -367,4 +367,5 @@ def test_window_spreads_rank_like_percentile(stream, manager):
     assert column_spreads[columns[1].pk].ranked == {50: 3, 70: 5, 85: 8, 95: 9}
     assert cycle_spreads[columns[0].cycle_id] == Spread(3, 80, {50: 30, 70: 40, 85: 40, 95: 40})
     assert column_spreads[columns[3].pk] == Spread()
-    assert durations.lead_seconds == []
+    assert durations.lead == Spread()
+    assert durations.lead_median_by_week == {}
