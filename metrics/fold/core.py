@@ -89,6 +89,8 @@ class Fold:
     durations: list[tuple] = field(default_factory=list)
     # Closing moves taken back by a reopen: their cycle and lead intervals are dropped.
     retracted: set[int] = field(default_factory=set)
+    # Those whose rows may already be in the table (a rebuild deletes them at its end).
+    retracted_written: set[int] = field(default_factory=set)
     timeline_loaded: bool = False
 
     @classmethod
@@ -320,20 +322,27 @@ class Fold:
 
     def write_intervals(self, *, copy: bool) -> None:
         """Write the finished intervals gathered so far, after dropping those of the
-        closes a reopen took back."""
+        closes a reopen took back. A rebuild (``stored`` False) deletes the taken-back
+        rows it wrote in earlier batches once, at the end (``write``)."""
         if self.retracted:
             retracted = self.retracted
             self.durations = [
                 row for row in self.durations if row[2] == _COLUMN or row[9] not in retracted
             ]
-            ids = sorted(retracted)
-            for start in range(0, len(ids), 1_000):
-                FlowDuration.objects.filter(
-                    value_stream_id=self.stream_id, move_id__in=ids[start : start + 1_000]
-                ).exclude(kind=_COLUMN).delete()
+            self.retracted_written |= retracted
             retracted.clear()
+        if self.stored:
+            self._delete_retracted()
         insert_rows(FlowDuration, _DURATION_FIELDS, self.durations, copy=copy)
         self.durations.clear()
+
+    def _delete_retracted(self) -> None:
+        ids = sorted(self.retracted_written)
+        for start in range(0, len(ids), 10_000):
+            FlowDuration.objects.filter(
+                value_stream_id=self.stream_id, move_id__in=ids[start : start + 10_000]
+            ).exclude(kind=_COLUMN).delete()
+        self.retracted_written.clear()
 
     def write(self, *, rebuild: bool = False) -> None:
         """Write everything gathered: intervals, counters added into their buckets, the
@@ -341,6 +350,7 @@ class Fold:
         into emptied tables: on PostgreSQL with COPY."""
         copy = rebuild and connection.vendor == "postgresql"
         self.write_intervals(copy=copy)
+        self._delete_retracted()
         buckets = (
             (ColumnDay, ("column_id", "day"), COLUMN_DAY_COUNTERS, self.column_days),
             (
