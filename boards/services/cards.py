@@ -6,10 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.utils import timezone
 
 from boards.errors import InvalidMove
 from boards.models import Card
+from boards.services.clock import event_time
 from boards.services.locks import _check_version
 from metrics.tasks import enqueue_refresh
 from vsm.models import Channel
@@ -30,7 +30,7 @@ def card_set_blocked(
     Side effects: when the card is blocked or unblocked (not when only the reason
     changes), asks for a fresh metrics document after commit (it counts blocked cards).
     """
-    at = at or timezone.now()
+    at = event_time(at)
     reason = reason.strip()
     if blocked and not reason:
         raise InvalidMove("Say why the card is blocked.")
@@ -68,7 +68,7 @@ def card_update(
 
     Locks: the card. Raises: InvalidMove, StaleBoard.
     """
-    at = at or timezone.now()
+    at = event_time(at)
     if not (person_name.strip() or company.strip()):
         raise InvalidMove("A prospect needs a person or a company.")
     with transaction.atomic():

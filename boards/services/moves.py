@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.utils import timezone
-
 from boards.errors import ControlPointRequired, CriteriaNotMet, InvalidMove, StaleBoard
 from boards.models import Card, CardMove, Column, Handoff, MoveKind, Outcome
+from boards.services.clock import event_time
 from boards.services.locks import (
     _check_version,
     _lock_card_and_columns,
@@ -67,7 +66,7 @@ def card_create(
 
     Locks: the column. Raises: InvalidMove, WipLimitReached, PermissionRefused.
     """
-    at = at or timezone.now()
+    at = event_time(at)
     if not (person_name.strip() or company.strip()):
         raise InvalidMove("A prospect needs a person or a company.")
     with _move_transaction():
@@ -125,7 +124,7 @@ def card_move(
     Locks: both columns (ascending pk), then the card.
     Raises: StaleBoard, WipLimitReached, PermissionRefused, ControlPointRequired, InvalidMove.
     """
-    at = at or timezone.now()
+    at = event_time(at)
     with _move_transaction():
         card, columns = _lock_card_and_columns(
             card_id=card_id,
@@ -182,7 +181,7 @@ def handoff_pass(
     Raises: CriteriaNotMet, StaleBoard, WipLimitReached, PermissionRefused, InvalidMove.
     Side effects: the card now belongs to the receiving team; a Handoff row records it.
     """
-    at = at or timezone.now()
+    at = event_time(at)
     control_point = (
         ControlPoint.objects.select_related("from_cycle", "to_cycle")
         .filter(pk=control_point_id)
@@ -251,7 +250,7 @@ def card_close(
     """
     if outcome not in (Outcome.WON, Outcome.LOST):
         raise InvalidMove("A card is closed as won or lost.")
-    at = at or timezone.now()
+    at = event_time(at)
     with _move_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id)
         _check_version(card, expected_version)
@@ -284,7 +283,7 @@ def card_reopen(
 
     Locks: the column, then the card. Raises: StaleBoard, WipLimitReached, InvalidMove.
     """
-    at = at or timezone.now()
+    at = event_time(at)
     with _move_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id)
         _check_version(card, expected_version)

@@ -966,3 +966,39 @@ def test_column_set_wip_limit_refuses_a_limit_below_one(information, manager, wi
         column_set_wip_limit(column_id=information.pk, wip_limit=wip_limit, actor=manager)
 
     assert Column.objects.get(pk=information.pk).wip_limit == information.wip_limit
+
+
+# Event times: now, or a given time that is aware, not before 2000, not in the future.
+
+
+@pytest.mark.parametrize(
+    ("at", "message"),
+    [
+        (datetime.datetime(1900, 1, 1, tzinfo=datetime.UTC), "before 2000-01-01"),
+        (timezone.now() + datetime.timedelta(days=200), "in the future"),
+        (datetime.datetime(2025, 5, 5, 9), "time zone"),
+    ],
+    ids=["1900", "200 days ahead", "naive"],
+)
+def test_an_event_dated_out_of_range_is_refused_and_nothing_is_written(
+    stream, manager, information, at, message
+):
+    first = column_of(stream, COLLABORATION, "Data")
+    card = card_create(column_id=first.pk, actor=manager, person_name="Dated").card
+    before = snapshot(card), CardMove.objects.count()
+    with pytest.raises(InvalidMove, match=message):
+        card_create(column_id=first.pk, actor=manager, person_name="Typo", at=at)
+    with pytest.raises(InvalidMove, match=message):
+        card_move(card_id=card.pk, to_column_id=information.pk, actor=manager, at=at)
+    with pytest.raises(InvalidMove, match=message):
+        card_close(card_id=card.pk, outcome=Outcome.WON, actor=manager, at=at)
+    assert (snapshot(card), CardMove.objects.count()) == before
+    assert not Card.objects.filter(person_name="Typo").exists()
+
+
+def test_an_event_a_little_ahead_of_this_clock_is_recorded_as_given(stream, manager):
+    # Another machine's clock may run a few seconds ahead.
+    ahead = timezone.now() + datetime.timedelta(seconds=30)
+    first = column_of(stream, COLLABORATION, "Data")
+    result = card_create(column_id=first.pk, actor=manager, person_name="Ahead", at=ahead)
+    assert result.move.moved_at == ahead
