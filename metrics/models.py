@@ -45,6 +45,12 @@ class MetricsProgress(models.Model):
         default=0, help_text="The last applied move the stored summary reflects."
     )
     summary_computed_at = models.DateTimeField(null=True, blank=True)
+    folded_layout = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="metrics.fold.layout_key of the time zone and columns the aggregates "
+        "were folded with; when it no longer matches, the next run rebuilds them.",
+    )
 
     class Meta:
         verbose_name_plural = "metrics progress"
@@ -117,9 +123,9 @@ COLUMN_DAY_COUNTERS = (
     "visits",
     "visit_wip",
     "visit_wip_squared",
-    "visit_seconds",
-    "visit_seconds_squared",
-    "visit_wip_seconds",
+    "visit_minutes",
+    "visit_minutes_squared",
+    "visit_wip_minutes",
 )
 
 
@@ -137,7 +143,8 @@ class ColumnDay(models.Model):
       column before it, and the time they had waited there while this column was full
       (blocked flow charged to the column that was full);
     - ``visits`` ended this day, and over them the sums of the WIP each card found on
-      arriving (w, w squared), of the visit's seconds (d, d squared) and of w x d: how
+      arriving (w, w squared), of the visit's whole minutes (d, d squared: minutes, so
+      that a 25-year visit squared still fits 64 bits many times over) and of w x d: how
       much longer a visit lasts per card found ahead (a queue) or not at all (a delay).
     """
 
@@ -159,9 +166,9 @@ class ColumnDay(models.Model):
     visits = models.IntegerField(default=0)
     visit_wip = models.BigIntegerField(default=0)
     visit_wip_squared = models.BigIntegerField(default=0)
-    visit_seconds = models.BigIntegerField(default=0)
-    visit_seconds_squared = models.BigIntegerField(default=0)
-    visit_wip_seconds = models.BigIntegerField(default=0)
+    visit_minutes = models.BigIntegerField(default=0)
+    visit_minutes_squared = models.BigIntegerField(default=0)
+    visit_wip_minutes = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [

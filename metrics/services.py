@@ -13,6 +13,7 @@ its own short transaction, from the aggregates only.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,6 +28,8 @@ from metrics import fold as folding
 from metrics.fold import AGGREGATES
 from metrics.models import MetricsProgress, StreamMetrics, WeeklySnapshot
 from vsm.models import ValueStream
+
+logger = logging.getLogger(__name__)
 
 # A move's transaction cannot outlive this (boards.services bounds it with statement,
 # lock and idle timeouts), so a move written more than twice this long ago is settled:
@@ -57,7 +60,13 @@ def _settled_watermark(stream_id: int, progress: MetricsProgress) -> None:
         progress.watermark_move_id = settled
 
 
-_PROGRESS_FIELDS = ["watermark_move_id", "last_applied_move_id", "applied_moves", "last_run_at"]
+_PROGRESS_FIELDS = [
+    "watermark_move_id",
+    "last_applied_move_id",
+    "applied_moves",
+    "last_run_at",
+    "folded_layout",
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,36 @@ class AdvanceResult:
     summary_due_in: float | None = None
 
 
+def _advance(fold: folding.Fold, progress: MetricsProgress) -> int:
+    """Fold the moves the aggregates have not seen, under the progress row's lock;
+    returns how many were applied."""
+    stream_id = progress.value_stream_id
+    # Moves that committed late, below the last applied one: few or none.
+    late = folding.read_moves(
+        stream_id,
+        pk__gt=progress.watermark_move_id,
+        pk__lte=progress.last_applied_move_id,
+        filter_q=Q(card__cardflowstate__isnull=True)
+        | Q(card__cardflowstate__last_move_id__lt=F("id")),
+    )
+    applied = folding.fold_moves(fold, late)
+    fold.write()
+    # Then the new ones, in batches so a long backlog stays in memory.
+    cursor = progress.last_applied_move_id
+    while batch := folding.read_moves(stream_id, pk__gt=cursor, limit=BATCH_SIZE):
+        applied += folding.fold_moves(fold, batch)
+        fold.write()
+        cursor = batch[-1][0]
+    progress.last_applied_move_id = cursor
+    _settled_watermark(stream_id, progress)
+    progress.applied_moves += applied
+    progress.last_run_at = timezone.now()
+    progress.folded_layout = fold.layout
+    # Only the fold's fields: the document's are written by stream_metrics_summarize.
+    progress.save(update_fields=_PROGRESS_FIELDS)
+    return applied
+
+
 def stream_metrics_advance(
     *, stream_id: int, summarize: bool = True, throttle: bool = False
 ) -> AdvanceResult:
@@ -79,7 +118,9 @@ def stream_metrics_advance(
 
     The fold costs in proportion to the new moves; the document reads the window and
     small all-time counters, so with ``throttle`` it is recomputed at most once per
-    SUMMARY_MIN_INTERVAL and the result says when it is due.
+    SUMMARY_MIN_INTERVAL and the result says when it is due. If the time zone or the
+    stream's columns changed since the aggregates were folded (their layout_key), it
+    rebuilds them from the log instead (stream_metrics_rebuild).
     Locks: the stream's progress row, during the fold only (SKIP LOCKED: a run already
     in progress will see these moves, so this one returns at once; bursts coalesce).
     Side effects: writes aggregates, progress and StreamMetrics.
@@ -94,28 +135,12 @@ def stream_metrics_advance(
         if progress is None:
             return AdvanceResult(stream_id, 0, 0, 0, skipped_busy=True)
         fold = folding.Fold.for_stream(stream_id)
-        # Moves that committed late, below the last applied one: few or none.
-        late = folding.read_moves(
-            stream_id,
-            pk__gt=progress.watermark_move_id,
-            pk__lte=progress.last_applied_move_id,
-            filter_q=Q(card__cardflowstate__isnull=True)
-            | Q(card__cardflowstate__last_move_id__lt=F("id")),
-        )
-        applied = folding.fold_moves(fold, late)
-        fold.write()
-        # Then the new ones, in batches so a long backlog stays in memory.
-        cursor = progress.last_applied_move_id
-        while batch := folding.read_moves(stream_id, pk__gt=cursor, limit=BATCH_SIZE):
-            applied += folding.fold_moves(fold, batch)
-            fold.write()
-            cursor = batch[-1][0]
-        progress.last_applied_move_id = cursor
-        _settled_watermark(stream_id, progress)
-        progress.applied_moves += applied
-        progress.last_run_at = timezone.now()
-        # Only the fold's fields: the document's are written by stream_metrics_summarize.
-        progress.save(update_fields=_PROGRESS_FIELDS)
+        refold = progress.last_applied_move_id > 0 and progress.folded_layout != fold.layout
+        if not refold:
+            applied = _advance(fold, progress)
+    if refold:
+        logger.info("Stream %s: time zone or columns changed; rebuilding its metrics", stream_id)
+        return stream_metrics_rebuild(stream_id=stream_id)
     summary_due_in = None
     if summarize and progress.summary_move_id != progress.last_applied_move_id:
         since = (
@@ -232,6 +257,7 @@ def stream_metrics_rebuild(*, stream_id: int) -> AdvanceResult:
             cursor = batch[-1][0]
         fold.write(rebuild=True)
         progress.watermark_move_id = 0
+        progress.folded_layout = fold.layout
         progress.last_applied_move_id = cursor
         _settled_watermark(stream_id, progress)
         progress.applied_moves = applied
@@ -247,23 +273,27 @@ def stream_metrics_rebuild(*, stream_id: int) -> AdvanceResult:
 
 
 def streams_lagging() -> list[int]:
-    """Streams whose log holds moves the fold has not applied, or whose metrics
-    document lags the fold (a deferred recompute was lost): for the sweeper."""
+    """Streams whose log holds moves the fold has not applied, whose metrics document
+    lags the fold (a deferred recompute was lost), or whose time zone or columns
+    changed since they were folded (their next run rebuilds them): for the sweeper."""
     newest = dict(
         CardMove.objects.values("value_stream_id")
         .annotate(m=Max("id"))
         .values_list("value_stream_id", "m")
     )
     progress = {
-        stream_id: (applied, summary)
-        for stream_id, applied, summary in MetricsProgress.objects.values_list(
-            "value_stream_id", "last_applied_move_id", "summary_move_id"
+        stream_id: (applied, summary, layout)
+        for stream_id, applied, summary, layout in MetricsProgress.objects.values_list(
+            "value_stream_id", "last_applied_move_id", "summary_move_id", "folded_layout"
         )
     }
+    layouts = folding.stream_layouts()
     return sorted(
         stream_id
         for stream_id, last in newest.items()
-        if progress.get(stream_id, (0, 0))[0] < last or progress[stream_id][1] < last
+        if progress.get(stream_id, (0, 0, ""))[0] < last
+        or progress[stream_id][1] < last
+        or progress[stream_id][2] != layouts.get(stream_id)
     )
 
 

@@ -7,7 +7,7 @@ the rebuild run the very same ``apply``, so their numbers are identical by
 construction; only the writing differs (COPY for a rebuild on PostgreSQL).
 """
 
-from metrics.fold.core import Fold, fold_moves
+from metrics.fold.core import Fold, fold_moves, layout_key, stream_layouts
 from metrics.fold.rows import MOVE_FIELDS, CardState, read_moves
 from metrics.fold.writes import AGGREGATES, insert_rows, upsert_add
 
@@ -18,6 +18,8 @@ __all__ = [
     "Fold",
     "fold_moves",
     "insert_rows",
+    "layout_key",
     "read_moves",
+    "stream_layouts",
     "upsert_add",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -92,6 +93,8 @@ class Fold:
     # Those whose rows may already be in the table (a rebuild deletes them at its end).
     retracted_written: set[int] = field(default_factory=set)
     timeline_loaded: bool = False
+    # What the aggregates depend on besides the log (see layout_key).
+    layout: str = ""
 
     @classmethod
     def for_stream(cls, stream_id: int) -> Fold:
@@ -123,6 +126,9 @@ class Fold:
             column_position=column_position,
             timeline=timeline,
             day_of=day_function(zone),
+            layout=layout_key(
+                zone.key, [(cycle_id, column_id) for column_id, cycle_id, _ in columns]
+            ),
         )
 
     def load(self, card_ids: Iterable[int]) -> None:
@@ -169,14 +175,14 @@ class Fold:
         ahead = state.column_entered_wip
         if ahead is None:
             return
-        seconds = self.durations[-1][8]
+        minutes = self.durations[-1][8] // 60
         sums = self.column_days[(state.column_id, day)]
         sums[VISITS] += 1
         sums[VISITS + 1] += ahead
         sums[VISITS + 2] += ahead * ahead
-        sums[VISITS + 3] += seconds
-        sums[VISITS + 4] += seconds * seconds
-        sums[VISITS + 5] += ahead * seconds
+        sums[VISITS + 3] += minutes
+        sums[VISITS + 4] += minutes * minutes
+        sums[VISITS + 5] += ahead * minutes
 
     def _enter_cycle(self, state: CardState, cycle_id: int, at: datetime) -> None:
         passage = state.cycles.get(cycle_id)
@@ -397,6 +403,27 @@ class Fold:
             )
             self.timeline.touched = False
         self.touched.clear()
+
+
+def layout_key(zone: str, columns: Iterable[tuple[int, int]]) -> str:
+    """A fingerprint of what a stream's aggregates depend on besides its move log: the
+    time zone of their days, and its cycles' columns in flow order (a column's position
+    in its cycle is its bit in a CardCycle mask). When it changes (DJANGO_TIME_ZONE,
+    or a column added, removed or reordered), the aggregates must be folded again.
+    ``columns``: (cycle id, column id) pairs in flow order."""
+    layout = ";".join(f"{cycle_id}:{column_id}" for cycle_id, column_id in columns)
+    return hashlib.sha1(f"{zone}|{layout}".encode(), usedforsecurity=False).hexdigest()
+
+
+def stream_layouts() -> dict[int, str]:
+    """Every stream's layout_key as it stands, in one query."""
+    columns: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for stream_id, cycle_id, column_id in Column.objects.order_by(
+        "cycle__value_stream_id", "cycle__order", "order"
+    ).values_list("cycle__value_stream_id", "cycle_id", "pk"):
+        columns[stream_id].append((cycle_id, column_id))
+    zone = metrics_zone().key
+    return {stream_id: layout_key(zone, pairs) for stream_id, pairs in columns.items()}
 
 
 def _upsert(model, fields: tuple[str, ...], rows: list[tuple], *, unique: list[str]) -> None:

@@ -19,7 +19,7 @@ def channel_pareto(query: MetricsQuery) -> ChannelPareto:
     channels that gives 80% of the won value. Win rate = won / arrivals, at most 1."""
     stream = query.stream
     names = dict(Channel.objects.filter(value_stream=stream).values_list("pk", "name"))
-    days = ChannelDay.objects.filter(value_stream=stream)
+    days = ChannelDay.objects.filter(value_stream=stream, day__lte=query.window().end)
     if query.channel_key is not None:
         days = days.filter(channel_key=query.channel_key)
     # SQLite sums decimals without their scale: quantize as the field stores them.

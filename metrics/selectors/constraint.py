@@ -99,7 +99,8 @@ def _evidence(top: ConstraintCandidate, columns: list[ColumnMetrics]) -> list[st
             f"{top.waited_cards} cards waited {top.waited_days_mean} days on average in "
             f"{before.cycle} / {before.name} because it was full."
         )
-    if top.utilisation and column.flow.days_per_card_ahead:
+    queue_picked = (top.limiting_share or 0.0) < LIMITING_SHARE
+    if queue_picked and top.utilisation and column.flow.days_per_card_ahead:
         evidence.append(
             f"Each card a prospect found in it kept it {column.flow.days_per_card_ahead:.2f} "
             f"days longer (correlation {column.flow.queue_correlation:.2f}): the work uses "

@@ -94,7 +94,7 @@ def cycle_metrics(
         lambda: {name: defaultdict(int) for name in names}
     )
     for cycle_id, day, *counts in CycleDay.objects.filter(
-        value_stream=query.stream, day__gte=window.start
+        value_stream=query.stream, day__gte=window.start, day__lte=window.end
     ).values_list("cycle_id", "day", *names):
         for name, count in zip(names, counts, strict=True):
             by_day[cycle_id][name][day] += count
@@ -125,7 +125,9 @@ def cycle_metrics(
 def stream_flow(query: MetricsQuery, window: Window, durations: WindowDurations) -> StreamFlow:
     """Arrivals, won (count, value), lost, win rate and median lead time per full week
     and so far this week; demand against capacity and XmR over the full weeks only."""
-    days = ChannelDay.objects.filter(value_stream=query.stream, day__gte=window.start)
+    days = ChannelDay.objects.filter(
+        value_stream=query.stream, day__gte=window.start, day__lte=window.end
+    )
     if query.channel_key is not None:
         days = days.filter(channel_key=query.channel_key)
     counts: dict[str, dict[date, int | Decimal]] = {
@@ -182,7 +184,7 @@ def stream_flow(query: MetricsQuery, window: Window, durations: WindowDurations)
         ),
         xmr=StreamXmR(
             won_weekly=xmr([float(value) for value in won.values]),
-            win_rate_weekly=xmr(win_rates.values),
+            win_rate_weekly=xmr(win_rates.values, ceiling=1.0),
             lead_time_median_weekly=xmr(lead_medians.values),
         ),
     )

@@ -43,7 +43,9 @@ def window_durations(query: MetricsQuery) -> WindowDurations:
     percentile ranks; elsewhere the seconds come over and are ranked here.
     """
     since = query.start_moment()
-    window = FlowDuration.objects.filter(value_stream=query.stream, ended_at__gte=since)
+    window = FlowDuration.objects.filter(
+        value_stream=query.stream, ended_at__gte=since, ended_at__lte=query.now
+    )
     if query.channel_key is not None:
         window = window.filter(channel_key=query.channel_key)
 
@@ -66,7 +68,7 @@ def window_durations(query: MetricsQuery) -> WindowDurations:
         # Nearest rank ceil(p x n / 100) in integers: (p x n + 99) / 100; arrays are 1-based.
         ranks = ", ".join(f"ordered[({p} * n + 99) / 100]" for p in PERCENTILES)
         channel_filter = "AND channel_key = %s " if query.channel_key is not None else ""
-        params = [query.stream.pk, kind, since]
+        params = [query.stream.pk, kind, since, query.now]
         if query.channel_key is not None:
             params.append(query.channel_key)
         finished = "FILTER (WHERE NOT abandoned)"
@@ -78,7 +80,7 @@ def window_durations(query: MetricsQuery) -> WindowDurations:
                 f"ARRAY_AGG(seconds ORDER BY seconds) {finished} AS ordered, "
                 "COUNT(*) FILTER (WHERE abandoned) AS abandoned "
                 f"FROM {FlowDuration._meta.db_table} "
-                "WHERE value_stream_id = %s AND kind = %s AND ended_at >= %s "
+                "WHERE value_stream_id = %s AND kind = %s AND ended_at >= %s AND ended_at <= %s "
                 f"{channel_filter}"
                 f"GROUP BY {group}) AS grouped",
                 params,

@@ -26,6 +26,7 @@ from metrics.selectors.readmodel import (
 from metrics.selectors.statistics import DAY, Spread, distribution
 
 LITTLE_TOLERANCE = 0.25
+MINUTES_PER_DAY = 1_440
 VISIT_SUMS = COLUMN_DAY_COUNTERS[COLUMN_DAY_COUNTERS.index("visits") :]
 
 
@@ -101,7 +102,7 @@ def column_metrics(
     window_seconds = max((now - start_moment).total_seconds(), 1.0)
     totals, before = {}, {}
     for column_id, arrivals, departures, net_before in (
-        ColumnDay.objects.filter(value_stream=stream)
+        ColumnDay.objects.filter(value_stream=stream, day__lte=window.end)
         .values("column_id")
         .annotate(
             a=Sum("arrivals"),
@@ -115,9 +116,9 @@ def column_metrics(
     days: dict[int, _ColumnWindow] = defaultdict(
         lambda: _ColumnWindow(defaultdict(int), defaultdict(int), defaultdict(int))
     )
-    for row in ColumnDay.objects.filter(value_stream=stream, day__gte=window.start).values_list(
-        "column_id", "day", *COLUMN_DAY_COUNTERS
-    ):
+    for row in ColumnDay.objects.filter(
+        value_stream=stream, day__gte=window.start, day__lte=window.end
+    ).values_list("column_id", "day", *COLUMN_DAY_COUNTERS):
         (
             column_id,
             day,
@@ -254,7 +255,8 @@ def _queueing(visit_sums: list[int]) -> tuple[float | None, float | None]:
     if var_w <= 0 or var_d <= 0:
         return None, None
     covariance = wd / n - (w / n) * (d / n)
-    return max(0.0, covariance / var_w) / DAY, covariance / math.sqrt(var_w * var_d)
+    # The fold sums whole minutes.
+    return max(0.0, covariance / var_w) / MINUTES_PER_DAY, covariance / math.sqrt(var_w * var_d)
 
 
 def _column_flow(column: Column, entry: _ColumnWindow, window_seconds: float) -> ColumnFlow:

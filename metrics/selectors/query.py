@@ -29,6 +29,10 @@ class MetricsQuery:
     Flow per column (WIP, cumulative flow, visits, the constraint) is not split by
     channel: with ``channel_key`` set, the card-level numbers are (durations,
     conversion, throughput, channels, aging), the column-level ones are not.
+
+    Counts and intervals stop at ``now``; card states (open or closed, where each card
+    is, its age) are the ones the fold holds, the present's: a ``now`` in the past moves
+    the window, it does not replay the board as it stood then.
     """
 
     stream: ValueStream

@@ -323,12 +323,14 @@ class StreamMetricsDocument:
 
         Raises: SchemaError if the data is no metrics document of a known version.
         """
+        if not isinstance(data, dict):
+            raise SchemaError(f"a metrics document is a JSON object, not {type(data).__name__}")
         version = data.get("schema_version", 1)
-        if version not in (1, SCHEMA_VERSION):
+        if type(version) is not int or version not in (1, SCHEMA_VERSION):
             raise SchemaError(f"unknown metrics document schema version {version!r}")
         try:
             return _adapter().validate_python(_upgrade_v1(data) if version == 1 else data)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
             raise SchemaError(f"not a metrics document of schema {version}: {error!r}") from error
 
 
@@ -351,7 +353,9 @@ def _upgrade_v1(data: dict) -> dict:
     """A schema-1 document (before 2026-11-29) in the schema-2 shape. Its weekly lists
     ended with the current week: that becomes ``so_far``. Numbers v1 did not have (flow
     over time, abandoned counts, moving-range limits) are absent (their defaults);
-    v1's constraint ranking used other evidence and is not carried over."""
+    v1's constraint ranking used other evidence and is not carried over. The numbers it
+    has stay as schema 1 counted them (a re-won deal twice; XmR limits over 12 weeks
+    with the partial one): a stored document records what was shown then."""
     window = data["window"]
     weeks = window["weeks"]
     computed = datetime.fromisoformat(data["computed_at"])

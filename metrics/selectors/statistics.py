@@ -60,7 +60,7 @@ def distribution(seconds: Sequence[int] | Spread, *, abandoned: int = 0) -> Dist
     )
 
 
-def xmr(values: Sequence[float | None]) -> XmR:
+def xmr(values: Sequence[float | None], *, ceiling: float | None = None) -> XmR:
     """Process behaviour (XmR) limits of a weekly series and the signals they raise.
 
     Natural process limits: mean +/- 2.66 x average moving range, the lower one clamped
@@ -69,6 +69,9 @@ def xmr(values: Sequence[float | None]) -> XmR:
     moving range above its upper limit (a sudden jump, marked on the later week); eight
     points in a row on one side of the mean. Source: Donald J. Wheeler, *Understanding
     Variation* (1993), chapters 5-6.
+
+    ``ceiling``: a bound the series cannot pass (1 for a rate), which caps the upper
+    natural limit as 0 caps the lower one.
 
     ``values`` are full weeks only (the current, partial week is never passed in). A
     None is a week with no value (a rate with nothing to rate): it is skipped, the
@@ -82,6 +85,8 @@ def xmr(values: Sequence[float | None]) -> XmR:
     moving_ranges = [abs(b - a) for a, b in zip(present, present[1:], strict=False)]
     average_range = statistics.fmean(moving_ranges)
     upper = mean + XMR_SCALING * average_range
+    if ceiling is not None:
+        upper = min(ceiling, upper)
     lower = max(0.0, mean - XMR_SCALING * average_range)
     range_upper = MOVING_RANGE_SCALING * average_range
     signals = []

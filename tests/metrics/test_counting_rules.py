@@ -16,9 +16,11 @@ from unittest import mock
 import pytest
 
 from boards.models import Column, Outcome
-from metrics.models import FlowDuration
+from boards.services import card_create
+from metrics.fold import Fold
+from metrics.models import FlowDuration, MetricsProgress
 from metrics.selectors import MetricsQuery, stream_metrics_compute
-from metrics.services import stream_metrics_advance, stream_metrics_rebuild
+from metrics.services import stream_metrics_advance, stream_metrics_rebuild, streams_lagging
 from tests.metrics.scripted import COLLABORATION, Board
 from vsm.models import Channel, ChannelKind
 
@@ -312,3 +314,47 @@ def test_a_visit_s_length_against_the_cards_it_found_ahead(board):
     # Data: each stayed exactly one day whatever it found: no queue.
     data = next(column for column in doc["columns"] if column["name"] == "Data")["flow"]
     assert data["days_per_card_ahead"] is None  # no spread in the visits' lengths
+
+
+def test_a_new_time_zone_refolds_the_stream_instead_of_mixing_days(board, referral, settings):
+    # X is won on Sunday 8 Nov 20:00 UTC, folded in UTC (the week of 2 Nov); then the
+    # zone becomes Asia/Tokyo (Monday 9 Nov 05:00 there) and X is reopened: taking the
+    # win back from a Tokyo day it was never counted on would leave -1 and +1.
+    board.enter("X", referral, 100, nov(2))
+    board.close("X", Outcome.WON, nov(8, 20))
+    stream_metrics_advance(stream_id=board.stream.pk, summarize=False)
+    settings.TIME_ZONE = "Asia/Tokyo"
+    board.reopen("X", nov(10))
+    doc = document(board.stream)
+    stream = doc["stream"]
+    assert stream["won_weekly"]["values"] == [0] * 12
+    assert stream["lost_weekly"]["values"] == [0] * 12
+    assert all(
+        value >= 0 for column in doc["columns"] for value in column["departures_weekly"]["values"]
+    )
+    progress = MetricsProgress.objects.get(value_stream=board.stream)
+    assert progress.folded_layout == Fold.for_stream(board.stream.pk).layout
+    stream_metrics_rebuild(stream_id=board.stream.pk)
+    assert document(board.stream) == doc
+
+
+def test_a_column_added_before_the_others_refolds_the_stream(board, stream):
+    # A goes Data -> Information -> Knowledge and is folded; then a column "Leads" is
+    # added before Data (as the cycle's column inline in the admin allows): the columns
+    # reached are kept by position in the cycle, so the stream is folded again.
+    board.enter("A", None, 0, nov(2))
+    board.move("A", "Information", nov(3))
+    board.move("A", "Knowledge", nov(4))
+    stream_metrics_advance(stream_id=stream.pk, summarize=False)
+    data = Column.objects.get(cycle__value_stream=stream, cycle__order=1, name="Data")
+    Column.objects.create(
+        cycle=data.cycle, name="Leads", order=0, knowledge_level=data.knowledge_level
+    )
+    assert stream.pk in streams_lagging(), "the sweeper picks it up even without a move"
+    board.columns[(COLLABORATION, "Leads")] = Column.objects.get(name="Leads", cycle=data.cycle)
+    leads = board.column(COLLABORATION, "Leads")
+    card_create(column_id=leads.pk, actor=board.actor, person_name="C", at=nov(5))
+    doc = document(stream)
+    reached = [step["reached"] for step in cycle_doc(doc)["conversion"]["all"][:5]]
+    assert reached == [1, 1, 1, 1, 0]  # Leads C; Data, Information, Knowledge A; Wisdom
+    assert stream.pk not in streams_lagging()

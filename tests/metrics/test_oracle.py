@@ -477,11 +477,11 @@ def test_stream_weekly_flow_demand_and_xmr(document):
         (8, "moving range above its upper limit"),
     ]
     # XmR of the win rate skips the weeks with nothing closed: points 1 1 0 (weeks 6 7
-    # 10). Mean 2/3; moving ranges 0 1 -> 1/2; upper 2/3 + 1.33 = 2.0; lower 0; moving
-    # range upper 1.634. No signal.
+    # 10). Mean 2/3; moving ranges 0 1 -> 1/2; upper 2/3 + 1.33 = 2.0, capped at 1 (a
+    # rate); lower 0; moving range upper 1.634. No signal.
     assert stream["xmr"]["win_rate_weekly"] == {
         "mean": rounded(Fraction(2, 3), 2),
-        "upper": rounded(Fraction(2, 3) + Fraction(133, 100), 2),
+        "upper": 1.0,
         "lower": 0,
         "average_moving_range": 0.5,
         "moving_range_upper": rounded(Fraction(1634, 1000), 2),

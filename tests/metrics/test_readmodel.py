@@ -80,8 +80,28 @@ def test_a_weekly_snapshot_stored_under_schema_1_stays_readable(stream):
 
 @pytest.mark.parametrize(
     "data",
-    [{**V1, "schema_version": 99}, {"schema_version": 2, "columns": "none"}, {"window": {}}],
-    ids=["unknown version", "not a document", "schema 1 without its parts"],
+    [
+        {**V1, "schema_version": 99},
+        {**V1, "schema_version": 2.0},
+        {"schema_version": 2, "columns": "none"},
+        {"window": {}},
+        {**V1, "window": {**V1["window"], "weeks": []}},
+        None,
+        "garbage",
+        [1, 2],
+        5,
+    ],
+    ids=[
+        "unknown version",
+        "version not an integer",
+        "not a document",
+        "schema 1 without its parts",
+        "schema 1 without weeks",
+        "null",
+        "a string",
+        "a list",
+        "a number",
+    ],
 )
 def test_data_that_is_no_known_document_is_refused_with_a_clear_error(data):
     with pytest.raises(SchemaError):

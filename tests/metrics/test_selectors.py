@@ -219,6 +219,13 @@ def test_xmr_signals_a_jump_inside_the_natural_limits():
     assert xmr_of([3, 4, 3, 4, 3, 6])["signals"] == []
 
 
+def test_xmr_of_a_rate_keeps_its_upper_limit_at_one():
+    # Win rates 0 1 0 1 0: mean 0.4, moving range 1, upper 0.4 + 2.66 = 3.06 -> a rate
+    # cannot pass 1, so the limit is 1 (as the lower one is 0).
+    assert xmr_of([0, 1, 0, 1, 0])["upper"] == 3.06
+    assert asdict(xmr([0, 1, 0, 1, 0], ceiling=1.0))["upper"] == 1.0
+
+
 def test_xmr_raises_no_run_signal_for_seven_in_a_row():
     # 5 6 5 6 5 6 5 then 0 0 0: mean 38/10 = 3.8; only seven above in a row, then
     # three below.

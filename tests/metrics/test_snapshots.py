@@ -4,6 +4,7 @@ every stream (one without moves too), and one stream's failure never stops the o
 from __future__ import annotations
 
 import datetime
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from unittest import mock
@@ -17,7 +18,7 @@ from django.utils import timezone
 from boards.models import CardMove, Column
 from boards.services import card_create, value_stream_create
 from metrics import services, tasks
-from metrics.models import StreamMetrics, WeeklySnapshot
+from metrics.models import MetricsProgress, StreamMetrics, WeeklySnapshot
 from vsm.models import ValueStream
 
 pytestmark = pytest.mark.django_db
@@ -233,3 +234,33 @@ def test_a_failing_stream_does_not_stop_the_command(busy_streams, caplog):
     assert "pumps: week of" in written and "seals: week of" in written
     assert "valves: failed" in str(err.write.call_args_list)
     assert f"Weekly snapshot of stream {middle.pk} (valves) failed" in caplog.text
+
+
+def test_metrics_rebuild_takes_a_slug_before_an_id_and_goes_on_past_a_failure(manager):
+    # A stream whose slug is all digits ("2") is found by its slug, not taken for id 2.
+    first = value_stream_create(name="First", customer_market="Pumps", manager=manager)
+    digits = value_stream_create(name="Digits", customer_market="Valves", manager=manager)
+    ValueStream.objects.filter(pk=digits.pk).update(slug=str(first.pk))
+    out = io.StringIO()
+    call_command("metrics_rebuild", str(first.pk), stdout=out)
+    assert out.getvalue().startswith(f"{first.pk}: ")
+    assert MetricsProgress.objects.filter(value_stream=digits).exists()
+    assert not MetricsProgress.objects.filter(value_stream=first).exists()
+    # Every stream: one that fails is reported, the others are rebuilt, the exit fails.
+    real = services.stream_metrics_rebuild
+
+    def failing_for_first(*, stream_id):
+        if stream_id == first.pk:
+            raise RuntimeError("disk full")
+        return real(stream_id=stream_id)
+
+    errors = io.StringIO()
+    with (
+        mock.patch(
+            "metrics.management.commands.metrics_rebuild.stream_metrics_rebuild",
+            failing_for_first,
+        ),
+        pytest.raises(CommandError, match="1 stream"),
+    ):
+        call_command("metrics_rebuild", stdout=io.StringIO(), stderr=errors)
+    assert "disk full" in errors.getvalue()
