@@ -5,10 +5,21 @@ from django.http import QueryDict
 
 from boards.selectors import BoardFilters
 
+# Ids and versions are at most signed 64-bit integers in the database: a larger number
+# names nothing, and SQLite cannot even bind it (an OverflowError, a 500).
+ROW_ID_MAX = 2**63 - 1
+
+
+class RowIdField(forms.IntegerField):
+    """A positive integer that can name a row (an id, a card's version)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(min_value=1, max_value=ROW_ID_MAX, **kwargs)
+
 
 class BoardFilterForm(forms.Form):
-    channel = forms.IntegerField(required=False, min_value=1)
-    owner = forms.IntegerField(required=False, min_value=1)
+    channel = RowIdField(required=False)
+    owner = RowIdField(required=False)
     q = forms.CharField(required=False, max_length=100, strip=True)
     blocked = forms.BooleanField(required=False)
 
@@ -32,17 +43,17 @@ def board_filters(params: QueryDict) -> BoardFilters:
 
 
 class CardMoveForm(forms.Form):
-    to_column = forms.IntegerField(min_value=1)
-    after = forms.IntegerField(required=False, min_value=1)
-    before = forms.IntegerField(required=False, min_value=1)
-    version = forms.IntegerField(required=False, min_value=1)
+    to_column = RowIdField()
+    after = RowIdField(required=False)
+    before = RowIdField(required=False)
+    version = RowIdField(required=False)
     override_reason = forms.CharField(required=False, max_length=300, strip=True)
     # A drag already shows the card where it was dropped; a keyboard move does not.
     dragged = forms.BooleanField(required=False)
 
 
 class HandoffForm(forms.Form):
-    version = forms.IntegerField(required=False, min_value=1)
+    version = RowIdField(required=False)
     override_reason = forms.CharField(required=False, max_length=300, strip=True)
 
     def __init__(self, *args, criteria=(), **kwargs) -> None:
@@ -105,11 +116,11 @@ class CardCreateForm(CardForm):
 
 class BlockForm(forms.Form):
     reason = forms.CharField(required=False, max_length=300, strip=True)
-    version = forms.IntegerField(required=False, min_value=1)
+    version = RowIdField(required=False)
 
 
 class VersionForm(forms.Form):
-    version = forms.IntegerField(required=False, min_value=1)
+    version = RowIdField(required=False)
     override_reason = forms.CharField(required=False, max_length=300, strip=True)
 
 

@@ -876,3 +876,17 @@ def test_board_and_move_queries_do_not_grow_with_cards(django_assert_max_num_que
     assert shown[-4:] == [COLUMN_PAGE_SIZE] * 4
     assert large_page.content.count(b"Show more") == 4
     assert small_counts == large_counts
+
+
+def test_ids_too_large_for_the_database_are_refused_not_a_500(stream, manager):
+    # 99999999999999999999 does not fit 64 bits: SQLite could not even bind it.
+    client = logged_in(manager)
+    card = new_card(stream, manager)
+    board = reverse("boards:board", args=[stream.slug])
+    too_large = "99999999999999999999"
+    for params in ({"channel": too_large}, {"owner": too_large}):
+        response = client.get(board, params)
+        assert response.status_code == 200, params  # the malformed filter is ignored
+    moved = client.post(move_url(stream, card), {"to_column": too_large}, HTTP_HX_REQUEST="true")
+    assert moved.status_code in (200, 400)
+    assert Card.objects.get(pk=card.pk).column_id == card.column_id
