@@ -66,3 +66,16 @@ def team(stream) -> Team:
 def member(team):
     """A plain member of the stream's default team."""
     return MembershipFactory(team=team, role=Role.MEMBER).user
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run in the calling process, as in the embedded default, even when
+    the run points CELERY_BROKER_URL at Redis (CI does): for tests of what a task does,
+    not of the worker (tests/metrics/test_worker.py runs real workers)."""
+    from vsm.celery import app
+
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved

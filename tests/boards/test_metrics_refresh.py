@@ -20,7 +20,7 @@ from metrics.models import MetricsProgress, StreamMetrics
 from metrics.services import DOCUMENT_MAX_AGE, stream_metrics_summarize
 from vsm.models import ValueStream
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from metrics import services, tasks
 from metrics.models import MetricsProgress, StreamMetrics, WeeklySnapshot
 from vsm.models import ValueStream
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
 LAST_MONDAY = datetime.date(2025, 1, 6)
 THIS_MONDAY = datetime.date(2025, 1, 13)
