@@ -60,12 +60,6 @@ class Timeline:
                 if at is not None and (self.at is None or at > self.at):
                     self.at = at
 
-    def is_full(self, column_id: int | None) -> bool:
-        if column_id is None:
-            return False
-        limit = self.limits.get(column_id)
-        return limit is not None and self.wip.get(column_id, 0) >= limit
-
     def _day_bounds(self, second: int) -> tuple[date, int]:
         """The local day of an epoch second, and the epoch second its next day starts."""
         if self._day_end is None or not (self._day_start <= second < self._day_end):
@@ -91,22 +85,25 @@ class Timeline:
             return self.at
         self.touched = True
         start, stop = int(self.at.timestamp()), int(moment.timestamp())
+        limits, following = self.limits, self.next_column
+        busy = [(column_id, wip) for column_id, wip in self.wip.items() if wip]
+        full = {
+            column_id
+            for column_id, wip in busy
+            if (limit := limits.get(column_id)) is not None and wip >= limit
+        }
         while start < stop:
             day, day_end = self._day_bounds(start)
             end = min(stop, day_end)
             seconds = end - start
-            for column_id in self.columns:
-                wip = self.wip.get(column_id, 0)
-                if not wip:
-                    continue
+            for column_id, wip in busy:
                 bucket = buckets[(column_id, day)]
                 bucket[WIP_SECONDS] += wip * seconds
                 bucket[WIP_SQUARED_SECONDS] += wip * wip * seconds
-                limit = self.limits[column_id]
-                if limit is not None and wip >= limit:
+                if column_id in full:
                     bucket[FULL_SECONDS] += seconds
                     self.full_total[column_id] = self.full_total.get(column_id, 0) + seconds
-                    if self.is_full(self.next_column[column_id]):
+                    if following.get(column_id) in full:
                         bucket[BLOCKED_SECONDS] += seconds
             start = end
         self.at = moment
