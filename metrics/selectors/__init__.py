@@ -10,6 +10,7 @@ from metrics.selectors.constraint import LIMITING_SHARE
 from metrics.selectors.document import stream_metrics_compute
 from metrics.selectors.durations import window_durations
 from metrics.selectors.flow import LITTLE_TOLERANCE, cumulative_flow
+from metrics.selectors.forecast import daily_won
 from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, week_start
 from metrics.selectors.readmodel import SCHEMA_VERSION, SchemaError, StreamMetricsDocument
 from metrics.selectors.statistics import (
@@ -37,6 +38,7 @@ __all__ = [
     "Spread",
     "StreamMetricsDocument",
     "cumulative_flow",
+    "daily_won",
     "distribution",
     "percentile",
     "stream_metrics_compute",

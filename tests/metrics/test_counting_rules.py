@@ -18,8 +18,9 @@ import pytest
 from boards.models import Column, Outcome
 from boards.services import card_create
 from metrics.fold import Fold
+from metrics.forecasting import how_many
 from metrics.models import FlowDuration, MetricsProgress
-from metrics.selectors import MetricsQuery, stream_metrics_compute
+from metrics.selectors import MetricsQuery, daily_won, stream_metrics_compute
 from metrics.services import stream_metrics_advance, stream_metrics_rebuild, streams_lagging
 from tests.metrics.scripted import COLLABORATION, Board
 from vsm.models import Channel, ChannelKind
@@ -358,3 +359,20 @@ def test_a_column_added_before_the_others_refolds_the_stream(board, stream):
     reached = [step["reached"] for step in cycle_doc(doc)["conversion"]["all"][:5]]
     assert reached == [1, 1, 1, 1, 0]  # Leads C; Data, Information, Knowledge A; Wisdom
     assert stream.pk not in streams_lagging()
+
+
+def test_a_forecast_samples_each_won_deal_once_on_the_day_of_its_final_win(board, referral):
+    # The example again: X won 4 Nov, reopened 5 Nov, won again 10 Nov; Y won
+    # 6 Nov. The 14 full days before NOW (18 Nov) run 4-17 Nov: wins on 6 and 10 Nov.
+    board.enter("X", referral, 1000, nov(2))
+    board.enter("Y", referral, 500, nov(2))
+    board.close("X", Outcome.WON, nov(4))
+    board.reopen("X", nov(5))
+    board.close("Y", Outcome.WON, nov(6))
+    board.close("X", Outcome.WON, nov(10))
+    stream_metrics_advance(stream_id=board.stream.pk, summarize=False)
+    history = daily_won(MetricsQuery(stream=board.stream, now=NOW), days=14)
+    assert history == [0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+    # Two deals in 14 days, a week ahead: P(none) = (12/14)^7 = 0.34, P(at most one) =
+    # 0.74, so at 50% confidence at least one.
+    assert how_many(history, days=7, seed=1).at_least[50] == 1
