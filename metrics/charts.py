@@ -1,0 +1,257 @@
+"""Chart data, shaped in one place: one function per chart, from the metrics document.
+
+Each returns a Chart: the x labels, the series, the reference lines (XmR limits, the
+80% line), the table rows that hold exactly the chart's data (the page's data-table
+alternative and its CSV download), a caption saying what it shows and how to read it,
+and, when there is too little data, the reason in words. No arithmetic is left for
+templates or JavaScript: the page passes ``to_json()`` through ``json_script``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass, field
+
+from metrics.selectors.readmodel import StreamMetricsDocument, WeeklySeries
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
+# such a text cell is written with a leading apostrophe.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    values: list[float | int | None]
+    kind: str = "bar"  # bar, line
+
+
+@dataclass(frozen=True)
+class ReferenceLine:
+    """A horizontal line on the value axis: a mean, a process limit, a share."""
+
+    label: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Chart:
+    key: str
+    title: str
+    caption: str
+    labels: list[str]
+    series: list[Series]
+    columns: list[str]
+    rows: list[list[str | int | float | None]]
+    lines: list[ReferenceLine] = field(default_factory=list)
+    # Points to mark (index into labels, what it means): XmR signals, the 80% set.
+    marks: list[tuple[int, str]] = field(default_factory=list)
+    empty_reason: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def csv(self) -> str:
+        """The table as CSV, text cells that a spreadsheet would run neutralised."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([_cell(name) for name in self.columns])
+        writer.writerows([_cell(value) for value in row] for row in self.rows)
+        return out.getvalue()
+
+
+def _cell(value):
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return "" if value is None else value
+
+
+def _week_labels(document: StreamMetricsDocument) -> list[str]:
+    return [week.isoformat() for week in document.window.weeks]
+
+
+def _so_far_note(document: StreamMetricsDocument, series: WeeklySeries, what: str) -> str:
+    window = document.window
+    return (
+        f"This week so far ({window.current_week_days} of 7 days from "
+        f"{window.current_week.isoformat()}): {series.so_far} {what}, not plotted as a week."
+    )
+
+
+def throughput_run_chart(document: StreamMetricsDocument) -> Chart:
+    """Won deals per full ISO week with their XmR natural process limits; weeks that
+    signal (outside the limits, a jump beyond the moving-range limit, eight on one side
+    of the mean) are marked."""
+    won = document.stream.won_weekly
+    xmr = document.stream.xmr.won_weekly
+    labels = _week_labels(document)
+    signals: dict[int, list[str]] = {}
+    for signal in xmr.signals:
+        signals.setdefault(signal.index, []).append(signal.rule)
+    lines = [
+        ReferenceLine(label, value)
+        for label, value in (
+            ("mean", xmr.mean),
+            ("upper natural process limit", xmr.upper),
+            ("lower natural process limit", xmr.lower),
+        )
+        if value is not None
+    ]
+    return Chart(
+        key="throughput",
+        title="Won deals per week",
+        caption=(
+            "Each bar is the deals won in one full ISO week (each deal once, in the week of "
+            "its final win). Between the natural process limits the weeks differ by routine "
+            "variation; a marked week is a signal worth a look. "
+            + _so_far_note(document, won, "won")
+        ),
+        labels=labels,
+        series=[Series("won", list(won.values))],
+        columns=["week", "won", "signal"],
+        rows=[
+            [week, value, "; ".join(signals.get(index, []))]
+            for index, (week, value) in enumerate(zip(labels, won.values, strict=True))
+        ],
+        lines=lines,
+        marks=[(index, "; ".join(rules)) for index, rules in sorted(signals.items())],
+        empty_reason=_throughput_gap(won, xmr.mean),
+    )
+
+
+def _throughput_gap(won: WeeklySeries, mean: float | None) -> str | None:
+    if mean is None:
+        return "Fewer than two weeks of data: no process limits yet."
+    if not any(won.values):
+        return f"No deal was won in these {len(won.values)} weeks."
+    return None
+
+
+def demand_vs_capacity_chart(document: StreamMetricsDocument) -> Chart:
+    """Prospects arriving against deals won and closed (won + lost) per full week."""
+    stream = document.stream
+    labels = _week_labels(document)
+    closed = [
+        won + lost
+        for won, lost in zip(stream.won_weekly.values, stream.lost_weekly.values, strict=True)
+    ]
+    averages = stream.demand_vs_capacity
+    return Chart(
+        key="demand",
+        title="Arrivals against throughput",
+        caption=(
+            "Demand comes from the market: prospects arriving each week, against the deals "
+            f"won and closed. On average {averages.arrivals_per_week} arrive and "
+            f"{averages.departures_per_week} close a week ({averages.won_per_week} won); "
+            "arrivals above closures for weeks on end mean work in process is growing. "
+            + _so_far_note(document, stream.arrivals_weekly, "arrived")
+        ),
+        labels=labels,
+        series=[
+            Series("arrivals", list(stream.arrivals_weekly.values), "line"),
+            Series("won", list(stream.won_weekly.values)),
+            Series("closed", closed, "line"),
+        ],
+        columns=["week", "arrivals", "won", "closed"],
+        rows=[
+            [week, arrived, won, done]
+            for week, arrived, won, done in zip(
+                labels, stream.arrivals_weekly.values, stream.won_weekly.values, closed, strict=True
+            )
+        ],
+    )
+
+
+def conversion_funnel_chart(document: StreamMetricsDocument, *, cycle_id: int) -> Chart:
+    """One cycle's funnel for the cohort that entered it in the window: cards that
+    reached each step, and the share of the step before that moved on."""
+    cycle = next(doc for doc in document.cycles if doc.id == cycle_id)
+    steps = cycle.conversion.all
+    return Chart(
+        key=f"funnel-{cycle_id}",
+        title=f"Conversion in {cycle.name}",
+        caption=(
+            f"The {cycle.conversion.cohort} cards that entered {cycle.name} in this period, "
+            "and how many reached each step at least once (ever reached: a card that went "
+            "back still counts); won counts the cards whose final state is won. The rate "
+            "is the share of the step before that moved on past it, never above 100%."
+        ),
+        labels=[step.step for step in steps],
+        series=[Series("reached", [step.reached for step in steps])],
+        columns=["step", "reached", "share of the cohort", "share of the step before"],
+        rows=[[step.step, step.reached, step.cumulative, step.next_step] for step in steps],
+        empty_reason=None
+        if cycle.conversion.cohort
+        else f"No card entered {cycle.name} in this period.",
+    )
+
+
+def channel_pareto_chart(document: StreamMetricsDocument) -> Chart:
+    """Won value per channel, largest first, with the running share and the 80% set."""
+    rows = document.channels.rows
+    return Chart(
+        key="pareto",
+        title="Won value by channel",
+        caption=(
+            "Each bar is the estimated value of the deals won through one channel (each "
+            "card under the channel it arrived through, by its final state); the line is "
+            "the running share of all won value. The marked channels bring 80% of it: "
+            "protect and improve them first."
+        ),
+        labels=[row.name for row in rows],
+        series=[
+            Series("won value", [float(row.won_value) for row in rows]),
+            Series("cumulative share", [row.cumulative_share for row in rows], "line"),
+        ],
+        columns=["channel", "arrivals", "won", "lost", "win rate", "won value", "cumulative"],
+        rows=[
+            [
+                row.name,
+                row.arrivals,
+                row.won,
+                row.lost,
+                row.win_rate,
+                str(row.won_value),
+                row.cumulative_share,
+            ]
+            for row in rows
+        ],
+        lines=[ReferenceLine("80% of won value", 0.8)],
+        marks=[(index, "in the 80% set") for index, row in enumerate(rows) if row.in_pareto_80],
+        empty_reason=None if any(row.won for row in rows) else "No deal won yet.",
+    )
+
+
+def littles_law_chart(document: StreamMetricsDocument) -> Chart:
+    """Per column: average WIP against throughput x mean time in column."""
+    checked = [column for column in document.columns if column.littles_law.checked]
+    return Chart(
+        key="littles-law",
+        title="Little's law per column",
+        caption=(
+            "For a column in a steady state, its average WIP equals its throughput (per day) "
+            "times the mean time a card spends in it. A pair far apart (a gap over 25%) "
+            "means the column is filling up or draining."
+        ),
+        labels=[f"{column.cycle} / {column.name}" for column in checked],
+        series=[
+            Series("average WIP", [column.littles_law.average_wip for column in checked]),
+            Series(
+                "throughput x time in column",
+                [column.littles_law.throughput_x_time for column in checked],
+            ),
+        ],
+        columns=["column", "average WIP", "throughput x time", "relative gap", "steady"],
+        rows=[
+            [
+                f"{column.cycle} / {column.name}",
+                column.littles_law.average_wip,
+                column.littles_law.throughput_x_time,
+                column.littles_law.relative_gap,
+                "no" if column.littles_law.disagrees else "yes",
+            ]
+            for column in checked
+        ],
+        empty_reason=None if checked else "No column finished a visit in this period.",
+    )

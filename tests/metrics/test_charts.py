@@ -1,0 +1,125 @@
+"""Chart data (metrics.charts) equals the metrics of the oracle's hand-worked stream,
+and its CSV is exactly the table, with formula-like text neutralised."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from metrics.charts import (
+    Chart,
+    Series,
+    channel_pareto_chart,
+    conversion_funnel_chart,
+    demand_vs_capacity_chart,
+    littles_law_chart,
+    throughput_run_chart,
+)
+from metrics.selectors import MetricsQuery, stream_metrics_compute
+from tests.metrics.scripted import COLLABORATION
+from tests.metrics.test_oracle import NOW, WEEKS, board  # noqa: F401 (the oracle's stream)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def document(board):  # noqa: F811
+    return stream_metrics_compute(MetricsQuery(stream=board.stream, now=NOW))
+
+
+def read_csv(chart: Chart) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(chart.csv())))
+
+
+def test_throughput_run_chart_marks_the_signalling_weeks(document):
+    chart = throughput_run_chart(document)
+    assert chart.labels == WEEKS
+    # Won: C in week 6, A in week 7 (the oracle's hand-worked numbers).
+    assert chart.series[0].values == [0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
+    assert chart.marks == [
+        (6, "above the upper limit; moving range above its upper limit"),
+        (7, "above the upper limit"),
+        (8, "moving range above its upper limit"),
+    ]
+    assert [line.label for line in chart.lines] == [
+        "mean",
+        "upper natural process limit",
+        "lower natural process limit",
+    ]
+    assert chart.lines[0].value == document.stream.xmr.won_weekly.mean
+    assert "This week so far (3 of 7 days from 2025-06-09): 0 won" in chart.caption
+    table = read_csv(chart)
+    assert table[0] == ["week", "won", "signal"]
+    assert table[7] == [
+        "2025-04-28",
+        "1",
+        "above the upper limit; moving range above its upper limit",
+    ]
+    assert len(table) == 13
+    assert chart.empty_reason is None
+
+
+def test_the_funnel_is_the_cycle_s_cohort(document, board):  # noqa: F811
+    cycle_id = board.column(COLLABORATION, "Data").cycle_id
+    chart = conversion_funnel_chart(document, cycle_id=cycle_id)
+    assert chart.labels == ["Data", "Information", "Knowledge", "Wisdom", "next cycle", "won"]
+    assert chart.series[0].values == [6, 5, 3, 2, 2, 1]
+    assert chart.rows[1] == ["Information", 5, 0.8333, 0.8333]
+    assert "ever reached" in chart.caption and "6 cards" in chart.caption
+
+
+def test_the_pareto_marks_the_80_percent_set(document):
+    chart = channel_pareto_chart(document)
+    assert chart.labels == ["Web form", "Referral"]
+    assert chart.series[0].values == [2000.0, 400.0]
+    assert chart.marks == [(0, "in the 80% set")]
+    assert chart.lines[0].value == 0.8
+    assert read_csv(chart)[1] == ["Web form", "3", "1", "0", "0.3333", "2000.00", "0.8333"]
+
+
+def test_demand_and_littles_law(document, board):  # noqa: F811
+    demand = demand_vs_capacity_chart(document)
+    assert demand.series[0].values == [0, 0, 0, 2, 1, 0, 0, 0, 1, 0, 1, 1]  # arrivals
+    assert demand.series[2].values == [0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0]  # won + lost
+    little = littles_law_chart(document)
+    information = little.labels.index(f"{COLLABORATION} / Information")
+    assert little.rows[information] == [
+        f"{COLLABORATION} / Information",
+        0.53,
+        0.25,
+        0.522,
+        "no",
+    ]
+    # Columns with no finished visit are not checked, so not charted.
+    assert len(little.labels) == 6
+
+
+def test_a_stream_without_data_says_so(stream):
+    document = stream_metrics_compute(MetricsQuery(stream=stream, now=NOW))
+    assert throughput_run_chart(document).empty_reason == "No deal was won in these 12 weeks."
+    assert channel_pareto_chart(document).empty_reason == "No deal won yet."
+    assert littles_law_chart(document).empty_reason == "No column finished a visit in this period."
+    cycle = document.cycles[0]
+    assert conversion_funnel_chart(document, cycle_id=cycle.id).empty_reason == (
+        f"No card entered {cycle.name} in this period."
+    )
+
+
+def test_csv_neutralises_text_a_spreadsheet_would_run():
+    chart = Chart(
+        key="k",
+        title="t",
+        caption="c",
+        labels=["=1+1"],
+        series=[Series("s", [1])],
+        columns=["name", "value"],
+        rows=[['=HYPERLINK("http://x")', -3], ["+1", None], ["@SUM(A1)", 2], ["plain", 0]],
+    )
+    assert read_csv(chart)[1:] == [
+        ['\'=HYPERLINK("http://x")', "-3"],
+        ["'+1", ""],
+        ["'@SUM(A1)", "2"],
+        ["plain", "0"],
+    ]
