@@ -13,11 +13,17 @@ import csv
 import io
 from dataclasses import asdict, dataclass, field
 
+from boards.models import Column
+from metrics.selectors.cards import aging_cards, finished_cards
+from metrics.selectors.flow import cumulative_flow
+from metrics.selectors.query import MetricsQuery
 from metrics.selectors.readmodel import StreamMetricsDocument, WeeklySeries
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
 # such a text cell is written with a leading apostrophe.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Below this many finished cards a percentile line says little: the chart says so.
+MIN_FOR_PERCENTILES = 10
 
 
 @dataclass(frozen=True)
@@ -255,3 +261,116 @@ def littles_law_chart(document: StreamMetricsDocument) -> Chart:
         ],
         empty_reason=None if checked else "No column finished a visit in this period.",
     )
+
+
+def cumulative_flow_chart(query: MetricsQuery) -> Chart:
+    """Cards in each column at the end of each day of the window, stacked in flow order
+    (the last column at the bottom): a band that widens is work piling up there."""
+    flow = cumulative_flow(query)
+    columns = flow["columns"]
+    names = _column_names(query)
+    return Chart(
+        key="cumulative-flow",
+        title="Cumulative flow",
+        caption=(
+            "Each band is one column's cards at the end of each day, stacked in flow order "
+            "with the last column at the bottom, built from the moves. A band that widens "
+            "is work piling up in that column; a band that stays flat while the ones above "
+            "it widen is starving."
+        ),
+        labels=flow["days"],
+        series=[
+            Series(names[column["id"]], list(column["wip"]), "area") for column in reversed(columns)
+        ],
+        columns=["day", *(names[column["id"]] for column in columns)],
+        rows=[
+            [day, *(column["wip"][index] for column in columns)]
+            for index, day in enumerate(flow["days"])
+        ],
+        empty_reason=None
+        if any(any(column["wip"]) for column in columns)
+        else "No card was on the board in this period.",
+    )
+
+
+def cycle_time_scatter(query: MetricsQuery, document: StreamMetricsDocument) -> Chart:
+    """Each card that finished in the window as a dot: when it finished, and its lead
+    time (entry to final win), or its cycle time in ``query.cycle_id``; with the 50th,
+    85th and 95th percentile lines. A dot names its card and links to it."""
+    if query.cycle_id is not None:
+        cycle = next(doc for doc in document.cycles if doc.id == query.cycle_id)
+        spread, what = cycle.cycle_time, f"cycle time in {cycle.name}"
+    else:
+        spread, what = document.stream.lead_time, "lead time, from entry to won"
+    dots = finished_cards(query)
+    return Chart(
+        key="cycle-time",
+        title=f"{what[0].upper()}{what[1:]}",
+        caption=(
+            f"Each dot is a card that finished in this period: the day it finished and its "
+            f"{what}, in days. 85% of the dots lie on or under the 85th percentile line: "
+            "a fair answer to 'how long will this take?'. Lost cards are not dots; "
+            f"{spread.abandoned} were abandoned in this period."
+        ),
+        labels=[dot.finished_on.isoformat() for dot in dots],
+        series=[Series("days", [dot.days for dot in dots], "scatter")],
+        columns=["card", "finished", "days", "link"],
+        rows=[[dot.name, dot.finished_on.isoformat(), dot.days, dot.url] for dot in dots],
+        lines=[
+            ReferenceLine(f"{p}th percentile", value)
+            for p, value in ((50, spread.p50), (85, spread.p85), (95, spread.p95))
+            if value is not None
+        ],
+        empty_reason=None
+        if spread.count >= MIN_FOR_PERCENTILES
+        else (
+            f"{spread.count} cards finished in this range: percentiles need at least "
+            f"{MIN_FOR_PERCENTILES}."
+        ),
+    )
+
+
+def aging_chart(query: MetricsQuery, document: StreamMetricsDocument) -> Chart:
+    """Each open card as a dot in its column, at its age in that column (days), against
+    the 50th and 85th percentile of the time cards spent in the column."""
+    columns = document.columns
+    position = {column.id: index for index, column in enumerate(columns)}
+    labels = [f"{column.cycle} / {column.name}" for column in columns]
+    dots = [card for card in aging_cards(query) if card.column_id in position]
+    return Chart(
+        key="aging",
+        title="Work item age",
+        caption=(
+            "Each dot is an open card, in its column, at the days it has been there. Above "
+            "a column's 85th percentile line it has stayed longer than 85% of the cards "
+            "before it: look at it first."
+        ),
+        labels=labels,
+        series=[
+            Series("age in column (days)", [card.days for card in dots], "scatter"),
+            Series("column", [position[card.column_id] for card in dots], "scatter"),
+            Series("50th percentile", [column.time_in_column.p50 for column in columns], "line"),
+            Series("85th percentile", [column.time_in_column.p85 for column in columns], "line"),
+        ],
+        columns=["card", "column", "days in column", "column's 85th percentile", "link"],
+        rows=[
+            [
+                card.name,
+                labels[position[card.column_id]],
+                card.days,
+                columns[position[card.column_id]].time_in_column.p85,
+                card.url,
+            ]
+            for card in dots
+        ],
+        empty_reason=None if dots else "No open card.",
+    )
+
+
+def _column_names(query: MetricsQuery) -> dict[int, str]:
+    return {
+        column_id: f"{cycle} / {name}"
+        for column_id, cycle, name in Column.objects.filter(
+            cycle__value_stream=query.stream
+        ).values_list("pk", "cycle__name", "name")
+    }

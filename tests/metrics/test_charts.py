@@ -11,13 +11,17 @@ import pytest
 from metrics.charts import (
     Chart,
     Series,
+    aging_chart,
     channel_pareto_chart,
     conversion_funnel_chart,
+    cumulative_flow_chart,
+    cycle_time_scatter,
     demand_vs_capacity_chart,
     littles_law_chart,
     throughput_run_chart,
 )
 from metrics.selectors import MetricsQuery, stream_metrics_compute
+from metrics.selectors.cards import aging_cards, finished_cards
 from tests.metrics.scripted import COLLABORATION
 from tests.metrics.test_oracle import NOW, WEEKS, board  # noqa: F401 (the oracle's stream)
 
@@ -123,3 +127,55 @@ def test_csv_neutralises_text_a_spreadsheet_would_run():
         ["'@SUM(A1)", "2"],
         ["plain", "0"],
     ]
+
+
+def test_cumulative_flow_bands_are_the_columns_wip_each_day(board):  # noqa: F811
+    chart = cumulative_flow_chart(MetricsQuery(stream=board.stream, now=NOW))
+    assert chart.labels[0] == "2025-03-17" and chart.labels[-1] == "2025-06-11"
+    assert len(chart.labels) == 87
+    # Flow order in the table; the last column at the bottom of the stack.
+    assert chart.columns[1:3] == [f"{COLLABORATION} / Data", f"{COLLABORATION} / Information"]
+    assert chart.series[-1].name == f"{COLLABORATION} / Data"
+    # End of 23 Apr (the oracle's cumulative flow): I1 1 (B), K1 1 (C), W1 0, D2 1 (A).
+    row = chart.rows[chart.labels.index("2025-04-23")]
+    assert row[:5] == ["2025-04-23", 0, 1, 1, 0]
+    assert row[5] == 1
+
+
+def test_the_scatter_shows_each_finished_card_with_its_link(board, document):  # noqa: F811
+    query = MetricsQuery(stream=board.stream, now=NOW)
+    chart = cycle_time_scatter(query, document)
+    # Lead times: C won 2 May after 18 days, A won 5 May after 28 days.
+    assert chart.labels == ["2025-05-02", "2025-05-05"]
+    assert chart.series[0].values == [18.0, 28.0]
+    assert [row[0] for row in chart.rows] == ["Prospect C", "Prospect A"]
+    assert chart.rows[0][3] == f"/streams/{board.stream.slug}/cards/{board.cards['C']}/"
+    assert [line.value for line in chart.lines] == [18.0, 28.0, 28.0]
+    assert chart.empty_reason == "2 cards finished in this range: percentiles need at least 10."
+    assert "1 were abandoned" in chart.caption  # E, lost
+    collaboration = board.column(COLLABORATION, "Data").cycle_id
+    in_cycle = cycle_time_scatter(
+        MetricsQuery(stream=board.stream, now=NOW, cycle_id=collaboration), document
+    )
+    # A handed on 23 Apr (16 d), B 29 Apr (21 d, its loss taken back), C won 2 May (18 d).
+    assert in_cycle.series[0].values == [16.0, 21.0, 18.0]
+
+
+def test_aging_puts_each_open_card_in_its_column(board, document):  # noqa: F811
+    chart = aging_chart(MetricsQuery(stream=board.stream, now=NOW), document)
+    # Open: B in Sales/Buying Data for 43.25 d, D in Information 23.25 d, F in Data 2.25 d.
+    assert [row[:3] for row in chart.rows] == [
+        ["Prospect B", "Sales/Buying / Data", 43.25],
+        ["Prospect D", f"{COLLABORATION} / Information", 23.25],
+        ["Prospect F", f"{COLLABORATION} / Data", 2.25],
+    ]
+    assert chart.rows[1][3] == 6.0  # Information's 85th percentile time in column
+    assert chart.series[1].values == [4, 1, 0]  # the columns' positions on the x axis
+
+
+def test_card_dots_take_one_statement_whatever_their_number(board, django_assert_num_queries):  # noqa: F811
+    query = MetricsQuery(stream=board.stream, now=NOW)
+    with django_assert_num_queries(1):
+        finished_cards(query)
+    with django_assert_num_queries(1):
+        aging_cards(query)

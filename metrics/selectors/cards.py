@@ -1,0 +1,100 @@
+"""Cards as dots on a chart: the ones that finished in the window, the open ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.urls import reverse
+
+from metrics.fold.timeline import metrics_zone
+from metrics.models import CardFlowState, DurationKind, FlowDuration
+from metrics.selectors.query import MetricsQuery
+from metrics.selectors.statistics import DAY
+
+
+@dataclass(frozen=True)
+class FinishedCard:
+    """A card that finished in the window: its name, a link, the local day it finished
+    and its elapsed time in days (lead time, or cycle time in one cycle)."""
+
+    card_id: int
+    name: str
+    url: str
+    finished_on: date
+    days: float
+
+
+@dataclass(frozen=True)
+class AgingCard:
+    """An open card: its column and how long it has been there, in days."""
+
+    card_id: int
+    name: str
+    url: str
+    column_id: int
+    days: float
+
+
+def _name(person: str, company: str) -> str:
+    if person and company:
+        return f"{person} ({company})"
+    return person or company
+
+
+def _card_urls(query: MetricsQuery):
+    prefix = reverse("boards:card-detail", args=[query.stream.slug, 0]).removesuffix("0/")
+    return lambda card_id: f"{prefix}{card_id}/"
+
+
+def finished_cards(query: MetricsQuery) -> list[FinishedCard]:
+    """The cards whose lead time (or, with ``query.cycle_id``, whose passage through that
+    cycle) ended in the window and not in a loss, oldest first; one statement."""
+    rows = FlowDuration.objects.filter(
+        value_stream=query.stream,
+        ended_at__gte=query.start_moment(),
+        ended_at__lte=query.now,
+        abandoned=False,
+    )
+    if query.cycle_id is not None:
+        rows = rows.filter(kind=DurationKind.CYCLE, cycle_id=query.cycle_id)
+    else:
+        rows = rows.filter(kind=DurationKind.LEAD)
+    if query.channel_key is not None:
+        rows = rows.filter(channel_key=query.channel_key)
+    url = _card_urls(query)
+    zone = metrics_zone()
+    return [
+        FinishedCard(
+            card_id=card_id,
+            name=_name(person, company),
+            url=url(card_id),
+            finished_on=ended_at.astimezone(zone).date(),
+            days=round(seconds / DAY, 2),
+        )
+        for card_id, person, company, ended_at, seconds in rows.order_by(
+            "ended_at", "move_id"
+        ).values_list("card_id", "card__person_name", "card__company", "ended_at", "seconds")
+    ]
+
+
+def aging_cards(query: MetricsQuery) -> list[AgingCard]:
+    """The open cards (one channel's with ``query.channel_key``) with their age in
+    their column at ``query.now``, oldest first; one statement."""
+    states = CardFlowState.objects.filter(value_stream=query.stream, is_open=True)
+    if query.channel_key is not None:
+        states = states.filter(channel_id=query.channel_key or None)
+    url = _card_urls(query)
+    cards = [
+        AgingCard(
+            card_id=card_id,
+            name=_name(person, company),
+            url=url(card_id),
+            column_id=column_id,
+            days=round(max(0.0, (query.now - entered).total_seconds()) / DAY, 2),
+        )
+        for card_id, person, company, column_id, entered in states.values_list(
+            "card_id", "card__person_name", "card__company", "column_id", "column_entered_at"
+        )
+    ]
+    return sorted(cards, key=lambda card: (-card.days, card.card_id))
