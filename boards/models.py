@@ -75,6 +75,13 @@ class Outcome(models.TextChoices):
     LOST = "lost", "Lost"
 
 
+def card_display_name(person_name: str, company: str) -> str:
+    """How a prospect is named: 'person (company)', or whichever of the two it has."""
+    if person_name and company:
+        return f"{person_name} ({company})"
+    return person_name or company
+
+
 class Card(models.Model):
     """A prospect travelling through a value stream."""
 
@@ -160,9 +167,7 @@ class Card(models.Model):
 
     @property
     def display_name(self) -> str:
-        if self.person_name and self.company:
-            return f"{self.person_name} ({self.company})"
-        return self.person_name or self.company
+        return card_display_name(self.person_name, self.company)
 
     @property
     def is_open(self) -> bool:

@@ -13,7 +13,6 @@ import csv
 import io
 from dataclasses import asdict, dataclass, field
 
-from boards.models import Column
 from metrics.selectors.cards import aging_cards, finished_cards
 from metrics.selectors.flow import cumulative_flow
 from metrics.selectors.query import MetricsQuery
@@ -268,7 +267,7 @@ def cumulative_flow_chart(query: MetricsQuery) -> Chart:
     (the last column at the bottom): a band that widens is work piling up there."""
     flow = cumulative_flow(query)
     columns = flow["columns"]
-    names = _column_names(query)
+    names = {column["id"]: f"{column['cycle']} / {column['name']}" for column in columns}
     return Chart(
         key="cumulative-flow",
         title="Cumulative flow",
@@ -365,12 +364,3 @@ def aging_chart(query: MetricsQuery, document: StreamMetricsDocument) -> Chart:
         ],
         empty_reason=None if dots else "No open card.",
     )
-
-
-def _column_names(query: MetricsQuery) -> dict[int, str]:
-    return {
-        column_id: f"{cycle} / {name}"
-        for column_id, cycle, name in Column.objects.filter(
-            cycle__value_stream=query.stream
-        ).values_list("pk", "cycle__name", "name")
-    }

@@ -27,6 +27,7 @@ from boards.models import CardMove
 from metrics import fold as folding
 from metrics.fold import AGGREGATES
 from metrics.models import MetricsProgress, StreamMetrics, WeeklySnapshot
+from metrics.selectors.query import week_start as monday_of
 from vsm.models import ValueStream
 
 logger = logging.getLogger(__name__)
@@ -312,8 +313,7 @@ def snapshot_week_start(*, now: datetime | None = None) -> date:
     """The Monday of the ISO week that ``now`` (by default the present) falls in, in the
     configured time zone (settings.TIME_ZONE): beat takes the snapshots at Monday 00:10
     local time, when in UTC it may still be Sunday."""
-    today = timezone.localdate(now)
-    return today - timedelta(days=today.weekday())
+    return monday_of(timezone.localdate(now))
 
 
 def weekly_snapshot_take(*, stream_id: int, week_start: date | None = None) -> WeeklySnapshot:

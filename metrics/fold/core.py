@@ -110,16 +110,8 @@ class Fold:
             column_cycle[column_id] = cycle_id
             column_position[column_id] = per_cycle[cycle_id]
             per_cycle[cycle_id] += 1
-        ids = tuple(column_id for column_id, _, _ in columns)
-        # Flow order crosses control points: a cycle's last column is followed by the
-        # next cycle's first (cycles and columns are both in order above).
         zone = metrics_zone()
-        timeline = Timeline(
-            columns=ids,
-            limits={column_id: limit for column_id, _, limit in columns},
-            next_column=dict(zip(ids, (*ids[1:], None), strict=True)),
-            zone=zone,
-        )
+        timeline = Timeline.for_columns([(column, limit) for column, _, limit in columns], zone)
         return cls(
             stream_id=stream_id,
             column_cycle=column_cycle,
@@ -150,8 +142,10 @@ class Fold:
 
     def _duration(
         self, move: tuple, state: CardState, kind: str, start: datetime, *, abandoned: bool = False
-    ) -> None:
+    ) -> int:
+        """Record a finished interval; returns its length in whole seconds."""
         moved_at = move[4]
+        seconds = max(0, int((moved_at - start).total_seconds()))
         self.durations.append(
             (
                 self.stream_id,
@@ -162,20 +156,21 @@ class Fold:
                 state.channel_key,
                 start,
                 moved_at,
-                max(0, int((moved_at - start).total_seconds())),
+                seconds,
                 move[0],
                 abandoned,
             )
         )
+        return seconds
 
     def _visit(self, move: tuple, state: CardState, day: date) -> None:
         """A visit to the card's column ended: its interval, and the sums that relate a
         visit's length to the WIP the card found on arriving (queueing, see ColumnDay)."""
-        self._duration(move, state, _COLUMN, state.column_entered_at)
+        seconds = self._duration(move, state, _COLUMN, state.column_entered_at)
         ahead = state.column_entered_wip
         if ahead is None:
             return
-        minutes = self.durations[-1][8] // 60
+        minutes = seconds // 60
         sums = self.column_days[(state.column_id, day)]
         sums[VISITS] += 1
         sums[VISITS + 1] += ahead
@@ -198,7 +193,14 @@ class Fold:
                 None,
             ]
         else:  # entering a cycle it left before: the passage goes on
-            passage[CC_OUTCOME], passage[CC_CLOSED_AT] = _OPEN, None
+            self._set_outcome(state, cycle_id, _OPEN, None)
+
+    @staticmethod
+    def _set_outcome(state: CardState, cycle_id: int, outcome: str, at: datetime | None) -> None:
+        """The card's state in a cycle it passed through: open, handed on, won or lost."""
+        passage = state.cycles.get(cycle_id)
+        if passage is not None:
+            passage[CC_OUTCOME], passage[CC_CLOSED_AT] = outcome, at
 
     def _reach(self, state: CardState, column_id: int) -> None:
         passage = state.cycles[self.column_cycle[column_id]]
@@ -273,9 +275,7 @@ class Fold:
                 self._duration(move, state, _CYCLE, state.cycle_entered_at)
                 self.cycle_days[(state.cycle_id, day)][1] += 1
                 self.cycle_days[(to_cycle, day)][0] += 1
-                passage = state.cycles.get(state.cycle_id)
-                if passage is not None:
-                    passage[CC_OUTCOME], passage[CC_CLOSED_AT] = _HANDED_ON, moved_at
+                self._set_outcome(state, state.cycle_id, _HANDED_ON, moved_at)
                 self._enter_cycle(state, to_cycle, moved_at)
                 state.cycle_id = to_cycle
                 state.cycle_entered_at = moved_at
@@ -288,9 +288,7 @@ class Fold:
             self._duration(move, state, _LEAD, state.stream_entered_at, abandoned=abandoned)
             self.column_days[(from_column_id, day)][1] += 1
             self._count_close(state, day, kind, value, +1)
-            passage = state.cycles.get(state.cycle_id)
-            if passage is not None:
-                passage[CC_OUTCOME], passage[CC_CLOSED_AT] = kind, moved_at
+            self._set_outcome(state, state.cycle_id, kind, moved_at)
             state.closed_kind, state.closed_at = kind, moved_at
             state.closed_value, state.closed_move_id = value, move_id
             state.is_open = False
@@ -302,9 +300,7 @@ class Fold:
                     state, self.day_of(state.closed_at), state.closed_kind, state.closed_value, -1
                 )
                 self.retracted.add(state.closed_move_id)
-            passage = state.cycles.get(to_cycle)
-            if passage is not None:
-                passage[CC_OUTCOME], passage[CC_CLOSED_AT] = _OPEN, None
+            self._set_outcome(state, to_cycle, _OPEN, None)
             self.column_days[(to_column_id, day)][0] += 1
             state.is_open = True
             state.closed_kind, state.closed_at = "", None

@@ -3,7 +3,7 @@ time blocked by a full next column. The evidence the constraint detector reads."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -49,6 +49,18 @@ class Timeline:
     _day: date | None = None
     _day_start: int = 0
     _day_end: int | None = None
+
+    @classmethod
+    def for_columns(cls, columns: Sequence[tuple[int, int | None]], zone: ZoneInfo) -> Timeline:
+        """A timeline of these columns, (id, WIP limit) pairs in flow order: a cycle's
+        last column is followed by the next cycle's first."""
+        ids = tuple(column_id for column_id, _ in columns)
+        return cls(
+            columns=ids,
+            limits=dict(columns),
+            next_column=dict(zip(ids, (*ids[1:], None), strict=True)),
+            zone=zone,
+        )
 
     def load(self, stream_id: int) -> None:
         for column_id, wip, full_total, at in ColumnFlowState.objects.filter(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.urls import reverse
-
+from boards.models import card_display_name
+from boards.templatetags.board_tags import card_url_prefix
 from metrics.fold.timeline import metrics_zone
 from metrics.models import CardFlowState, DurationKind, FlowDuration
 from metrics.selectors.query import MetricsQuery
@@ -36,14 +36,8 @@ class AgingCard:
     days: float
 
 
-def _name(person: str, company: str) -> str:
-    if person and company:
-        return f"{person} ({company})"
-    return person or company
-
-
 def _card_urls(query: MetricsQuery):
-    prefix = reverse("boards:card-detail", args=[query.stream.slug, 0]).removesuffix("0/")
+    prefix = card_url_prefix(query.stream)
     return lambda card_id: f"{prefix}{card_id}/"
 
 
@@ -67,7 +61,7 @@ def finished_cards(query: MetricsQuery) -> list[FinishedCard]:
     return [
         FinishedCard(
             card_id=card_id,
-            name=_name(person, company),
+            name=card_display_name(person, company),
             url=url(card_id),
             finished_on=ended_at.astimezone(zone).date(),
             days=round(seconds / DAY, 2),
@@ -88,7 +82,7 @@ def aging_cards(query: MetricsQuery) -> list[AgingCard]:
     cards = [
         AgingCard(
             card_id=card_id,
-            name=_name(person, company),
+            name=card_display_name(person, company),
             url=url(card_id),
             column_id=column_id,
             days=round(max(0.0, (query.now - entered).total_seconds()) / DAY, 2),

@@ -12,7 +12,15 @@ from datetime import date, datetime, timedelta
 from django.db.models import Count, F, Q, Sum
 
 from boards.models import Card, Column, ColumnSplit, Outcome
-from metrics.models import COLUMN_DAY_COUNTERS, CardFlowState, ColumnDay, ColumnFlowState
+from metrics.fold.timeline import (
+    BLOCKED_SECONDS,
+    FULL_SECONDS,
+    WIP_SECONDS,
+    WIP_SQUARED_SECONDS,
+    Timeline,
+    metrics_zone,
+)
+from metrics.models import COLUMN_DAY_COUNTERS, CardFlowState, ColumnDay
 from metrics.selectors.durations import WindowDurations
 from metrics.selectors.query import MetricsQuery, week_start
 from metrics.selectors.readmodel import (
@@ -143,7 +151,7 @@ def column_metrics(
         entry.waited_seconds += waited_s
         entry.waited_cards += waited
         entry.visit_sums = [a + b for a, b in zip(entry.visit_sums, visit_sums, strict=True)]
-    _add_time_since_last_event(query, columns, days, start_moment)
+    _add_time_since_last_event(query, window, columns, days)
     entered: dict[int, list[datetime]] = defaultdict(list)
     for card in cards:
         entered[card.column_id].append(card.column_entered_at)
@@ -200,43 +208,26 @@ def column_metrics(
 
 
 def _add_time_since_last_event(
-    query: MetricsQuery,
-    columns: list[Column],
-    days: dict[int, _ColumnWindow],
-    start_moment: datetime,
+    query: MetricsQuery, window: Window, columns: list[Column], days: dict[int, _ColumnWindow]
 ) -> None:
     """The fold integrates each column up to the stream's last event; from there to now
-    nothing changed, so the time since is added here at the WIP the fold left."""
-    state = {
-        column_id: (wip, at)
-        for column_id, wip, at in ColumnFlowState.objects.filter(
-            value_stream=query.stream
-        ).values_list("column_id", "wip", "timeline_at")
-    }
-    ids = [column.pk for column in columns]
-    limits = {column.pk: column.wip_limit for column in columns}
-
-    def full(column_id: int | None) -> bool:
-        if column_id is None or column_id not in state:
-            return False
-        limit = limits.get(column_id)
-        return limit is not None and state[column_id][0] >= limit
-
-    following = dict(zip(ids, (*ids[1:], None), strict=True))
-    for column_id in ids:
-        if column_id not in state or state[column_id][1] is None:
-            continue
-        wip, at = state[column_id]
-        seconds = (query.now - max(at, start_moment)).total_seconds()
-        if seconds <= 0 or not wip:
-            continue
-        entry = days[column_id]
-        entry.wip_seconds += wip * seconds
-        entry.wip_squared_seconds += wip * wip * seconds
-        if full(column_id):
-            entry.full_seconds += seconds
-            if full(following[column_id]):
-                entry.blocked_seconds += seconds
+    nothing changed: the fold's own timeline, loaded as it left it, integrates that
+    time too (into scratch buckets, of which the window's days are added)."""
+    timeline = Timeline.for_columns(
+        [(column.pk, column.wip_limit) for column in columns], metrics_zone()
+    )
+    timeline.load(query.stream.pk)
+    if timeline.at is None:
+        return
+    buckets: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0] * len(COLUMN_DAY_COUNTERS))
+    timeline.advance(query.now, buckets)
+    for (column_id, day), counts in buckets.items():
+        if window.start <= day <= window.end:
+            entry = days[column_id]
+            entry.wip_seconds += counts[WIP_SECONDS]
+            entry.wip_squared_seconds += counts[WIP_SQUARED_SECONDS]
+            entry.full_seconds += counts[FULL_SECONDS]
+            entry.blocked_seconds += counts[BLOCKED_SECONDS]
 
 
 def _queueing(visit_sums: list[int]) -> tuple[float | None, float | None]:
@@ -329,14 +320,16 @@ def cumulative_flow(
     window's first day (or ``start``) to today (or ``end``), days in settings.TIME_ZONE.
 
     Built from the arrival and departure events, so it exists for any past day.
-    Shape: {"days": [ISO dates], "columns": [{"id", "name", "cycle_id", "arrived",
-    "departed", "wip"}]}, one value per day in each list.
+    Shape: {"days": [ISO dates], "columns": [{"id", "name", "cycle_id", "cycle",
+    "arrived", "departed", "wip"}]}, one value per day in each list.
     """
     window = query.window()
     start = start or window.start
     end = end or window.end
     columns = list(
-        Column.objects.filter(cycle__value_stream=query.stream).order_by("cycle__order", "order")
+        Column.objects.filter(cycle__value_stream=query.stream)
+        .select_related("cycle")
+        .order_by("cycle__order", "order")
     )
     if query.cycle_id is not None:
         columns = [column for column in columns if column.cycle_id == query.cycle_id]
@@ -372,7 +365,13 @@ def cumulative_flow(
     return {
         "days": days,
         "columns": [
-            {"id": column.pk, "name": column.name, "cycle_id": column.cycle_id, **series[column.pk]}
+            {
+                "id": column.pk,
+                "name": column.name,
+                "cycle_id": column.cycle_id,
+                "cycle": column.cycle.name,
+                **series[column.pk],
+            }
             for column in columns
         ],
     }

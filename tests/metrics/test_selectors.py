@@ -295,6 +295,7 @@ def test_cumulative_flow_of_a_tiny_stream(stream, manager):
         "id": None,
         "name": "Data",
         "cycle_id": data.cycle_id,
+        "cycle": "Collaboration",
         "arrived": [1, 2, 2, 2, 2],
         "departed": [0, 1, 2, 2, 2],
         "wip": [1, 1, 0, 0, 0],
