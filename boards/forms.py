@@ -22,6 +22,7 @@ class BoardFilterForm(forms.Form):
     owner = RowIdField(required=False)
     q = forms.CharField(required=False, max_length=100, strip=True)
     blocked = forms.BooleanField(required=False)
+    column = RowIdField(required=False)
 
     def filters(self) -> BoardFilters:
         """The filters asked for; a malformed value is ignored rather than failing the board."""
@@ -31,6 +32,7 @@ class BoardFilterForm(forms.Form):
             owner_id=data.get("owner"),
             text=data.get("q") or "",
             blocked_only=bool(data.get("blocked")),
+            column_id=data.get("column"),
         )
 
 

@@ -38,10 +38,14 @@ class BoardFilters:
     owner_id: int | None = None
     text: str = ""
     blocked_only: bool = False
+    # One column's cards only (the dashboard's link to the constraint).
+    column_id: int | None = None
 
     @property
     def active(self) -> bool:
-        return bool(self.channel_id or self.owner_id or self.text or self.blocked_only)
+        return bool(
+            self.channel_id or self.owner_id or self.text or self.blocked_only or self.column_id
+        )
 
     def querystring(self) -> str:
         """The filters as URL parameters, to carry them into 'show more' requests."""
@@ -50,6 +54,7 @@ class BoardFilters:
             "owner": self.owner_id or "",
             "q": self.text,
             "blocked": "1" if self.blocked_only else "",
+            "column": self.column_id or "",
         }
         return urlencode({key: value for key, value in params.items() if value})
 
@@ -67,6 +72,8 @@ class BoardFilters:
             )
         if self.blocked_only:
             cards = cards.filter(is_blocked=True)
+        if self.column_id:
+            cards = cards.filter(column_id=self.column_id)
         return cards
 
 

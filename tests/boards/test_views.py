@@ -890,3 +890,21 @@ def test_ids_too_large_for_the_database_are_refused_not_a_500(stream, manager):
     moved = client.post(move_url(stream, card), {"to_column": too_large}, HTTP_HX_REQUEST="true")
     assert moved.status_code in (200, 400)
     assert Card.objects.get(pk=card.pk).column_id == card.column_id
+
+
+def test_the_board_narrowed_to_one_column_shows_only_its_cards(stream, manager):
+    data_column = column_of(stream, COLLABORATION, "Data")
+    information = column_of(stream, COLLABORATION, "Information")
+    in_data = CardFactory(column=data_column)
+    CardFactory(column=information)
+    client = logged_in(manager)
+
+    page = client.get(reverse("boards:board", args=[stream.slug]), {"column": information.pk})
+
+    shown = cards_by_column(page.content)
+    assert shown[data_column.pk] == []
+    assert len(shown[information.pk]) == 1
+    assert b'class="column focused"' in page.content or b" focused\"" in page.content
+    assert f'name="column" value="{information.pk}"'.encode() in page.content
+    whole = cards_by_column(client.get(reverse("boards:board", args=[stream.slug])).content)
+    assert whole[data_column.pk] == [in_data.pk]
