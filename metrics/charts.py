@@ -13,7 +13,7 @@ import csv
 import io
 from dataclasses import asdict, dataclass, field
 
-from metrics.selectors.cards import aging_cards, finished_cards
+from metrics.selectors.cards import FinishedCard, aging_cards, finished_cards
 from metrics.selectors.flow import cumulative_flow
 from metrics.selectors.query import MetricsQuery
 from metrics.selectors.readmodel import StreamMetricsDocument, WeeklySeries
@@ -53,6 +53,8 @@ class Chart:
     # Points to mark (index into labels, what it means): XmR signals, the 80% set.
     marks: list[tuple[int, str]] = field(default_factory=list)
     empty_reason: str | None = None
+    # The chart's answer in one sentence, shown above it (None: it has no single answer).
+    verdict: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -122,6 +124,27 @@ def throughput_run_chart(document: StreamMetricsDocument) -> Chart:
         lines=lines,
         marks=[(index, "; ".join(rules)) for index, rules in sorted(signals.items())],
         empty_reason=_throughput_gap(won, xmr.mean),
+        verdict=_last_week_verdict(labels, won.values, xmr.upper, xmr.lower, signals),
+    )
+
+
+def _last_week_verdict(
+    labels: list[str],
+    values: list,
+    upper: float | None,
+    lower: float | None,
+    signals: dict[int, list[str]],
+) -> str | None:
+    """Whether the last full week's throughput is a signal or routine variation."""
+    if upper is None or not values:
+        return None
+    last = len(values) - 1
+    week = f"Last week (from {labels[last]}): {values[last]} won"
+    if last in signals:
+        return f"{week}, a signal ({'; '.join(signals[last])}): something changed, find out what."
+    return (
+        f"{week}, within the natural process limits ({lower:g} to {upper:g}) and no "
+        "other rule broken: routine variation (noise), not a signal."
     )
 
 
@@ -170,9 +193,16 @@ def demand_vs_capacity_chart(document: StreamMetricsDocument) -> Chart:
 
 def conversion_funnel_chart(document: StreamMetricsDocument, *, cycle_id: int) -> Chart:
     """One cycle's funnel for the cohort that entered it in the window: cards that
-    reached each step, and the share of the step before that moved on."""
+    reached each step, and the share of the step before that moved on; then the same
+    per channel (the channel each card arrived through), largest cohort first."""
     cycle = next(doc for doc in document.cycles if doc.id == cycle_id)
     steps = cycle.conversion.all
+    names = {str(row.channel_id or 0): row.name for row in document.channels.rows}
+    by_channel = sorted(
+        cycle.conversion.by_channel.items(),
+        key=lambda item: (-(item[1][0].reached if item[1] else 0), names.get(item[0], item[0])),
+    )
+    channel_names = [names.get(key, "No channel" if key == "0" else key) for key, _ in by_channel]
     return Chart(
         key=f"funnel-{cycle_id}",
         title=f"Conversion in {cycle.name}",
@@ -180,12 +210,36 @@ def conversion_funnel_chart(document: StreamMetricsDocument, *, cycle_id: int) -
             f"The {cycle.conversion.cohort} cards that entered {cycle.name} in this period, "
             "and how many reached each step at least once (ever reached: a card that went "
             "back still counts); won counts the cards whose final state is won. The rate "
-            "is the share of the step before that moved on past it, never above 100%."
+            "is the share of the step before that moved on past it, never above 100%. "
+            "The other bars split the same cards by the channel they arrived through."
         ),
         labels=[step.step for step in steps],
-        series=[Series("reached", [step.reached for step in steps])],
-        columns=["step", "reached", "share of the cohort", "share of the step before"],
-        rows=[[step.step, step.reached, step.cumulative, step.next_step] for step in steps],
+        series=[
+            Series("reached", [step.reached for step in steps]),
+            *(
+                Series(name, [step.reached for step in channel_steps])
+                for name, (_, channel_steps) in zip(channel_names, by_channel, strict=True)
+            ),
+        ],
+        columns=[
+            "step",
+            "reached",
+            "share of the cohort",
+            "share of the step before",
+            *(f"{name}: reached" for name in channel_names),
+            *(f"{name}: share of the step before" for name in channel_names),
+        ],
+        rows=[
+            [
+                step.step,
+                step.reached,
+                step.cumulative,
+                step.next_step,
+                *(channel_steps[index].reached for _, channel_steps in by_channel),
+                *(channel_steps[index].next_step for _, channel_steps in by_channel),
+            ]
+            for index, step in enumerate(steps)
+        ],
         empty_reason=None
         if cycle.conversion.cohort
         else f"No card entered {cycle.name} in this period.",
@@ -225,7 +279,19 @@ def channel_pareto_chart(document: StreamMetricsDocument) -> Chart:
         lines=[ReferenceLine("80% of won value", 0.8)],
         marks=[(index, "in the 80% set") for index, row in enumerate(rows) if row.in_pareto_80],
         empty_reason=None if any(row.won for row in rows) else "No deal won yet.",
+        verdict=_pareto_verdict(rows),
     )
+
+
+def _pareto_verdict(rows) -> str | None:
+    if not rows or not rows[0].won_value or rows[0].cumulative_share is None:
+        return None
+    leader = rows[0]
+    sentence = f"{leader.name} brings the most won value: {leader.cumulative_share:.0%} of it."
+    vital = [row.name for row in rows if row.in_pareto_80]
+    if len(vital) > 1:
+        sentence += f" {', '.join(vital[:-1])} and {vital[-1]} together bring 80%."
+    return sentence
 
 
 def littles_law_chart(document: StreamMetricsDocument) -> Chart:
@@ -262,10 +328,11 @@ def littles_law_chart(document: StreamMetricsDocument) -> Chart:
     )
 
 
-def cumulative_flow_chart(query: MetricsQuery) -> Chart:
+def cumulative_flow_chart(query: MetricsQuery, *, flow: dict | None = None) -> Chart:
     """Cards in each column at the end of each day of the window, stacked in flow order
-    (the last column at the bottom): a band that widens is work piling up there."""
-    flow = cumulative_flow(query)
+    (the last column at the bottom): a band that widens is work piling up there.
+    ``flow``: ``cumulative_flow(query)`` when the caller has it already."""
+    flow = flow if flow is not None else cumulative_flow(query)
     columns = flow["columns"]
     names = {column["id"]: f"{column['cycle']} / {column['name']}" for column in columns}
     return Chart(
@@ -292,7 +359,12 @@ def cumulative_flow_chart(query: MetricsQuery) -> Chart:
     )
 
 
-def cycle_time_scatter(query: MetricsQuery, document: StreamMetricsDocument) -> Chart:
+def cycle_time_scatter(
+    query: MetricsQuery,
+    document: StreamMetricsDocument,
+    *,
+    dots: list[FinishedCard] | None = None,
+) -> Chart:
     """Each card that finished in the window as a dot: when it finished, and its lead
     time (entry to final win), or its cycle time in ``query.cycle_id``; with the 50th,
     85th and 95th percentile lines. A dot names its card and links to it."""
@@ -301,7 +373,7 @@ def cycle_time_scatter(query: MetricsQuery, document: StreamMetricsDocument) -> 
         spread, what = cycle.cycle_time, f"cycle time in {cycle.name}"
     else:
         spread, what = document.stream.lead_time, "lead time, from entry to won"
-    dots = finished_cards(query)
+    dots = dots if dots is not None else finished_cards(query)
     return Chart(
         key="cycle-time",
         title=f"{what[0].upper()}{what[1:]}",
@@ -326,16 +398,32 @@ def cycle_time_scatter(query: MetricsQuery, document: StreamMetricsDocument) -> 
             f"{spread.count} cards finished in this range: percentiles need at least "
             f"{MIN_FOR_PERCENTILES}."
         ),
+        verdict=(
+            f"85% of the {spread.count} cards that finished took {spread.p85:g} days or less."
+            if spread.count >= MIN_FOR_PERCENTILES and spread.p85 is not None
+            else None
+        ),
     )
 
 
-def aging_chart(query: MetricsQuery, document: StreamMetricsDocument) -> Chart:
+def aging_chart(
+    query: MetricsQuery, document: StreamMetricsDocument, *, ended_before_today: bool = False
+) -> Chart:
     """Each open card as a dot in its column, at its age in that column (days), against
-    the 50th and 85th percentile of the time cards spent in the column."""
+    the 50th and 85th percentile of the time cards spent in the column. Ages are
+    today's: with ``ended_before_today`` (a range in the past) the chart says so and
+    shows none."""
     columns = document.columns
     position = {column.id: index for index, column in enumerate(columns)}
     labels = [f"{column.cycle} / {column.name}" for column in columns]
-    dots = [card for card in aging_cards(query) if card.column_id in position]
+    if ended_before_today:
+        # Card states are today's (the fold keeps no past positions): a range that ends
+        # before today has no honest ages to show.
+        dots = []
+        empty = "Work item age is today's: set the range to end today to see it."
+    else:
+        dots = [card for card in aging_cards(query) if card.column_id in position]
+        empty = None if dots else "No open card."
     return Chart(
         key="aging",
         title="Work item age",
@@ -362,5 +450,23 @@ def aging_chart(query: MetricsQuery, document: StreamMetricsDocument) -> Chart:
             ]
             for card in dots
         ],
-        empty_reason=None if dots else "No open card.",
+        empty_reason=empty,
+        verdict=_aging_verdict(dots, columns, position),
+    )
+
+
+def _aging_verdict(dots, columns, position) -> str | None:
+    if not dots:
+        return None
+    late = [
+        card
+        for card in dots
+        if (p85 := columns[position[card.column_id]].time_in_column.p85) is not None
+        and card.days > p85
+    ]
+    if not late:
+        return "No open card has stayed in its column longer than its 85th percentile."
+    return (
+        f"{len(late)} of {len(dots)} open cards have stayed in their column longer than 85% "
+        f"of the cards before them; the oldest, {late[0].name}, {late[0].days:g} days."
     )

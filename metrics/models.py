@@ -7,8 +7,12 @@ each number is computed.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import GreaterThan, LessThanOrEqual
+from django.utils import timezone
 
 from boards.models import Card, Column
 from pdca.models import Cycle
@@ -393,3 +397,153 @@ class WeeklySnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.value_stream} week of {self.week_start}"
+
+
+# The weekly review: what a stream's managers decided and noted about one ISO week.
+# Written by metrics.services (review_entry_record, review_entry_withdraw) only.
+
+REVIEW_ENTRY_MAX_LENGTH = 2000
+
+
+class ReviewEntryKind(models.TextChoices):
+    DECISION = "decision", "Decision"
+    NOTE = "note", "Note"
+
+
+class ReviewEntry(models.Model):
+    """A decision or a note recorded at the weekly review of one ISO week of a stream.
+
+    Kept: an entry is never edited or deleted. Withdrawing one (its author or a manager
+    of the stream) records who withdrew it and when; its text stays, shown as withdrawn.
+    ``author`` and ``withdrawn_by`` become null if that user is deleted; the entry stays.
+    """
+
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.CASCADE, related_name="review_entries", db_index=False
+    )
+    week_start = models.DateField(help_text="The Monday of the reviewed ISO week.")
+    kind = models.CharField(max_length=8, choices=ReviewEntryKind.choices)
+    # A TextField: its length rule is the named constraint below, the same on every
+    # database (a varchar's own limit would answer first on PostgreSQL, unnamed).
+    text = models.TextField(max_length=REVIEW_ENTRY_MAX_LENGTH)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["value_stream", "week_start", "created_at", "id"]
+        verbose_name_plural = "review entries"
+        indexes = [
+            models.Index(fields=["value_stream", "week_start"], name="metrics_review_stream_week"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=ReviewEntryKind.values),
+                name="metrics_reviewentry_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(GreaterThan(Length("text"), 0))
+                & Q(LessThanOrEqual(Length("text"), REVIEW_ENTRY_MAX_LENGTH)),
+                name="metrics_reviewentry_text_length",
+            ),
+            models.CheckConstraint(
+                condition=Q(week_start__iso_week_day=1),
+                name="metrics_reviewentry_week_is_monday",
+            ),
+            # A withdrawal names its moment; its actor may later be deleted (null).
+            models.CheckConstraint(
+                condition=Q(withdrawn_by__isnull=True) | Q(withdrawn_at__isnull=False),
+                name="metrics_reviewentry_withdrawal_dated",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.value_stream} week of {self.week_start}"
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
+
+
+# The weekly digest e-mail: who asked for it, and which weeks went to which address.
+# Written by metrics.services (digest_subscription_set, weekly_digest_send) only; not
+# derived data (a rebuild leaves it alone).
+
+
+class DigestSubscription(models.Model):
+    """A member of a stream asked for its weekly digest e-mail. The stream's manager
+    always receives it, with or without a row. Deleted when the member stops it; a row
+    of a user who is no longer a member is ignored (see selectors.digest)."""
+
+    # No index of its own: the unique constraint leads with it.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="digest_subscriptions",
+        db_index=False,
+    )
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.CASCADE, related_name="digest_subscriptions"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "value_stream"], name="metrics_digestsubscription_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} receives the digest of {self.value_stream_id}"
+
+
+class DigestDelivery(models.Model):
+    """One weekly digest sent to one address: a stream's week (``week_start``, the
+    reviewed week's Monday) goes to an address at most once, so a retried or repeated
+    task never sends it twice. ``address``: as sent to, lower-cased; ``user``: the
+    recipient it was sent for (null once that user is deleted)."""
+
+    # No index of its own: the unique constraint leads with it.
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.CASCADE, related_name="digest_deliveries", db_index=False
+    )
+    week_start = models.DateField(help_text="The Monday of the reviewed ISO week.")
+    address = models.EmailField(max_length=254)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "digest deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["value_stream", "week_start", "address"],
+                name="metrics_digestdelivery_unique_recipient",
+            ),
+            models.CheckConstraint(
+                condition=Q(week_start__iso_week_day=1),
+                name="metrics_digestdelivery_week_is_monday",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"digest of {self.value_stream_id}, week of {self.week_start}, to {self.address}"

@@ -14,21 +14,35 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import smtplib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.db.models.functions import Now
+from django.template.loader import render_to_string
 from django.utils import timezone
 
+from boards.errors import BoardError, PermissionRefused
 from boards.models import CardMove
 from metrics import fold as folding
 from metrics.fold import AGGREGATES
-from metrics.models import MetricsProgress, StreamMetrics, WeeklySnapshot
+from metrics.models import (
+    REVIEW_ENTRY_MAX_LENGTH,
+    DigestDelivery,
+    DigestSubscription,
+    MetricsProgress,
+    ReviewEntry,
+    ReviewEntryKind,
+    StreamMetrics,
+    WeeklySnapshot,
+)
 from metrics.selectors.query import week_start as monday_of
-from vsm.models import ValueStream
+from vsm.models import Membership, ValueStream
+from vsm.selectors import AnyUser, user_manages_stream
 
 logger = logging.getLogger(__name__)
 
@@ -350,3 +364,207 @@ def weekly_snapshot_take(*, stream_id: int, week_start: date | None = None) -> W
         },
     )
     return snapshot
+
+
+# The weekly review's decisions and notes (metrics.models.ReviewEntry). Kept: recorded
+# and withdrawn, never edited or deleted.
+
+
+class ReviewEntryInvalid(BoardError):
+    """A decision or note the review's rules refuse; ``field`` names the input at fault
+    (week, kind, text or entry), so a form can show the message beside it."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def review_entry_record(
+    *,
+    stream_id: int,
+    week_start: date,
+    kind: str,
+    text: str,
+    actor: AnyUser,
+    at: datetime | None = None,
+) -> ReviewEntry:
+    """Record a decision or a note at the weekly review of the ISO week that starts on
+    Monday ``week_start``, a full week that is over at ``at`` (default: now) in
+    settings.TIME_ZONE. ``text`` is stripped of surrounding blanks (a CR LF line break
+    counts as one character) and must then hold 1..REVIEW_ENTRY_MAX_LENGTH characters.
+
+    Raises: PermissionRefused (the actor does not steer the stream: only admins, its
+    manager and members with the manager role record), ReviewEntryInvalid (``field``
+    week, kind or text), ValueStream.DoesNotExist.
+    Side effects: writes one ReviewEntry.
+    """
+    stream = ValueStream.objects.get(pk=stream_id)
+    if not user_manages_stream(actor, stream):
+        raise PermissionRefused(
+            "Only the value stream's managers record the weekly review's decisions and notes."
+        )
+    now = at or timezone.now()
+    last_full_week = monday_of(timezone.localdate(now)) - timedelta(weeks=1)
+    if week_start.weekday() != 0:
+        raise ReviewEntryInvalid(
+            f"An ISO week starts on a Monday; {week_start} is a {week_start:%A}.", field="week"
+        )
+    if week_start > last_full_week:
+        raise ReviewEntryInvalid(
+            f"The week of {week_start.isoformat()} is not over yet: the review records full "
+            f"weeks, the latest being the week of {last_full_week.isoformat()}.",
+            field="week",
+        )
+    if kind not in ReviewEntryKind.values:
+        raise ReviewEntryInvalid("Record a decision or a note.", field="kind")
+    # A browser sends a textarea's line breaks as CR LF: count each as one character.
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise ReviewEntryInvalid("Write the decision or note first: it is empty.", field="text")
+    if len(text) > REVIEW_ENTRY_MAX_LENGTH:
+        raise ReviewEntryInvalid(
+            f"Keep it to {REVIEW_ENTRY_MAX_LENGTH:,} characters; this has {len(text):,}.",
+            field="text",
+        )
+    return ReviewEntry.objects.create(
+        value_stream=stream,
+        week_start=week_start,
+        kind=kind,
+        text=text,
+        author=actor if actor.is_authenticated else None,
+        created_at=now,
+    )
+
+
+def review_entry_withdraw(
+    *, entry_id: int, actor: AnyUser, at: datetime | None = None
+) -> ReviewEntry:
+    """Withdraw a decision or note: it stays, marked with who withdrew it and when.
+
+    Its author or anyone who steers its stream may withdraw it.
+    Locks: the entry's row. Raises: PermissionRefused, ReviewEntryInvalid (``field``
+    entry: withdrawn already), ReviewEntry.DoesNotExist.
+    Side effects: updates the entry's withdrawn_at and withdrawn_by.
+    """
+    with transaction.atomic():
+        entry = ReviewEntry.objects.select_for_update(no_key=True).get(pk=entry_id)
+        is_author = actor.is_authenticated and entry.author_id == actor.pk
+        if not is_author and not user_manages_stream(actor, entry.value_stream):
+            raise PermissionRefused(
+                "Only its author or the value stream's managers withdraw a decision or note."
+            )
+        if entry.withdrawn_at is not None:
+            raise ReviewEntryInvalid("This entry was withdrawn already.", field="entry")
+        entry.withdrawn_at = at or timezone.now()
+        entry.withdrawn_by = actor if actor.is_authenticated else None
+        entry.save(update_fields=["withdrawn_at", "withdrawn_by"])
+    return entry
+
+
+# The weekly digest e-mail (metrics.selectors.digest): members of a stream ask for it
+# on its dashboard; the Monday snapshot's task sends it (metrics.tasks.weekly_digest).
+
+
+def digest_subscription_set(*, user: AnyUser, stream_id: int, subscribed: bool) -> bool:
+    """Ask for the stream's weekly digest e-mail, or stop it. Idempotent. Returns whether
+    the user now receives it: its manager always does (and needs no subscription).
+
+    Any member of one of the stream's teams may ask for it; anyone may stop it.
+    Raises: PermissionRefused (asking, and in none of the stream's teams),
+    ValueStream.DoesNotExist.
+    Side effects: creates or deletes the user's DigestSubscription of the stream.
+    """
+    with transaction.atomic():
+        stream = ValueStream.objects.get(pk=stream_id)
+        is_manager = user.is_authenticated and user.pk == stream.manager_id
+        if not subscribed:
+            if user.is_authenticated:
+                DigestSubscription.objects.filter(user=user, value_stream=stream).delete()
+            return is_manager
+        if is_manager:
+            return True
+        if not (
+            user.is_authenticated
+            and Membership.objects.filter(user=user, team__value_stream=stream).exists()
+        ):
+            raise PermissionRefused(
+                "Only members of the value stream's teams can ask for its weekly digest."
+            )
+        DigestSubscription.objects.get_or_create(user=user, value_stream=stream)
+    return True
+
+
+def weekly_digest_send(*, stream_id: int, week_start: date) -> int:
+    """E-mail the weekly digest of the stream's ISO week that starts on ``week_start`` (the
+    reviewed week's Monday) to each recipient (selectors.digest.digest_recipients: the
+    manager and the members who asked for it, each address once): one message each,
+    with a text and an HTML part. Returns how many messages this call sent.
+
+    A week in which nothing happened (selectors.digest.week_had_activity) sends and
+    records nothing. Each message is recorded by a DigestDelivery row (unique per
+    stream, week and address) created in the transaction that hands the message to the
+    mail server: the row commits only once the server took the message, and an address
+    with a row is skipped, so a retried or repeated run sends each address the week
+    once. (The one gap: the server took it and the commit then failed; a retry sends it
+    again.) An address the server refuses is logged and skipped; any other mail error
+    is raised, the messages before it kept, so a retry sends only the rest.
+    Locks: the new row only (a concurrent run for the same address waits on it, then
+    skips it).
+    Raises: ValueError (``week_start`` is not a Monday), ValueStream.DoesNotExist,
+    smtplib.SMTPException and OSError (the mail server).
+    Side effects: sends e-mail; writes DigestDelivery rows.
+    """
+    from metrics.selectors.digest import digest_recipients, weekly_digest_get
+
+    if week_start.weekday() != 0:
+        raise ValueError(f"An ISO week starts on a Monday; {week_start} is a {week_start:%A}.")
+    stream = ValueStream.objects.get(pk=stream_id)
+    digest = weekly_digest_get(stream, week_start)
+    if digest is None:
+        logger.info(
+            "Stream %s: nothing happened in the week of %s; no digest", stream_id, week_start
+        )
+        return 0
+    delivered = set(
+        DigestDelivery.objects.filter(value_stream=stream, week_start=week_start).values_list(
+            "address", flat=True
+        )
+    )
+    pending = [r for r in digest_recipients(stream) if r.address not in delivered]
+    if not pending:
+        return 0
+    sent = 0
+    # One connection to the mail server for all the messages (settings.MAILERS).
+    with mailers.default as mailer:
+        for recipient in pending:
+            context = {"digest": digest, "as_manager": recipient.user_id == stream.manager_id}
+            message = EmailMultiAlternatives(
+                subject=digest.subject,
+                body=render_to_string("metrics/email/digest.txt", context),
+                to=[recipient.address],
+            )
+            message.attach_alternative(
+                render_to_string("metrics/email/digest.html", context), "text/html"
+            )
+            try:
+                with transaction.atomic():
+                    _, created = DigestDelivery.objects.get_or_create(
+                        value_stream=stream,
+                        week_start=week_start,
+                        address=recipient.address,
+                        defaults={"user_id": recipient.user_id, "sent_at": timezone.now()},
+                    )
+                    if not created:
+                        continue
+                    mailer.send_messages([message])
+            except smtplib.SMTPRecipientsRefused:
+                logger.warning(
+                    "Digest of stream %s, week of %s: the mail server refused user %s's address",
+                    stream_id,
+                    week_start,
+                    recipient.user_id,
+                )
+                continue
+            sent += 1
+    logger.info("Stream %s: digest of the week of %s sent to %d", stream_id, week_start, sent)
+    return sent

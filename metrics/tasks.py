@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import smtplib
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 from celery import Task, shared_task
 from django.core.cache import cache
@@ -143,7 +144,8 @@ def sweep() -> list[int]:
 def weekly_snapshot(stream_id: int, week_start: str) -> dict:
     """Take one stream's snapshot of the ISO week starting on ``week_start`` (an ISO
     date, fixed by the fan-out so that a retry files under the same week). Retried
-    with backoff on any failure; taking it again replaces the week's snapshot."""
+    with backoff on any failure; taking it again replaces the week's snapshot. Once it
+    is taken, enqueues the weekly digest of the week before (the last full week)."""
     try:
         snapshot = services.weekly_snapshot_take(
             stream_id=stream_id, week_start=date.fromisoformat(week_start)
@@ -151,7 +153,45 @@ def weekly_snapshot(stream_id: int, week_start: str) -> dict:
     except ValueStream.DoesNotExist:
         logger.info("Stream %s is gone; no snapshot for the week of %s", stream_id, week_start)
         return {"stream_id": stream_id, "week_start": week_start, "through": None}
+    # The week this snapshot opens follows the week the digest reviews.
+    reviewed = (date.fromisoformat(week_start) - timedelta(weeks=1)).isoformat()
+    transaction.on_commit(lambda: _publish_digest(stream_id, reviewed))
     return {"stream_id": stream_id, "week_start": week_start, "through": snapshot.through_move_id}
+
+
+def _publish_digest(stream_id: int, week_start: str) -> None:
+    """Enqueue the weekly digest of the stream's week ``week_start``. Never fails the
+    snapshot that asks for it (its retry would take the snapshot again): a publish
+    error, or run in-process the digest's own failure, is logged."""
+    try:
+        weekly_digest.apply_async((stream_id, week_start))
+    except Exception:
+        logger.exception("Weekly digest of stream %s, week of %s: not sent", stream_id, week_start)
+
+
+@shared_task(
+    name="metrics.weekly_digest",
+    acks_late=True,
+    # The mail server (smtplib.SMTPException is an OSError) or the database.
+    autoretry_for=(smtplib.SMTPException, OSError, OperationalError, InterfaceError),
+    retry_backoff=60,
+    retry_backoff_max=60 * 60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def weekly_digest(stream_id: int, week_start: str) -> dict:
+    """E-mail the weekly digest of the stream's ISO week starting on ``week_start`` (an
+    ISO date: the reviewed week's Monday) to its manager and the members who asked for
+    it. Retried with backoff when the mail server or the database fails; a retry sends
+    only the messages not delivered yet (services.weekly_digest_send)."""
+    try:
+        sent = services.weekly_digest_send(
+            stream_id=stream_id, week_start=date.fromisoformat(week_start)
+        )
+    except ValueStream.DoesNotExist:
+        logger.info("Stream %s is gone; no digest for the week of %s", stream_id, week_start)
+        sent = 0
+    return {"stream_id": stream_id, "week_start": week_start, "sent": sent}
 
 
 @shared_task(

@@ -120,6 +120,14 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/sortablejs", BASE_DIR / "node_modules" / "sortablejs"),
     ("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"),
+    (
+        "vendor/chartjs-plugin-annotation",
+        BASE_DIR / "node_modules" / "chartjs-plugin-annotation" / "dist",
+    ),
+    (
+        "vendor/chartjs-adapter-date-fns",
+        BASE_DIR / "node_modules" / "chartjs-adapter-date-fns" / "dist",
+    ),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -149,6 +157,32 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# E-mail (the weekly digest), as Django 6.1's MAILERS (the EMAIL_* settings are
+# deprecated, and refused beside it). One variable, EMAIL_URL, read by django-environ:
+# consolemail:// (the embedded default: messages printed to the console) or, in
+# production, e.g. smtp+tls://user:password@smtp.example.com:587 (also smtp://,
+# smtp+ssl://, filemail://, memorymail://, dummymail://).
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+_email_options: dict = {}
+if _email["EMAIL_BACKEND"].endswith(".smtp.EmailBackend"):
+    _email_options = {
+        "host": _email["EMAIL_HOST"] or "localhost",
+        "port": _email["EMAIL_PORT"],  # None: 465 with SSL, 587 with TLS, else 25
+        "username": _email["EMAIL_HOST_USER"],
+        "password": _email["EMAIL_HOST_PASSWORD"],
+        "use_tls": _email.get("EMAIL_USE_TLS", False),
+        "use_ssl": _email.get("EMAIL_USE_SSL", False),
+        # A mail server that hangs must not hold a worker forever (?timeout= seconds).
+        "timeout": _email.get("OPTIONS", {}).get("TIMEOUT", 30),
+    }
+elif _email["EMAIL_BACKEND"].endswith(".filebased.EmailBackend"):
+    _email_options = {"file_path": _email["EMAIL_FILE_PATH"]}
+MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _email_options}}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="VSM <vsm@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where e-mails link to (no request to build absolute URLs from), without a trailing /.
+VSM_BASE_URL = env.str("VSM_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Celery. The embedded default runs tasks in-process (no broker); production points
 # CELERY_BROKER_URL at Redis.

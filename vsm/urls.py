@@ -12,4 +12,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("streams/", include("boards.urls")),
+    path("streams/", include("metrics.urls")),
 ]

@@ -47,6 +47,16 @@ class MetricsQuery:
     ) -> MetricsQuery:
         return cls(stream=stream, now=now or timezone.now(), **filters)
 
+    @classmethod
+    def for_week(cls, stream: ValueStream, monday: date, **filters) -> MetricsQuery:
+        """The query whose last full week is the ISO week of ``monday``: ``now`` is the
+        next Monday at 00:00 local time, so nothing after that week counts (the weekly
+        review and the digest). Raises: ValueError (``monday`` is not a Monday)."""
+        if monday.weekday() != 0:
+            raise ValueError(f"An ISO week starts on a Monday; {monday} is a {monday:%A}.")
+        now = datetime.combine(monday + timedelta(weeks=1), time.min, tzinfo=metrics_zone())
+        return cls(stream=stream, now=now, **filters)
+
     @property
     def today(self) -> date:
         return self.now.astimezone(metrics_zone()).date()

@@ -70,7 +70,19 @@ def test_the_funnel_is_the_cycle_s_cohort(document, board):  # noqa: F811
     chart = conversion_funnel_chart(document, cycle_id=cycle_id)
     assert chart.labels == ["Data", "Information", "Knowledge", "Wisdom", "next cycle", "won"]
     assert chart.series[0].values == [6, 5, 3, 2, 2, 1]
-    assert chart.rows[1] == ["Information", 5, 0.8333, 0.8333]
+    # Per channel (the oracle's hand-worked funnels), ties by name: Referral, Web form.
+    assert [(series.name, series.values) for series in chart.series[1:]] == [
+        ("Referral", [3, 2, 2, 2, 2, 0]),
+        ("Web form", [3, 3, 1, 0, 0, 1]),
+    ]
+    assert chart.columns[4:] == [
+        "Referral: reached",
+        "Web form: reached",
+        "Referral: share of the step before",
+        "Web form: share of the step before",
+    ]
+    assert chart.rows[1] == ["Information", 5, 0.8333, 0.8333, 2, 3, 0.6667, 1.0]
+    assert chart.rows[4][-1] is None  # nobody of Web form reached Wisdom: no exit rate
     assert "ever reached" in chart.caption and "6 cards" in chart.caption
 
 
@@ -179,3 +191,32 @@ def test_card_dots_take_one_statement_whatever_their_number(board, django_assert
         finished_cards(query)
     with django_assert_num_queries(1):
         aging_cards(query)
+
+
+def test_each_chart_states_its_answer_in_a_sentence(document, board):  # noqa: F811
+    query = MetricsQuery(stream=board.stream, now=NOW)
+    xmr = document.stream.xmr.won_weekly
+    # The last full week (from 2 June) won nothing and raised no signal (6, 7, 8 did).
+    assert throughput_run_chart(document).verdict == (
+        f"Last week (from 2025-06-02): 0 won, within the natural process limits "
+        f"({xmr.lower:g} to {xmr.upper:g}) and no other rule broken: routine variation "
+        "(noise), not a signal."
+    )
+    # Web form: 2,000 of 2,400 won (83%), alone over 80%.
+    assert channel_pareto_chart(document).verdict == (
+        "Web form brings the most won value: 83% of it."
+    )
+    # Two lead times (18 and 28 days): too few for a percentile promise.
+    assert cycle_time_scatter(query, document).verdict is None
+    aging = aging_chart(query, document)
+    assert aging.verdict is not None and "open cards" in aging.verdict
+
+
+def test_a_signalling_last_week_is_called_a_signal(board):  # noqa: F811
+    from datetime import date
+
+    # The window ending with the week of 28 April: eleven weeks without a win, then C.
+    document = stream_metrics_compute(MetricsQuery.for_week(board.stream, date(2025, 4, 28)))
+    verdict = throughput_run_chart(document).verdict
+    assert verdict.startswith("Last week (from 2025-04-28): 1 won, a signal (above the upper")
+    assert verdict.endswith("something changed, find out what.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
@@ -16,6 +18,7 @@ from boards.services import (
     card_create,
     handoff_pass,
 )
+from metrics.models import ReviewEntry
 from pdca.models import ControlPoint, Cycle
 from tests.factories import ChannelFactory, ExperimentFactory, UserFactory
 from tests.pages import cards_by_column
@@ -66,8 +69,9 @@ def test_login_page_is_public_and_logs_in(client, user):
     assert client.get(reverse("boards:stream-list")).status_code == 200
 
 
-# Their rows are written by the board services only: the admin shows them read-only.
-READ_ONLY = {CardMove, Handoff}
+# Their rows are written by their services only (board moves, review entries): the
+# admin shows them read-only.
+READ_ONLY = {CardMove, Handoff, ReviewEntry}
 REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)
 
 
@@ -94,6 +98,9 @@ def one_of_everything(stream, manager):
     )
     ExperimentFactory(cycle=control_point.from_cycle)
     Group.objects.create(name="Coordinators")
+    ReviewEntry.objects.create(
+        value_stream=stream, week_start=date(2025, 5, 5), kind="note", text="A note", author=manager
+    )
 
 
 def test_admin_index_loads(superuser):

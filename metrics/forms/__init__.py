@@ -1,0 +1,1 @@
+"""Forms of the manager's pages: what a query string or a post may ask for."""

@@ -1,0 +1,298 @@
+"""What the value stream manager's dashboard shows: headline tiles and every chart.
+
+One call, ``dashboard_get``, reads a stream's metrics for a MetricsQuery: the stored
+document when the query is the worker's own (default filters, the present) and the
+document is fresh, else a document computed for the filters; then the charts
+(metrics.charts) and the headline tiles. Its number of queries does not depend on the
+length of the history or the number of cards.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.utils import timezone
+
+from metrics import charts
+from metrics.fold.timeline import metrics_zone
+from metrics.models import StreamMetrics
+from metrics.selectors.cards import FinishedCard, finished_cards
+from metrics.selectors.document import stream_metrics_compute
+from metrics.selectors.flow import cumulative_flow
+from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, week_start
+from metrics.selectors.readmodel import (
+    SCHEMA_VERSION,
+    SchemaError,
+    StreamMetricsDocument,
+)
+from metrics.selectors.statistics import percentile
+
+# A stored document older than this is recomputed for the page (the sweeper refreshes
+# documents every 15 minutes; this leaves it room).
+STORED_DOCUMENT_MAX_AGE = timedelta(minutes=20)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A headline number of the last full ISO week, against the week before and the
+    mean of the window's full weeks.
+
+    ``unit``: count, money, days or share (0..1). ``better``: "up" or "down", the
+    direction that is good news (None: neither). ``chart``: the key of the chart that
+    shows the number over time. Values are None when the week had nothing to measure
+    (no finished card for a percentile, nothing closed for a rate).
+    """
+
+    key: str
+    label: str
+    unit: str
+    value: float | None
+    previous: float | None
+    average: float | None
+    explanation: str
+    chart: str
+    better: str | None = None
+
+    @property
+    def change_vs_previous(self) -> float | None:
+        return _difference(self.value, self.previous)
+
+    @property
+    def change_vs_average(self) -> float | None:
+        return _difference(self.value, self.average)
+
+
+def _difference(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None:
+        return None
+    return round(value - reference, 4)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """A stream's dashboard for one query. ``week``: the Monday of the full week the
+    tiles describe (None when the window has no full week). ``stored``: whether the
+    numbers come from the worker's stored document (else computed for this page)."""
+
+    query: MetricsQuery
+    document: StreamMetricsDocument
+    week: date | None
+    tiles: list[Tile]
+    charts: list[charts.Chart]
+    stored: bool
+
+    def chart(self, key: str) -> charts.Chart:
+        """Raises: KeyError (no chart of that key on this dashboard)."""
+        for chart in self.charts:
+            if chart.key == key:
+                return chart
+        raise KeyError(key)
+
+
+def is_default_query(query: MetricsQuery) -> bool:
+    return query.cycle_id is None and query.channel_key is None and query.weeks == WINDOW_WEEKS
+
+
+def stored_document(query: MetricsQuery) -> StreamMetricsDocument | None:
+    """The worker's stored document, when it answers ``query``: default filters, the
+    present (``query.now`` within STORED_DOCUMENT_MAX_AGE after it was computed) and the
+    current schema. One query."""
+    if not is_default_query(query):
+        return None
+    row = (
+        StreamMetrics.objects.filter(value_stream=query.stream)
+        .values_list("computed_at", "data")
+        .first()
+    )
+    if row is None:
+        return None
+    computed_at, data = row
+    if not (computed_at <= query.now <= computed_at + STORED_DOCUMENT_MAX_AGE):
+        return None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        return None
+    try:
+        document = StreamMetricsDocument.from_json(data)
+    except SchemaError:
+        return None
+    # A week boundary passed since it was computed: its window is not this one.
+    if document.window.current_week != week_start(query.today):
+        return None
+    return document
+
+
+def dashboard_get(query: MetricsQuery) -> Dashboard:
+    """The dashboard of ``query.stream`` for ``query``: tiles and charts.
+
+    Raises: nothing of its own; ``query.cycle_id`` must be a cycle of the stream (the
+    view validates filters against the stream's cycles and channels).
+    """
+    zone = metrics_zone()
+    document = stored_document(query)
+    stored = document is not None
+    if document is None:
+        document = stream_metrics_compute(query)
+    flow = cumulative_flow(query)
+    finished = finished_cards(query)
+    chart_list = [
+        charts.cumulative_flow_chart(query, flow=flow),
+        charts.cycle_time_scatter(query, document, dots=finished),
+        charts.throughput_run_chart(document),
+        *(charts.conversion_funnel_chart(document, cycle_id=cycle.id) for cycle in document.cycles),
+        charts.channel_pareto_chart(document),
+        charts.aging_chart(
+            query, document, ended_before_today=query.today < timezone.localdate(timezone=zone)
+        ),
+        charts.demand_vs_capacity_chart(document),
+        charts.littles_law_chart(document),
+    ]
+    weeks = document.window.weeks
+    return Dashboard(
+        query=query,
+        document=document,
+        week=weeks[-1] if weeks else None,
+        tiles=headline_tiles(document, flow=flow, finished=finished),
+        charts=chart_list,
+        stored=stored,
+    )
+
+
+def _last_two_and_mean(values: list[float | None]) -> tuple[float | None, ...]:
+    present = [value for value in values if value is not None]
+    mean = round(statistics.fmean(present), 4) if present else None
+    last = values[-1] if values else None
+    previous = values[-2] if len(values) > 1 else None
+    return last, previous, mean
+
+
+def _tile(key: str, series: list[float | None], **fields) -> Tile:
+    value, previous, average = _last_two_and_mean(series)
+    return Tile(key=key, value=value, previous=previous, average=average, **fields)
+
+
+def weekly_wip(document: StreamMetricsDocument, flow: dict) -> list[int]:
+    """Cards on the board (the columns shown) at the end of each full week's Sunday."""
+    days = {day: index for index, day in enumerate(flow["days"])}
+    result = []
+    for monday in document.window.weeks:
+        index = days.get((monday + timedelta(days=6)).isoformat())
+        result.append(
+            sum(column["wip"][index] for column in flow["columns"]) if index is not None else 0
+        )
+    return result
+
+
+def weekly_percentiles(
+    document: StreamMetricsDocument, finished: list[FinishedCard], p: int
+) -> list[float | None]:
+    """The p-th nearest-rank percentile of the days of the cards that finished in each
+    full week (None for a week in which none finished)."""
+    by_week: dict[date, list[float]] = {week: [] for week in document.window.weeks}
+    for card in finished:
+        monday = week_start(card.finished_on)
+        if monday in by_week:
+            by_week[monday].append(card.days)
+    return [percentile(sorted(by_week[week]), p) for week in document.window.weeks]
+
+
+def headline_tiles(
+    document: StreamMetricsDocument, *, flow: dict, finished: list[FinishedCard]
+) -> list[Tile]:
+    """The headline numbers of the last full week (see Tile): arrivals, won (count and
+    value), WIP, cycle time p50 and p85, conversion to won, throughput."""
+    stream = document.stream
+    closed = [
+        won + lost
+        for won, lost in zip(stream.won_weekly.values, stream.lost_weekly.values, strict=True)
+    ]
+    if document.query.cycle_id is not None:
+        timed = next(cycle.name for cycle in document.cycles if cycle.id == document.query.cycle_id)
+        time_label, time_what = "Cycle time", f"from entering {timed} to leaving it"
+    else:
+        time_label, time_what = "Lead time", "from entering the stream to being won"
+    return [
+        _tile(
+            "arrivals",
+            stream.arrivals_weekly.values,
+            label="Arrivals",
+            unit="count",
+            explanation="New prospects that entered the stream in the week (demand).",
+            chart="demand",
+        ),
+        _tile(
+            "won",
+            stream.won_weekly.values,
+            label="Won",
+            unit="count",
+            explanation="Deals won in the week, each once, in the week of its final win.",
+            chart="throughput",
+            better="up",
+        ),
+        _tile(
+            "won-value",
+            stream.won_value_weekly.values,
+            label="Won value",
+            unit="money",
+            explanation="The estimated value of the deals won in the week.",
+            chart="pareto",
+            better="up",
+        ),
+        _tile(
+            "wip",
+            weekly_wip(document, flow),
+            label="WIP",
+            unit="count",
+            explanation=(
+                "Cards in process on the board at the end of the week (Sunday). Less WIP "
+                "means shorter waits (Little's law)."
+            ),
+            chart="cumulative-flow",
+            better="down",
+        ),
+        _tile(
+            "time-p50",
+            weekly_percentiles(document, finished, 50),
+            label=f"{time_label} p50",
+            unit="days",
+            explanation=(
+                f"Half the cards that finished in the week took at most this many days {time_what}."
+            ),
+            chart="cycle-time",
+            better="down",
+        ),
+        _tile(
+            "time-p85",
+            weekly_percentiles(document, finished, 85),
+            label=f"{time_label} p85",
+            unit="days",
+            explanation=(
+                f"85% of the cards that finished in the week took at most this many days "
+                f"{time_what}: a fair promise to a customer."
+            ),
+            chart="cycle-time",
+            better="down",
+        ),
+        _tile(
+            "win-rate",
+            stream.win_rate_weekly.values,
+            label="Conversion to won",
+            unit="share",
+            explanation=(
+                "Of the deals closed in the week, the share won (won / (won + lost)). "
+                "Empty when nothing closed."
+            ),
+            chart="throughput",
+            better="up",
+        ),
+        _tile(
+            "throughput",
+            closed,
+            label="Throughput",
+            unit="count",
+            explanation="Cards that finished in the week, won or lost.",
+            chart="demand",
+            better="up",
+        ),
+    ]

@@ -1,0 +1,38 @@
+from django.urls import path, register_converter
+
+from metrics.views import dashboard, digest, forecast, review
+
+register_converter(review.IsoDateConverter, "isodate")
+
+app_name = "metrics"
+
+urlpatterns = [
+    path("<slug:stream_slug>/dashboard/", dashboard.dashboard, name="dashboard"),
+    path(
+        "<slug:stream_slug>/dashboard/<slug:chart_key>.csv",
+        dashboard.dashboard_csv,
+        name="dashboard-csv",
+    ),
+    # Forecasts (metrics/views/forecast.py).
+    path("<slug:stream_slug>/dashboard/forecast/", forecast.forecast, name="forecast"),
+    # Weekly review (metrics/views/review.py).
+    path("<slug:stream_slug>/review/", review.review_latest, name="review-latest"),
+    path("<slug:stream_slug>/review/<isodate:week>/", review.review, name="review"),
+    path(
+        "<slug:stream_slug>/review/<isodate:week>/<slug:chart_key>.csv",
+        review.review_csv,
+        name="review-csv",
+    ),
+    path(
+        "<slug:stream_slug>/review/<isodate:week>/entries/",
+        review.review_entry_record,
+        name="review-entry-record",
+    ),
+    path(
+        "<slug:stream_slug>/review/<isodate:week>/entries/<int:entry_id>/withdraw/",
+        review.review_entry_withdraw,
+        name="review-entry-withdraw",
+    ),
+    # Weekly digest (metrics/views/digest.py).
+    path("<slug:stream_slug>/digest/", digest.digest_subscription, name="digest-subscription"),
+]

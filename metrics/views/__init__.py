@@ -1,0 +1,1 @@
+"""The manager's pages: the dashboard, its CSV downloads, forecasts, the weekly review."""

@@ -1,0 +1,51 @@
+"""The value stream manager's dashboard and its CSV downloads."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from boards import selectors as board_selectors
+from metrics.forms.filters import DashboardFilterForm
+from metrics.selectors.dashboard import dashboard_get
+from pdca.models import Cycle
+from vsm.models import Channel, ValueStream
+
+
+def dashboard_filter_form(request: HttpRequest, stream: ValueStream) -> DashboardFilterForm:
+    form = DashboardFilterForm(
+        request.GET,
+        stream=stream,
+        cycles=Cycle.objects.filter(value_stream=stream).order_by("order"),
+        channels=Channel.objects.filter(value_stream=stream).order_by("name"),
+    )
+    form.is_valid()
+    return form
+
+
+@require_GET
+def dashboard(request: HttpRequest, stream_slug: str) -> HttpResponse:
+    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    form = dashboard_filter_form(request, stream)
+    context = {
+        "stream": stream,
+        "filter_form": form,
+        "dashboard": dashboard_get(form.query()),
+        "filter_query": request.GET.urlencode(),
+    }
+    return render(request, "metrics/dashboard.html", context)
+
+
+@require_GET
+def dashboard_csv(request: HttpRequest, stream_slug: str, chart_key: str) -> HttpResponse:
+    """Exactly one chart's data, as CSV, for the same filters as the page."""
+    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    form = dashboard_filter_form(request, stream)
+    try:
+        chart = dashboard_get(form.query()).chart(chart_key)
+    except KeyError:
+        raise Http404(f"No chart {chart_key!r} on this dashboard.") from None
+    response = HttpResponse(chart.csv(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{stream.slug}-{chart.key}.csv"'
+    return response

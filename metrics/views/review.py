@@ -1,0 +1,153 @@
+"""The weekly review: one full week's anomalies, tiles and charts, and the decisions and
+notes the stream's managers record about it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from boards import selectors as board_selectors
+from boards.errors import BoardError, PermissionRefused
+from metrics import services
+from metrics.models import REVIEW_ENTRY_MAX_LENGTH, ReviewEntryKind
+from metrics.selectors.query import week_start
+from metrics.selectors.review import (
+    is_reviewable,
+    last_full_week,
+    review_entry_in_week,
+    week_dashboard_get,
+    weekly_review_get,
+)
+from vsm.models import ValueStream
+
+
+class IsoDateConverter:
+    """A day in a URL as YYYY-MM-DD; anything else (or no such day) does not match: 404."""
+
+    regex = r"\d{4}-\d{2}-\d{2}"
+
+    def to_python(self, value: str) -> date:
+        return date.fromisoformat(value)
+
+    def to_url(self, value: date | str) -> str:
+        return value.isoformat() if isinstance(value, date) else str(value)
+
+
+class ReviewEntryForm(forms.Form):
+    """A decision or a note as typed. The rules (length, who, which week) are the
+    service's: the text is taken as it is."""
+
+    kind = forms.ChoiceField(
+        choices=ReviewEntryKind.choices, initial=ReviewEntryKind.DECISION, widget=forms.RadioSelect
+    )
+    text = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 4, "maxlength": REVIEW_ENTRY_MAX_LENGTH}),
+    )
+
+
+def _reviewable_week(week: date) -> date:
+    """Raises: Http404 (not a full week the review covers)."""
+    if not is_reviewable(week):
+        raise Http404("The review covers full weeks that are over, from Mondays.")
+    return week
+
+
+def _review_url(stream: ValueStream, week: date, anchor: str = "") -> str:
+    return reverse("metrics:review", args=[stream.slug, week]) + anchor
+
+
+def _page(
+    request: HttpRequest, stream: ValueStream, week: date, form: ReviewEntryForm, status: int = 200
+) -> HttpResponse:
+    review = weekly_review_get(stream, week)
+    context = {
+        "stream": stream,
+        "review": review,
+        "dashboard": review.dashboard,
+        "csv_prefix": reverse("metrics:review", args=[stream.slug, week]),
+        "entry_form": form,
+        "can_record": board_selectors.viewer_manages_stream(user=request.user, stream=stream),
+    }
+    return render(request, "metrics/review.html", context, status=status)
+
+
+@require_GET
+def review_latest(request: HttpRequest, stream_slug: str) -> HttpResponse:
+    """The week the picker asks for (``?week=``, any day of it), else the last full week."""
+    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    try:
+        week = week_start(date.fromisoformat(request.GET.get("week", "")))
+    except ValueError:
+        week = last_full_week()
+    return redirect(_review_url(stream, week if is_reviewable(week) else last_full_week()))
+
+
+@require_GET
+def review(request: HttpRequest, stream_slug: str, week: date) -> HttpResponse:
+    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    if week.weekday() != 0:
+        return redirect(_review_url(stream, _reviewable_week(week_start(week))))
+    return _page(request, stream, _reviewable_week(week), ReviewEntryForm())
+
+
+@require_GET
+def review_csv(request: HttpRequest, stream_slug: str, week: date, chart_key: str) -> HttpResponse:
+    """Exactly one of the review's charts, as CSV: the week's, from the same source."""
+    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    dashboard, _ = week_dashboard_get(stream, _reviewable_week(week))
+    try:
+        chart = dashboard.chart(chart_key)
+    except KeyError:
+        raise Http404(f"No chart {chart_key!r} in this review.") from None
+    response = HttpResponse(chart.csv(), content_type="text/csv; charset=utf-8")
+    filename = f"{stream.slug}-week-{week.isoformat()}-{chart.key}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_POST
+def review_entry_record(request: HttpRequest, stream_slug: str, week: date) -> HttpResponse:
+    """Record a decision or a note (managers only): back to the review on success
+    (Post/Redirect/Get); the page again with the reason and the typed text otherwise."""
+    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    week = _reviewable_week(week)
+    form = ReviewEntryForm(request.POST)
+    if not form.is_valid():
+        return _page(request, stream, week, form, status=400)
+    try:
+        entry = services.review_entry_record(
+            stream_id=stream.pk, week_start=week, actor=request.user, **form.cleaned_data
+        )
+    except PermissionRefused as refusal:
+        form.add_error(None, str(refusal))
+        return _page(request, stream, week, form, status=403)
+    except services.ReviewEntryInvalid as refusal:
+        form.add_error(refusal.field if refusal.field in form.fields else None, str(refusal))
+        return _page(request, stream, week, form, status=400)
+    messages.success(request, f"{entry.get_kind_display()} recorded.")
+    return redirect(_review_url(stream, week, "#entries"))
+
+
+@require_POST
+def review_entry_withdraw(
+    request: HttpRequest, stream_slug: str, week: date, entry_id: int
+) -> HttpResponse:
+    """Withdraw a decision or note (its author or a manager); it stays listed as withdrawn."""
+    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    if not review_entry_in_week(stream, week, entry_id):
+        raise Http404("No such entry in this week's review.")
+    try:
+        services.review_entry_withdraw(entry_id=entry_id, actor=request.user)
+    except BoardError as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, "Withdrawn: it stays listed, marked as withdrawn.")
+    return redirect(_review_url(stream, week, "#entries"))

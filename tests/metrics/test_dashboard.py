@@ -1,0 +1,217 @@
+"""The manager's dashboard: headline tiles worked out by hand on the oracle's stream,
+the page's access rule, its filters in the URL, CSV downloads, and a query count that
+does not grow with the history."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from boards.models import Outcome
+from metrics.selectors import MetricsQuery, stream_metrics_compute
+from metrics.selectors.dashboard import dashboard_get, stored_document
+from metrics.services import stream_metrics_advance
+from tests.metrics.scripted import COLLABORATION, Board
+from tests.metrics.test_oracle import NOW, board  # noqa: F401 (the oracle's stream)
+from vsm.models import Channel
+
+pytestmark = pytest.mark.django_db
+
+
+def tiles_of(query: MetricsQuery) -> dict:
+    return {tile.key: tile for tile in dashboard_get(query).tiles}
+
+
+def test_tiles_are_the_last_full_week_against_the_week_before_and_the_average(board):  # noqa: F811
+    tiles = tiles_of(MetricsQuery(stream=board.stream, now=NOW))
+    # The week of Monday 2 June 2025: F arrived; the week before, E. Six arrivals in 12 weeks.
+    assert (tiles["arrivals"].value, tiles["arrivals"].previous) == (1, 1)
+    assert tiles["arrivals"].average == 0.5
+    assert tiles["arrivals"].change_vs_average == 0.5
+    # Won: C (week of 28 Apr) and A (week of 5 May), none since.
+    assert (tiles["won"].value, tiles["won"].previous) == (0, 0)
+    assert tiles["won"].average == pytest.approx(2 / 12, abs=1e-4)
+    assert tiles["won-value"].average == pytest.approx((2000 + 400) / 12, abs=1e-4)
+    # Lead times: C 18 days (won 2 May), A 28 days (won 5 May); none in the last 2 weeks.
+    assert tiles["time-p50"].value is None and tiles["time-p50"].previous is None
+    assert tiles["time-p50"].average == 23.0
+    assert tiles["time-p85"].average == 23.0
+    assert tiles["time-p50"].change_vs_average is None
+    # Final states: B's loss was taken back by its reopen; C and A won, E lost.
+    assert tiles["win-rate"].value is None
+    assert tiles["win-rate"].previous == 0.0
+    assert tiles["win-rate"].average == pytest.approx(2 / 3, abs=1e-4)
+    assert (tiles["throughput"].value, tiles["throughput"].previous) == (0, 1)
+    assert tiles["throughput"].average == 0.25
+
+
+def test_wip_tile_counts_the_cards_in_process_each_sunday(board):  # noqa: F811
+    tiles = tiles_of(MetricsQuery(stream=board.stream, now=NOW))
+    # Sunday 8 June: B (Sales Data), D and F (Collaboration Information); 1 June: B, D.
+    assert (tiles["wip"].value, tiles["wip"].previous) == (3, 2)
+
+
+def test_a_cycle_filter_times_the_cycle_and_lists_only_its_charts(board):  # noqa: F811
+    cycle_id = board.column(COLLABORATION, "Data").cycle_id
+    dashboard = dashboard_get(MetricsQuery(stream=board.stream, now=NOW, cycle_id=cycle_id))
+    tiles = {tile.key: tile for tile in dashboard.tiles}
+    assert tiles["time-p50"].label == "Cycle time p50"
+    assert [chart.key for chart in dashboard.charts if chart.key.startswith("funnel-")] == [
+        f"funnel-{cycle_id}"
+    ]
+
+
+def test_the_stored_document_answers_the_default_query_only_while_fresh(board):  # noqa: F811
+    stream = board.stream
+    from metrics.services import stream_metrics_summarize
+
+    stream_metrics_summarize(stream_id=stream.pk)
+    now = timezone.now()
+    assert stored_document(MetricsQuery(stream=stream, now=now)) is not None
+    assert stored_document(MetricsQuery(stream=stream, now=now, cycle_id=1)) is None
+    assert stored_document(MetricsQuery(stream=stream, now=now + timedelta(hours=1))) is None
+    live = stream_metrics_compute(MetricsQuery(stream=stream, now=now))
+    assert dashboard_get(MetricsQuery(stream=stream, now=now)).stored is True
+    assert dashboard_get(MetricsQuery(stream=stream, now=now)).document.stream == live.stream
+
+
+@pytest.fixture
+def client_for():
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+def url(stream, **params) -> str:
+    base = reverse("metrics:dashboard", args=[stream.slug])
+    return base + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+
+
+def test_members_see_the_dashboard_outsiders_get_404(client_for, stream, manager, member, user):
+    assert client_for(manager).get(url(stream)).status_code == 200
+    assert client_for(member).get(url(stream)).status_code == 200
+    assert client_for(user).get(url(stream)).status_code == 404
+    assert (
+        client_for(user)
+        .get(reverse("metrics:dashboard-csv", args=[stream.slug, "throughput"]))
+        .status_code
+        == 404
+    )
+    anonymous = Client().get(url(stream))
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+
+
+def test_the_board_and_the_stream_list_link_to_the_dashboard(client_for, stream, manager):
+    client = client_for(manager)
+    target = url(stream)
+    assert target in client.get(reverse("boards:board", args=[stream.slug])).content.decode()
+    assert target in client.get(reverse("boards:stream-list")).content.decode()
+
+
+def test_filters_are_read_from_the_url_and_bad_ones_are_explained(client_for, stream, manager):
+    client = client_for(manager)
+    cycle = stream.cycles.order_by("order").first()
+    page = client.get(url(stream, cycle=cycle.pk))
+    assert page.status_code == 200
+    assert page.context["dashboard"].query.cycle_id == cycle.pk
+    today = timezone.localdate()
+    start = today - timedelta(days=30)
+    page = client.get(url(stream, start=start.isoformat(), end=today.isoformat()))
+    assert (
+        page.context["dashboard"].query.weeks
+        == (
+            (today - timedelta(days=today.weekday())) - (start - timedelta(days=start.weekday()))
+        ).days
+        // 7
+    )
+    for bad in (
+        {"cycle": "999999"},
+        {"channel": "abc"},
+        {"start": "yesterday"},
+        {"end": (today + timedelta(days=3)).isoformat()},
+        {"start": today.isoformat(), "end": (today - timedelta(days=9)).isoformat()},
+        {"start": "1990-01-01"},
+    ):
+        page = client.get(url(stream, **bad))
+        assert page.status_code == 200, bad
+        assert page.context["filter_form"].errors, bad
+        assert b'role="alert"' in page.content
+
+
+def test_the_csv_is_exactly_the_chart_s_table_with_formulas_neutralised(
+    client_for, stream, manager
+):
+    Channel.objects.create(value_stream=stream, name="=HYPERLINK(evil)")
+    channel = Channel.objects.get(value_stream=stream)
+    b = Board(stream, manager)
+    start = timezone.now() - timedelta(days=20)
+    b.enter("A", channel, 900, start)
+    b.move("A", "Information", start + timedelta(days=2))
+    b.close("A", Outcome.WON, start + timedelta(days=5))
+    stream_metrics_advance(stream_id=stream.pk)
+    response = client_for(manager).get(
+        reverse("metrics:dashboard-csv", args=[stream.slug, "pareto"])
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert f'filename="{stream.slug}-pareto.csv"' in response["Content-Disposition"]
+    table = list(csv.reader(io.StringIO(response.content.decode())))
+    assert table[0] == ["channel", "arrivals", "won", "lost", "win rate", "won value", "cumulative"]
+    assert table[1][0] == "'=HYPERLINK(evil)" and table[1][2] == "1" and table[1][5] == "900.00"
+    missing = client_for(manager).get(reverse("metrics:dashboard-csv", args=[stream.slug, "nope"]))
+    assert missing.status_code == 404
+
+
+def _history(stream, manager, cards: int) -> None:
+    channel = Channel.objects.create(value_stream=stream, name=f"Channel {cards}")
+    b = Board(stream, manager)
+    start = timezone.now() - timedelta(days=60)
+    for n in range(cards):
+        when = start + timedelta(hours=5 * n)
+        b.enter(f"c{n}", channel, 100, when)
+        b.move(f"c{n}", "Information", when + timedelta(hours=1))
+        b.close(f"c{n}", Outcome.WON if n % 2 else Outcome.LOST, when + timedelta(hours=2))
+    stream_metrics_advance(stream_id=stream.pk)
+
+
+def test_the_page_s_query_count_does_not_grow_with_the_history(client_for, stream, manager):
+    client = client_for(manager)
+    _history(stream, manager, 4)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url(stream, channel=0)).status_code == 200
+    _history(stream, manager, 40)
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(url(stream, channel=0)).status_code == 200
+    assert len(many) == len(few)
+
+
+def test_a_week_s_query_ends_as_that_week_does(board):  # noqa: F811
+    from datetime import date
+
+    query = MetricsQuery.for_week(board.stream, date(2025, 5, 5))
+    dashboard = dashboard_get(query)
+    assert dashboard.week == date(2025, 5, 5)
+    tiles = {tile.key: tile for tile in dashboard.tiles}
+    # A won on 5 May after 28 days; C the week before after 18 days.
+    assert (tiles["won"].value, tiles["won"].previous) == (1, 1)
+    assert (tiles["time-p50"].value, tiles["time-p50"].previous) == (28.0, 18.0)
+    with pytest.raises(ValueError, match="starts on a Monday"):
+        MetricsQuery.for_week(board.stream, date(2025, 5, 6))
+
+
+def test_a_range_in_the_past_shows_no_work_item_age(board):  # noqa: F811
+    # NOW (June 2025) is before today: where each card is and its age are today's.
+    aging = dashboard_get(MetricsQuery(stream=board.stream, now=NOW)).chart("aging")
+    assert aging.rows == [] and aging.verdict is None
+    assert aging.empty_reason == "Work item age is today's: set the range to end today to see it."

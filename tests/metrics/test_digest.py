@@ -1,0 +1,519 @@
+"""The weekly digest e-mail: who receives it, what it says (worked out by hand on small
+scripted streams and on the oracle's stream), when it is skipped, that a week goes to an
+address once however often the task runs, the chain from the Monday snapshot, and the
+dashboard's toggle.
+
+Scripted stream (the ``stream`` fixture, "Industrial pumps"; 09:00 UTC each): the week
+before (Monday 17 Nov 2025) P1 (1,000) enters on the 18th and moves to Information on
+the 20th, P2 (2,000) enters on the 19th; the reviewed week (Monday 24 Nov) P2 moves to
+Information on the 25th and P3 (500) enters on the 26th. Nothing closes, so no weekly
+series has a point to signal. ``won_in_week`` adds P1 won on 27 Nov.
+"""
+
+from __future__ import annotations
+
+import datetime
+import smtplib
+from unittest import mock
+
+import pytest
+from django.core import mail
+from django.core.mail.backends.locmem import EmailBackend
+from django.test import Client
+from django.urls import resolve, reverse
+
+from boards.errors import PermissionRefused
+from boards.models import Outcome
+from boards.services import card_set_blocked
+from metrics import services, tasks
+from metrics.models import DigestDelivery, DigestSubscription, WeeklySnapshot
+from metrics.selectors.digest import (
+    digest_recipients,
+    digest_subscription_state,
+    weekly_digest_get,
+)
+from metrics.services import stream_metrics_advance
+from tests.factories import MembershipFactory, UserFactory
+from tests.metrics.scripted import SALES, Board
+from tests.metrics.test_oracle import board  # noqa: F401 (the oracle's stream)
+from vsm.models import Channel, Role
+
+pytestmark = pytest.mark.django_db
+
+UTC = datetime.UTC
+WEEK = datetime.date(2025, 11, 24)
+WEEK_BEFORE = datetime.date(2025, 11, 17)
+QUIET_WEEK = datetime.date(2025, 11, 3)
+BASE_URL = "https://vsm.example.com"
+
+
+def at(day: int, month: int = 11) -> datetime.datetime:
+    return datetime.datetime(2025, month, day, 9, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _base_url(settings):
+    settings.VSM_BASE_URL = BASE_URL
+
+
+@pytest.fixture
+def scripted(stream, manager) -> Board:
+    channel = Channel.objects.create(value_stream=stream, name="Referral")
+    b = Board(stream, manager)
+    b.enter("P1", channel, 1000, at(18))
+    b.enter("P2", channel, 2000, at(19))
+    b.move("P1", "Information", at(20))
+    b.move("P2", "Information", at(25))
+    b.enter("P3", channel, 500, at(26))
+    stream_metrics_advance(stream_id=stream.pk)
+    return b
+
+
+@pytest.fixture
+def won_in_week(scripted) -> Board:
+    scripted.close("P1", Outcome.WON, at(27))
+    stream_metrics_advance(stream_id=scripted.stream.pk)
+    return scripted
+
+
+def subscribe(user, stream) -> None:
+    services.digest_subscription_set(user=user, stream_id=stream.pk, subscribed=True)
+
+
+def send(stream, week: datetime.date = WEEK) -> int:
+    return services.weekly_digest_send(stream_id=stream.pk, week_start=week)
+
+
+def parts(message) -> tuple[str, str]:
+    """The text body and the HTML alternative of a sent message."""
+    (html, mimetype), *_ = message.alternatives
+    assert mimetype == "text/html"
+    return message.body, html
+
+
+def recipients() -> list[str]:
+    return sorted(address for message in mail.outbox for address in message.to)
+
+
+# Who receives it
+
+
+def test_the_manager_and_the_members_who_asked_receive_it_nobody_else(
+    scripted, stream, manager, team, member, user
+):
+    asking = MembershipFactory(team=team).user
+    DigestSubscription.objects.create(user=user, value_stream=stream)  # an outsider's row
+
+    subscribe(asking, stream)
+    sent = send(stream)
+
+    assert sent == 2
+    assert recipients() == sorted([manager.email, asking.email])
+    assert all(len(message.to) == 1 for message in mail.outbox)
+    assert set(
+        DigestDelivery.objects.filter(value_stream=stream, week_start=WEEK).values_list(
+            "address", "user_id"
+        )
+    ) == {(manager.email, manager.pk), (asking.email, asking.pk)}
+
+
+def test_an_address_gets_one_message_and_users_without_one_none(stream, manager, team):
+    same_as_manager = MembershipFactory(team=team, user__email=manager.email.upper()).user
+    no_address = MembershipFactory(team=team, user__email="").user
+    gone = MembershipFactory(team=team, user__is_active=False).user
+    left = MembershipFactory(team=team).user
+    for user in (same_as_manager, no_address, gone, left):
+        subscribe(user, stream)
+    left.memberships.all().delete()  # left the team: the row stays, and is ignored
+
+    assert [(r.user_id, r.address) for r in digest_recipients(stream)] == [
+        (manager.pk, manager.email)
+    ]
+
+
+def test_the_manager_receives_it_without_asking_and_members_can_stop_it(stream, manager, member):
+    assert services.digest_subscription_set(user=manager, stream_id=stream.pk, subscribed=False)
+    assert services.digest_subscription_set(user=member, stream_id=stream.pk, subscribed=True)
+    assert services.digest_subscription_set(user=member, stream_id=stream.pk, subscribed=True)
+    assert DigestSubscription.objects.filter(user=member, value_stream=stream).count() == 1
+
+    assert not services.digest_subscription_set(user=member, stream_id=stream.pk, subscribed=False)
+
+    assert not DigestSubscription.objects.exists()
+    assert [r.user_id for r in digest_recipients(stream)] == [manager.pk]
+
+
+def test_only_members_may_ask_for_it(stream, user):
+    admin = UserFactory(is_superuser=True, is_staff=True)
+    for outsider in (user, admin):
+        with pytest.raises(PermissionRefused, match="Only members"):
+            services.digest_subscription_set(user=outsider, stream_id=stream.pk, subscribed=True)
+    assert not DigestSubscription.objects.exists()
+
+
+# What it says
+
+
+def test_text_and_html_give_the_week_against_the_week_before(scripted, stream, manager):
+    assert send(stream) == 1
+    (message,) = mail.outbox
+    text, html = parts(message)
+
+    assert message.subject == "Industrial pumps: weekly digest, week of 24 Nov 2025"
+    assert message.from_email == "VSM <vsm@localhost>"
+    summary = text.splitlines()[0]
+    assert summary.startswith("Industrial pumps, week of 24 Nov: 0 won (0), ")
+    assert summary.endswith(", no signal")
+    # Arrivals: P3 in the week, P1 and P2 the week before. WIP on the Sundays: 3 and 2.
+    assert "- Arrivals: 1 (week before 2, −1)" in text
+    assert "- WIP: 3 (week before 2, +1)" in text
+    assert "- Won: 0 (week before 0, no change)" in text
+    assert "- Lead time p50: – (week before –, n/a)" in text
+    assert "- None: every weekly number stayed within its natural process limits." in text
+    review = f"{BASE_URL}/streams/{stream.slug}/review/2025-11-24/"
+    assert f"Review the week: {review}" in text
+    # The link is the weekly review's page of that week.
+    page = resolve(review.removeprefix(BASE_URL))
+    assert page.view_name == "metrics:review"
+    assert page.kwargs == {"stream_slug": stream.slug, "week": WEEK}
+    assert f"Dashboard: {BASE_URL}/streams/{stream.slug}/dashboard/" in text
+    assert "as the stream's manager" in text
+    for cells in (("Arrivals", "1", "2", "−1"), ("WIP", "3", "2", "+1")):
+        label, value, previous, change = cells
+        row = html.split(f"<td>{label}</td>", 1)[1].split("</tr>", 1)[0]
+        assert [value, previous, change] == [
+            cell.rsplit(">", 1)[1] for cell in row.split("</td>")[:3]
+        ]
+    assert f'href="{review}"' in html
+    assert "None: every weekly number stayed within its natural process limits." in html
+
+
+def test_a_win_after_eleven_quiet_weeks_is_a_signal(won_in_week, stream):
+    # Won by week: eleven 0s, then 1. Mean 1/12; average moving range 1/11; upper limit
+    # 1/12 + 2.66/11 = 0.325 (0.33), moving-range limit 3.268/11 = 0.297 (0.3): the week
+    # is above both. (The eighth 0 in a row is a signal too, on a week long past.)
+    assert send(stream) == 1
+    text, html = parts(mail.outbox[0])
+
+    assert text.splitlines()[0].startswith("Industrial pumps, week of 24 Nov: 1 won (1,000), ")
+    assert text.splitlines()[0].endswith(", 2 signals")
+    signals = [
+        "Deals won: 1 in the week, above its upper natural process limit (0.3).",
+        "Deals won: 1 in the week, a bigger jump from the week before than chance explains "
+        "(limit 0.3).",
+    ]
+    for signal in signals:
+        assert f"- {signal}" in text
+        assert f'<li style="margin-bottom:4px;">{signal}</li>' in html
+    assert "- Won value: 1,000 (week before 0, +1,000)" in text
+    assert "- Throughput: 1 (week before 0, +1)" in text
+
+
+def test_user_content_is_escaped_in_the_html_part(scripted, stream):
+    stream.name = "Pumps <b>& valves</b>"
+    stream.save()
+
+    send(stream)
+    text, html = parts(mail.outbox[0])
+
+    assert "Pumps &lt;b&gt;&amp; valves&lt;/b&gt;" in html and "<b>&" not in html
+    assert text.startswith("Pumps <b>& valves</b>, week of")
+
+
+# When it is skipped
+
+
+def test_a_week_in_which_nothing_happened_sends_nothing(scripted, stream):
+    assert weekly_digest_get(stream, QUIET_WEEK) is None
+    assert send(stream, QUIET_WEEK) == 0
+    assert mail.outbox == []
+    assert not DigestDelivery.objects.exists()
+
+
+def test_a_card_blocked_in_an_otherwise_quiet_week_is_news(scripted, stream, manager):
+    blocked_week = datetime.date(2025, 12, 1)
+    assert weekly_digest_get(stream, blocked_week) is None
+    card_set_blocked(
+        card_id=scripted.cards["P3"],
+        blocked=True,
+        reason="Waits for a budget",
+        actor=manager,
+        at=at(2, 12),
+    )
+
+    assert send(stream, blocked_week) == 1
+
+
+def test_a_week_starts_on_a_monday(scripted, stream):
+    with pytest.raises(ValueError, match="Monday"):
+        send(stream, WEEK + datetime.timedelta(days=1))
+
+
+# Sent once per week and address
+
+
+def test_sending_twice_sends_once(scripted, stream, member):
+    subscribe(member, stream)
+    assert send(stream) == 2
+
+    assert send(stream) == 0
+    assert len(mail.outbox) == 2
+    assert DigestDelivery.objects.filter(value_stream=stream, week_start=WEEK).count() == 2
+    # Another week is another digest.
+    assert send(stream, WEEK_BEFORE) == 2
+
+
+def test_a_failed_message_is_sent_by_the_retry_and_the_others_are_not_again(
+    scripted, stream, manager, member
+):
+    subscribe(member, stream)
+    real = EmailBackend.send_messages
+
+    def member_fails(self, messages):
+        if messages[0].to == [member.email]:
+            raise smtplib.SMTPServerDisconnected("lost the server")
+        return real(self, messages)
+
+    with (
+        mock.patch.object(EmailBackend, "send_messages", member_fails),
+        pytest.raises(smtplib.SMTPServerDisconnected),
+    ):
+        send(stream)
+    assert recipients() == [manager.email]
+    assert list(DigestDelivery.objects.values_list("address", flat=True)) == [manager.email]
+
+    assert send(stream) == 1
+    assert recipients() == sorted([manager.email, member.email])
+
+
+def test_an_address_a_concurrent_run_delivered_meanwhile_is_skipped(
+    scripted, stream, manager, member
+):
+    # Another run delivers the member's message while this one sends the manager's:
+    # the row, checked again in the transaction that sends, keeps it from going twice.
+    subscribe(member, stream)
+    real = EmailBackend.send_messages
+
+    def concurrent_run_delivers_the_member(self, messages):
+        if messages[0].to == [manager.email]:
+            DigestDelivery.objects.create(
+                value_stream=stream,
+                week_start=WEEK,
+                address=member.email,
+                sent_at=datetime.datetime.now(UTC),
+            )
+        return real(self, messages)
+
+    with mock.patch.object(EmailBackend, "send_messages", concurrent_run_delivers_the_member):
+        assert send(stream) == 1
+
+    assert recipients() == [manager.email]
+
+
+def test_a_refused_address_is_skipped_and_the_others_are_sent(scripted, stream, manager, member):
+    subscribe(member, stream)
+    real = EmailBackend.send_messages
+
+    def manager_refused(self, messages):
+        if messages[0].to == [manager.email]:
+            raise smtplib.SMTPRecipientsRefused({manager.email: (550, b"no such user")})
+        return real(self, messages)
+
+    with mock.patch.object(EmailBackend, "send_messages", manager_refused):
+        assert send(stream) == 1
+
+    assert recipients() == [member.email]
+    assert list(DigestDelivery.objects.values_list("address", flat=True)) == [member.email]
+
+
+# The task chain
+
+
+@pytest.mark.usefixtures("eager_tasks")
+def test_the_monday_snapshot_sends_the_digest_of_the_week_before_after_commit(
+    scripted, stream, manager, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        tasks.weekly_snapshot.delay(stream.pk, "2025-12-01")
+    assert WeeklySnapshot.objects.filter(value_stream=stream, week_start="2025-12-01").exists()
+    assert len(callbacks) == 1 and mail.outbox == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.weekly_snapshot.delay(stream.pk, "2025-12-01")
+
+    (message,) = mail.outbox
+    assert message.to == [manager.email]
+    assert "week of 24 Nov 2025" in message.subject
+    assert list(DigestDelivery.objects.values_list("week_start", flat=True)) == [WEEK]
+
+
+@pytest.fixture
+def failures_not_raised():
+    """Eager tasks retry instead of raising to the caller, as on a worker."""
+    conf = tasks.weekly_digest.app.conf
+    saved = conf["task_eager_propagates"]
+    conf["task_eager_propagates"] = False
+    yield
+    conf["task_eager_propagates"] = saved
+
+
+@pytest.mark.usefixtures("eager_tasks", "failures_not_raised")
+def test_the_digest_task_retries_when_the_mail_server_fails(scripted, stream, manager):
+    real = EmailBackend.send_messages
+    calls = []
+
+    def fails_once(self, messages):
+        calls.append(messages[0].to)
+        if len(calls) == 1:
+            raise smtplib.SMTPConnectError(421, "try again later")
+        return real(self, messages)
+
+    with mock.patch.object(EmailBackend, "send_messages", fails_once):
+        result = tasks.weekly_digest.apply((stream.pk, WEEK.isoformat()))
+
+    assert result.successful()
+    assert result.result == {"stream_id": stream.pk, "week_start": "2025-11-24", "sent": 1}
+    assert calls == [[manager.email], [manager.email]]
+    assert recipients() == [manager.email]
+
+
+@pytest.mark.usefixtures("eager_tasks")
+def test_a_failing_digest_does_not_fail_the_snapshot(
+    scripted, stream, django_capture_on_commit_callbacks, caplog
+):
+    with (
+        mock.patch.object(services, "weekly_digest_send", side_effect=RuntimeError("broken")),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        result = tasks.weekly_snapshot.delay(stream.pk, "2025-12-01")
+
+    assert result.successful()
+    assert WeeklySnapshot.objects.filter(value_stream=stream, week_start="2025-12-01").exists()
+    assert f"Weekly digest of stream {stream.pk}, week of 2025-11-24: not sent" in caplog.text
+
+
+# The dashboard's toggle
+
+
+@pytest.fixture
+def client_for():
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+def toggle_url(stream) -> str:
+    return reverse("metrics:digest-subscription", args=[stream.slug])
+
+
+def dashboard_url(stream) -> str:
+    return reverse("metrics:dashboard", args=[stream.slug])
+
+
+def test_a_member_asks_for_the_digest_and_stops_it(client_for, stream, member):
+    client = client_for(member)
+    assert "E-mail me the weekly digest" in client.get(dashboard_url(stream)).content.decode()
+
+    response = client.post(toggle_url(stream), {"subscribe": "1"}, follow=True)
+
+    assert response.redirect_chain == [(dashboard_url(stream), 302)]
+    page = response.content.decode()
+    assert "You will receive the weekly digest every Monday." in page
+    assert "Stop the weekly digest" in page
+    assert DigestSubscription.objects.filter(user=member, value_stream=stream).exists()
+
+    response = client.post(toggle_url(stream), {"subscribe": "0"}, headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    assert "E-mail me the weekly digest" in response.content.decode()
+    assert 'id="digest-toggle"' in response.content.decode()
+    assert not DigestSubscription.objects.exists()
+
+
+def test_the_manager_is_told_they_receive_it(client_for, stream, manager):
+    page = client_for(manager).get(dashboard_url(stream)).content.decode()
+    assert "as the stream's manager" in page
+    assert "E-mail me the weekly digest" not in page
+
+
+def test_outsiders_get_404_and_anonymous_users_the_login_page(client_for, stream, user):
+    assert client_for(user).post(toggle_url(stream), {"subscribe": "1"}).status_code == 404
+    anonymous = Client().post(toggle_url(stream), {"subscribe": "1"})
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    assert not DigestSubscription.objects.exists()
+
+
+def test_an_admin_who_is_no_member_is_told_why_not(client_for, stream):
+    admin = UserFactory(is_superuser=True, is_staff=True)
+    response = client_for(admin).post(toggle_url(stream), {"subscribe": "1"}, follow=True)
+    assert "Only members of the value stream" in response.content.decode()
+    assert not DigestSubscription.objects.exists()
+
+
+def test_the_toggle_takes_a_post_of_1_or_0(client_for, stream, member):
+    client = client_for(member)
+    assert client.get(toggle_url(stream)).status_code == 405
+    assert client.post(toggle_url(stream), {"subscribe": "yes"}).status_code == 400
+    assert not DigestSubscription.objects.exists()
+
+
+def test_the_toggle_state_is_one_query(stream, manager, member, user, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert digest_subscription_state(member, stream) == "unsubscribed"
+    subscribe(member, stream)
+    with django_assert_num_queries(1):
+        assert digest_subscription_state(member, stream) == "subscribed"
+    with django_assert_num_queries(1):
+        assert digest_subscription_state(user, stream) is None
+    with django_assert_num_queries(0):
+        assert digest_subscription_state(manager, stream) == "manager"
+
+
+def test_a_member_with_the_manager_role_is_a_member(stream, team):
+    coordinator = MembershipFactory(team=team, role=Role.VALUE_STREAM_MANAGER).user
+    subscribe(coordinator, stream)
+    assert coordinator.pk in [r.user_id for r in digest_recipients(stream)]
+
+
+# The oracle's stream (module-scoped: kept last, so no test above sees it)
+
+
+def test_the_oracle_week_of_5_may(board, settings):  # noqa: F811
+    # The week of Monday 5 May 2025 against the week of 28 Apr: A won (400, lead time 28
+    # days: 7 Apr to 5 May) against C won (2,000, 18 days: 14 Apr to 2 May); no arrival
+    # in either; on the board on the Sundays: B on 11 May, A and B on 4 May.
+    stream = board.stream
+    stream.manager.email = "oracle@example.com"
+    stream.manager.save()
+
+    digest = weekly_digest_get(stream, datetime.date(2025, 5, 5))
+    assert send(stream, datetime.date(2025, 5, 5)) == 1
+    text, html = parts(mail.outbox[0])
+
+    constraint = digest.constraint
+    assert constraint
+    assert text.splitlines()[0] == (
+        f"Oracle pumps, week of 5 May: 1 won (400), constraint {constraint}, 1 signal"
+    )
+    for line in (
+        "- Arrivals: 0 (week before 0, no change)",
+        "- Won: 1 (week before 1, no change)",
+        "- Won value: 400 (week before 2,000, −1,600)",
+        "- WIP: 1 (week before 2, −1)",
+        "- Lead time p50: 28.0 d (week before 18.0 d, +10.0 d)",
+        "- Conversion to won: 100% (week before 100%, no change)",
+        "- Throughput: 1 (week before 1, no change)",
+        # Won by week: ten 0s, 1, 1: upper limit 1/6 + 2.66/11 = 0.408.
+        "- Deals won: 1 in the week, above its upper natural process limit (0.4).",
+        f"{constraint} limits the flow.",
+        # B entered Sales/Buying on 29 Apr 09:00: 12.625 days before Monday 12 May 00:00,
+        # past the cycle's p85 of 12 days (A's passage, 23 Apr to 5 May).
+        f"- Prospect B, in {SALES} / Data, 12.6 days in its cycle: "
+        f"{BASE_URL}/streams/{stream.slug}/cards/{board.cards['B']}/",
+    ):
+        assert line in text, line
+    assert "Won value</td>" in html and "400</td>" in html and "−1,600</td>" in html
+    assert f">Prospect B</a>, in {SALES} / Data, 12.6 days in its cycle" in html

@@ -1,0 +1,478 @@
+"""The forecasts panel: its answers on hand-built histories (deals entered and won through
+the board's services, folded as the worker does), its form, and its HTTP endpoint.
+
+Every event is at 09:00 UTC unless said otherwise (the tests' time zone is UTC).
+``NOW`` is Wednesday 18 November 2026, 15:00 UTC: "today" is 18 Nov, and a history of
+N days runs to yesterday, 17 Nov. A forecast to a date D counts D - today + 1 days,
+today included (the history ends yesterday, so today is the first day ahead).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.http import QueryDict
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from boards.models import Outcome
+from metrics.forecasting import MAX_DAYS
+from metrics.forms.forecast import MAX_ITEMS, ForecastForm
+from metrics.selectors.forecast_panel import (
+    BACKTEST_WEEKS,
+    Accuracy,
+    Level,
+    forecast_panel,
+)
+from metrics.selectors.query import MetricsQuery
+from metrics.services import stream_metrics_advance
+from tests.metrics.scripted import Board
+from tests.pages import element, has_element
+from vsm.models import Channel, ChannelKind
+
+pytestmark = pytest.mark.django_db
+
+UTC = datetime.UTC
+NOW = datetime.datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
+TODAY = datetime.date(2026, 11, 18)
+HTMX = {"HX-Request": "true"}
+
+
+def at(day: datetime.date, hour: int = 9) -> datetime.datetime:
+    return datetime.datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def nov(day: int) -> datetime.date:
+    return datetime.date(2026, 11, day)
+
+
+@pytest.fixture
+def board(stream, manager) -> Board:
+    return Board(stream, manager)
+
+
+@pytest.fixture
+def referral(stream) -> Channel:
+    return Channel.objects.create(value_stream=stream, name="Referral", kind=ChannelKind.REFERRAL)
+
+
+@pytest.fixture
+def web(stream) -> Channel:
+    return Channel.objects.create(value_stream=stream, name="Web form", kind=ChannelKind.WEB_FORM)
+
+
+def win_daily(board: Board, channel, days: list[datetime.date]) -> None:
+    """One deal a day: it enters at 09:00 and is won at 10:00 the same day."""
+    for day in days:
+        key = f"won {day.isoformat()}"
+        board.enter(key, channel, 100, at(day))
+        board.close(key, Outcome.WON, at(day, 10))
+
+
+def fold(board: Board) -> None:
+    stream_metrics_advance(stream_id=board.stream.pk, summarize=False)
+
+
+def panel(board: Board, *, now=NOW, history_weeks=12, by=None, items=10, **filters):
+    query = MetricsQuery(stream=board.stream, now=now, **filters)
+    return forecast_panel(query, history_weeks=history_weeks, by=by or nov(30), items=items)
+
+
+def span(first: datetime.date, days: int) -> list[datetime.date]:
+    return [first + datetime.timedelta(days=n) for n in range(days)]
+
+
+# The answers ------------------------------------------------------------------------
+
+
+def test_one_deal_won_every_day_forecasts_one_a_day_at_every_confidence(board, referral):
+    # A deal won on each of the 14 days 4-17 Nov. Every trial draws a 1 for every day
+    # ahead: 18-30 Nov is 13 days, so at least 13 deals at every level; the 5th more
+    # deal comes on the 5th day, 22 Nov.
+    win_daily(board, referral, span(nov(4), 14))
+    fold(board)
+    result = panel(board, history_weeks=2, by=nov(30), items=5)
+
+    assert [(level.confidence, level.value) for level in result.how_many.levels] == [
+        (50, 13),
+        (85, 13),
+        (95, 13),
+    ]
+    assert result.how_many.sentence == (
+        "By 30 Nov 2026: at least 13 deals won with 85% confidence (50%: 13, 95%: 13)."
+    )
+    assert result.how_many.days == 13
+    assert [level.day for level in result.when.levels] == [nov(22)] * 3
+    assert result.when.sentence == (
+        "5 more deals won: by 22 Nov 2026 with 85% confidence "
+        "(50%: by 22 Nov 2026, 95%: by 22 Nov 2026)."
+    )
+    history = result.history
+    assert (history.first_day, history.last_day, history.days, history.won) == (
+        nov(4),
+        nov(17),
+        14,
+        14,
+    )
+    assert [(week.first_day, week.last_day, week.won) for week in history.weeks] == [
+        (nov(4), nov(10), 7),
+        (nov(11), nov(17), 7),
+    ]
+    assert history.per_week == 7.0
+
+
+def test_days_before_the_stream_s_first_prospect_are_no_history(board, referral):
+    # The same 14 winning days, asked with 12 weeks of history: the 70 days before 4 Nov
+    # had no stream yet. Counted as days without a win they would dilute 1 a day to
+    # 14 in 84 days; left out, the forecast stays at 1 a day.
+    win_daily(board, referral, span(nov(4), 14))
+    fold(board)
+    result = panel(board, history_weeks=12, by=nov(30))
+
+    assert result.history.days == 14
+    assert result.history.shortened
+    assert result.history.stream_started == nov(4)
+    assert [level.value for level in result.how_many.levels] == [13, 13, 13]
+
+
+def test_too_little_history_is_refused_with_the_reason(board, referral):
+    # Wins on 9-17 Nov only: 9 days of history, under the two weeks a forecast needs.
+    win_daily(board, referral, span(nov(9), 9))
+    fold(board)
+    result = panel(board)
+
+    reason = "The history holds 9 days; a forecast needs at least 14 (two weeks)."
+    assert result.how_many.refused == reason
+    assert result.when.refused == reason
+    assert result.how_many.levels == [] and result.when.levels == []
+    assert result.how_many.sentence == f"No forecast: {reason}"
+
+
+def test_a_goal_out_of_reach_says_not_within_two_years(board, referral):
+    # One deal in the 14 days 4-17 Nov: 10,000 more take far longer than 730 days.
+    board.enter("first", referral, 100, at(nov(4)))
+    board.enter("won", referral, 100, at(nov(10)))
+    board.close("won", Outcome.WON, at(nov(10), 10))
+    fold(board)
+    result = panel(board, history_weeks=2, items=MAX_ITEMS)
+
+    assert [level.day for level in result.when.levels] == [None, None, None]
+    assert f"not within {MAX_DAYS} days with 85% confidence" in result.when.sentence
+
+
+def test_the_backtest_counts_the_weeks_each_forecast_held(board, referral):
+    # Two weeks of history and 10 weeks to test: 84 days, 26 Aug - 17 Nov. A deal won
+    # every day from 26 Aug to 10 Nov, none in the last week (11-17 Nov). Each tested
+    # week (from 9 Sep) has 14 days of one-a-day before it: at least 7 at every level.
+    # Nine weeks won 7 (held); the last won 0 (missed): held in 9 of 10 at every level.
+    first = datetime.date(2026, 8, 26)
+    win_daily(board, referral, span(first, 77))
+    fold(board)
+    accuracy = panel(board, history_weeks=2).accuracy
+
+    assert len(accuracy.weeks) == BACKTEST_WEEKS
+    assert [(week.first_day, week.last_day) for week in accuracy.weeks[:1]] == [
+        (datetime.date(2026, 9, 9), datetime.date(2026, 9, 15))
+    ]
+    assert (accuracy.weeks[-1].first_day, accuracy.weeks[-1].last_day) == (nov(11), nov(17))
+    assert all([h.at_least for h in week.levels] == [7, 7, 7] for week in accuracy.weeks)
+    assert [week.actual for week in accuracy.weeks] == [7] * 9 + [0]
+    assert [week.held_text for week in accuracy.weeks] == ["50%, 85% and 95%"] * 9 + ["none"]
+    assert [(level.confidence, level.value) for level in accuracy.held] == [
+        (50, 9),
+        (85, 9),
+        (95, 9),
+    ]
+    assert accuracy.sentence == "The 85% forecast held in 9 of 10 past weeks (50%: 9, 95%: 9)."
+    assert not accuracy.promises_too_much
+
+
+def test_a_young_stream_has_no_past_week_to_check(board, referral):
+    # 14 days of history in all: no past week has 14 days before it.
+    win_daily(board, referral, span(nov(4), 14))
+    fold(board)
+    accuracy = panel(board, history_weeks=2).accuracy
+    assert accuracy.weeks == []
+    assert accuracy.sentence is None
+
+
+@pytest.mark.parametrize(("held", "too_much"), [(6, True), (7, False), (10, False)])
+def test_an_85_percent_forecast_that_held_too_rarely_is_said_to_promise_too_much(held, too_much):
+    # Binomial(10, 0.85): P(X <= 6) = 0.0500 - a hair under 5% (1 - 0.1969 - 0.3474 -
+    # 0.2759 - 0.1298); P(X <= 7) = 0.1798.
+    accuracy = Accuracy(
+        weeks=[None] * 10,  # only their number counts here
+        held=[Level(50, 10), Level(85, held), Level(95, 10)],
+        asked=10,
+        history_weeks=12,
+    )
+    assert accuracy.promises_too_much is too_much
+    assert ("promising too much" in accuracy.honesty) is too_much
+
+
+@pytest.fixture
+def cohort(board, referral, web) -> Board:
+    """E (Web form) enters 10 Aug, before a 12-week window (from Mon 24 Aug), and is won
+    29 Sep: 50 days. A and B (Referral), C and D (Web form) enter 1 Oct; A is handed on
+    to Sales/Buying 6 Oct and won there 11 Oct (10 days from entry), B is lost 5 Oct, C
+    and D stay open."""
+    board.enter("E", web, 100, at(datetime.date(2026, 8, 10)))
+    board.close("E", Outcome.WON, at(datetime.date(2026, 9, 29)))
+    for key, channel in (("A", referral), ("B", referral), ("C", web), ("D", web)):
+        board.enter(key, channel, 100, at(datetime.date(2026, 10, 1)))
+    board.close("B", Outcome.LOST, at(datetime.date(2026, 10, 5)))
+    board.handoff("A", at(datetime.date(2026, 10, 6)))
+    board.close("A", Outcome.WON, at(datetime.date(2026, 10, 11)))
+    fold(board)
+    return board
+
+
+@pytest.mark.parametrize(
+    ("by", "days", "in_time", "prospects"),
+    [
+        # 17 Dec: 30 days. A quarter of the entrants end won (A of A-D); of the won
+        # deals in the window (E 50 days, A 10 days) half took 30 days or less:
+        # 10 / (1/4 x 1/2) = 80.
+        (datetime.date(2026, 12, 17), 30, 1, 80),
+        # 31 Jan 2027: 75 days, both lead times fit: 10 / (1/4) = 40.
+        (datetime.date(2027, 1, 31), 75, 2, 40),
+    ],
+)
+def test_prospects_needed_from_the_entrants_conversion_and_lead_times(
+    cohort, by, days, in_time, prospects
+):
+    answer = panel(cohort, by=by, items=10).prospects
+    assert (answer.entrants.entered, answer.entrants.won, answer.entrants.still_open) == (4, 1, 2)
+    assert answer.entrants.since == datetime.date(2026, 8, 24)
+    assert (answer.days, answer.won_leads, answer.in_time) == (days, 2, in_time)
+    assert answer.prospects == prospects
+    assert answer.refused is None
+    assert f"about {prospects} new prospects must enter Data now" in answer.sentence
+    assert answer.basis.startswith(
+        "Of the 4 prospects that entered since 24 Aug 2026, 1 ended won (25%; "
+        "the 2 still open count as not won yet). Of the 2 deals won since then, "
+    )
+
+
+def test_prospects_of_one_channel(cohort, referral):
+    # Referral: A and B entered, A won (10 days): 10 / (1/2 x 1) = 20.
+    answer = panel(cohort, by=datetime.date(2026, 12, 17), channel_key=referral.pk).prospects
+    assert (answer.entrants.entered, answer.entrants.won, answer.won_leads) == (2, 1, 1)
+    assert answer.prospects == 20
+
+
+def test_prospects_are_refused_when_no_lead_time_fits_or_nothing_converted(cohort, web):
+    # By 20 Nov (3 days) no won deal was that quick.
+    answer = panel(cohort, by=nov(20)).prospects
+    assert answer.prospects is None
+    assert answer.refused == (
+        "No won deal took 3 days or less from entry: none entering now would be won in time."
+    )
+    # Web form: C and D entered in the window, neither won (E entered before it).
+    answer = panel(cohort, by=datetime.date(2026, 12, 17), channel_key=web.pk).prospects
+    assert answer.refused == (
+        "None of the 2 prospects that entered since 24 Aug 2026 has been won yet: "
+        "there is no conversion to plan with."
+    )
+
+
+def test_the_cycle_filter_does_not_turn_lead_times_into_cycle_times(cohort):
+    # A passed Collaboration in 5 days and was won 10 days after entry. By 25 Nov
+    # (8 days) no won deal fits, whatever the dashboard's cycle: Collaboration's 5-day
+    # passage is no lead time.
+    cycle_id = cohort.column("Collaboration", "Data").cycle_id
+    filtered = panel(cohort, by=nov(25), cycle_id=cycle_id).prospects
+    assert filtered.refused == (
+        "No won deal took 8 days or less from entry: none entering now would be won in time."
+    )
+    assert filtered == panel(cohort, by=nov(25)).prospects
+
+
+# The form ---------------------------------------------------------------------------
+
+
+def form(today=TODAY, **data) -> ForecastForm:
+    query = QueryDict(mutable=True)
+    query.update(data)
+    return ForecastForm(query, today=today)
+
+
+@pytest.mark.parametrize(
+    ("now", "zone", "default_by"),
+    [
+        (NOW, "UTC", datetime.date(2026, 12, 31)),
+        # 30 Nov 12:00 UTC is already 1 Dec in Auckland: next month is January there.
+        (
+            datetime.datetime(2026, 11, 30, 12, tzinfo=UTC),
+            "Pacific/Auckland",
+            datetime.date(2027, 1, 31),
+        ),
+        (datetime.datetime(2026, 11, 30, 12, tzinfo=UTC), "UTC", datetime.date(2026, 12, 31)),
+        (datetime.datetime(2027, 1, 31, 9, tzinfo=UTC), "UTC", datetime.date(2027, 2, 28)),
+    ],
+)
+def test_the_default_date_is_the_end_of_next_month_in_the_local_time_zone(
+    settings, stream, now, zone, default_by
+):
+    settings.TIME_ZONE = zone
+    today = MetricsQuery(stream=stream, now=now).today
+    chosen = form(today=today).chosen()
+    assert chosen["by"] == default_by
+    assert (chosen["items"], chosen["history_weeks"]) == (10, 12)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("by", "2026-11-18", "Pick a day after today (18 Nov 2026)."),
+        ("by", "2020-01-01", "Pick a day after today (18 Nov 2026)."),
+        # Today + 730 days would count 731 days, today included.
+        ("by", "2028-11-17", f"at most {MAX_DAYS} days ahead: pick 16 Nov 2028 or earlier."),
+        ("by", "31/01/2027", "Enter a date such as 2027-01-31."),
+        ("items", "0", "Ask for 1 to 10,000 deals."),
+        ("items", "10001", "Ask for 1 to 10,000 deals."),
+        ("items", "ten", "Enter a whole number of deals"),
+        ("history_weeks", "1", "Use 2 to 104 weeks of history."),
+        ("history_weeks", "105", "Use 2 to 104 weeks of history."),
+    ],
+)
+def test_bad_input_is_an_error_on_its_field_and_the_others_are_kept(field, value, error):
+    good = {"by": "2027-01-15", "items": "25", "history_weeks": "8"}
+    bound = form(**{**good, field: value})
+    assert not bound.is_valid()
+    assert list(bound.errors) == [field]
+    assert error in bound.errors[field][0]
+    chosen = bound.chosen()
+    kept = {"by": datetime.date(2027, 1, 15), "items": 25, "history_weeks": 8}
+    defaults = {"by": datetime.date(2026, 12, 31), "items": 10, "history_weeks": 12}
+    assert chosen == {**kept, field: defaults[field]}
+
+
+def test_the_bounds_themselves_are_accepted():
+    bound = form(by="2028-11-16", items="10000", history_weeks="104")
+    assert bound.is_valid(), bound.errors
+    assert bound.chosen()["by"] == TODAY + datetime.timedelta(days=MAX_DAYS - 1)
+    assert form(by="2026-11-19", items="1", history_weeks="2").is_valid()
+
+
+# The endpoint -----------------------------------------------------------------------
+
+
+def url(stream, **params) -> str:
+    query = QueryDict(mutable=True)
+    query.update(params)
+    base = reverse("metrics:forecast", kwargs={"stream_slug": stream.slug})
+    return f"{base}?{query.urlencode()}" if params else base
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def live(board, referral) -> Board:
+    """A deal won on each of the 28 days before today (real time)."""
+    today = timezone.localdate()
+    win_daily(board, referral, [today - datetime.timedelta(days=n) for n in range(28, 0, -1)])
+    fold(board)
+    return board
+
+
+def test_a_member_gets_the_page_and_htmx_gets_the_fragment(live, member):
+    client = logged_in(member)
+    page = client.get(url(live.stream))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "<html" in html and "<h1>Forecasts</h1>" in html
+    assert has_element(html, "forecast") and has_element(html, "forecast-how-many")
+    assert "HX-Request" in page["Vary"]
+
+    fragment = client.get(url(live.stream), headers=HTMX)
+    assert fragment.status_code == 200
+    text = fragment.content.decode()
+    assert "<html" not in text and "<h1>" not in text
+    assert has_element(text, "forecast-title") and has_element(text, "forecast-accuracy")
+    form_attributes = element(text, "forecast-by")
+    assert form_attributes["value"] == _end_of_next_month(timezone.localdate()).isoformat()
+    # 28 days of one a day: the sentence a manager reads.
+    by = _end_of_next_month(timezone.localdate())
+    days = (by - timezone.localdate()).days + 1
+    assert f"at least {days} deals won with 85% confidence (50%: {days}, 95%: {days})." in text
+
+
+def _end_of_next_month(today: datetime.date) -> datetime.date:
+    first_of_next = (today.replace(day=1) + datetime.timedelta(days=32)).replace(day=1)
+    return (first_of_next + datetime.timedelta(days=32)).replace(day=1) - datetime.timedelta(days=1)
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["page", "htmx"])
+def test_an_outsider_gets_404(stream, user, headers):
+    assert logged_in(user).get(url(stream), headers=headers).status_code == 404
+
+
+def test_bad_input_shows_the_error_beside_its_field_and_keeps_the_rest(live, member):
+    response = logged_in(member).get(
+        url(live.stream, by="2001-01-01", items="25", history_weeks="abc"), headers=HTMX
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert element(html, "forecast-by")["aria-invalid"] == "true"
+    assert "forecast-by_error" in element(html, "forecast-by")["aria-describedby"]
+    assert has_element(html, "forecast-by_error") and has_element(
+        html, "forecast-history_weeks_error"
+    )
+    assert not has_element(html, "forecast-items_error")
+    assert "Pick a day after today" in html
+    # What was typed stays in the fields; the valid number is used.
+    assert element(html, "forecast-by")["value"] == "2001-01-01"
+    assert element(html, "forecast-history_weeks")["value"] == "abc"
+    assert element(html, "forecast-items")["value"] == "25"
+    assert "25 more deals won: by" in html
+
+
+def test_too_little_history_shows_the_refusal(board, referral, member):
+    today = timezone.localdate()
+    win_daily(board, referral, [today - datetime.timedelta(days=n) for n in range(5, 0, -1)])
+    fold(board)
+    html = logged_in(member).get(url(board.stream), headers=HTMX).content.decode()
+    assert (
+        "No forecast: The history holds 5 days; a forecast needs at least 14 (two weeks)." in html
+    )
+    assert not has_element(html, "forecast-how-many")
+
+
+def test_a_stream_without_deals_refuses_everything_without_error(stream, member):
+    response = logged_in(member).get(url(stream), headers=HTMX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "No history yet" in html
+    assert "No prospect entered since" in html
+    assert "Nothing to check yet" in html
+
+
+def test_the_dashboard_filters_ride_along_and_the_channel_applies(live, member, referral, web):
+    client = logged_in(member)
+    start = (timezone.localdate() - datetime.timedelta(weeks=4)).isoformat()
+    html = client.get(
+        url(live.stream, channel=str(web.pk), start=start), headers=HTMX
+    ).content.decode()
+    assert f'<input type="hidden" name="channel" value="{web.pk}">' in html
+    assert f'<input type="hidden" name="start" value="{start}">' in html
+    assert "Deals won through one channel: Web form." in html
+    assert "do not change these forecasts" in html
+    # No deal came through the web form: nothing to sample.
+    assert "No forecast: No deal was won in the" in html
+
+    html = client.get(url(live.stream, channel=str(referral.pk)), headers=HTMX).content.decode()
+    assert "Deals won through one channel: Referral." in html
+    assert "No forecast" not in html
+
+
+def test_the_panel_reads_a_bounded_number_of_queries(live, member, django_assert_max_num_queries):
+    client = logged_in(member)
+    with django_assert_max_num_queries(12):
+        assert client.get(url(live.stream, history_weeks="104"), headers=HTMX).status_code == 200
