@@ -75,7 +75,9 @@ def finished_cards(query: MetricsQuery) -> list[FinishedCard]:
 def aging_cards(query: MetricsQuery) -> list[AgingCard]:
     """The open cards (one channel's with ``query.channel_key``) with their age in
     their column at ``query.now``, oldest first; one statement."""
-    states = CardFlowState.objects.filter(value_stream=query.stream, is_open=True)
+    states = CardFlowState.objects.filter(
+        value_stream=query.stream, is_open=True, column_entered_at__lte=query.now
+    )
     if query.channel_key is not None:
         states = states.filter(channel_id=query.channel_key or None)
     url = _card_urls(query)

@@ -123,14 +123,21 @@ def stored_document(query: MetricsQuery) -> StreamMetricsDocument | None:
     return document
 
 
-def dashboard_get(query: MetricsQuery) -> Dashboard:
+def dashboard_get(
+    query: MetricsQuery, *, document: StreamMetricsDocument | None = None
+) -> Dashboard:
     """The dashboard of ``query.stream`` for ``query``: tiles and charts.
 
+    ``document``: a stored document of this query's window to draw from (a weekly
+    snapshot); by default the worker's stored one when it answers the query, else one
+    computed now. The WIP and cycle-time tiles, the cumulative flow and the dots read
+    the aggregates up to ``query.now`` in every case.
     Raises: nothing of its own; ``query.cycle_id`` must be a cycle of the stream (the
     view validates filters against the stream's cycles and channels).
     """
     zone = metrics_zone()
-    document = stored_document(query)
+    if document is None:
+        document = stored_document(query)
     stored = document is not None
     if document is None:
         document = stream_metrics_compute(query)

@@ -79,11 +79,14 @@ class OpenCard:
 
 def open_cards(query: MetricsQuery) -> list[OpenCard]:
     """The stream's open cards as the fold last saw them (one read for the ages of the
-    columns and the aging list)."""
+    columns and the aging list), leaving out those that entered their column after
+    ``query.now`` (a past query cannot place them: they would have negative ages)."""
     return [
         OpenCard(card_id, column_id, cycle_id, channel_id or 0, column_entered, cycle_entered)
         for card_id, column_id, cycle_id, channel_id, column_entered, cycle_entered in (
-            CardFlowState.objects.filter(value_stream=query.stream, is_open=True).values_list(
+            CardFlowState.objects.filter(
+                value_stream=query.stream, is_open=True, column_entered_at__lte=query.now
+            ).values_list(
                 "card_id",
                 "column_id",
                 "cycle_id",

@@ -22,13 +22,10 @@ from django.utils import timezone
 
 from boards.models import Card, card_display_name
 from boards.templatetags.board_tags import card_url_prefix
-from metrics import charts
 from metrics.fold.timeline import metrics_zone
 from metrics.models import ReviewEntry, ReviewEntryKind, WeeklySnapshot
-from metrics.selectors.cards import finished_cards
-from metrics.selectors.dashboard import Dashboard, dashboard_get, headline_tiles
+from metrics.selectors.dashboard import Dashboard, dashboard_get
 from metrics.selectors.document import stream_metrics_compute
-from metrics.selectors.flow import cumulative_flow
 from metrics.selectors.query import MetricsQuery, week_start
 from metrics.selectors.readmodel import (
     Constraint,
@@ -202,7 +199,7 @@ def _week_dashboard(
     query = MetricsQuery.for_week(stream, monday)
     if monday in snapshots:
         document, taken_at = snapshots[monday]
-        return _dashboard_of(query, document), taken_at
+        return dashboard_get(query, document=document), taken_at
     return dashboard_get(query), None
 
 
@@ -227,39 +224,6 @@ def _snapshot_documents(
         if document.window.weeks and document.window.weeks[-1] == reviewed:
             found[reviewed] = (document, taken_at)
     return found
-
-
-def _dashboard_of(query: MetricsQuery, document: StreamMetricsDocument) -> Dashboard:
-    """The dashboard of ``query`` drawn from a stored ``document`` (a snapshot) rather than
-    one computed now: the same tiles and charts as ``dashboard_get`` (a test holds the two
-    lists of charts equal). The WIP and cycle time tiles, the cumulative flow and the
-    cycle time dots read the move log's aggregates up to the week's end, as the
-    dashboard does."""
-    flow = cumulative_flow(query)
-    finished = finished_cards(query)
-    chart_list = [
-        charts.cumulative_flow_chart(query, flow=flow),
-        charts.cycle_time_scatter(query, document, dots=finished),
-        charts.throughput_run_chart(document),
-        *(charts.conversion_funnel_chart(document, cycle_id=cycle.id) for cycle in document.cycles),
-        charts.channel_pareto_chart(document),
-        charts.aging_chart(
-            query,
-            document,
-            ended_before_today=query.today < timezone.localdate(timezone=metrics_zone()),
-        ),
-        charts.demand_vs_capacity_chart(document),
-        charts.littles_law_chart(document),
-    ]
-    weeks = document.window.weeks
-    return Dashboard(
-        query=query,
-        document=document,
-        week=weeks[-1] if weeks else None,
-        tiles=headline_tiles(document, flow=flow, finished=finished),
-        charts=chart_list,
-        stored=True,
-    )
 
 
 def _amount(value: float | None, unit: str) -> str:
