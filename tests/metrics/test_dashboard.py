@@ -185,14 +185,17 @@ def _history(stream, manager, cards: int) -> None:
     stream_metrics_advance(stream_id=stream.pk)
 
 
-def test_the_page_s_query_count_does_not_grow_with_the_history(client_for, stream, manager):
+@pytest.mark.parametrize("params", [{}, {"channel": 0}], ids=["stored document", "filtered"])
+def test_the_page_s_query_count_does_not_grow_with_the_history(client_for, stream, manager, params):
     client = client_for(manager)
     _history(stream, manager, 4)
     with CaptureQueriesContext(connection) as few:
-        assert client.get(url(stream, channel=0)).status_code == 200
+        assert client.get(url(stream, **params)).status_code == 200
     _history(stream, manager, 40)
     with CaptureQueriesContext(connection) as many:
-        assert client.get(url(stream, channel=0)).status_code == 200
+        response = client.get(url(stream, **params))
+    assert response.status_code == 200
+    assert response.context["dashboard"].stored is (not params)
     assert len(many) == len(few)
 
 

@@ -7,7 +7,10 @@ the board's (tests/boards/conftest.py).
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -185,3 +188,63 @@ def test_the_data_table_holds_the_chart_s_numbers(
     )
     assert [float(cell) for cell in cells] == drawn
     assert len(drawn) > 0
+
+
+def drawn_values(page: Page, key: str) -> list[float]:
+    return page.evaluate(
+        "(key) => window.vsmCharts[key].data.datasets[0].data"
+        ".map((point) => typeof point === 'object' ? point.y : point)",
+        key,
+    )
+
+
+def test_a_channel_filter_changes_the_data_and_stays_in_the_url(
+    live_server,
+    page,
+    log_in,  # noqa: F811
+    stream,
+    manager,
+    history,
+):
+    web = Channel.objects.get(value_stream=stream, name="Web form")
+    log_in(page, manager)
+    open_dashboard(page, live_server, stream)
+    assert len(drawn_values(page, "cycle-time")) == WON_CARDS
+
+    filters = page.get_by_role("form", name="Dashboard filters")
+    filters.get_by_label("Channel").select_option(label="Web form")
+    filters.get_by_role("button", name="Apply").click()
+
+    page.wait_for_url(f"**/dashboard/?*channel={web.pk}*")
+    expect(page.locator("html")).to_have_attribute("data-charts-ready", "true")
+    # Web form brought every third card (0, 3, 6, 9 of the ten won).
+    assert len(drawn_values(page, "cycle-time")) == 4
+    expect(filters.get_by_label("Channel")).to_have_value(str(web.pk))
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-charts-ready", "true")
+    assert len(drawn_values(page, "cycle-time")) == 4
+
+
+@pytest.mark.parametrize(("key", "column"), [("throughput", "won"), ("cycle-time", "days")])
+def test_the_csv_download_holds_the_chart_s_numbers(
+    live_server,
+    page,
+    log_in,  # noqa: F811
+    stream,
+    manager,
+    history,
+    key,
+    column,
+):
+    log_in(page, manager)
+    open_dashboard(page, live_server, stream)
+    link = page.locator(f"#chart-{key} a.csv")
+
+    with page.expect_download() as download:
+        link.click()
+
+    table = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert download.value.suggested_filename == f"{stream.slug}-{key}.csv"
+    values = [float(row[table[0].index(column)]) for row in table[1:]]
+    assert values == drawn_values(page, key)
+    assert values
