@@ -1,14 +1,15 @@
 """What a forecast reads: won deals per calendar day (the history it samples), the
-stream's first day, and the entrants' conversion."""
+stream's first day, and a cohort of entrants' conversion."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, Min, Q, Sum
 
 from boards.models import MoveKind
+from metrics.fold.timeline import metrics_zone
 from metrics.models import CardFlowState, ChannelDay
 from metrics.selectors.query import MetricsQuery
 
@@ -36,24 +37,35 @@ def stream_first_day(query: MetricsQuery) -> date | None:
 
 @dataclass(frozen=True)
 class Entrants:
-    """The prospects that entered the stream from ``since`` (the window's first day) to
-    now, by their final state now: how many, how many ended won, how many are open."""
+    """A cohort of prospects: those that entered the stream from ``since`` to ``until``
+    (calendar days, settings.TIME_ZONE; ``until`` up to now's time of day), the window
+    shifted back ``lag_days`` days; by their final state now: how many, how many ended
+    won, how many are still open."""
 
     since: date
+    until: date
+    lag_days: int
     entered: int
     won: int
     still_open: int
 
 
-def stream_entrants(query: MetricsQuery) -> Entrants:
-    """The cohort of cards that entered the stream (their last ``enter``) from the
-    window's start to ``query.now``, one channel's with ``query.channel_key``, counted
-    by their final state (a won deal reopened and lost counts lost). One query on the
-    fold's card states (CardFlowState)."""
+def stream_entrants(query: MetricsQuery, *, lag_days: int) -> Entrants:
+    """The cohort of cards whose last ``enter`` into the stream was from the window's
+    start (local midnight of its first day, settings.TIME_ZONE) to ``query.now``, both
+    moved back ``lag_days`` calendar days (local wall-clock time, whatever daylight
+    saving did in between); one channel's with ``query.channel_key``. Counted by their
+    final state now (a won deal reopened and lost counts lost; open ones count as
+    open). One query on the fold's card states (CardFlowState)."""
+    zone = metrics_zone()
+    lag = timedelta(days=lag_days)
+    since = query.window().start - lag
+    # Aware arithmetic in one zone moves the wall clock: the same time of day, lag days earlier.
+    until = query.now.astimezone(zone) - lag
     rows = CardFlowState.objects.filter(
         value_stream=query.stream,
-        stream_entered_at__gte=query.start_moment(),
-        stream_entered_at__lte=query.now,
+        stream_entered_at__gte=datetime.combine(since, time.min, tzinfo=zone),
+        stream_entered_at__lte=until,
     )
     if query.channel_key is not None:
         rows = rows.filter(channel_id=query.channel_key or None)
@@ -62,4 +74,4 @@ def stream_entrants(query: MetricsQuery) -> Entrants:
         won=Count("pk", filter=Q(closed_kind=MoveKind.WON)),
         still_open=Count("pk", filter=Q(is_open=True)),
     )
-    return Entrants(since=query.window().start, **counts)
+    return Entrants(since=since, until=until.date(), lag_days=lag_days, **counts)

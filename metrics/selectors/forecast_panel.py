@@ -19,6 +19,7 @@ from metrics.selectors.forecast import (
     stream_first_day,
 )
 from metrics.selectors.query import MetricsQuery
+from metrics.selectors.statistics import percentile
 from vsm.models import Channel
 
 DEFAULT_HISTORY_WEEKS = 12
@@ -28,6 +29,9 @@ BACKTEST_WEEKS = 10
 LEAD_CONFIDENCE = 85
 # A backtest this unlikely (or less) for an honest forecast says it promises too much.
 HONESTY_TAIL = 0.05
+# Conversion is measured on prospects old enough for this share of won deals (by lead
+# time) to have closed: a younger cohort has not had the time to be won.
+COHORT_MATURITY = 85
 
 
 def end_of_next_month(today: date) -> date:
@@ -44,6 +48,13 @@ def days_until(today: date, by: date) -> int:
 
 def day_text(day: date) -> str:
     return format_date(day, "j M Y")
+
+
+def between_text(first: date, last: date) -> str:
+    """A span of days in words, "between 1 Jun and 24 Aug 2026": the first day's year
+    too when it differs."""
+    first_text = format_date(first, "j M" if first.year == last.year else "j M Y")
+    return f"between {first_text} and {day_text(last)}"
 
 
 def deals_text(count: int) -> str:
@@ -164,14 +175,19 @@ class WhenAnswer:
 @dataclass(frozen=True)
 class ProspectsAnswer:
     """New prospects that must enter the stream now to expect ``items`` won by ``by``
-    (``days`` days, today included): ``items`` / (won share of the entrants x share of
-    the won deals whose lead time fits in ``days``), rounded up. ``won_leads``: the deals
-    won in the window (their lead times), ``in_time``: those that took ``days`` or less."""
+    (``days`` days, today included): ``items`` / (won share of a mature cohort x share
+    of the won deals whose lead time fits in ``days``), rounded up.
+
+    ``won_leads``: the deals won in the window (from ``won_since``; their lead times),
+    ``in_time``: those that took ``days`` or less. ``entrants``: the cohort, the window
+    shifted back by the COHORT_MATURITY-th percentile of those lead times (whole days,
+    rounded up); None when no deal was won in the window (no lag to shift by)."""
 
     items: int
     by: date
     days: int
-    entrants: Entrants
+    won_since: date
+    entrants: Entrants | None
     won_leads: int
     in_time: int
     prospects: int | None
@@ -179,7 +195,7 @@ class ProspectsAnswer:
 
     @property
     def won_share(self) -> float | None:
-        if not self.entrants.entered:
+        if self.entrants is None or not self.entrants.entered:
             return None
         return self.entrants.won / self.entrants.entered
 
@@ -199,18 +215,22 @@ class ProspectsAnswer:
     @property
     def basis(self) -> str:
         entrants = self.entrants
+        if entrants is None:
+            return ""
         share, in_time = self.won_share or 0.0, self.in_time_share or 0.0
-        still_open = (
-            f"; the {entrants.still_open:,} still open count as not won yet"
-            if entrants.still_open
-            else ""
-        )
+        still_open = ""
+        if entrants.still_open:
+            verb = "counts" if entrants.still_open == 1 else "count"
+            still_open = f"; the {entrants.still_open:,} still open {verb} as not won"
         return (
-            f"Of the {entrants.entered:,} prospects that entered since "
-            f"{day_text(entrants.since)}, {entrants.won:,} ended won ({share:.0%}{still_open}). "
-            f"Of the {self.won_leads:,} deals won since then, {self.in_time:,} ({in_time:.0%}) "
-            f"took {self.days} days or less from entry to won. Each prospect entering now "
-            f"brings {share * in_time:.3f} wins by then on average."
+            f"Of the {entrants.entered:,} prospects that entered "
+            f"{between_text(entrants.since, entrants.until)} — old enough for "
+            f"{COHORT_MATURITY}% of won deals (lead time up to {entrants.lag_days} days) to "
+            f"have closed — {entrants.won:,} ended won ({share:.0%}{still_open}). "
+            f"Of the {self.won_leads:,} deals won since {day_text(self.won_since)}, "
+            f"{self.in_time:,} ({in_time:.0%}) took {self.days} days or less from entry to "
+            f"won. Each prospect entering now brings {share * in_time:.3f} wins by then on "
+            "average."
         )
 
 
@@ -320,9 +340,11 @@ def forecast_panel(
 ) -> ForecastPanel:
     """The panel's answers from ``query.today``: how many deals won by ``by``, when
     ``items`` more will be won, how many prospects must enter to expect ``items`` won by
-    ``by``, sampling the won deals of the last ``history_weeks`` weeks; and how the same
-    forecast did over the last BACKTEST_WEEKS weeks. ``query.cycle_id`` and its weeks are
-    ignored: won deals are the stream's. Five queries.
+    ``by`` (conversion measured on the prospects old enough for COHORT_MATURITY% of the
+    window's won deals to have closed), sampling the won deals of the last
+    ``history_weeks`` weeks; and how the same forecast did over the last BACKTEST_WEEKS
+    weeks. ``query.cycle_id`` and its weeks are ignored: won deals are the stream's.
+    Five queries at most.
 
     Raises: ValueError when ``by`` is not after today (the form checks it first).
     """
@@ -353,7 +375,7 @@ def forecast_panel(
         history=history,
         how_many=how_many,
         when=when,
-        prospects=_prospects(window, by=by, days=days, items=items),
+        prospects=_prospects(window, by=by, days=days, items=items, started=started),
         accuracy=_accuracy(daily, today=today, history_weeks=history_weeks),
     )
 
@@ -408,30 +430,53 @@ def _throughput_answers(
     )
 
 
-def _prospects(window: MetricsQuery, *, by: date, days: int, items: int) -> ProspectsAnswer:
-    entrants = stream_entrants(window)
-    leads = [card.days for card in finished_cards(window)]
+def _prospects(
+    window: MetricsQuery, *, by: date, days: int, items: int, started: date | None
+) -> ProspectsAnswer:
+    leads = sorted(card.days for card in finished_cards(window))
+    won_since = window.window().start
     answer = ProspectsAnswer(
         items=items,
         by=by,
         days=days,
-        entrants=entrants,
+        won_since=won_since,
+        entrants=None,
         won_leads=len(leads),
         in_time=sum(1 for lead in leads if lead <= days),
         prospects=None,
     )
-    since = day_text(entrants.since)
-    if not entrants.entered:
+    if not leads:
         return replace(
             answer,
-            refused=f"No prospect entered since {since}: there is no conversion to plan with.",
+            refused=(
+                f"No deal was won since {day_text(won_since)}: there is no conversion to plan with."
+            ),
         )
+    lag = math.ceil(percentile(leads, COHORT_MATURITY))
+    entrants = stream_entrants(window, lag_days=lag)
+    answer = replace(answer, entrants=entrants)
+    if not entrants.entered:
+        # Prospects before the cohort's last day mean a gap in arrivals (or in one
+        # channel's), not a stream too young to measure.
+        if started is None or started >= entrants.until:
+            reason = (
+                f"The stream's prospects are younger than {lag} days, the time "
+                f"{COHORT_MATURITY}% of won deals took: too early to measure conversion."
+            )
+        else:
+            reason = (
+                f"No prospect entered {between_text(entrants.since, entrants.until)} (old "
+                f"enough for {COHORT_MATURITY}% of won deals to have closed): there is no "
+                "conversion to plan with."
+            )
+        return replace(answer, refused=reason)
     if not entrants.won:
         return replace(
             answer,
             refused=(
-                f"None of the {entrants.entered:,} prospects that entered since {since} has "
-                "been won yet: there is no conversion to plan with."
+                f"No prospect that entered {between_text(entrants.since, entrants.until)} "
+                f"has been won ({entrants.entered:,} entered): there is no conversion to plan "
+                "with."
             ),
         )
     try:

@@ -16,6 +16,7 @@ from django.http import QueryDict
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateformat import format as format_date
 
 from boards.models import Outcome
 from metrics.forecasting import MAX_DAYS
@@ -212,19 +213,44 @@ def test_an_85_percent_forecast_that_held_too_rarely_is_said_to_promise_too_much
     assert ("promising too much" in accuracy.honesty) is too_much
 
 
+def day(month: int, day_of_month: int) -> datetime.date:
+    return datetime.date(2026, month, day_of_month)
+
+
 @pytest.fixture
 def cohort(board, referral, web) -> Board:
-    """E (Web form) enters 10 Aug, before a 12-week window (from Mon 24 Aug), and is won
-    29 Sep: 50 days. A and B (Referral), C and D (Web form) enter 1 Oct; A is handed on
-    to Sales/Buying 6 Oct and won there 11 Oct (10 days from entry), B is lost 5 Oct, C
-    and D stay open."""
-    board.enter("E", web, 100, at(datetime.date(2026, 8, 10)))
-    board.close("E", Outcome.WON, at(datetime.date(2026, 9, 29)))
+    """Prospects entered in the months before a 12-week window (Mon 24 Aug to now):
+
+    - X (Web form) enters 3 Jul, lost 20 Jul.
+    - F (Referral) enters 15 Jul, lost 1 Sep.
+    - H (Referral) enters 3 Aug, won 8 Sep: 36 days.
+    - E (Web form) enters 10 Aug, won 29 Sep at 15:00: 50.25 days.
+    - G (Web form) enters 28 Sep, stays open; I (Web form) enters 28 Sep at 16:00,
+      stays open.
+    - A and B (Referral), C and D (Web form) enter 1 Oct; A is handed on to
+      Sales/Buying 6 Oct and won there 11 Oct (10 days from entry), B is lost 5 Oct,
+      C and D stay open.
+
+    Won in the window: H, E, A; lead times 10, 36, 50.25 days. Their 85th percentile
+    (nearest rank 3 of 3) is 50.25: the lag is 51 days. The cohort entered from
+    24 Aug - 51 days = 4 Jul to 18 Nov 15:00 - 51 days = 28 Sep 15:00: F, H, E, G
+    (X entered a day early; I an hour late; A-D are too young). 2 of the 4 won, G is
+    open."""
+    board.enter("X", web, 100, at(day(7, 3)))
+    board.close("X", Outcome.LOST, at(day(7, 20)))
+    board.enter("F", referral, 100, at(day(7, 15)))
+    board.close("F", Outcome.LOST, at(day(9, 1)))
+    board.enter("H", referral, 100, at(day(8, 3)))
+    board.close("H", Outcome.WON, at(day(9, 8)))
+    board.enter("E", web, 100, at(day(8, 10)))
+    board.close("E", Outcome.WON, at(day(9, 29), 15))
+    board.enter("G", web, 100, at(day(9, 28)))
+    board.enter("I", web, 100, at(day(9, 28), 16))
     for key, channel in (("A", referral), ("B", referral), ("C", web), ("D", web)):
-        board.enter(key, channel, 100, at(datetime.date(2026, 10, 1)))
-    board.close("B", Outcome.LOST, at(datetime.date(2026, 10, 5)))
-    board.handoff("A", at(datetime.date(2026, 10, 6)))
-    board.close("A", Outcome.WON, at(datetime.date(2026, 10, 11)))
+        board.enter(key, channel, 100, at(day(10, 1)))
+    board.close("B", Outcome.LOST, at(day(10, 5)))
+    board.handoff("A", at(day(10, 6)))
+    board.close("A", Outcome.WON, at(day(10, 11)))
     fold(board)
     return board
 
@@ -232,50 +258,130 @@ def cohort(board, referral, web) -> Board:
 @pytest.mark.parametrize(
     ("by", "days", "in_time", "prospects"),
     [
-        # 17 Dec: 30 days. A quarter of the entrants end won (A of A-D); of the won
-        # deals in the window (E 50 days, A 10 days) half took 30 days or less:
-        # 10 / (1/4 x 1/2) = 80.
-        (datetime.date(2026, 12, 17), 30, 1, 80),
-        # 31 Jan 2027: 75 days, both lead times fit: 10 / (1/4) = 40.
-        (datetime.date(2027, 1, 31), 75, 2, 40),
+        # 17 Dec: 30 days. Half the cohort ended won; of the 3 won deals only A (10 days)
+        # took 30 days or less: 10 / (1/2 x 1/3) = 60.
+        (datetime.date(2026, 12, 17), 30, 1, 60),
+        # 31 Dec: 44 days, A and H (36) fit: 10 / (1/2 x 2/3) = 30.
+        (datetime.date(2026, 12, 31), 44, 2, 30),
+        # 31 Jan 2027: 75 days, all three fit: 10 / (1/2) = 20.
+        (datetime.date(2027, 1, 31), 75, 3, 20),
     ],
 )
-def test_prospects_needed_from_the_entrants_conversion_and_lead_times(
+def test_prospects_needed_from_a_mature_cohort_and_the_lead_times(
     cohort, by, days, in_time, prospects
 ):
     answer = panel(cohort, by=by, items=10).prospects
-    assert (answer.entrants.entered, answer.entrants.won, answer.entrants.still_open) == (4, 1, 2)
-    assert answer.entrants.since == datetime.date(2026, 8, 24)
-    assert (answer.days, answer.won_leads, answer.in_time) == (days, 2, in_time)
+    entrants = answer.entrants
+    assert (entrants.since, entrants.until, entrants.lag_days) == (day(7, 4), day(9, 28), 51)
+    assert (entrants.entered, entrants.won, entrants.still_open) == (4, 2, 1)
+    assert (answer.days, answer.won_since, answer.won_leads, answer.in_time) == (
+        days,
+        day(8, 24),
+        3,
+        in_time,
+    )
     assert answer.prospects == prospects
     assert answer.refused is None
-    assert f"about {prospects} new prospects must enter Data now" in answer.sentence
-    assert answer.basis.startswith(
-        "Of the 4 prospects that entered since 24 Aug 2026, 1 ended won (25%; "
-        "the 2 still open count as not won yet). Of the 2 deals won since then, "
+    assert answer.sentence == (
+        f"To expect 10 deals won by {format_date(by, 'j M Y')} from new prospects alone, "
+        f"about {prospects} new prospects must enter Data now."
     )
 
 
-def test_prospects_of_one_channel(cohort, referral):
-    # Referral: A and B entered, A won (10 days): 10 / (1/2 x 1) = 20.
+def test_the_basis_says_which_cohort_and_why(cohort):
+    answer = panel(cohort, by=datetime.date(2026, 12, 17), items=10).prospects
+    assert answer.basis == (
+        "Of the 4 prospects that entered between 4 Jul and 28 Sep 2026 — old enough for 85% "
+        "of won deals (lead time up to 51 days) to have closed — 2 ended won (50%; the 1 "
+        "still open counts as not won). Of the 3 deals won since 24 Aug 2026, 1 (33%) took "
+        "30 days or less from entry to won. Each prospect entering now brings 0.167 wins by "
+        "then on average."
+    )
+
+
+def test_prospects_of_one_channel_use_its_own_lead_times_and_cohort(cohort, referral):
+    # Referral won H (36 days) and A (10): the lag is 36 days, the cohort entered
+    # 24 Aug - 36 days = 19 Jul to 13 Oct 15:00: H, A, B (F entered 15 Jul). H and A
+    # won: 10 / (2/3 x 1/2) = 30 by 17 Dec (30 days: A fits, H does not).
     answer = panel(cohort, by=datetime.date(2026, 12, 17), channel_key=referral.pk).prospects
-    assert (answer.entrants.entered, answer.entrants.won, answer.won_leads) == (2, 1, 1)
-    assert answer.prospects == 20
+    entrants = answer.entrants
+    assert (entrants.since, entrants.until, entrants.lag_days) == (day(7, 19), day(10, 13), 36)
+    assert (entrants.entered, entrants.won, entrants.still_open) == (3, 2, 0)
+    assert (answer.won_leads, answer.in_time) == (2, 1)
+    assert answer.prospects == 30
+    assert answer.basis.startswith(
+        "Of the 3 prospects that entered between 19 Jul and 13 Oct 2026 — old enough for 85% "
+        "of won deals (lead time up to 36 days) to have closed — 2 ended won (67%). "
+    )
 
 
-def test_prospects_are_refused_when_no_lead_time_fits_or_nothing_converted(cohort, web):
+def test_prospects_are_refused_when_no_lead_time_fits(cohort):
     # By 20 Nov (3 days) no won deal was that quick.
     answer = panel(cohort, by=nov(20)).prospects
     assert answer.prospects is None
     assert answer.refused == (
         "No won deal took 3 days or less from entry: none entering now would be won in time."
     )
-    # Web form: C and D entered in the window, neither won (E entered before it).
-    answer = panel(cohort, by=datetime.date(2026, 12, 17), channel_key=web.pk).prospects
+    assert answer.sentence == f"No estimate: {answer.refused}"
+
+
+def test_prospects_are_refused_without_a_deal_won_in_the_window(board, referral):
+    # W was won 1 Aug, before the window (from 24 Aug); P is open: no lead time to take
+    # the cohort's lag from.
+    board.enter("W", referral, 100, at(day(6, 1)))
+    board.close("W", Outcome.WON, at(day(8, 1)))
+    board.enter("P", referral, 100, at(day(10, 1)))
+    fold(board)
+    answer = panel(board).prospects
+    assert answer.entrants is None
     assert answer.refused == (
-        "None of the 2 prospects that entered since 24 Aug 2026 has been won yet: "
-        "there is no conversion to plan with."
+        "No deal was won since 24 Aug 2026: there is no conversion to plan with."
     )
+
+
+@pytest.mark.parametrize(
+    ("older", "refused"),
+    [
+        (
+            [],
+            "The stream's prospects are younger than 45 days, the time 85% of won deals "
+            "took: too early to measure conversion.",
+        ),
+        (
+            # Q entered before the cohort: the stream is older, the cohort still empty.
+            [("Q", day(6, 1))],
+            "No prospect entered between 10 Jul and 4 Oct 2026 (old enough for 85% of won "
+            "deals to have closed): there is no conversion to plan with.",
+        ),
+        (
+            # R entered inside the cohort and was lost.
+            [("R", day(8, 1))],
+            "No prospect that entered between 10 Jul and 4 Oct 2026 has been won (1 "
+            "entered): there is no conversion to plan with.",
+        ),
+    ],
+    ids=["too-young", "none-in-the-cohort", "none-won"],
+)
+def test_prospects_are_refused_when_the_cohort_has_no_win(board, referral, older, refused):
+    # P, the stream's only win, entered 4 Oct at 16:00 and was won this morning at 10:00:
+    # 44.75 days, so the lag is 45 days and the cohort entered from 24 Aug - 45 days =
+    # 10 Jul to 18 Nov 15:00 - 45 days = 4 Oct 15:00, an hour before P.
+    for key, entered in older:
+        board.enter(key, referral, 100, at(entered))
+        board.close(key, Outcome.LOST, at(entered + datetime.timedelta(days=4)))
+    board.enter("P", referral, 100, at(day(10, 4), 16))
+    board.close("P", Outcome.WON, at(nov(18), 10))
+    fold(board)
+    answer = panel(board, by=datetime.date(2027, 1, 31)).prospects
+    assert (answer.entrants.since, answer.entrants.until, answer.entrants.lag_days) == (
+        day(7, 10),
+        day(10, 4),
+        45,
+    )
+    # Only R entered inside the cohort.
+    assert answer.entrants.entered == sum(1 for key, _ in older if key == "R")
+    assert answer.prospects is None
+    assert answer.refused == refused
 
 
 def test_the_cycle_filter_does_not_turn_lead_times_into_cycle_times(cohort):
@@ -450,7 +556,7 @@ def test_a_stream_without_deals_refuses_everything_without_error(stream, member)
     assert response.status_code == 200
     html = response.content.decode()
     assert "No history yet" in html
-    assert "No prospect entered since" in html
+    assert "No estimate: No deal was won since" in html
     assert "Nothing to check yet" in html
 
 
