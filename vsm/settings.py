@@ -160,10 +160,13 @@ if not DEBUG:
 
 # E-mail (the weekly digest), as Django 6.1's MAILERS (the EMAIL_* settings are
 # deprecated, and refused beside it). One variable, EMAIL_URL, read by django-environ:
-# consolemail:// (the embedded default: messages printed to the console) or, in
-# production, e.g. smtp+tls://user:password@smtp.example.com:587 (also smtp://,
-# smtp+ssl://, filemail://, memorymail://, dummymail://).
-_email = env.email_url("EMAIL_URL", default="consolemail://")
+# consolemail:// (the embedded default, with DJANGO_DEBUG on: messages printed to the
+# console) or e.g. smtp+tls://user:password@smtp.example.com:587 (also smtp://,
+# smtp+ssl://, filemail://, memorymail://, dummymail://). With debug off the default
+# is the host's own mail server, smtp://localhost:25, as Django's own default.
+_email = env.email_url(
+    "EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"
+)
 _email_options: dict = {}
 if _email["EMAIL_BACKEND"].endswith(".smtp.EmailBackend"):
     _email_options = {

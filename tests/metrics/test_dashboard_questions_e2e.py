@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
 from playwright.sync_api import Page, expect
@@ -32,6 +33,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def demo() -> ValueStream:
     seed_demo()
+    # The demo's password hash is made once per process, maybe under another test's
+    # hashers: set it under this test's.
+    manager = get_user_model().objects.get(username="mfg-manager")
+    manager.set_password(DEMO_PASSWORD)
+    manager.save(update_fields=["password"])
     for stream in ValueStream.objects.all():
         # CI points Celery at a broker with no worker: fold here, as a worker would.
         stream_metrics_advance(stream_id=stream.pk)
