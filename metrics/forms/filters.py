@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.utils import timezone
@@ -13,6 +13,8 @@ from vsm.models import ValueStream
 
 # The longest range a page reads: two years of weeks.
 MAX_WEEKS = 104
+# No event is older (boards.services.clock.event_time refuses earlier times).
+EARLIEST = date(2000, 1, 1)
 NO_CHANNEL = "0"
 
 
@@ -20,50 +22,79 @@ class DashboardFilterForm(forms.Form):
     """Cycle, channel and a date range; every field optional.
 
     The range is widened to whole ISO weeks (settings.TIME_ZONE): from the Monday of
-    ``start``'s week to ``end``, whose week is the one "so far". Without a range: the
-    last 12 full weeks and this week so far.
+    ``start``'s week to ``end``. A range that ends on a Sunday ends with that full week;
+    otherwise ``end``'s week is the one "so far", up to ``end``. Without a range: the
+    last 12 full weeks and this week so far; without ``start``, 12 full weeks before
+    ``end``'s week.
     """
 
     cycle = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     channel = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Default: 12 full weeks before the end's week.",
+    )
+    end = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Default: today.",
+    )
 
     def __init__(self, data, *, stream: ValueStream, cycles, channels, now: datetime | None = None):
-        self.now = now or timezone.now()
-        if data is not None and not (data.get("start") or data.get("end")):
-            # Show the default range in the date fields (it is what the page shows).
-            data = data.copy()
-            data["start"] = self.default_start().isoformat()
-            data["end"] = self.today.isoformat()
         super().__init__(data)
         self.stream = stream
+        self.now = now or timezone.now()
         self.fields["cycle"].choices = [("", "All cycles")] + [(c.pk, c.name) for c in cycles]
         self.fields["channel"].choices = (
             [("", "All channels")]
             + [(c.pk, c.name) for c in channels]
             + [(NO_CHANNEL, "No channel")]
         )
+        for name in ("start", "end"):
+            self.fields[name].widget.attrs.update(
+                min=EARLIEST.isoformat(), max=self.today.isoformat()
+            )
 
     @property
-    def today(self):
+    def today(self) -> date:
         return self.now.astimezone(metrics_zone()).date()
 
-    def default_start(self):
-        return week_start(self.today) - timedelta(weeks=WINDOW_WEEKS)
+    def clean_start(self) -> date | None:
+        return self._in_range(self.cleaned_data.get("start"), "starts")
+
+    def clean_end(self) -> date | None:
+        return self._in_range(self.cleaned_data.get("end"), "ends")
+
+    def _in_range(self, day: date | None, verb: str) -> date | None:
+        if day is None:
+            return None
+        if day < EARLIEST:
+            raise forms.ValidationError(f"The range {verb} on {EARLIEST:%-d %b %Y} or later.")
+        if day > self.today:
+            raise forms.ValidationError(
+                f"The range {verb} today ({self.today:%-d %b %Y}) at the latest."
+            )
+        return day
 
     def clean(self):
         data = super().clean()
         start, end = data.get("start"), data.get("end")
-        if end is not None and end > self.today:
-            self.add_error("end", f"The range ends today ({self.today.isoformat()}) at the latest.")
         if start is not None and end is not None and start > end:
             self.add_error("start", "The range starts on or before its last day.")
-        elif start is not None:
-            last = end or self.today
-            if (week_start(last) - week_start(start)).days // 7 > MAX_WEEKS:
-                self.add_error("start", f"A range spans at most {MAX_WEEKS} weeks.")
+        elif start is not None and self._weeks(start, end or self.today) > MAX_WEEKS:
+            self.add_error("start", f"A range spans at most {MAX_WEEKS} weeks.")
         return data
+
+    def _after(self, end: date) -> date:
+        """The first day after the range's full weeks: the Monday after a past Sunday,
+        else ``end``'s own Monday (its week is the one so far)."""
+        if end.weekday() == 6 and end < self.today:
+            return end + timedelta(days=1)
+        return week_start(end)
+
+    def _weeks(self, start: date, end: date) -> int:
+        return (self._after(end) - week_start(start)).days // 7
 
     def query(self) -> MetricsQuery:
         """The query the valid filters ask for (invalid fields fall back to defaults:
@@ -74,13 +105,15 @@ class DashboardFilterForm(forms.Form):
         start = data.get("start") if "start" not in errors else None
         now = self.now
         if end is not None and end < self.today:
-            # The last instant of that day, local time.
             now = datetime.combine(end + timedelta(days=1), time.min, tzinfo=metrics_zone())
-            now -= timedelta(microseconds=1)
-        last = end or self.today
+            if end.weekday() != 6:
+                # The last instant of that day: its week is the one so far. (A Sunday
+                # closes a full week: the window's present is the next Monday.)
+                now -= timedelta(microseconds=1)
         weeks = WINDOW_WEEKS
         if start is not None:
-            weeks = max(1, (week_start(last) - week_start(start)).days // 7)
+            # 0 when the range lies within one week: no full week, only "so far".
+            weeks = self._weeks(start, end or self.today)
         return MetricsQuery(
             stream=self.stream,
             now=now,

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from django.utils import timezone
 
 from metrics import charts
+from metrics.charts import MIN_FOR_PERCENTILES
 from metrics.fold.timeline import metrics_zone
 from metrics.models import StreamMetrics
 from metrics.selectors.cards import FinishedCard, finished_cards
@@ -54,6 +55,8 @@ class Tile:
     explanation: str
     chart: str
     better: str | None = None
+    # The sample a percentile rests on, in words (None for counts).
+    basis: str | None = None
 
     @property
     def change_vs_previous(self) -> float | None:
@@ -204,43 +207,65 @@ def weekly_percentiles(
     return [percentile(sorted(by_week[week]), p) for week in document.window.weeks]
 
 
+def _share(won: int, lost: int) -> float | None:
+    return round(won / (won + lost), 4) if won + lost else None
+
+
 def headline_tiles(
     document: StreamMetricsDocument, *, flow: dict, finished: list[FinishedCard]
 ) -> list[Tile]:
     """The headline numbers of the last full week (see Tile): arrivals, won (count and
-    value), WIP, cycle time p50 and p85, conversion to won, throughput."""
+    value), WIP, lead (or cycle) time p50 and p85, conversion to won, throughput.
+
+    With a cycle filter the counts are that cycle's (arrivals into it, deals won and
+    lost in it, cards that left it); won value stays the stream's. With a channel
+    filter WIP stays every channel's (the flow per column is not split by channel).
+    """
     stream = document.stream
-    closed = [
-        won + lost
-        for won, lost in zip(stream.won_weekly.values, stream.lost_weekly.values, strict=True)
-    ]
-    if document.query.cycle_id is not None:
-        timed = next(cycle.name for cycle in document.cycles if cycle.id == document.query.cycle_id)
-        time_label, time_what = "Cycle time", f"from entering {timed} to leaving it"
+    cycle_id = document.query.cycle_id
+    cycle = next((c for c in document.cycles if c.id == cycle_id), None)
+    if cycle is not None:
+        where, timed = f"{cycle.name}", "Cycle time"
+        time_what = f"from entering {cycle.name} to leaving it"
+        arrivals, won, lost = cycle.arrivals_weekly, cycle.won_weekly, cycle.lost_weekly
+        left = list(cycle.departures_weekly.values)
+        left_label, left_what = "Throughput", f"Cards that left {cycle.name} in the week: "
+        left_what += "handed on, won or lost."
     else:
-        time_label, time_what = "Lead time", "from entering the stream to being won"
+        where, timed = "the stream", "Lead time"
+        time_what = "from entering the stream to being won"
+        arrivals, won, lost = stream.arrivals_weekly, stream.won_weekly, stream.lost_weekly
+        left = [w + x for w, x in zip(won.values, lost.values, strict=True)]
+        left_label = "Throughput (closed)"
+        left_what = "Cards that finished in the week: won or lost (the won alone are a tile "
+        left_what += "of their own, and the weekly chart judges them)."
+    win_rates = [_share(w, x) for w, x in zip(won.values, lost.values, strict=True)]
+    counts = weekly_counts(document, finished)
+    channel_note = " All channels: the flow per column is not split by channel."
     return [
         _tile(
             "arrivals",
-            stream.arrivals_weekly.values,
+            arrivals.values,
             label="Arrivals",
             unit="count",
-            explanation="New prospects that entered the stream in the week (demand).",
+            explanation=f"New prospects that entered {where} in the week (demand).",
             chart="demand",
         ),
         _tile(
             "won",
-            stream.won_weekly.values,
+            won.values,
             label="Won",
             unit="count",
-            explanation="Deals won in the week, each once, in the week of its final win.",
+            explanation=(
+                f"Deals won in {where} in the week, each once, in the week of its final win."
+            ),
             chart="throughput",
             better="up",
         ),
         _tile(
             "won-value",
             stream.won_value_weekly.values,
-            label="Won value",
+            label="Won value" if cycle is None else "Won value (whole stream)",
             unit="money",
             explanation="The estimated value of the deals won in the week.",
             chart="pareto",
@@ -249,11 +274,12 @@ def headline_tiles(
         _tile(
             "wip",
             weekly_wip(document, flow),
-            label="WIP",
+            label="WIP" if document.query.channel_key is None else "WIP (all channels)",
             unit="count",
             explanation=(
                 "Cards in process on the board at the end of the week (Sunday). Less WIP "
                 "means shorter waits (Little's law)."
+                + (channel_note if document.query.channel_key is not None else "")
             ),
             chart="cumulative-flow",
             better="down",
@@ -261,18 +287,19 @@ def headline_tiles(
         _tile(
             "time-p50",
             weekly_percentiles(document, finished, 50),
-            label=f"{time_label} p50",
+            label=f"{timed} p50",
             unit="days",
             explanation=(
                 f"Half the cards that finished in the week took at most this many days {time_what}."
             ),
             chart="cycle-time",
             better="down",
+            basis=_basis(counts),
         ),
         _tile(
             "time-p85",
             weekly_percentiles(document, finished, 85),
-            label=f"{time_label} p85",
+            label=f"{timed} p85",
             unit="days",
             explanation=(
                 f"85% of the cards that finished in the week took at most this many days "
@@ -280,26 +307,50 @@ def headline_tiles(
             ),
             chart="cycle-time",
             better="down",
+            basis=_basis(counts),
         ),
         _tile(
             "win-rate",
-            stream.win_rate_weekly.values,
+            win_rates,
             label="Conversion to won",
             unit="share",
             explanation=(
-                "Of the deals closed in the week, the share won (won / (won + lost)). "
-                "Empty when nothing closed."
+                f"Of the deals closed in {where} in the week, the share won "
+                "(won / (won + lost)). Empty when nothing closed."
             ),
-            chart="throughput",
+            chart="demand",
             better="up",
         ),
         _tile(
             "throughput",
-            closed,
-            label="Throughput",
+            left,
+            label=left_label,
             unit="count",
-            explanation="Cards that finished in the week, won or lost.",
+            explanation=left_what,
             chart="demand",
             better="up",
         ),
     ]
+
+
+def weekly_counts(document: StreamMetricsDocument, finished: list[FinishedCard]) -> list[int]:
+    """How many cards finished (the percentile tiles' sample) in each full week."""
+    by_week = {week: 0 for week in document.window.weeks}
+    for card in finished:
+        monday = week_start(card.finished_on)
+        if monday in by_week:
+            by_week[monday] += 1
+    return [by_week[week] for week in document.window.weeks]
+
+
+def _basis(counts: list[int]) -> str | None:
+    """Under a percentile tile: the sample it rests on, a warning when it is small."""
+    if not counts:
+        return None
+    last = counts[-1]
+    if last == 0:
+        return "No card finished in the week."
+    cards = "1 card" if last == 1 else f"{last} cards"
+    if last < MIN_FOR_PERCENTILES:
+        return f"From {cards} only: a rough figure."
+    return f"From {cards}."

@@ -229,3 +229,103 @@ def test_a_past_week_leaves_out_cards_that_came_later(board):  # noqa: F811
     ages = [column.median_age_days for column in document.columns]
     assert all(age is None or age >= 0 for age in ages)
     assert document.aging.open_cards == 0  # B, D and F, today's open cards, all moved later
+
+
+@pytest.mark.parametrize(
+    ("params", "weeks", "last_full_week", "window_end"),
+    [
+        # Monday 23 to Sunday 29 Nov: that full week, nothing "so far" in it.
+        ({"start": "2026-11-23", "end": "2026-11-29"}, ["2026-11-23"], "2026-11-23", "2026-11-30"),
+        # Two full weeks ending on a Sunday.
+        (
+            {"start": "2026-11-16", "end": "2026-11-29"},
+            ["2026-11-16", "2026-11-23"],
+            "2026-11-23",
+            "2026-11-30",
+        ),
+        # A Wednesday end: its week is the one so far, up to that day.
+        ({"start": "2026-11-16", "end": "2026-11-25"}, ["2026-11-16"], "2026-11-16", "2026-11-25"),
+        # Within one week: no full week at all.
+        ({"start": "2026-11-24", "end": "2026-11-25"}, [], None, "2026-11-25"),
+        # No start: 12 full weeks before the end's week.
+        ({"end": "2026-11-29"}, 12, "2026-11-23", "2026-11-30"),
+    ],
+)
+def test_a_date_range_is_whole_iso_weeks_and_a_sunday_closes_one(
+    stream, params, weeks, last_full_week, window_end
+):
+    from datetime import UTC, date, datetime
+
+    from metrics.forms.filters import DashboardFilterForm
+
+    form = DashboardFilterForm(
+        params,
+        stream=stream,
+        cycles=[],
+        channels=[],
+        now=datetime(2026, 12, 2, 12, 0, tzinfo=UTC),  # a Wednesday
+    )
+    assert form.is_valid(), form.errors
+    window = form.query().window()
+    if isinstance(weeks, int):
+        assert len(window.weeks) == weeks
+    else:
+        assert [week.isoformat() for week in window.weeks] == weeks
+    assert (window.weeks[-1].isoformat() if window.weeks else None) == last_full_week
+    assert window.end == date.fromisoformat(window_end)
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"end": "0001-01-01"}, "end", "The range ends on 1 Jan 2000 or later."),
+        ({"start": "1999-12-31"}, "start", "The range starts on 1 Jan 2000 or later."),
+        ({"start": "2026-12-03"}, "start", "The range starts today (2 Dec 2026) at the latest."),
+        ({"start": "9999-12-31"}, "start", "The range starts today (2 Dec 2026) at the latest."),
+        ({"start": "2022-01-03", "end": "2026-12-01"}, "start", "A range spans at most 104 weeks."),
+    ],
+)
+def test_dates_out_of_range_are_refused_with_the_reason(stream, params, field, message):
+    from datetime import UTC, datetime
+
+    from metrics.forms.filters import DashboardFilterForm
+
+    form = DashboardFilterForm(
+        params, stream=stream, cycles=[], channels=[], now=datetime(2026, 12, 2, 12, tzinfo=UTC)
+    )
+    assert not form.is_valid()
+    assert form.errors[field] == [message]
+    form.query().window()  # the defaults stand in: no OverflowError, no 500
+
+
+def test_the_earliest_dates_get_an_error_not_a_500(client_for, stream, manager):
+    client = client_for(manager)
+    for params in ({"end": "0001-01-01"}, {"start": "0001-01-01", "end": "0001-01-07"}):
+        assert client.get(url(stream, **params)).status_code == 200
+        csv_url = reverse("metrics:dashboard-csv", args=[stream.slug, "throughput"])
+        assert client.get(csv_url, params).status_code == 200
+
+
+def test_a_cycle_filter_counts_the_cycle_s_own_flow(board):  # noqa: F811
+    cycle_id = board.column(COLLABORATION, "Data").cycle_id
+    tiles = tiles_of(MetricsQuery(stream=board.stream, now=NOW, cycle_id=cycle_id))
+    # Collaboration: F entered in the week of 2 June, E the week before.
+    assert (tiles["arrivals"].value, tiles["arrivals"].previous) == (1, 1)
+    # Won in Collaboration: only C (2 May, in Knowledge); A was won in Sales/Buying.
+    assert tiles["won"].average == pytest.approx(1 / 12, abs=1e-4)
+    # Left Collaboration: A handed on (week of 21 Apr), B handed on and C won (28 Apr),
+    # E lost (26 May); B's loss on 15 Apr was taken back by its reopen.
+    assert (tiles["throughput"].value, tiles["throughput"].previous) == (0, 1)
+    assert tiles["throughput"].average == pytest.approx(4 / 12, abs=1e-4)
+    assert tiles["throughput"].label == "Throughput"
+    assert tiles["won-value"].label == "Won value (whole stream)"
+
+
+def test_percentile_tiles_say_how_many_cards_they_rest_on(board):  # noqa: F811
+    from datetime import date
+
+    tiles = tiles_of(MetricsQuery(stream=board.stream, now=NOW))
+    assert tiles["time-p85"].basis == "No card finished in the week."
+    tiles = tiles_of(MetricsQuery.for_week(board.stream, date(2025, 5, 5)))
+    assert tiles["time-p85"].basis == "From 1 card only: a rough figure."
+    assert tiles["arrivals"].basis is None

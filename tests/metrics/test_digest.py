@@ -206,7 +206,7 @@ def test_a_win_after_eleven_quiet_weeks_is_a_signal(won_in_week, stream):
         assert f"- {signal}" in text
         assert f'<li style="margin-bottom:4px;">{signal}</li>' in html
     assert "- Won value: 1,000 (week before 0, +1,000)" in text
-    assert "- Throughput: 1 (week before 0, +1)" in text
+    assert "- Throughput (closed): 1 (week before 0, +1)" in text
 
 
 def test_user_content_is_escaped_in_the_html_part(scripted, stream):
@@ -505,7 +505,7 @@ def test_the_oracle_week_of_5_may(board, settings):  # noqa: F811
         "- WIP: 1 (week before 2, −1)",
         "- Lead time p50: 28.0 d (week before 18.0 d, +10.0 d)",
         "- Conversion to won: 100% (week before 100%, no change)",
-        "- Throughput: 1 (week before 1, no change)",
+        "- Throughput (closed): 1 (week before 1, no change)",
         # Won by week: ten 0s, 1, 1: upper limit 1/6 + 2.66/11 = 0.408.
         "- Deals won: 1 in the week, above its upper natural process limit (0.4).",
         f"{constraint} limits the flow.",
