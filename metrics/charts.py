@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import asdict, dataclass, field
+from datetime import date
 
 from metrics.selectors.cards import FinishedCard, aging_cards, finished_cards
 from metrics.selectors.flow import cumulative_flow
@@ -124,28 +125,44 @@ def throughput_run_chart(document: StreamMetricsDocument) -> Chart:
         lines=lines,
         marks=[(index, "; ".join(rules)) for index, rules in sorted(signals.items())],
         empty_reason=_throughput_gap(won, xmr.mean),
-        verdict=_last_week_verdict(labels, won.values, xmr.upper, xmr.lower, signals),
+        verdict=_last_week_verdict(labels, won.values, xmr, signals),
     )
+
+
+# Below one deal a week on average, weekly counts are mostly 0 and 1: XmR limits on
+# such rare counts raise signals from nothing (Wheeler, *Understanding Variation*:
+# rare events are better charted as the time between them).
+MIN_MEAN_FOR_LIMITS = 1.0
 
 
 def _last_week_verdict(
     labels: list[str],
     values: list,
-    upper: float | None,
-    lower: float | None,
+    xmr,
     signals: dict[int, list[str]],
 ) -> str | None:
-    """Whether the last full week's throughput is a signal or routine variation."""
-    if upper is None or not values:
+    """Whether the last full week's won count is a signal or routine variation."""
+    if xmr.upper is None or not values or not any(values):
         return None
     last = len(values) - 1
-    week = f"Last week (from {labels[last]}): {values[last]} won"
+    week = f"Last week (from {_day(labels[last])}): {values[last]} won"
+    if xmr.mean < MIN_MEAN_FOR_LIMITS:
+        return (
+            f"{week}. Too few deals are won ({xmr.mean:g} a week on average) for process "
+            "limits to tell a signal from noise: read the marks with care."
+        )
     if last in signals:
         return f"{week}, a signal ({'; '.join(signals[last])}): something changed, find out what."
     return (
-        f"{week}, within the natural process limits ({lower:g} to {upper:g}) and no "
+        f"{week}, within the natural process limits ({xmr.lower:g} to {xmr.upper:g}) and no "
         "other rule broken: routine variation (noise), not a signal."
     )
+
+
+def _day(iso: str) -> str:
+    """An ISO date as the pages write dates: 23 Nov 2026."""
+    day = date.fromisoformat(iso)
+    return f"{day.day} {day:%b %Y}"
 
 
 def _throughput_gap(won: WeeklySeries, mean: float | None) -> str | None:
@@ -278,8 +295,9 @@ def channel_pareto_chart(document: StreamMetricsDocument) -> Chart:
         ],
         lines=[ReferenceLine("80% of won value", 0.8)],
         marks=[(index, "in the 80% set") for index, row in enumerate(rows) if row.in_pareto_80],
-        empty_reason=None if any(row.won for row in rows) else "No deal won yet.",
-        verdict=_pareto_verdict(rows),
+        empty_reason=None if any(row.won for row in rows) else "No deal won in this period.",
+        # One channel's own share of itself says nothing.
+        verdict=_pareto_verdict(rows) if document.query.channel_key is None else None,
     )
 
 
@@ -329,32 +347,43 @@ def littles_law_chart(document: StreamMetricsDocument) -> Chart:
 
 
 def cumulative_flow_chart(query: MetricsQuery, *, flow: dict | None = None) -> Chart:
-    """Cards in each column at the end of each day of the window, stacked in flow order
-    (the last column at the bottom): a band that widens is work piling up there.
-    ``flow``: ``cumulative_flow(query)`` when the caller has it already."""
+    """A cumulative flow diagram of the window: at the bottom the cards that left
+    (won or lost; with a cycle filter, left the cycle), counted from the first day; above
+    it each column's cards at the end of each day, in flow order, the last column
+    lowest. ``flow``: ``cumulative_flow(query)`` when the caller has it already."""
     flow = flow if flow is not None else cumulative_flow(query)
     columns = flow["columns"]
     names = {column["id"]: f"{column['cycle']} / {column['name']}" for column in columns}
+    if query.cycle_id is not None:
+        done_name, done_what = "left the cycle", "that left the cycle (handed on, won or lost)"
+    else:
+        done_name, done_what = "done (won or lost)", "that were won or lost"
     return Chart(
         key="cumulative-flow",
         title="Cumulative flow",
         caption=(
-            "Each band is one column's cards at the end of each day, stacked in flow order "
-            "with the last column at the bottom, built from the moves. A band that widens "
-            "is work piling up in that column; a band that stays flat while the ones above "
-            "it widen is starving."
+            f"The bottom band counts the cards {done_what} since the first day: its slope "
+            "is the throughput. Each band above it is one "
+            "column's cards at the end of each day, in flow order, built from the moves; "
+            "the top edge is every card that arrived. A band that widens is work piling up "
+            "in that column; a band that stays flat while the ones above it widen is "
+            "starving."
         ),
         labels=flow["days"],
         series=[
-            Series(names[column["id"]], list(column["wip"]), "area") for column in reversed(columns)
+            Series(done_name, list(flow["done"]), "area"),
+            *(
+                Series(names[column["id"]], list(column["wip"]), "area")
+                for column in reversed(columns)
+            ),
         ],
-        columns=["day", *(names[column["id"]] for column in columns)],
+        columns=["day", *(names[column["id"]] for column in columns), done_name],
         rows=[
-            [day, *(column["wip"][index] for column in columns)]
+            [day, *(column["wip"][index] for column in columns), flow["done"][index]]
             for index, day in enumerate(flow["days"])
         ],
         empty_reason=None
-        if any(any(column["wip"]) for column in columns)
+        if any(any(column["wip"]) for column in columns) or any(flow["done"])
         else "No card was on the board in this period.",
     )
 

@@ -13,13 +13,18 @@ from vsm.models import Channel
 
 
 def channel_pareto(query: MetricsQuery) -> ChannelPareto:
-    """Over all time, per channel a card arrived through: arrivals, won (count, value:
-    the estimated value on its final won event) and lost, each card once by its final
-    state; largest won value first, with the cumulative share and the smallest set of
-    channels that gives 80% of the won value. Win rate = won / arrivals, at most 1."""
+    """Over the window (its first day to ``query.now``), per channel a card arrived
+    through: arrivals, won (count, value: the estimated value on its final won event)
+    and lost, each card once by its final state, on the day of that event; largest won
+    value first, with the cumulative share and the smallest set of channels that gives
+    80% of the won value. Win rate = won / (won + lost): of the channel's deals closed
+    in the window, the share won (None when none closed)."""
     stream = query.stream
     names = dict(Channel.objects.filter(value_stream=stream).values_list("pk", "name"))
-    days = ChannelDay.objects.filter(value_stream=stream, day__lte=query.window().end)
+    window = query.window()
+    days = ChannelDay.objects.filter(
+        value_stream=stream, day__gte=window.start, day__lte=window.end
+    )
     if query.channel_key is not None:
         days = days.filter(channel_key=query.channel_key)
     # SQLite sums decimals without their scale: quantize as the field stores them.
@@ -53,9 +58,13 @@ def channel_pareto(query: MetricsQuery) -> ChannelPareto:
                 won=entry["won"],
                 lost=entry["lost"],
                 won_value=entry["won_value"],
-                win_rate=round(entry["won"] / entry["arrivals"], 4) if entry["arrivals"] else None,
+                win_rate=_win_rate(entry["won"], entry["lost"]),
                 cumulative_share=round(float(cumulative / grand_total), 4) if grand_total else None,
                 in_pareto_80=in_set,
             )
         )
     return ChannelPareto(rows=rows, pareto_80=[names.get(k, "No channel") for k in pareto])
+
+
+def _win_rate(won: int, lost: int) -> float | None:
+    return round(won / (won + lost), 4) if won + lost else None

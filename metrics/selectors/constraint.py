@@ -96,8 +96,9 @@ def _evidence(top: ConstraintCandidate, columns: list[ColumnMetrics]) -> list[st
         )
     if top.waited_cards and before is not None:
         evidence.append(
-            f"{top.waited_cards} cards waited {top.waited_days_mean} days on average in "
-            f"{before.cycle} / {before.name} because it was full."
+            f"{top.waited_cards} {'card' if top.waited_cards == 1 else 'cards'} waited "
+            f"{top.waited_days_mean} days on average in "
+            f"{before.cycle} / {before.name} because {column.cycle} / {column.name} was full."
         )
     queue_picked = (top.limiting_share or 0.0) < LIMITING_SHARE
     if queue_picked and top.utilisation and column.flow.days_per_card_ahead:

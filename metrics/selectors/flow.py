@@ -20,7 +20,7 @@ from metrics.fold.timeline import (
     Timeline,
     metrics_zone,
 )
-from metrics.models import COLUMN_DAY_COUNTERS, CardFlowState, ColumnDay
+from metrics.models import COLUMN_DAY_COUNTERS, CardFlowState, ColumnDay, CycleDay
 from metrics.selectors.durations import WindowDurations
 from metrics.selectors.query import MetricsQuery, week_start
 from metrics.selectors.readmodel import (
@@ -323,8 +323,11 @@ def cumulative_flow(
     window's first day (or ``start``) to today (or ``end``), days in settings.TIME_ZONE.
 
     Built from the arrival and departure events, so it exists for any past day.
+    ``done``: the cards that left the board (won or lost), or with ``query.cycle_id``
+    left that cycle (handed on, won or lost), counted from 0 on the first day: the
+    bottom band of a cumulative flow diagram.
     Shape: {"days": [ISO dates], "columns": [{"id", "name", "cycle_id", "cycle",
-    "arrived", "departed", "wip"}]}, one value per day in each list.
+    "arrived", "departed", "wip"}], "done": [int]}, one value per day in each list.
     """
     window = query.window()
     start = start or window.start
@@ -349,6 +352,15 @@ def cumulative_flow(
         value_stream=query.stream, day__gte=start, day__lte=end
     ).values_list("column_id", "day", "arrivals", "departures"):
         by_day[day][column_id] = (arrivals, departures)
+    left = CycleDay.objects.filter(value_stream=query.stream, day__gte=start, day__lte=end)
+    if query.cycle_id is not None:
+        left = left.filter(cycle_id=query.cycle_id).annotate(n=F("departures"))
+    else:
+        left = left.annotate(n=F("won") + F("lost"))
+    left_by_day: dict[date, int] = defaultdict(int)
+    for day, count in left.values_list("day", "n"):
+        left_by_day[day] += count
+    done, finished = [], 0
     days = []
     series: dict[int, dict[str, list[int]]] = {
         column.pk: {"arrived": [], "departed": [], "wip": []} for column in columns
@@ -356,6 +368,8 @@ def cumulative_flow(
     day = start
     while day <= end:
         days.append(day.isoformat())
+        finished += left_by_day.get(day, 0)
+        done.append(finished)
         for column in columns:
             arrivals, departures = by_day.get(day, {}).get(column.pk, (0, 0))
             totals[column.pk][0] += arrivals
@@ -377,4 +391,5 @@ def cumulative_flow(
             }
             for column in columns
         ],
+        "done": done,
     }

@@ -398,11 +398,11 @@ def test_conversion_of_the_first_cycle(document, board, channels):
 
 def test_channel_pareto(document, channels):
     referral, web = channels
-    # Per channel a card arrived through, over all time, each card by its final state:
+    # Per channel a card arrived through, over the window, each card by its final state:
     #   Web form: arrivals C D F = 3; won C (value on the won event: 2000; the later
-    #     edit to 9999 does not count); lost 0; win rate 1/3.
+    #     edit to 9999 does not count); lost 0; win rate won / (won + lost) = 1/1.
     #   Referral: arrivals A B E = 3; won A (400); lost E = 1 (B's loss was taken back
-    #     by its reopen); win rate 1/3.
+    #     by its reopen); win rate 1/2.
     # Sorted by won value: Web form 2000, Referral 400; total 2400.
     #   Web form: share before 0 < 80% -> in the set; cumulative 2000/2400 = 0.8333.
     #   Referral: share before 0.8333 >= 80% -> out; cumulative 1.0.
@@ -415,7 +415,7 @@ def test_channel_pareto(document, channels):
                 "won": 1,
                 "lost": 0,
                 "won_value": "2000.00",
-                "win_rate": rounded(Fraction(1, 3), 4),
+                "win_rate": 1.0,
                 "cumulative_share": rounded(Fraction(2000, 2400), 4),
                 "in_pareto_80": True,
             },
@@ -426,7 +426,7 @@ def test_channel_pareto(document, channels):
                 "won": 1,
                 "lost": 1,
                 "won_value": "400.00",
-                "win_rate": rounded(Fraction(1, 3), 4),
+                "win_rate": 0.5,
                 "cumulative_share": 1.0,
                 "in_pareto_80": False,
             },
