@@ -9,6 +9,8 @@ ahead; 10,000 trials give a distribution, read at 50, 85 and 95% confidence.
   reached (the (100 - c)th percentile of the trials' totals, nearest rank).
 - "When will N more be won": at c% confidence, within the number of days c% of the
   trials needed (their c-th percentile).
+- Its own record (``backtest``): the "how many" forecast made at past checkpoints,
+  against what was won after each.
 
 History: a sequence of daily won counts, oldest first, calendar days with nothing won
 as 0. Too little history is refused with a reason (ForecastRefused), never guessed.
@@ -29,6 +31,12 @@ MIN_HISTORY_DAYS = 14
 # "When" gives up after this many days: a trial that has not got there is "later".
 MAX_DAYS = 730
 _CHUNK_DAYS = 91
+# The backtest's checkpoints: how many, and how many days apart.
+BACKTEST_CHECKPOINTS = 10
+BACKTEST_STEP_DAYS = 7
+# A backtest shortens its horizon to fit its checkpoints, but not under a week: shorter
+# windows hold too few wins to test anything, so it drops checkpoints instead.
+MIN_BACKTEST_HORIZON = 7
 
 
 class ForecastRefused(ValueError):
@@ -59,23 +67,56 @@ class When:
 
 
 @dataclass(frozen=True)
-class BacktestWeek:
-    """One past week: the "how many in 7 days" forecast made at its start from the
-    history before it, what happened, and whether each confidence level held."""
+class Checkpoint:
+    """One past checkpoint: the "how many in ``horizon`` days" forecast made on day
+    ``start_index`` of the history (its first day ahead) from the days before it, and
+    the deals won in the ``horizon`` days from it (``actual``)."""
 
     start_index: int
     at_least: dict[int, int]
     actual: int
-    held: dict[int, bool]
+
+    @property
+    def held(self) -> dict[int, bool]:
+        return {c: self.actual >= n for c, n in self.at_least.items()}
+
+    @property
+    def could_fail(self) -> dict[int, bool]:
+        """A forecast of at least 0 holds whatever happens: it cannot fail."""
+        return {c: n > 0 for c, n in self.at_least.items()}
+
+
+@dataclass(frozen=True)
+class LevelRecord:
+    """One confidence level over a backtest's checkpoints: at ``could_fail`` of them its
+    forecast was above 0, and ``held`` of those held; at ``was_zero`` more it was 0,
+    which always holds and so says nothing about the level."""
+
+    confidence: int
+    could_fail: int
+    held: int
+    was_zero: int
 
 
 @dataclass(frozen=True)
 class Backtest:
-    """The forecast's own accuracy over past weeks: ``held[c]`` of ``len(weeks)`` weeks
-    reached at least the c% forecast (an honest 85% forecast holds in about 85%)."""
+    """The forecast's own record (see ``backtest``): ``checkpoints`` oldest first,
+    ``levels[c]`` for each confidence. ``horizon``: the days ahead each forecast looked,
+    ``asked_horizon`` or fewer when the history is too short for it; ``fitted``: the
+    checkpoints that fit in the history (``asked`` or fewer), ``no_win`` of them left
+    out because no deal was won in the days before them."""
 
-    weeks: list[BacktestWeek] = field(default_factory=list)
-    held: dict[int, int] = field(default_factory=dict)
+    horizon: int
+    asked_horizon: int
+    asked: int
+    fitted: int
+    no_win: int
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    levels: dict[int, LevelRecord] = field(default_factory=dict)
+
+    @property
+    def shortened(self) -> bool:
+        return self.horizon < self.asked_horizon
 
 
 def _checked(history: Sequence[int]) -> np.ndarray:
@@ -108,7 +149,11 @@ def how_many(history: Sequence[int], *, days: int, trials: int = TRIALS, seed: i
         raise ValueError("A forecast looks at least one day ahead.")
     sample = _checked(history)
     rng = np.random.default_rng(seed)
-    totals = np.sort(rng.choice(sample, size=(trials, days)).sum(axis=1))
+    # A trial's total depends only on how many times it drew each daily count: drawing
+    # those numbers at once (multinomial) is the same distribution as drawing day by
+    # day, at a cost that does not grow with ``days`` (the backtest runs ten of these).
+    values, counts = np.unique(sample, return_counts=True)
+    totals = np.sort(rng.multinomial(days, counts / len(sample), size=trials) @ values)
     return HowMany(
         days=days,
         at_least={c: _rank(totals, 100 - c) for c in CONFIDENCES},
@@ -176,41 +221,104 @@ def prospects_needed(
     return math.ceil(items / (won_share * in_time))
 
 
+def backtest_fit(
+    available_days: int, *, horizon: int, history_days: int, checkpoints: int, step: int
+) -> tuple[int, int]:
+    """The horizon and the number of checkpoints a backtest of ``available_days`` of
+    history can hold, each checkpoint with ``history_days`` before it and its horizon
+    after it, ``step`` days apart: the ``horizon`` asked and all ``checkpoints`` when they
+    fit; else all the checkpoints with the horizon shortened to what fits, down to
+    MIN_BACKTEST_HORIZON days (or the horizon asked, when shorter); else as many
+    checkpoints as fit at that shortest horizon (maybe none).
+    """
+    room = available_days - history_days
+    if room >= step * (checkpoints - 1) + horizon:
+        return horizon, checkpoints
+    shortest = min(horizon, MIN_BACKTEST_HORIZON)
+    if room - step * (checkpoints - 1) >= shortest:
+        return room - step * (checkpoints - 1), checkpoints
+    if room < shortest:
+        return shortest, 0
+    return shortest, (room - shortest) // step + 1
+
+
 def backtest(
     history: Sequence[int],
     *,
-    weeks: int = 10,
+    horizon: int,
+    checkpoints: int = BACKTEST_CHECKPOINTS,
+    step: int = BACKTEST_STEP_DAYS,
     history_days: int = 84,
     trials: int = TRIALS,
     seed: int = 0,
 ) -> Backtest:
-    """For each of the last ``weeks`` full weeks of ``history`` (daily won counts, oldest
-    first, ending with the last full day), the 7-day "how many" forecast made from the
-    ``history_days`` days before it, against what was won that week.
+    """How the "how many in ``horizon`` days" forecast did at the last ``checkpoints``
+    checkpoints of ``history``, ``step`` days apart.
 
-    Weeks whose history would be too short are left out.
+    ``history``: daily won counts, oldest first, ending with the last full day, from the
+    stream's first day (days before it are no history). Units: days and won deals. The
+    last checkpoint starts ``horizon`` days before the history ends, so its days end
+    with it; each one before it starts ``step`` days earlier. At each, the forecast
+    ``how_many`` makes from the ``history_days`` days before it (seeded ``seed`` + its
+    start), as the panel would have made it that day, against the deals won in the
+    ``horizon`` days from it. With a horizon longer than the step the checkpoints'
+    windows overlap: a good or bad month counts at several of them, so they are not
+    independent trials.
+
+    Returns a Backtest: the checkpoints oldest first, and per confidence level a
+    LevelRecord. Left out, and said so:
+
+    - what does not fit: the horizon and the number of checkpoints are what the history
+      holds (``backtest_fit``): a short history shortens the horizon (``horizon`` <
+      ``asked_horizon``), then drops the oldest checkpoints (``fitted`` < ``asked``);
+    - a checkpoint whose ``history_days`` held no win: ``how_many`` refuses it, there
+      was no forecast to check; counted in ``no_win``, not replaced by an older one;
+    - at each level, a checkpoint whose forecast was 0: "at least 0" always holds, so it
+      says nothing about the level; counted in ``was_zero``, apart from ``could_fail``
+      and ``held``.
+
+    Raises: ValueError (``horizon`` or ``checkpoints`` < 1).
     """
+    if horizon < 1 or checkpoints < 1:
+        raise ValueError("A backtest looks at least one day ahead, at one checkpoint at least.")
     days = list(history)
+    used_horizon, fitted = backtest_fit(
+        len(days), horizon=horizon, history_days=history_days, checkpoints=checkpoints, step=step
+    )
     results = []
-    for week in range(weeks, 0, -1):
-        start = len(days) - 7 * week
-        if start < 0:
-            continue
-        past = days[max(0, start - history_days) : start]
+    for back in range(fitted - 1, -1, -1):
+        start = len(days) - used_horizon - step * back
         try:
-            forecast = how_many(past, days=7, trials=trials, seed=seed + start)
+            forecast = how_many(
+                days[start - history_days : start],
+                days=used_horizon,
+                trials=trials,
+                seed=seed + start,
+            )
         except ForecastRefused:
             continue
-        actual = sum(days[start : start + 7])
         results.append(
-            BacktestWeek(
+            Checkpoint(
                 start_index=start,
                 at_least=forecast.at_least,
-                actual=actual,
-                held={c: actual >= forecast.at_least[c] for c in CONFIDENCES},
+                actual=sum(days[start : start + used_horizon]),
             )
         )
+    levels = {}
+    for c in CONFIDENCES:
+        informative = [point for point in results if point.could_fail[c]]
+        levels[c] = LevelRecord(
+            confidence=c,
+            could_fail=len(informative),
+            held=sum(point.held[c] for point in informative),
+            was_zero=len(results) - len(informative),
+        )
     return Backtest(
-        weeks=results,
-        held={c: sum(week.held[c] for week in results) for c in CONFIDENCES},
+        horizon=used_horizon,
+        asked_horizon=horizon,
+        asked=checkpoints,
+        fitted=fitted,
+        no_win=fitted - len(results),
+        checkpoints=results,
+        levels=levels,
     )

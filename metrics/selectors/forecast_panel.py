@@ -10,7 +10,16 @@ from datetime import date, timedelta
 from django.utils.dateformat import format as format_date
 
 from metrics import forecasting
-from metrics.forecasting import CONFIDENCES, MAX_DAYS, TRIALS, ForecastRefused
+from metrics.forecasting import (
+    BACKTEST_CHECKPOINTS,
+    BACKTEST_STEP_DAYS,
+    CONFIDENCES,
+    MAX_DAYS,
+    MIN_HISTORY_DAYS,
+    TRIALS,
+    ForecastRefused,
+    LevelRecord,
+)
 from metrics.selectors.cards import finished_cards
 from metrics.selectors.forecast import (
     Entrants,
@@ -24,11 +33,14 @@ from vsm.models import Channel
 
 DEFAULT_HISTORY_WEEKS = 12
 DEFAULT_ITEMS = 10
-BACKTEST_WEEKS = 10
 # The level the panel's sentences lead with, and whose backtest is judged.
 LEAD_CONFIDENCE = 85
 # A backtest this unlikely (or less) for an honest forecast says it promises too much.
 HONESTY_TAIL = 0.05
+# Fewer checkpoints than this where the lead level could fail (its forecast above 0)
+# cannot judge it: on 4, an honest 85% forecast holds at all of them half the time
+# (0.85^4 = 52%) and a poor one often does too.
+MIN_INFORMATIVE = 5
 # Conversion is measured on prospects old enough for this share of won deals (by lead
 # time) to have closed: a younger cohort has not had the time to be won.
 COHORT_MATURITY = 85
@@ -236,17 +248,31 @@ class ProspectsAnswer:
 
 @dataclass(frozen=True)
 class Held:
-    """One confidence level of a past week's forecast: at least ``at_least``; held or not."""
+    """One confidence level of a past checkpoint's forecast: at least ``at_least``; held
+    or not. A forecast of at least 0 held whatever happened: it could not fail."""
 
     confidence: int
     at_least: int
     held: bool
 
+    @property
+    def could_fail(self) -> bool:
+        return self.at_least > 0
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _checkpoints_text(count: int) -> str:
+    return f"{count:,} checkpoint" if count == 1 else f"{count:,} checkpoints"
+
 
 @dataclass(frozen=True)
-class AccuracyWeek:
-    """A past week (``first_day`` to ``last_day``): the 7-day forecast made at its start
-    from the history before it, and the deals won in it (``actual``)."""
+class AccuracyCheckpoint:
+    """A past checkpoint: the forecast for the days ``first_day`` to ``last_day`` made
+    on the first of them (from the history before it, as the panel forecasts from
+    today), and the deals won in those days (``actual``)."""
 
     first_day: date
     last_day: date
@@ -255,62 +281,202 @@ class AccuracyWeek:
 
     @property
     def held_text(self) -> str:
-        held = [f"{level.confidence}%" for level in self.levels if level.held]
-        if not held:
-            return "none"
-        return held[0] if len(held) == 1 else f"{', '.join(held[:-1])} and {held[-1]}"
+        """The levels that held where they could fail, then those that were 0."""
+        held = [f"{level.confidence}%" for level in self.levels if level.could_fail and level.held]
+        zero = [f"{level.confidence}%" for level in self.levels if not level.could_fail]
+        text = _and(held) if held else "none"
+        if zero:
+            text += f" ({_and(zero)} {'was' if len(zero) == 1 else 'were'} 0)"
+        return text
 
 
 @dataclass(frozen=True)
 class Accuracy:
-    """The forecast's own record over the last ``asked`` weeks (those with enough history
-    before them): each level held in ``held[i].value`` of ``len(weeks)`` weeks."""
+    """The forecast's own record (metrics.forecasting.backtest): at the last ``asked``
+    checkpoints, ``step`` days apart, or the ``fitted`` that the stream's
+    ``available_days`` of history hold, the forecast for ``horizon`` days ahead
+    (``asked_horizon``, or fewer when it does not fit) made from the ``history_weeks``
+    weeks before each; ``no_win`` of them left out (no win in those weeks). ``levels``:
+    each confidence level's record, where it could fail and where it was 0."""
 
-    weeks: list[AccuracyWeek]
-    held: list[Level]
+    checkpoints: list[AccuracyCheckpoint]
+    levels: list[LevelRecord]
+    horizon: int
+    asked_horizon: int
     asked: int
+    fitted: int
+    no_win: int
+    step: int
     history_weeks: int
+    available_days: int
 
     @property
-    def lead_held(self) -> int:
-        return next(level.value for level in self.held if level.confidence == LEAD_CONFIDENCE)
+    def lead(self) -> LevelRecord:
+        return next(level for level in self.levels if level.confidence == LEAD_CONFIDENCE)
+
+    @property
+    def shortened(self) -> bool:
+        return self.horizon < self.asked_horizon
 
     @property
     def sentence(self) -> str | None:
-        if not self.weeks:
+        if not self.checkpoints:
             return None
+
+        def record(level: LevelRecord) -> str:
+            if not level.could_fail:
+                return "could not fail"
+            return f"{level.held} of {level.could_fail}"
+
         others = ", ".join(
-            f"{level.confidence}%: {level.value}"
-            for level in self.held
+            f"{level.confidence}%: {record(level)}"
+            for level in self.levels
             if level.confidence != LEAD_CONFIDENCE
         )
+        count = len(self.checkpoints)
+        where = f"At {_checkpoints_text(count)}"
+        if count > 1:
+            where += f", {self.step} days apart,"
+        lead = f"the {LEAD_CONFIDENCE}% forecast for the {self.horizon} days ahead"
+        if not self.lead.could_fail:
+            return f"{where} {lead} was 0 every time: it could not fail ({others})."
         return (
-            f"The {LEAD_CONFIDENCE}% forecast held in {self.lead_held} of {len(self.weeks)} "
-            f"past weeks ({others})."
+            f"{where} {lead} held at {self.lead.held} of the {self.lead.could_fail} where it "
+            f"could fail ({others})."
         )
+
+    @property
+    def zeros(self) -> str | None:
+        """At how many checkpoints each level was 0: those say nothing about it."""
+        count = len(self.checkpoints)
+        groups: dict[int, list[int]] = {}
+        for level in self.levels:
+            if level.was_zero:
+                groups.setdefault(level.was_zero, []).append(level.confidence)
+        clauses = []
+        for was_zero, confidences in groups.items():
+            at = f"all {count}" if was_zero == count else f"{was_zero}"
+            if not clauses:
+                if was_zero != count:
+                    at += f" of the {count}"
+                at += " checkpoint" if count == 1 else " checkpoints"
+            levels = _and([f"{c}%" for c in confidences])
+            forecasts = "forecast was" if len(confidences) == 1 else "forecasts were"
+            clauses.append(f"at {at} the {levels} {forecasts} 0")
+        if not clauses:
+            return None
+        text = _and(clauses)
+        return (
+            f"{text[0].upper()}{text[1:]}. At least 0 always holds: those checkpoints say "
+            "nothing about that level and are left out of its record."
+        )
+
+    @property
+    def judged(self) -> bool:
+        """Whether the lead level could fail at enough checkpoints to judge it."""
+        return self.lead.could_fail >= MIN_INFORMATIVE
+
+    @property
+    def least_honest(self) -> int:
+        """The fewest held checkpoints (of those where the lead level could fail) that an
+        honest forecast shows in at least HONESTY_TAIL of such records."""
+        n, p = self.lead.could_fail, LEAD_CONFIDENCE / 100
+        return next(k for k in range(n + 1) if binomial_at_most(k, n, p) >= HONESTY_TAIL)
 
     @property
     def honesty(self) -> str:
         """What an honest forecast does, and whether this record looks like one."""
+        n = self.lead.could_fail
+        if not self.judged:
+            if not n:
+                could = "it could fail at none of them"
+            elif n < len(self.checkpoints):
+                could = f"it could fail at only {n} of the {len(self.checkpoints)}"
+            else:
+                could = f"there {'is' if n == 1 else 'are'} only {n}"
+            return (
+                f"Too few informative checkpoints to judge the {LEAD_CONFIDENCE}% forecast: "
+                f"{could}, and at least {MIN_INFORMATIVE} are needed."
+            )
         typical = (
-            f"An honest {LEAD_CONFIDENCE}% forecast holds in about {LEAD_CONFIDENCE}% of "
-            "weeks: 8 or 9 of 10, now and then 7 or all 10."
+            f"An honest {LEAD_CONFIDENCE}% forecast holds at about {LEAD_CONFIDENCE}% of the "
+            f"checkpoints where it can fail; holding at fewer than {self.least_honest} of "
+            f"{n} would happen to it by chance in under {HONESTY_TAIL:.0%} of such records."
         )
         if self.promises_too_much:
             return (
-                f"{typical} This one held less often than an honest forecast would by "
-                "chance: read its numbers as promising too much."
+                f"{typical} This one held less often than that: read its numbers as "
+                "promising too much."
             )
         return f"{typical} This record is in line with that."
 
     @property
     def promises_too_much(self) -> bool:
-        """Whether the lead level held so rarely that an honest forecast (one that holds
-        with its stated probability, week by week) would do so in under HONESTY_TAIL of
-        such records: a binomial tail."""
-        return bool(self.weeks) and (
-            binomial_at_most(self.lead_held, len(self.weeks), LEAD_CONFIDENCE / 100) < HONESTY_TAIL
+        """Whether the lead level, where it could fail, held so rarely that an honest
+        forecast (one that holds with its stated probability, checkpoint by checkpoint)
+        would do so in under HONESTY_TAIL of such records: a binomial tail. Never on
+        fewer than MIN_INFORMATIVE such checkpoints."""
+        return self.judged and (
+            binomial_at_most(self.lead.held, self.lead.could_fail, LEAD_CONFIDENCE / 100)
+            < HONESTY_TAIL
         )
+
+    @property
+    def scope(self) -> str:
+        """What each checkpoint is, and what the stream's history cut short."""
+        weeks = f"{self.history_weeks} weeks"
+        parts = [
+            f"Each checkpoint: the forecast for the {self.horizon} days from it, made as "
+            f"this panel would have made it that day from the {weeks} before it, against "
+            "the deals won in those days."
+        ]
+        if self.horizon > self.step and self.fitted > 1:
+            parts.append(
+                f"The checkpoints are {self.step} days apart, so their {self.horizon}-day "
+                "windows overlap: a good or bad spell counts at several of them, and the "
+                "record is less sure than its count reads."
+            )
+        if self.shortened or self.fitted < self.asked:
+            fewer = self.fitted < self.asked
+            held = (
+                f"only {self.fitted} of the {self.asked} checkpoints"
+                if fewer
+                else f"the {self.asked} checkpoints"
+            )
+            ahead = ""
+            if self.shortened:
+                ahead = (
+                    f"{', and' if fewer else ''} only for {self.horizon} days ahead, not the "
+                    f"{self.asked_horizon} asked"
+                )
+            parts.append(
+                f"The stream's {self.available_days} days of history hold {held}{ahead} "
+                f"(each needs the {weeks} before it and the days ahead after it)."
+            )
+        if self.no_win:
+            them = "it" if self.no_win == 1 else "them"
+            parts.append(
+                f"{_checkpoints_text(self.no_win).capitalize()} left out: no deal was won "
+                f"in the {weeks} before {them}, so there was no forecast to check."
+            )
+        return " ".join(parts)
+
+    @property
+    def nothing(self) -> str:
+        """Why there is no record, when there is none."""
+        if self.fitted:
+            return (
+                f"Nothing to check yet: no deal was won in the {self.history_weeks} weeks "
+                f"before any of the last {_checkpoints_text(self.fitted)}."
+            )
+        text = (
+            f"Nothing to check yet: a past checkpoint needs the {self.history_weeks} weeks "
+            f"of history before it and at least {self.horizon} days after it; the stream "
+            f"has {self.available_days} days."
+        )
+        if 7 * self.history_weeks > MIN_HISTORY_DAYS:
+            text += " A shorter history gives a record sooner."
+        return text
 
 
 def binomial_at_most(k: int, n: int, p: float) -> float:
@@ -342,8 +508,10 @@ def forecast_panel(
     ``items`` more will be won, how many prospects must enter to expect ``items`` won by
     ``by`` (conversion measured on the prospects old enough for COHORT_MATURITY% of the
     window's won deals to have closed), sampling the won deals of the last
-    ``history_weeks`` weeks; and how the same forecast did over the last BACKTEST_WEEKS
-    weeks. ``query.cycle_id`` and its weeks are ignored: won deals are the stream's.
+    ``history_weeks`` weeks; and how the same "how many" forecast, for as many days
+    ahead, did at the last BACKTEST_CHECKPOINTS checkpoints (metrics.forecasting.backtest;
+    fewer days ahead, or fewer checkpoints, when the stream's history is too short).
+    ``query.cycle_id`` and its weeks are ignored: won deals are the stream's.
     Five queries at most.
 
     Raises: ValueError when ``by`` is not after today (the form checks it first).
@@ -352,7 +520,9 @@ def forecast_panel(
     if by <= today:
         raise ValueError("A forecast looks at least one day ahead.")
     history_days = 7 * history_weeks
-    asked = history_days + 7 * BACKTEST_WEEKS
+    days = days_until(today, by)
+    # Enough for the backtest's oldest checkpoint: its history, then the days ahead.
+    asked = history_days + BACKTEST_STEP_DAYS * (BACKTEST_CHECKPOINTS - 1) + days
     daily = daily_won(query, days=asked)
     first = today - timedelta(days=asked)
     started = stream_first_day(query)
@@ -363,7 +533,6 @@ def forecast_panel(
     recent = daily[-history_days:]
     history = _history(recent, today=today, asked_days=history_days, started=started)
 
-    days = days_until(today, by)
     how_many, when = _throughput_answers(recent, today=today, by=by, days=days, items=items)
     window = replace(query, weeks=history_weeks, cycle_id=None)
     return ForecastPanel(
@@ -376,7 +545,7 @@ def forecast_panel(
         how_many=how_many,
         when=when,
         prospects=_prospects(window, by=by, days=days, items=items, started=started),
-        accuracy=_accuracy(daily, today=today, history_weeks=history_weeks),
+        accuracy=_accuracy(daily, today=today, history_weeks=history_weeks, days=days),
     )
 
 
@@ -488,22 +657,28 @@ def _prospects(
     return replace(answer, prospects=prospects)
 
 
-def _accuracy(daily: list[int], *, today: date, history_weeks: int) -> Accuracy:
-    result = forecasting.backtest(daily, weeks=BACKTEST_WEEKS, history_days=7 * history_weeks)
+def _accuracy(daily: list[int], *, today: date, history_weeks: int, days: int) -> Accuracy:
+    result = forecasting.backtest(daily, horizon=days, history_days=7 * history_weeks)
     first = today - timedelta(days=len(daily))
     return Accuracy(
-        weeks=[
-            AccuracyWeek(
-                first_day=first + timedelta(days=week.start_index),
-                last_day=first + timedelta(days=week.start_index + 6),
-                levels=[Held(c, week.at_least[c], week.held[c]) for c in CONFIDENCES],
-                actual=week.actual,
+        checkpoints=[
+            AccuracyCheckpoint(
+                first_day=first + timedelta(days=point.start_index),
+                last_day=first + timedelta(days=point.start_index + result.horizon - 1),
+                levels=[Held(c, point.at_least[c], point.held[c]) for c in CONFIDENCES],
+                actual=point.actual,
             )
-            for week in result.weeks
+            for point in result.checkpoints
         ],
-        held=[Level(c, result.held[c]) for c in CONFIDENCES],
-        asked=BACKTEST_WEEKS,
+        levels=[result.levels[c] for c in CONFIDENCES],
+        horizon=result.horizon,
+        asked_horizon=result.asked_horizon,
+        asked=result.asked,
+        fitted=result.fitted,
+        no_win=result.no_win,
+        step=BACKTEST_STEP_DAYS,
         history_weeks=history_weeks,
+        available_days=len(daily),
     )
 
 

@@ -19,14 +19,9 @@ from django.utils import timezone
 from django.utils.dateformat import format as format_date
 
 from boards.models import Outcome
-from metrics.forecasting import MAX_DAYS
+from metrics.forecasting import CONFIDENCES, MAX_DAYS, LevelRecord
 from metrics.forms.forecast import MAX_ITEMS, ForecastForm
-from metrics.selectors.forecast_panel import (
-    BACKTEST_WEEKS,
-    Accuracy,
-    Level,
-    forecast_panel,
-)
+from metrics.selectors.forecast_panel import Accuracy, forecast_panel
 from metrics.selectors.query import MetricsQuery
 from metrics.services import stream_metrics_advance
 from tests.metrics.scripted import Board
@@ -163,54 +158,242 @@ def test_a_goal_out_of_reach_says_not_within_two_years(board, referral):
     assert f"not within {MAX_DAYS} days with 85% confidence" in result.when.sentence
 
 
-def test_the_backtest_counts_the_weeks_each_forecast_held(board, referral):
-    # Two weeks of history and 10 weeks to test: 84 days, 26 Aug - 17 Nov. A deal won
-    # every day from 26 Aug to 10 Nov, none in the last week (11-17 Nov). Each tested
-    # week (from 9 Sep) has 14 days of one-a-day before it: at least 7 at every level.
-    # Nine weeks won 7 (held); the last won 0 (missed): held in 9 of 10 at every level.
-    first = datetime.date(2026, 8, 26)
-    win_daily(board, referral, span(first, 77))
+def test_the_backtest_shortens_the_horizon_to_fit_its_checkpoints(board, referral):
+    # Two weeks of history, by 30 Nov: 13 days ahead. A deal won every day from 26 Aug
+    # (the stream's first) to 10 Nov, none in the last week (11-17 Nov): 84 days. Ten
+    # checkpoints a week apart with 14 days before the first leave 84 - 14 - 63 = 7 days
+    # ahead, not 13. Each forecasts 7 at every level (one a day before it); nine won 7
+    # (held), the last (11-17 Nov) 0 (missed): 9 of 10 at every level.
+    win_daily(board, referral, span(datetime.date(2026, 8, 26), 77))
     fold(board)
-    accuracy = panel(board, history_weeks=2).accuracy
+    accuracy = panel(board, history_weeks=2, by=nov(30)).accuracy
 
-    assert len(accuracy.weeks) == BACKTEST_WEEKS
-    assert [(week.first_day, week.last_day) for week in accuracy.weeks[:1]] == [
-        (datetime.date(2026, 9, 9), datetime.date(2026, 9, 15))
+    assert (accuracy.horizon, accuracy.asked_horizon, accuracy.shortened) == (7, 13, True)
+    assert (len(accuracy.checkpoints), accuracy.fitted, accuracy.asked) == (10, 10, 10)
+    assert (accuracy.checkpoints[0].first_day, accuracy.checkpoints[0].last_day) == (
+        datetime.date(2026, 9, 9),
+        datetime.date(2026, 9, 15),
+    )
+    last = accuracy.checkpoints[-1]
+    assert (last.first_day, last.last_day) == (nov(11), nov(17))
+    assert all([h.at_least for h in point.levels] == [7, 7, 7] for point in accuracy.checkpoints)
+    assert [point.actual for point in accuracy.checkpoints] == [7] * 9 + [0]
+    assert [point.held_text for point in accuracy.checkpoints] == ["50%, 85% and 95%"] * 9 + [
+        "none"
     ]
-    assert (accuracy.weeks[-1].first_day, accuracy.weeks[-1].last_day) == (nov(11), nov(17))
-    assert all([h.at_least for h in week.levels] == [7, 7, 7] for week in accuracy.weeks)
-    assert [week.actual for week in accuracy.weeks] == [7] * 9 + [0]
-    assert [week.held_text for week in accuracy.weeks] == ["50%, 85% and 95%"] * 9 + ["none"]
-    assert [(level.confidence, level.value) for level in accuracy.held] == [
-        (50, 9),
-        (85, 9),
-        (95, 9),
+    assert accuracy.levels == [
+        LevelRecord(c, could_fail=10, held=9, was_zero=0) for c in CONFIDENCES
     ]
-    assert accuracy.sentence == "The 85% forecast held in 9 of 10 past weeks (50%: 9, 95%: 9)."
-    assert not accuracy.promises_too_much
+    assert accuracy.sentence == (
+        "At 10 checkpoints, 7 days apart, the 85% forecast for the 7 days ahead held at 9 of "
+        "the 10 where it could fail (50%: 9 of 10, 95%: 9 of 10)."
+    )
+    assert accuracy.zeros is None
+    assert accuracy.scope == (
+        "Each checkpoint: the forecast for the 7 days from it, made as this panel would have "
+        "made it that day from the 2 weeks before it, against the deals won in those days. "
+        "The stream's 84 days of history hold the 10 checkpoints only for 7 days ahead, not "
+        "the 13 asked (each needs the 2 weeks before it and the days ahead after it)."
+    )
+    # Binomial(10, 0.85): P(X <= 6) = 0.0500, a hair under 5%; P(X <= 7) = 0.18.
+    assert accuracy.least_honest == 7
+    assert accuracy.honesty == (
+        "An honest 85% forecast holds at about 85% of the checkpoints where it can fail; "
+        "holding at fewer than 7 of 10 would happen to it by chance in under 5% of such "
+        "records. This record is in line with that."
+    )
 
 
-def test_a_young_stream_has_no_past_week_to_check(board, referral):
-    # 14 days of history in all: no past week has 14 days before it.
+def win_days(board: Board, channel, first: datetime.date, offsets: list[int]) -> None:
+    win_daily(board, channel, [first + datetime.timedelta(days=n) for n in offsets])
+
+
+def test_a_level_whose_forecast_was_0_is_judged_only_where_it_could_fail(board, referral):
+    # Two weeks of history, by 21 Nov: 4 days ahead. The stream starts 29 Aug (a prospect
+    # that stays open): 81 days to 17 Nov, exactly 14 + 63 + 4. Its weeks from 29 Aug:
+    # week 0 wins nothing; odd weeks win on their last 3 days, even weeks (from week 2)
+    # on their first 4. The checkpoints start 12 Sep (day 14) to 14 Nov (day 77), a week
+    # apart; checkpoint j forecasts from weeks j and j + 1 and is judged on the first 4
+    # days of week j + 2.
+    # - j = 0: 3 wins in 14 days. 4 days ahead win nothing in (11/14)^4 = 38% of the
+    #   trials and at most 1 in 80%: at least 1 at 50%, 0 at 85% and 95%. Week 2 wins 4.
+    # - j >= 1: 7 wins in 14 days, Binomial(4, 1/2): nothing in 6.25%, at most 1 in 31%,
+    #   at most 2 in 69%: at least 2 at 50%, 1 at 85%, 0 at 95%. Even j: 4 won (held);
+    #   odd j: 0 won (missed).
+    first = datetime.date(2026, 8, 29)
+    board.enter("first", referral, 100, at(first))
+    win_days(board, referral, first, [7 * week + n for week in range(1, 11, 2) for n in (4, 5, 6)])
+    win_days(board, referral, first, [7 * week + n for week in range(2, 11, 2) for n in range(4)])
+    fold(board)
+    accuracy = panel(board, history_weeks=2, by=nov(21)).accuracy
+
+    assert (accuracy.horizon, accuracy.fitted, accuracy.no_win, accuracy.shortened) == (
+        4,
+        10,
+        0,
+        False,
+    )
+    points = accuracy.checkpoints
+    assert (points[0].first_day, points[-1].first_day, points[-1].last_day) == (
+        datetime.date(2026, 9, 12),
+        nov(14),
+        nov(17),
+    )
+    assert [[h.at_least for h in point.levels] for point in points] == [[1, 0, 0]] + [[2, 1, 0]] * 9
+    assert [point.actual for point in points] == [4, 0] * 5
+    assert [point.held_text for point in points[:3]] == [
+        "50% (85% and 95% were 0)",
+        "none (95% was 0)",
+        "50% and 85% (95% was 0)",
+    ]
+    # Counted as held, the 0s would give 85%: 5 of 10 and 95%: 10 of 10.
+    assert accuracy.levels == [
+        LevelRecord(50, could_fail=10, held=5, was_zero=0),
+        LevelRecord(85, could_fail=9, held=4, was_zero=1),
+        LevelRecord(95, could_fail=0, held=0, was_zero=10),
+    ]
+    assert accuracy.sentence == (
+        "At 10 checkpoints, 7 days apart, the 85% forecast for the 4 days ahead held at 4 of "
+        "the 9 where it could fail (50%: 5 of 10, 95%: could not fail)."
+    )
+    assert accuracy.zeros == (
+        "At 1 of the 10 checkpoints the 85% forecast was 0 and at all 10 the 95% forecast was "
+        "0. At least 0 always holds: those checkpoints say nothing about that level and are "
+        "left out of its record."
+    )
+    # Binomial(9, 0.85): P(X <= 5) = 0.034, P(X <= 6) = 0.141: fewer than 6 of 9 is rare.
+    assert accuracy.least_honest == 6
+    assert accuracy.promises_too_much
+    assert accuracy.honesty.endswith(
+        "holding at fewer than 6 of 9 would happen to it by chance in under 5% of such "
+        "records. This one held less often than that: read its numbers as promising too much."
+    )
+
+
+def test_a_forecast_that_was_0_every_time_is_not_judged(board, referral):
+    # The tryout's demo in small: the stream starts 26 Aug (a prospect that stays open)
+    # and wins a deal every 14th day from 8 Sep to 17 Nov: 84 days; by 24 Nov, 7 days
+    # ahead, which fit (14 + 63 + 7). Any two weeks hold exactly one win: 7 days ahead
+    # win nothing in (13/14)^7 = 60% of the trials, so every level forecasts 0 at every
+    # checkpoint, and always holds.
+    first = datetime.date(2026, 8, 26)
+    board.enter("first", referral, 100, at(first))
+    win_days(board, referral, first, list(range(13, 84, 14)))
+    fold(board)
+    accuracy = panel(board, history_weeks=2, by=nov(24)).accuracy
+
+    assert (accuracy.horizon, len(accuracy.checkpoints)) == (7, 10)
+    assert all([h.at_least for h in point.levels] == [0, 0, 0] for point in accuracy.checkpoints)
+    assert accuracy.levels == [
+        LevelRecord(c, could_fail=0, held=0, was_zero=10) for c in CONFIDENCES
+    ]
+    assert accuracy.sentence == (
+        "At 10 checkpoints, 7 days apart, the 85% forecast for the 7 days ahead was 0 every "
+        "time: it could not fail (50%: could not fail, 95%: could not fail)."
+    )
+    assert accuracy.zeros.startswith(
+        "At all 10 checkpoints the 50%, 85% and 95% forecasts were 0. "
+    )
+    assert not accuracy.judged and not accuracy.promises_too_much
+    assert accuracy.honesty == (
+        "Too few informative checkpoints to judge the 85% forecast: it could fail at none "
+        "of them, and at least 5 are needed."
+    )
+
+
+def test_checkpoints_without_a_win_before_them_are_left_out_and_said(board, referral):
+    # The stream starts 26 Aug (a prospect that stays open) and wins nothing until 9 Sep,
+    # then one a day to 17 Nov: 84 days. By 24 Nov, 7 days ahead: checkpoints from 9 Sep
+    # (day 14), whose 14 days before it won nothing: left out. The other nine had a win
+    # in the 14 days before them: from 16 Sep, 7 wins in 14 days at first.
+    first = datetime.date(2026, 8, 26)
+    board.enter("first", referral, 100, at(first))
+    win_daily(board, referral, span(datetime.date(2026, 9, 9), 70))
+    fold(board)
+    accuracy = panel(board, history_weeks=2, by=nov(24)).accuracy
+
+    assert (accuracy.fitted, accuracy.no_win, len(accuracy.checkpoints)) == (10, 1, 9)
+    assert accuracy.checkpoints[0].first_day == datetime.date(2026, 9, 16)
+    assert accuracy.scope.endswith(
+        "1 checkpoint left out: no deal was won in the 2 weeks before it, so there was no "
+        "forecast to check."
+    )
+
+
+def test_a_young_stream_has_no_past_checkpoint_to_check(board, referral):
+    # 14 days of history in all: no checkpoint has 14 days before it and 7 after.
     win_daily(board, referral, span(nov(4), 14))
     fold(board)
     accuracy = panel(board, history_weeks=2).accuracy
-    assert accuracy.weeks == []
+    assert accuracy.checkpoints == []
     assert accuracy.sentence is None
-
-
-@pytest.mark.parametrize(("held", "too_much"), [(6, True), (7, False), (10, False)])
-def test_an_85_percent_forecast_that_held_too_rarely_is_said_to_promise_too_much(held, too_much):
-    # Binomial(10, 0.85): P(X <= 6) = 0.0500 - a hair under 5% (1 - 0.1969 - 0.3474 -
-    # 0.2759 - 0.1298); P(X <= 7) = 0.1798.
-    accuracy = Accuracy(
-        weeks=[None] * 10,  # only their number counts here
-        held=[Level(50, 10), Level(85, held), Level(95, 10)],
-        asked=10,
-        history_weeks=12,
+    assert accuracy.nothing == (
+        "Nothing to check yet: a past checkpoint needs the 2 weeks of history before it and "
+        "at least 7 days after it; the stream has 14 days."
     )
+    # With 12 weeks asked, a shorter history would give a record sooner.
+    assert panel(board, history_weeks=12).accuracy.nothing.endswith(
+        "the stream has 14 days. A shorter history gives a record sooner."
+    )
+
+
+def accuracy_of(could_fail: int, held: int, checkpoints: int = 10) -> Accuracy:
+    """A record whose 85% level could fail at ``could_fail`` checkpoints and held at
+    ``held``; only the counts matter here."""
+    return Accuracy(
+        checkpoints=[None] * checkpoints,
+        levels=[
+            LevelRecord(50, could_fail=checkpoints, held=checkpoints, was_zero=0),
+            LevelRecord(85, could_fail, held, was_zero=checkpoints - could_fail),
+            LevelRecord(95, could_fail=0, held=0, was_zero=checkpoints),
+        ],
+        horizon=32,
+        asked_horizon=32,
+        asked=10,
+        fitted=checkpoints,
+        no_win=0,
+        step=7,
+        history_weeks=12,
+        available_days=200,
+    )
+
+
+@pytest.mark.parametrize(
+    ("could_fail", "held", "too_much"),
+    [
+        # Binomial(10, 0.85): P(X <= 6) = 0.0500, a hair under 5% (1 - 0.1969 - 0.3474 -
+        # 0.2759 - 0.1298); P(X <= 7) = 0.1798.
+        (10, 6, True),
+        (10, 7, False),
+        (10, 10, False),
+        # Binomial(5, 0.85): P(X <= 2) = 0.0266 (0.15^5 + 5 x 0.85 x 0.15^4 + 10 x
+        # 0.85^2 x 0.15^3); P(X <= 3) = 0.1648.
+        (5, 2, True),
+        (5, 3, False),
+    ],
+)
+def test_an_85_percent_forecast_that_held_too_rarely_is_said_to_promise_too_much(
+    could_fail, held, too_much
+):
+    accuracy = accuracy_of(could_fail, held)
+    assert accuracy.judged
     assert accuracy.promises_too_much is too_much
     assert ("promising too much" in accuracy.honesty) is too_much
+    assert ("in line with that" in accuracy.honesty) is not too_much
+
+
+@pytest.mark.parametrize(("could_fail", "held"), [(4, 0), (4, 4), (0, 0)])
+def test_fewer_than_five_informative_checkpoints_are_not_judged(could_fail, held):
+    # 0 of 4 would be rare for an honest forecast (0.15^4), 4 of 4 common: neither is
+    # judged on so few, and neither is said to be in line.
+    accuracy = accuracy_of(could_fail, held)
+    assert not accuracy.judged and not accuracy.promises_too_much
+    could = "only 4 of the 10" if could_fail else "none of them"
+    assert accuracy.honesty == (
+        f"Too few informative checkpoints to judge the 85% forecast: it could fail at {could}, "
+        "and at least 5 are needed."
+    )
+    assert "in line" not in accuracy.honesty
 
 
 def day(month: int, day_of_month: int) -> datetime.date:
@@ -501,13 +684,40 @@ def test_a_member_gets_the_page_and_htmx_gets_the_fragment(live, member):
     assert fragment.status_code == 200
     text = fragment.content.decode()
     assert "<html" not in text and "<h1>" not in text
-    assert has_element(text, "forecast-title") and has_element(text, "forecast-accuracy")
+    assert has_element(text, "forecast-title") and has_element(text, "forecast-accuracy-title")
     form_attributes = element(text, "forecast-by")
     assert form_attributes["value"] == _end_of_next_month(timezone.localdate()).isoformat()
     # 28 days of one a day: the sentence a manager reads.
     by = _end_of_next_month(timezone.localdate())
     days = (by - timezone.localdate()).days + 1
     assert f"at least {days} deals won with 85% confidence (50%: {days}, 95%: {days})." in text
+    # 28 days hold no checkpoint with 12 weeks of history before it.
+    assert "Nothing to check yet: a past checkpoint needs the 12 weeks of history" in text
+    assert not has_element(text, "forecast-accuracy")
+
+
+def test_the_fragment_shows_the_record_and_what_cut_it_short(live, member):
+    # 28 days of one a day, 2 weeks of history: 28 - 14 = 14 days after the first
+    # history hold 2 checkpoints a week apart, 7 days ahead (not the days to the default
+    # date); each forecast 7 at every level and won 7.
+    today = timezone.localdate()
+    asked = (_end_of_next_month(today) - today).days + 1
+    html = logged_in(member).get(url(live.stream, history_weeks="2"), headers=HTMX)
+    text = html.content.decode()
+    assert (
+        "At 2 checkpoints, 7 days apart, the 85% forecast for the 7 days ahead held at 2 of "
+        "the 2 where it could fail (50%: 2 of 2, 95%: 2 of 2)."
+    ) in text
+    assert (
+        "Too few informative checkpoints to judge the 85% forecast: there are only 2, and at "
+        "least 5 are needed."
+    ) in text
+    assert (
+        "The stream&#x27;s 28 days of history hold only 2 of the 10 checkpoints, and only "
+        f"for 7 days ahead, not the {asked} asked"
+    ) in text
+    assert "in line with that" not in text
+    assert text.count("<td>2 of 2</td>") == 3
 
 
 def _end_of_next_month(today: datetime.date) -> datetime.date:
