@@ -1,8 +1,9 @@
 """The weekly digest e-mail: what it says about one ISO week of a stream, and to whom.
 
-``weekly_digest_get`` reads the week through the dashboard (``dashboard_get`` with
-``MetricsQuery.for_week``), so the e-mail shows the numbers the dashboard and the
-weekly review show for that week. ``digest_recipients`` and
+``weekly_digest_get`` reads the week through the dashboard (``dashboard_get``) with the
+weekly review's query (``week_query``: the 12 weeks that end with it, or only those
+since the stream's first week), so the e-mail shows the numbers the weekly review shows
+for that week. ``digest_recipients`` and
 ``digest_subscription_state`` answer who receives it. Links are absolute, built on
 settings.VSM_BASE_URL (a task has no request to build them from).
 """
@@ -20,15 +21,16 @@ from django.urls import reverse
 from boards.models import Card, CardMove, card_display_name
 from boards.templatetags.board_tags import card_url_prefix
 from metrics.fold.timeline import metrics_zone
-from metrics.models import DigestSubscription
+from metrics.models import CardFlowState, DigestSubscription
 from metrics.selectors.dashboard import Tile, dashboard_get
-from metrics.selectors.query import MetricsQuery
 from metrics.selectors.readmodel import StreamMetricsDocument, XmR
+from metrics.selectors.review import stream_first_week, week_query
+from metrics.selectors.statistics import DAY
 from metrics.templatetags.metrics_tags import metric
 from vsm.models import Membership, ValueStream
 from vsm.selectors import AnyUser
 
-# How many of the oldest cards the digest lists.
+# How many of the oldest open cards the digest lists.
 OLDEST_CARDS = 3
 # The weekly review page of a stream's week: args (stream slug, "YYYY-MM-DD" Monday).
 REVIEW_URL_NAME = "metrics:review"
@@ -54,15 +56,35 @@ class DigestSignal:
 
 @dataclass(frozen=True)
 class DigestCard:
-    """An open card older in its cycle than the cycle's 85th percentile cycle time, at
-    the end of the week: ``age_days`` in its cycle (days of 24 h); ``column``:
-    "Cycle / Column"; ``url``: absolute, its page on the board."""
+    """One of the oldest open cards in process at the end of the week: ``age_days`` in
+    its cycle then (days of 24 h); ``column``: "Cycle / Column", where it is now (the
+    fold keeps no past positions): ``moved_since`` when it entered that column after the
+    week's end; ``cycle_p85_days``: its cycle's 85th percentile cycle time over the
+    window (None: no card finished the cycle in it); ``past_p85``: whether it is older
+    than that; ``url``: absolute, its page on the board."""
 
     card_id: int
     name: str
     column: str
+    moved_since: bool
     age_days: float
+    cycle_p85_days: float | None
+    past_p85: bool
     url: str
+
+    @property
+    def where(self) -> str:
+        """Where it is, in words: "in Cycle / Column", or "now in ..." when it moved
+        there after the week's end."""
+        return f"{'now in' if self.moved_since else 'in'} {self.column}"
+
+    @property
+    def against_p85(self) -> str:
+        """Its age against its cycle's 85th percentile, in words."""
+        if self.cycle_p85_days is None:
+            return "its cycle has no 85th percentile yet"
+        side = "past" if self.past_p85 else "within"
+        return f"{side} its cycle's 85th percentile ({self.cycle_p85_days:.1f} days)"
 
 
 @dataclass(frozen=True)
@@ -74,8 +96,10 @@ class WeeklyDigest:
     signal". ``tiles``: the dashboard's headline tiles for the week (value against the
     week before). ``signals``: only those the reviewed week raised. ``constraint``:
     the constraint's name (None when no column stands out) and its evidence in words.
-    ``oldest_cards``: at most OLDEST_CARDS open cards past their cycle's p85, oldest
-    first, of ``aging_count`` in all. ``review_url``, ``dashboard_url``: absolute.
+    ``oldest_cards``: the OLDEST_CARDS open cards in process at the week's end that
+    had been in their cycle longest, oldest first. ``aging_count``: how many open cards
+    were older than their cycle's 85th percentile then (``aging_text`` says it).
+    ``review_url``, ``dashboard_url``: absolute.
     """
 
     stream_name: str
@@ -89,6 +113,14 @@ class WeeklyDigest:
     aging_count: int
     review_url: str
     dashboard_url: str
+
+    @property
+    def aging_text(self) -> str:
+        if self.aging_count == 0:
+            return "No open card is older than its cycle's 85th percentile."
+        if self.aging_count == 1:
+            return "1 open card is older than its cycle's 85th percentile."
+        return f"{self.aging_count} open cards are older than their cycle's 85th percentile."
 
     @property
     def subject(self) -> str:
@@ -142,7 +174,7 @@ def weekly_digest_get(stream: ValueStream, monday: date) -> WeeklyDigest | None:
         raise ValueError(f"An ISO week starts on a Monday; {monday} is a {monday:%A}.")
     if not week_had_activity(stream, monday):
         return None
-    dashboard = dashboard_get(MetricsQuery.for_week(stream, monday))
+    dashboard = dashboard_get(week_query(stream, monday, first_week=stream_first_week(stream)))
     document = dashboard.document
     tiles = {tile.key: tile for tile in dashboard.tiles}
     signals = week_signals(document)
@@ -164,7 +196,7 @@ def weekly_digest_get(stream: ValueStream, monday: date) -> WeeklyDigest | None:
         signals=signals,
         constraint=constraint.name if constraint.column_id else None,
         constraint_evidence=list(constraint.evidence),
-        oldest_cards=oldest_cards(stream, document),
+        oldest_cards=oldest_cards(stream, document, end=week_bounds(monday)[1]),
         aging_count=document.aging.over_cycle_p85_count,
         review_url=base + reverse(REVIEW_URL_NAME, args=[stream.slug, monday.isoformat()]),
         dashboard_url=base + reverse("metrics:dashboard", args=[stream.slug]),
@@ -204,30 +236,48 @@ def _rule_words(rule: str, value: float, unit: str, chart: XmR) -> str:
     return rule
 
 
-def oldest_cards(stream: ValueStream, document: StreamMetricsDocument) -> list[DigestCard]:
-    """The first OLDEST_CARDS of the document's aging list (open cards older in their
-    cycle than the cycle's p85, oldest first), named; one query."""
-    aging = document.aging.over_cycle_p85[:OLDEST_CARDS]
-    if not aging:
-        return []
-    names = {
-        card_id: card_display_name(person, company)
-        for card_id, person, company in Card.objects.filter(
-            pk__in=[card.card_id for card in aging]
-        ).values_list("pk", "person_name", "company")
-    }
+def oldest_cards(
+    stream: ValueStream, document: StreamMetricsDocument, *, end: datetime
+) -> list[DigestCard]:
+    """The OLDEST_CARDS open cards that had been in their cycle longest at ``end`` (the
+    week's end), oldest first, named, each against its cycle's 85th percentile in
+    ``document``. Cards that entered their cycle after ``end`` are left out (they were
+    not there yet); the open cards are today's (a card closed since is not listed). One
+    query."""
+    rows = (
+        CardFlowState.objects.filter(value_stream=stream, is_open=True, cycle_entered_at__lte=end)
+        .order_by("cycle_entered_at", "card_id")
+        .values_list(
+            "card_id",
+            "column_id",
+            "cycle_id",
+            "cycle_entered_at",
+            "column_entered_at",
+            "card__person_name",
+            "card__company",
+        )[:OLDEST_CARDS]
+    )
     columns = {column.id: f"{column.cycle} / {column.name}" for column in document.columns}
+    p85 = {cycle.id: cycle.cycle_time.p85 for cycle in document.cycles}
     prefix = settings.VSM_BASE_URL + card_url_prefix(stream)
-    return [
-        DigestCard(
-            card_id=card.card_id,
-            name=names.get(card.card_id, f"Card {card.card_id}"),
-            column=columns.get(card.column_id, ""),
-            age_days=card.age_in_cycle_days,
-            url=f"{prefix}{card.card_id}/",
+    result = []
+    for card_id, column_id, cycle_id, cycle_entered, column_entered, person, company in rows:
+        age_days = (end - cycle_entered).total_seconds() / DAY
+        limit = p85.get(cycle_id)
+        result.append(
+            DigestCard(
+                card_id=card_id,
+                name=card_display_name(person, company),
+                column=columns.get(column_id, ""),
+                moved_since=column_entered > end,
+                age_days=round(age_days, 2),
+                cycle_p85_days=limit,
+                # As the document's aging list compares: the exact age.
+                past_p85=limit is not None and age_days > limit,
+                url=f"{prefix}{card_id}/",
+            )
         )
-        for card in aging
-    ]
+    return result
 
 
 def digest_recipients(stream: ValueStream) -> list[Recipient]:

@@ -1,15 +1,23 @@
 """The weekly review of a stream: one full ISO week's tiles and charts against the week
-before and the 12-week average, what stood out first, and what the managers decided.
+before and the average of the window's weeks, what stood out first, and what the
+managers decided.
+
+The review covers the weeks from the ISO week of the stream's first event to the last
+full week (``ReviewWeeks``); it reads each through ``week_query``: 12 full weeks that end
+with it, or only those since the stream's first week, so that the weeks before the
+stream existed do not count as zeros in its averages and process limits.
 
 ``weekly_review_get`` reads the week from the snapshot taken the Monday after it, when
-there is one (its document: the numbers, the constraint and the cards over their cycle's
-85th percentile as they stood then), else replays it from the move log
-(``MetricsQuery.for_week``: the counts stop at the week's end, card positions and ages
-are today's). Either way the charts drawn from the log's aggregates (cumulative flow,
-cycle time dots) stop at the week's end; the work item age chart, whose card states are
-today's, shows its dots only while the week is the last one (as the dashboard does for a
-range that ends before today). Its number of queries
-does not depend on the length of the history, the number of cards or of entries.
+there is one whose window is the review's (its document: the numbers, the constraint and
+the cards over their cycle's 85th percentile as they stood then), else replays it from
+the move log (``MetricsQuery.for_week``): the counts stop at the week's end; the fold
+keeps no past positions, so the open cards are today's that were already in their
+present column at the week's end, their ages counted to the week's end (a card moved or
+closed since is left out). Either way the charts drawn from the log's aggregates
+(cumulative flow, cycle time dots) stop at the week's end; the work item age chart,
+whose card states are today's, shows its dots only on the Monday right after the week
+(as the dashboard does for a range that ends before today). Its number of queries does
+not depend on the length of the history, the number of cards or of entries.
 """
 
 from __future__ import annotations
@@ -17,16 +25,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Subquery
+from django.db.models import Count, Min, Subquery
 from django.utils import timezone
 
 from boards.models import Card, card_display_name
 from boards.templatetags.board_tags import card_url_prefix
 from metrics.fold.timeline import metrics_zone
-from metrics.models import ReviewEntry, ReviewEntryKind, WeeklySnapshot
+from metrics.models import CycleDay, ReviewEntry, ReviewEntryKind, WeeklySnapshot
 from metrics.selectors.dashboard import Dashboard, dashboard_get
 from metrics.selectors.document import stream_metrics_compute
-from metrics.selectors.query import MetricsQuery, week_start
+from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, week_start
 from metrics.selectors.readmodel import (
     Constraint,
     SchemaError,
@@ -37,11 +45,8 @@ from metrics.selectors.readmodel import (
 from vsm.models import ValueStream
 
 # The picker offers the last this many full weeks, beside the weeks that have a snapshot
-# or entries.
+# or entries (none before the stream's first week).
 PICKER_WEEKS = 26
-# No week before this one is reviewed (a typed URL cannot ask for the year 1: the window
-# reaches 11 weeks further back).
-EARLIEST_WEEK = date(2000, 1, 3)
 
 # The XmR series whose signals the review reports, in this order: the series in the
 # document, its name in words, its unit (count, share, days) and the tile that shows it.
@@ -52,6 +57,10 @@ SIGNAL_SERIES = (
 )
 
 
+class WeekNotReviewable(ValueError):
+    """The week asked for is not one the review covers (see ReviewWeeks)."""
+
+
 def last_full_week(now: datetime | None = None) -> date:
     """The Monday of the last ISO week that is over at ``now`` (default: the present),
     in settings.TIME_ZONE: the latest week a review covers."""
@@ -59,10 +68,62 @@ def last_full_week(now: datetime | None = None) -> date:
     return week_start(today) - timedelta(weeks=1)
 
 
-def is_reviewable(monday: date, *, now: datetime | None = None) -> bool:
-    """Whether ``monday`` starts a week the review covers: a Monday, a full week over at
-    ``now``, not before EARLIEST_WEEK."""
-    return monday.weekday() == 0 and EARLIEST_WEEK <= monday <= last_full_week(now)
+def stream_first_week(stream: ValueStream) -> date:
+    """The Monday of the ISO week of the stream's first event, in settings.TIME_ZONE:
+    the earliest day the fold counted a card entering one of its cycles (every card's
+    first event is one), else, with no event folded yet, the day the stream was created.
+    One query (on CycleDay's (stream, day) index: it does not grow with the history)."""
+    first = CycleDay.objects.filter(value_stream=stream).aggregate(first=Min("day"))["first"]
+    if first is None:
+        first = stream.created_at.astimezone(metrics_zone()).date()
+    return week_start(first)
+
+
+def week_query(stream: ValueStream, monday: date, *, first_week: date) -> MetricsQuery:
+    """The query the review and the digest read the ISO week of ``monday`` with: the 12
+    full weeks that end with it (MetricsQuery.for_week), or, near the stream's start,
+    only the weeks since ``first_week``, so that the weeks before the stream existed do
+    not count as zeros in the averages and the process limits. Raises: ValueError
+    (``monday`` is not a Monday)."""
+    since_first = (monday - first_week).days // 7 + 1
+    return MetricsQuery.for_week(stream, monday, weeks=max(1, min(WINDOW_WEEKS, since_first)))
+
+
+@dataclass(frozen=True)
+class ReviewWeeks:
+    """The weeks a stream's review covers: the Mondays from ``first``, the ISO week of
+    the stream's first event, to ``last``, the last full week. Empty (false) while the
+    stream's first week is not over (``first`` after ``last``)."""
+
+    first: date
+    last: date
+
+    def __contains__(self, monday: object) -> bool:
+        return (
+            isinstance(monday, date) and monday.weekday() == 0 and self.first <= monday <= self.last
+        )
+
+    def __bool__(self) -> bool:
+        return self.first <= self.last
+
+    def query(self, stream: ValueStream, monday: date) -> MetricsQuery:
+        return week_query(stream, monday, first_week=self.first)
+
+
+def review_weeks(stream: ValueStream, *, now: datetime | None = None) -> ReviewWeeks:
+    """The weeks the stream's review covers at ``now`` (default: the present). One query."""
+    return ReviewWeeks(first=stream_first_week(stream), last=last_full_week(now))
+
+
+def _not_reviewable(monday: date, weeks: ReviewWeeks) -> WeekNotReviewable:
+    if not weeks:
+        return WeekNotReviewable(
+            "The stream's first week is not over yet: there is no week to review."
+        )
+    return WeekNotReviewable(
+        f"{monday} does not start a week the review covers: the Mondays from "
+        f"{weeks.first} (the stream's first week) to {weeks.last}."
+    )
 
 
 @dataclass(frozen=True)
@@ -97,20 +158,24 @@ class WeeklyReview:
     """The review of the ISO week of ``week`` (a Monday).
 
     ``dashboard``: the tiles (that week against the week before and the window's
-    average) and the charts of the 12 weeks that end with it. ``snapshot_taken_at``:
-    when the snapshot it comes from was taken (None: replayed from the move log, card
-    positions and ages today's). ``previous_from_snapshot``: whether the week before,
-    which the constraint is compared with, came from its snapshot too (else replayed).
+    average) and the charts of the window that ends with it: 12 weeks, or the weeks
+    since ``first_week``, the stream's first (see week_query). ``snapshot_taken_at``:
+    when the snapshot it comes from was taken (None: replayed from the move log: the
+    open cards are today's that were in their present column at the week's end, aged to
+    the week's end). ``previous_from_snapshot``: whether the week before, which the
+    constraint is compared with, came from its snapshot too (else replayed).
     ``anomalies``: XmR signals, then a change of constraint, then cards older than their
     cycle's 85th percentile.
     ``entries``: the week's decisions and notes, oldest first, withdrawn ones included.
     ``decided_last_time``: the standing decisions of ``last_time_week``, the latest
     earlier week that has any. ``weeks``: the picker's weeks, newest first.
-    ``next_week``: None when ``week`` is the last full week.
+    ``previous_week``: None on the stream's first week; ``next_week``: None when
+    ``week`` is the last full week.
     """
 
     stream: ValueStream
     week: date
+    first_week: date
     dashboard: Dashboard
     snapshot_taken_at: datetime | None
     previous_from_snapshot: bool
@@ -131,28 +196,42 @@ class WeeklyReview:
         """The Sunday that ends the week."""
         return self.week + timedelta(days=6)
 
+    @property
+    def window_from_first_week(self) -> bool:
+        """Whether the window starts with the stream's first week (shorter than 12 weeks,
+        or exactly 12 from it): its average is of the weeks since the stream began."""
+        weeks = self.dashboard.document.window.weeks
+        return bool(weeks) and weeks[0] == self.first_week
+
 
 def weekly_review_get(
     stream: ValueStream, monday: date, *, now: datetime | None = None
 ) -> WeeklyReview:
     """The weekly review of ``stream`` for the ISO week starting on ``monday``.
 
-    Raises: ValueError (``monday`` is not a week the review covers, see is_reviewable).
+    Raises: WeekNotReviewable, a ValueError (``monday`` is not a week the review covers
+    at ``now``, see ReviewWeeks).
     """
-    if not is_reviewable(monday, now=now):
-        raise ValueError(f"{monday} does not start a full week the review covers.")
-    before = monday - timedelta(weeks=1)
+    weeks = review_weeks(stream, now=now)
+    if monday not in weeks:
+        raise _not_reviewable(monday, weeks)
+    before = monday - timedelta(weeks=1) if monday > weeks.first else None
     snapshot_weeks = set(
         WeeklySnapshot.objects.filter(value_stream=stream).values_list("week_start", flat=True)
     )
     # The snapshot taken on the Monday after a week holds that week as its last full week.
-    wanted = [week + timedelta(weeks=1) for week in (monday, before)]
-    snapshots = _snapshot_documents(stream, [w for w in wanted if w in snapshot_weeks])
-    dashboard, taken_at = _week_dashboard(stream, monday, snapshots)
+    queries = {week: weeks.query(stream, week) for week in (monday, before) if week is not None}
+    wanted = {
+        week: query
+        for week, query in queries.items()
+        if week + timedelta(weeks=1) in snapshot_weeks
+    }
+    snapshots = _snapshot_documents(stream, wanted)
+    dashboard, taken_at = _week_dashboard(queries[monday], snapshots)
     previous, _ = snapshots.get(before, (None, None))
     previous_from_snapshot = previous is not None
-    if previous is None and before >= EARLIEST_WEEK:
-        previous = stream_metrics_compute(MetricsQuery.for_week(stream, before))
+    if previous is None and before is not None:
+        previous = stream_metrics_compute(queries[before])
     document = dashboard.document
     anomalies = [
         *xmr_anomalies(document),
@@ -165,10 +244,10 @@ def weekly_review_get(
         .order_by("created_at", "id")
     )
     decided, last_time_week = decided_last_time(stream, monday)
-    last = last_full_week(now)
     return WeeklyReview(
         stream=stream,
         week=monday,
+        first_week=weeks.first,
         dashboard=dashboard,
         snapshot_taken_at=taken_at,
         previous_from_snapshot=previous_from_snapshot,
@@ -176,27 +255,29 @@ def weekly_review_get(
         entries=entries,
         decided_last_time=decided,
         last_time_week=last_time_week,
-        weeks=week_choices(stream, monday, snapshot_weeks=snapshot_weeks, last=last),
-        previous_week=before if before >= EARLIEST_WEEK else None,
-        next_week=monday + timedelta(weeks=1) if monday < last else None,
+        weeks=week_choices(stream, monday, snapshot_weeks=snapshot_weeks, weeks=weeks),
+        previous_week=before,
+        next_week=monday + timedelta(weeks=1) if monday < weeks.last else None,
     )
 
 
-def week_dashboard_get(stream: ValueStream, monday: date) -> tuple[Dashboard, datetime | None]:
+def week_dashboard_get(
+    stream: ValueStream, monday: date, *, now: datetime | None = None
+) -> tuple[Dashboard, datetime | None]:
     """The dashboard of the ISO week of ``monday`` (its tiles and charts, for the review's
     CSV downloads), and when the snapshot it comes from was taken (None: replayed).
-    Raises: ValueError (``monday`` is not a Monday)."""
-    return _week_dashboard(
-        stream, monday, _snapshot_documents(stream, [monday + timedelta(weeks=1)])
-    )
+    Raises: WeekNotReviewable (see weekly_review_get)."""
+    weeks = review_weeks(stream, now=now)
+    if monday not in weeks:
+        raise _not_reviewable(monday, weeks)
+    query = weeks.query(stream, monday)
+    return _week_dashboard(query, _snapshot_documents(stream, {monday: query}))
 
 
 def _week_dashboard(
-    stream: ValueStream,
-    monday: date,
-    snapshots: dict[date, tuple[StreamMetricsDocument, datetime]],
+    query: MetricsQuery, snapshots: dict[date, tuple[StreamMetricsDocument, datetime]]
 ) -> tuple[Dashboard, datetime | None]:
-    query = MetricsQuery.for_week(stream, monday)
+    monday = query.window().weeks[-1]
     if monday in snapshots:
         document, taken_at = snapshots[monday]
         return dashboard_get(query, document=document), taken_at
@@ -204,24 +285,27 @@ def _week_dashboard(
 
 
 def _snapshot_documents(
-    stream: ValueStream, weeks: list[date]
+    stream: ValueStream, queries: dict[date, MetricsQuery]
 ) -> dict[date, tuple[StreamMetricsDocument, datetime]]:
-    """The documents of the snapshots taken on ``weeks`` (Mondays), by the week each
-    holds as its last full week (the Monday before), with when each was taken. A
-    snapshot whose last full week is not that one (taken late, by hand, for another
-    week) or of an unknown schema is left out: the week is replayed instead. One query,
-    none without weeks."""
-    if not weeks:
+    """The documents of the snapshots taken the Monday after each of the weeks of
+    ``queries`` (reviewed Mondays and the queries they are read with), by week, with
+    when each was taken. A snapshot whose window is not its query's (taken late, by
+    hand, for another week; or of the 12 weeks that end with the week when some of
+    them came before the stream's first) or of an unknown schema is left out: the week
+    is replayed instead. One query, none without weeks."""
+    if not queries:
         return {}
     found = {}
-    rows = WeeklySnapshot.objects.filter(value_stream=stream, week_start__in=weeks)
+    rows = WeeklySnapshot.objects.filter(
+        value_stream=stream, week_start__in=[week + timedelta(weeks=1) for week in queries]
+    )
     for taken_week, taken_at, data in rows.values_list("week_start", "taken_at", "data"):
         reviewed = taken_week - timedelta(weeks=1)
         try:
             document = StreamMetricsDocument.from_json(data)
         except SchemaError:
             continue
-        if document.window.weeks and document.window.weeks[-1] == reviewed:
+        if document.window.weeks == queries[reviewed].window().weeks:
             found[reviewed] = (document, taken_at)
     return found
 
@@ -345,7 +429,11 @@ def aging_anomalies(stream: ValueStream, document: StreamMetricsDocument) -> lis
         found.append(
             Anomaly(
                 kind="aging",
-                text=f"And {unlisted} more open cards older than their cycle's 85th percentile.",
+                text=(
+                    "And 1 more open card older than its cycle's 85th percentile."
+                    if unlisted == 1
+                    else f"And {unlisted} more open cards older than their cycle's 85th percentile."
+                ),
                 href="#chart-aging",
                 link_text="See the work item age chart",
             )
@@ -369,10 +457,11 @@ def decided_last_time(stream: ValueStream, monday: date) -> tuple[list[ReviewEnt
 
 
 def week_choices(
-    stream: ValueStream, monday: date, *, snapshot_weeks: set[date], last: date
+    stream: ValueStream, monday: date, *, snapshot_weeks: set[date], weeks: ReviewWeeks
 ) -> list[WeekChoice]:
     """The weeks the picker offers, newest first: the last PICKER_WEEKS full weeks, the
-    weeks a snapshot holds, the weeks with entries, and ``monday``. One query."""
+    weeks a snapshot holds, the weeks with entries, and ``monday``; none before the
+    stream's first week. One query."""
     entry_counts = dict(
         ReviewEntry.objects.filter(value_stream=stream)
         .order_by()
@@ -381,12 +470,11 @@ def week_choices(
         .values_list("week_start", "n")
     )
     held = {week - timedelta(weeks=1) for week in snapshot_weeks}
-    weeks = {last - timedelta(weeks=n) for n in range(PICKER_WEEKS)}
-    weeks |= {week for week in held | set(entry_counts) if EARLIEST_WEEK <= week <= last}
-    weeks.add(monday)
+    recent = {weeks.last - timedelta(weeks=n) for n in range(PICKER_WEEKS)}
+    offered = {week for week in recent | held | set(entry_counts) | {monday} if week in weeks}
     return [
         WeekChoice(monday=week, snapshot=week in held, entries=entry_counts.get(week, 0))
-        for week in sorted(weeks, reverse=True)
+        for week in sorted(offered, reverse=True)
     ]
 
 

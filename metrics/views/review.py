@@ -3,7 +3,7 @@ notes the stream's managers record about it."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from django import forms
 from django.contrib import messages
@@ -18,9 +18,10 @@ from metrics import services
 from metrics.models import REVIEW_ENTRY_MAX_LENGTH, ReviewEntryKind
 from metrics.selectors.query import week_start
 from metrics.selectors.review import (
-    is_reviewable,
-    last_full_week,
+    ReviewWeeks,
+    WeekNotReviewable,
     review_entry_in_week,
+    review_weeks,
     week_dashboard_get,
     weekly_review_get,
 )
@@ -53,9 +54,41 @@ class ReviewEntryForm(forms.Form):
     )
 
 
-def _reviewable_week(week: date) -> date:
-    """Raises: Http404 (not a full week the review covers)."""
-    if not is_reviewable(week):
+def _day(day: date) -> str:
+    """A day as the pages write it: 7 Apr 2025 (and 1 Jan 0001, not 1 Jan 1)."""
+    return f"{day.day} {day:%b} {day.year:04d}"
+
+
+class WeekPickForm(forms.Form):
+    """The picker's week: any day of it, as YYYY-MM-DD; valid when its Monday is a week
+    the review covers (``weeks``). ``nearest``: the covered week closest to the one
+    asked for (the last when it is no date)."""
+
+    week = forms.DateField(
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Pick a week by a day of it, as YYYY-MM-DD."},
+    )
+
+    def __init__(self, *args, weeks: ReviewWeeks, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.weeks = weeks
+        self.nearest = weeks.last
+
+    def clean_week(self) -> date:
+        monday = week_start(self.cleaned_data["week"])
+        if monday not in self.weeks:
+            self.nearest = self.weeks.first if monday < self.weeks.first else self.weeks.last
+            raise forms.ValidationError(
+                f"There is no review of the week of {_day(monday)}: the review covers the "
+                f"weeks of {_day(self.weeks.first)} (the stream's first) to "
+                f"{_day(self.weeks.last)}."
+            )
+        return monday
+
+
+def _reviewable_week(stream: ValueStream, week: date) -> date:
+    """Raises: Http404 (not a week the review covers: see ReviewWeeks)."""
+    if week not in review_weeks(stream):
         raise Http404("The review covers full weeks that are over, from Mondays.")
     return week
 
@@ -67,7 +100,10 @@ def _review_url(stream: ValueStream, week: date, anchor: str = "") -> str:
 def _page(
     request: HttpRequest, stream: ValueStream, week: date, form: ReviewEntryForm, status: int = 200
 ) -> HttpResponse:
-    review = weekly_review_get(stream, week)
+    try:
+        review = weekly_review_get(stream, week)
+    except WeekNotReviewable as error:
+        raise Http404(str(error)) from None
     context = {
         "stream": stream,
         "review": review,
@@ -81,28 +117,43 @@ def _page(
 
 @require_GET
 def review_latest(request: HttpRequest, stream_slug: str) -> HttpResponse:
-    """The week the picker asks for (``?week=``, any day of it), else the last full week."""
+    """The week the picker asks for (``?week=``, any day of it), else the last full week;
+    a week the review does not cover is refused with a message (the nearest week shown)."""
     stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
-    try:
-        week = week_start(date.fromisoformat(request.GET.get("week", "")))
-    except ValueError:
-        week = last_full_week()
-    return redirect(_review_url(stream, week if is_reviewable(week) else last_full_week()))
+    weeks = review_weeks(stream)
+    if not weeks:
+        messages.info(
+            request,
+            f"The weekly review starts once the stream's first week is over: on Monday "
+            f"{_day(weeks.first + timedelta(weeks=1))}.",
+        )
+        return redirect("metrics:dashboard", stream_slug=stream.slug)
+    if not request.GET.get("week"):
+        return redirect(_review_url(stream, weeks.last))
+    form = WeekPickForm(request.GET, weeks=weeks)
+    if form.is_valid():
+        return redirect(_review_url(stream, form.cleaned_data["week"]))
+    for error in form.errors["week"]:
+        messages.error(request, error)
+    return redirect(_review_url(stream, form.nearest))
 
 
 @require_GET
 def review(request: HttpRequest, stream_slug: str, week: date) -> HttpResponse:
     stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
     if week.weekday() != 0:
-        return redirect(_review_url(stream, _reviewable_week(week_start(week))))
-    return _page(request, stream, _reviewable_week(week), ReviewEntryForm())
+        return redirect(_review_url(stream, _reviewable_week(stream, week_start(week))))
+    return _page(request, stream, week, ReviewEntryForm())
 
 
 @require_GET
 def review_csv(request: HttpRequest, stream_slug: str, week: date, chart_key: str) -> HttpResponse:
     """Exactly one of the review's charts, as CSV: the week's, from the same source."""
     stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
-    dashboard, _ = week_dashboard_get(stream, _reviewable_week(week))
+    try:
+        dashboard, _ = week_dashboard_get(stream, week)
+    except WeekNotReviewable as error:
+        raise Http404(str(error)) from None
     try:
         chart = dashboard.chart(chart_key)
     except KeyError:
@@ -118,7 +169,7 @@ def review_entry_record(request: HttpRequest, stream_slug: str, week: date) -> H
     """Record a decision or a note (managers only): back to the review on success
     (Post/Redirect/Get); the page again with the reason and the typed text otherwise."""
     stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
-    week = _reviewable_week(week)
+    week = _reviewable_week(stream, week)
     form = ReviewEntryForm(request.POST)
     if not form.is_valid():
         return _page(request, stream, week, form, status=400)

@@ -7,7 +7,10 @@ Scripted stream (the ``stream`` fixture, "Industrial pumps"; 09:00 UTC each): th
 before (Monday 17 Nov 2025) P1 (1,000) enters on the 18th and moves to Information on
 the 20th, P2 (2,000) enters on the 19th; the reviewed week (Monday 24 Nov) P2 moves to
 Information on the 25th and P3 (500) enters on the 26th. Nothing closes, so no weekly
-series has a point to signal. ``won_in_week`` adds P1 won on 27 Nov.
+series has a point to signal. ``won_in_week`` adds P1 won on 27 Nov. The stream's first
+event is P1's arrival: the digest reads its weeks from the week of 17 Nov (two weeks
+for the reviewed one), as the weekly review does; ``quiet_since_september`` adds P0
+(100), in the stream since Monday 1 Sep, so the reviewed week has its 12 weeks.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ from boards.models import Outcome
 from boards.services import card_set_blocked
 from metrics import services, tasks
 from metrics.models import DigestDelivery, DigestSubscription, WeeklySnapshot
+from metrics.selectors import stream_metrics_compute
 from metrics.selectors.digest import (
     digest_recipients,
     digest_subscription_state,
+    oldest_cards,
+    week_bounds,
     weekly_digest_get,
 )
+from metrics.selectors.review import stream_first_week, week_query
 from metrics.services import stream_metrics_advance
 from tests.factories import MembershipFactory, UserFactory
 from tests.metrics.scripted import SALES, Board
@@ -56,10 +63,11 @@ def _base_url(settings):
     settings.VSM_BASE_URL = BASE_URL
 
 
-@pytest.fixture
-def scripted(stream, manager) -> Board:
+def script(stream, manager, *, since_september: bool = False) -> Board:
     channel = Channel.objects.create(value_stream=stream, name="Referral")
     b = Board(stream, manager)
+    if since_september:
+        b.enter("P0", channel, 100, at(1, 9))
     b.enter("P1", channel, 1000, at(18))
     b.enter("P2", channel, 2000, at(19))
     b.move("P1", "Information", at(20))
@@ -70,10 +78,23 @@ def scripted(stream, manager) -> Board:
 
 
 @pytest.fixture
+def scripted(stream, manager) -> Board:
+    return script(stream, manager)
+
+
+@pytest.fixture
 def won_in_week(scripted) -> Board:
     scripted.close("P1", Outcome.WON, at(27))
     stream_metrics_advance(stream_id=scripted.stream.pk)
     return scripted
+
+
+@pytest.fixture
+def quiet_since_september(stream, manager) -> Board:
+    b = script(stream, manager, since_september=True)
+    b.close("P1", Outcome.WON, at(27))
+    stream_metrics_advance(stream_id=stream.pk)
+    return b
 
 
 def subscribe(user, stream) -> None:
@@ -188,10 +209,21 @@ def test_text_and_html_give_the_week_against_the_week_before(scripted, stream, m
     assert "None: every weekly number stayed within its natural process limits." in html
 
 
-def test_a_win_after_eleven_quiet_weeks_is_a_signal(won_in_week, stream):
-    # Won by week: eleven 0s, then 1. Mean 1/12; average moving range 1/11; upper limit
-    # 1/12 + 2.66/11 = 0.325 (0.33), moving-range limit 3.268/11 = 0.297 (0.3): the week
-    # is above both. (The eighth 0 in a row is a signal too, on a week long past.)
+def test_a_new_stream_s_first_win_is_no_signal(won_in_week, stream):
+    # The stream's first event is on 18 Nov: its weeks are those of 17 and 24 Nov, won 0
+    # then 1. Mean 0.5, moving range 1: limits 0.5 +/- 2.66, moving-range limit 3.27: no
+    # signal. (Counted over 12 weeks, the ten before the stream existed as zeros, the win
+    # was "above the upper limit" and "a bigger jump than chance explains".)
+    digest = weekly_digest_get(stream, WEEK)
+    assert digest.signals == []
+    assert "1 won (1,000)" in digest.summary and digest.summary.endswith(", no signal")
+
+
+def test_a_win_after_eleven_quiet_weeks_is_a_signal(quiet_since_september, stream):
+    # P0 has been in the stream since 1 Sep: the window holds its 12 weeks, 8 Sep to 24
+    # Nov. Won by week: eleven 0s, then 1. Mean 1/12; average moving range 1/11; upper
+    # limit 1/12 + 2.66/11 = 0.325 (0.33), moving-range limit 3.268/11 = 0.297 (0.3): the
+    # week is above both. (The eighth 0 in a row is a signal too, on a week long past.)
     assert send(stream) == 1
     text, html = parts(mail.outbox[0])
 
@@ -218,6 +250,67 @@ def test_user_content_is_escaped_in_the_html_part(scripted, stream):
 
     assert "Pumps &lt;b&gt;&amp; valves&lt;/b&gt;" in html and "<b>&" not in html
     assert text.startswith("Pumps <b>& valves</b>, week of")
+
+
+def test_the_three_oldest_open_cards_each_against_their_cycle_s_p85(won_in_week, stream):
+    # P4 and P5 enter in the reviewed week, P6 after it (2 Dec). Collaboration's cycle time:
+    # P1's 9 days (18 to 27 Nov), its 85th percentile. At the week's end (1 Dec 00:00) P2
+    # has been in the cycle 11.625 days (since 19 Nov: its move to Information on 25 Nov
+    # stays in it), P3 4.625, P4 2.625, P5 1.625; P6 was not there yet.
+    won_in_week.enter("P4", None, 10, at(28))
+    won_in_week.enter("P5", None, 10, at(29))
+    won_in_week.enter("P6", None, 10, at(2, 12))
+    stream_metrics_advance(stream_id=stream.pk)
+
+    send(stream)
+    text, html = parts(mail.outbox[0])
+
+    url = f"{BASE_URL}/streams/{stream.slug}/cards/"
+    cards = won_in_week.cards
+    oldest = text.split("Oldest cards\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert oldest == [
+        "- Prospect P2, in Collaboration / Information, 11.6 days in its cycle, past its "
+        f"cycle's 85th percentile (9.0 days): {url}{cards['P2']}/",
+        "- Prospect P3, in Collaboration / Data, 4.6 days in its cycle, within its cycle's "
+        f"85th percentile (9.0 days): {url}{cards['P3']}/",
+        "- Prospect P4, in Collaboration / Data, 2.6 days in its cycle, within its cycle's "
+        f"85th percentile (9.0 days): {url}{cards['P4']}/",
+        "1 open card is older than its cycle's 85th percentile.",
+    ]
+    assert "Prospect P5" not in html and "Prospect P6" not in html
+    assert f'<a href="{url}{cards["P3"]}/" style="color:#0969da;">Prospect P3</a>' in html
+
+
+def test_the_oldest_cards_read_in_one_query(won_in_week, stream, django_assert_num_queries):
+    query = week_query(stream, WEEK, first_week=stream_first_week(stream))
+    document = stream_metrics_compute(query)
+    with django_assert_num_queries(1):
+        listed = oldest_cards(stream, document, end=week_bounds(WEEK)[1])
+    assert [card.name for card in listed] == ["Prospect P2", "Prospect P3"]
+
+
+def test_cards_that_entered_their_cycle_after_the_week_are_left_out(scripted, stream):
+    # The week before (ending Mon 24 Nov 00:00): P1 (since 18 Nov, in Information since
+    # the 20th) and P2 (since 19 Nov; it moved to Information on the 25th, after the
+    # week: its column is today's); P3 came on the 26th. No card finished the cycle yet.
+    digest = weekly_digest_get(stream, WEEK_BEFORE)
+    assert [
+        (card.name, card.where, card.age_days, card.against_p85) for card in digest.oldest_cards
+    ] == [
+        (
+            "Prospect P1",
+            "in Collaboration / Information",
+            5.62,
+            "its cycle has no 85th percentile yet",
+        ),
+        (
+            "Prospect P2",
+            "now in Collaboration / Information",
+            4.62,
+            "its cycle has no 85th percentile yet",
+        ),
+    ]
+    assert digest.aging_text == "No open card is older than its cycle's 85th percentile."
 
 
 # When it is skipped
@@ -496,7 +589,7 @@ def test_the_oracle_week_of_5_may(board, settings):  # noqa: F811
     constraint = digest.constraint
     assert constraint
     assert text.splitlines()[0] == (
-        f"Oracle pumps, week of 5 May: 1 won (400), constraint {constraint}, 1 signal"
+        f"Oracle pumps, week of 5 May: 1 won (400), constraint {constraint}, no signal"
     )
     for line in (
         "- Arrivals: 0 (week before 0, no change)",
@@ -506,14 +599,23 @@ def test_the_oracle_week_of_5_may(board, settings):  # noqa: F811
         "- Lead time p50: 28.0 d (week before 18.0 d, +10.0 d)",
         "- Conversion to won: 100% (week before 100%, no change)",
         "- Throughput (closed): 1 (week before 1, no change)",
-        # Won by week: ten 0s, 1, 1: upper limit 1/6 + 2.66/11 = 0.408.
-        "- Deals won: 1 in the week, above its upper natural process limit (0.4).",
+        # Won by week from the stream's first (7 Apr): 0, 0, 0, 1, 1: upper limit
+        # 0.4 + 2.66 x 0.25 = 1.07, no signal (over 12 weeks, seven of them before the
+        # stream existed, it was "above its upper natural process limit (0.4)").
+        "- None: every weekly number stayed within its natural process limits.",
         f"{constraint} limits the flow.",
         # B entered Sales/Buying on 29 Apr 09:00: 12.625 days before Monday 12 May 00:00,
-        # past the cycle's p85 of 12 days (A's passage, 23 Apr to 5 May).
-        f"- Prospect B, in {SALES} / Data, 12.6 days in its cycle: "
-        f"{BASE_URL}/streams/{stream.slug}/cards/{board.cards['B']}/",
+        # past the cycle's p85 of 12 days (A's passage, 23 Apr to 5 May). The other open
+        # cards, D and F, came after the week.
+        f"- Prospect B, in {SALES} / Data, 12.6 days in its cycle, past its cycle's 85th "
+        f"percentile (12.0 days): {BASE_URL}/streams/{stream.slug}/cards/{board.cards['B']}/",
+        "1 open card is older than its cycle's 85th percentile.",
     ):
         assert line in text, line
+    assert "Prospect D" not in text and "Prospect F" not in text
     assert "Won value</td>" in html and "400</td>" in html and "−1,600</td>" in html
-    assert f">Prospect B</a>, in {SALES} / Data, 12.6 days in its cycle" in html
+    assert (
+        f">Prospect B</a>, in {SALES} / Data, 12.6 days in its cycle, past its cycle&#x27;s "
+        "85th percentile (12.0 days)</li>"
+    ) in html
+    assert "1 open card is older than its cycle&#x27;s 85th percentile." in html

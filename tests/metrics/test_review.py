@@ -1,8 +1,10 @@
 """The weekly review: the week of 5 May 2025 on the oracle's stream worked out by hand
-(its script is in tests/metrics/test_oracle.py), anomalies first and in order, the
-snapshot or the move log as its source, the managers' decisions and notes (recorded,
-refused, withdrawn, shown at the next review), access, CSV downloads, and a query count
-that does not grow with the history."""
+(its script is in tests/metrics/test_oracle.py; its first event, A's arrival, is on
+Monday 7 April 2025: the review starts with that week, and its windows hold the weeks
+from it, fewer than 12), anomalies first and in order, the snapshot or the move log as
+its source, the managers' decisions and notes (recorded, refused, withdrawn, shown at
+the next review), access, the week picker, CSV downloads, and a query count that does
+not grow with the history."""
 
 from __future__ import annotations
 
@@ -23,7 +25,14 @@ from boards.models import Outcome
 from metrics.models import REVIEW_ENTRY_MAX_LENGTH, ReviewEntry, ReviewEntryKind, WeeklySnapshot
 from metrics.selectors import MetricsQuery, stream_metrics_compute
 from metrics.selectors.dashboard import dashboard_get
-from metrics.selectors.review import last_full_week, week_dashboard_get, weekly_review_get
+from metrics.selectors.review import (
+    WeekNotReviewable,
+    last_full_week,
+    stream_first_week,
+    week_dashboard_get,
+    week_query,
+    weekly_review_get,
+)
 from metrics.services import (
     ReviewEntryInvalid,
     review_entry_record,
@@ -39,6 +48,7 @@ from vsm.models import Channel, Role, Team
 
 pytestmark = pytest.mark.django_db
 
+MAR_31, APR_7 = date(2025, 3, 31), date(2025, 4, 7)
 APR_21, APR_28 = date(2025, 4, 21), date(2025, 4, 28)
 MAY_5, MAY_12, MAY_19 = date(2025, 5, 5), date(2025, 5, 12), date(2025, 5, 19)
 # A Wednesday: the last full week is the one of 5 May.
@@ -49,9 +59,15 @@ def review_of(board, monday: date):  # noqa: F811
     return weekly_review_get(board.stream, monday, now=NOW)
 
 
+def review_query(stream, monday: date) -> MetricsQuery:
+    """The query the review reads the week with (its window starts no earlier than the
+    stream's first week)."""
+    return week_query(stream, monday, first_week=stream_first_week(stream))
+
+
 def document_json(board, monday: date) -> dict:  # noqa: F811
     """The document the week's replay computes, as a snapshot stores it."""
-    return stream_metrics_compute(MetricsQuery.for_week(board.stream, monday)).to_json()
+    return stream_metrics_compute(review_query(board.stream, monday)).to_json()
 
 
 def snapshot(stream, *, taken_on: date, data: dict) -> WeeklySnapshot:
@@ -88,8 +104,16 @@ def test_the_week_of_5_may_shows_a_won_against_c_the_week_before(board):  # noqa
     assert review.dashboard.week == MAY_5 and review.week_end == date(2025, 5, 11)
     tiles = {tile.key: tile for tile in review.dashboard.tiles}
     # A won on Mon 5 May after 28 days (Apr 7 - May 5); C the week before after 18 (Apr 14 - May 2).
+    # The average is of the 5 weeks from the stream's first (7 Apr): 0, 0, 0, 1, 1.
+    assert [week.isoformat() for week in review.dashboard.document.window.weeks] == [
+        "2025-04-07",
+        "2025-04-14",
+        "2025-04-21",
+        "2025-04-28",
+        "2025-05-05",
+    ]
     assert (tiles["won"].value, tiles["won"].previous) == (1, 1)
-    assert tiles["won"].average == pytest.approx(2 / 12, abs=1e-4)
+    assert tiles["won"].average == pytest.approx(2 / 5)
     assert tiles["won-value"].value == 400 and tiles["won-value"].previous == 2000
     assert (tiles["time-p50"].value, tiles["time-p50"].previous) == (28.0, 18.0)
     # No arrival that week (D came on 12 May); C the week of 14 April... A and B in April.
@@ -98,23 +122,20 @@ def test_the_week_of_5_may_shows_a_won_against_c_the_week_before(board):  # noqa
     assert (review.previous_week, review.next_week) == (APR_28, MAY_12)
 
 
-def test_anomalies_come_in_order_signals_then_old_cards(board):  # noqa: F811
+def test_the_week_of_5_may_raises_no_signal_and_names_the_old_card(board):  # noqa: F811
     review = review_of(board, MAY_5)
-    # Won per week over the 12 weeks Feb 17 - May 5: ten 0s, C (week of Apr 28), A (May 5).
-    # Mean 2/12 = 0.167; moving ranges: one 1 (0 -> 1) over 11 -> 0.0909; upper natural
-    # process limit 0.167 + 2.66 x 0.0909 = 0.41: A's week (1) is above it. The moving
-    # range into the week is 0 (1 -> 1): no jump. Conversion (1.0, 1.0) and the lead time
-    # median (18, 28; limit 49.6) raise nothing. The constraint is Collaboration /
-    # Knowledge both weeks: no change.
+    # Won per week over the 5 weeks from 7 Apr: 0, 0, 0, C (week of Apr 28), A (May 5).
+    # Mean 2/5 = 0.4; moving ranges 0, 0, 1, 0 -> 0.25; upper natural process limit
+    # 0.4 + 2.66 x 0.25 = 1.07: A's week (1) is within it (counted over 12 weeks, the seven
+    # before the stream existed as zeros, it was "above the limit (0.41)"). The moving
+    # range into the week is 0 (1 -> 1): no jump; the jump into Apr 28 (1, above 3.268 x
+    # 0.25 = 0.82) is that week's. Conversion (1.0, 1.0) and the lead time median (18,
+    # 28; limit 49.6) raise nothing. The constraint is Collaboration / Knowledge both
+    # weeks: no change.
     # B entered Sales/Buying on Apr 29 09:00: at the week's end (May 12 00:00) 12.625 days,
     # over Sales/Buying's 85th percentile, A's 12 days (Apr 23 - May 5), its only passage.
-    assert [anomaly.kind for anomaly in review.anomalies] == ["signal", "aging"]
-    signal, aging = review.anomalies
-    assert signal.text == (
-        "Won: 1 in the week, above the upper natural process limit (0.41): more than "
-        "routine variation explains."
-    )
-    assert signal.href == "#tile-won"
+    assert [anomaly.kind for anomaly in review.anomalies] == ["aging"]
+    (aging,) = review.anomalies
     assert aging.text == (
         "Prospect B: 12.6 days in Sales/Buying (in its Data column), older than the "
         "cycle's 85th percentile (12.0 days)."
@@ -122,24 +143,22 @@ def test_anomalies_come_in_order_signals_then_old_cards(board):  # noqa: F811
     assert aging.href == f"/streams/{board.stream.slug}/cards/{board.cards['B']}/"
 
 
-def test_the_week_of_28_april_jumps_and_moves_the_constraint(board):  # noqa: F811
+def test_the_week_of_28_april_moves_the_constraint(board):  # noqa: F811
     review = review_of(board, APR_28)
-    # Won: C, after eleven weeks without a win. Mean 1/12 = 0.083, average moving range
-    # 1/11 = 0.0909: upper limit 0.083 + 2.66 x 0.0909 = 0.33; the jump 0 -> 1 is above the
-    # moving-range limit 3.268 x 0.0909 = 0.30 (a signal of its own, listed after).
+    # Won: C, in the stream's fourth week: 0, 0, 0, 1. Mean 0.25, average moving range
+    # 1/3: upper limit 0.25 + 2.66 / 3 = 1.14, moving-range limit 3.268 / 3 = 1.09: no
+    # signal (over 12 weeks, the eight before the stream existed counted as zeros, C's
+    # win was "above the upper limit (0.33)" and "a jump above the moving-range limit").
     # The constraint: Collaboration / Knowledge has no card at its WIP limit, so its
     # utilisation decides (docs/metrics.md). Its visits ended by 28 Apr 00:00 were A 2 days
     # and A 4 days finding no card, B 1 day finding C: longer with fewer cards ahead, a
-    # negative slope, utilisation 0; Data's small positive one (1.8%) led. By 5 May C's
-    # visit ended too, 14 days after finding A: visits (0, 2) (0, 4) (1, 1) (1, 14), slope
-    # cov 4.5 / var 1 = 4.5 days per card ahead, utilisation 4 visits / 84 days x 4.5 = 21%:
-    # Knowledge leads. No card is old yet: Sales/Buying has no finished passage by 5 May
-    # 00:00, so no 85th percentile; D and F came later.
+    # negative slope, utilisation 0; Data's small positive one (7% over the 3 weeks from
+    # 7 Apr) led. By 5 May C's visit ended too, 14 days after finding A: visits (0, 2)
+    # (0, 4) (1, 1) (1, 14), slope cov 4.5 / var 1 = 4.5 days per card ahead, utilisation
+    # 4 visits / 28 days x 4.5 = 64%: Knowledge leads. No card is old yet: Sales/Buying
+    # has no finished passage by 5 May 00:00, so no 85th percentile; D and F came later.
     texts = [anomaly.text for anomaly in review.anomalies]
     assert texts == [
-        "Won: 1 in the week, above the upper natural process limit (0.33): more than "
-        "routine variation explains.",
-        "Won: from 0 to 1 since the week before, a jump above the moving-range limit (0.3).",
         "The constraint moved from Collaboration / Data to Collaboration / Knowledge.",
     ]
     assert not review.previous_from_snapshot
@@ -149,23 +168,28 @@ def test_signals_are_told_in_words_series_by_series(board):  # noqa: F811
     # A snapshot that recorded more signals on the week (and one on the week before, which
     # is not this review's): won, then conversion to won, then the lead time median.
     data = document_json(board, MAY_5)
+    last = len(data["window"]["weeks"]) - 1
     xmr = data["stream"]["xmr"]
+    xmr["won_weekly"] |= {
+        "upper": 0.9,
+        "signals": [{"index": last, "rule": "above the upper limit"}],
+    }
     data["stream"]["win_rate_weekly"]["values"][-1] = 0.25
     xmr["win_rate_weekly"] |= {
         "lower": 0.5,
-        "signals": [{"index": 11, "rule": "below the lower limit"}],
+        "signals": [{"index": last, "rule": "below the lower limit"}],
     }
     xmr["lead_time_median_weekly"] |= {
         "mean": 10.0,
         "signals": [
-            {"index": 10, "rule": "above the upper limit"},
-            {"index": 11, "rule": "eight in a row on one side of the mean"},
+            {"index": last - 1, "rule": "above the upper limit"},
+            {"index": last, "rule": "eight in a row on one side of the mean"},
         ],
     }
     snapshot(board.stream, taken_on=MAY_12, data=data)
     signals = [a for a in review_of(board, MAY_5).anomalies if a.kind == "signal"]
     assert [a.text for a in signals] == [
-        "Won: 1 in the week, above the upper natural process limit (0.41): more than "
+        "Won: 1 in the week, above the upper natural process limit (0.9): more than "
         "routine variation explains.",
         "Conversion to won: 25% in the week, below the lower natural process limit (50%): "
         "more than routine variation explains.",
@@ -176,7 +200,13 @@ def test_signals_are_told_in_words_series_by_series(board):  # noqa: F811
 
 
 def test_a_change_of_constraint_comes_between_signals_and_old_cards(board):  # noqa: F811
-    # The week before as its snapshot (taken Mon 5 May) had Sales/Buying's Data as constraint.
+    # The week as its snapshot (taken Mon 12 May) recorded a signal on won; the week
+    # before as its snapshot (taken Mon 5 May) had Sales/Buying's Data as constraint.
+    data = document_json(board, MAY_5)
+    data["stream"]["xmr"]["won_weekly"]["signals"] = [
+        {"index": len(data["window"]["weeks"]) - 1, "rule": "above the upper limit"}
+    ]
+    snapshot(board.stream, taken_on=MAY_12, data=data)
     sales_data = board.column(SALES, "Data")
     before = document_json(board, APR_28)
     before["constraint"] = {
@@ -218,7 +248,7 @@ def test_the_snapshot_taken_the_monday_after_is_the_source_when_there_is_one(boa
     assert review.snapshot_taken_at == datetime(2025, 5, 12, 0, 10, tzinfo=UTC)
     tiles = {tile.key: tile for tile in review.dashboard.tiles}
     assert (tiles["won"].value, tiles["won"].previous) == (5, 1)
-    assert [anomaly.kind for anomaly in review.anomalies] == ["signal"]
+    assert review.anomalies == []  # not today's replay's old card, B
     assert review.weeks[[w.monday for w in review.weeks].index(MAY_5)].snapshot
     page = client_for(board.actor).get(review_url(board.stream, MAY_5))
     assert "From the snapshot taken 12 May 2025, 00:10" in page.content.decode()
@@ -240,13 +270,13 @@ def test_a_snapshot_that_does_not_hold_the_week_is_not_used(board, data):  # noq
     assert {tile.key: tile.value for tile in review.dashboard.tiles}["won"] == 1
     page = client_for(board.actor).get(review_url(board.stream, MAY_5))
     assert "Replayed from the move log" in page.content.decode()
-    assert "card positions and ages are today" in page.content.decode()
+    assert "their ages counted to the week's end" in page.content.decode()
 
 
 def test_a_snapshot_review_has_the_dashboard_s_tiles_and_charts(board):  # noqa: F811
     snapshot(board.stream, taken_on=MAY_12, data=document_json(board, MAY_5))
     from_snapshot, taken_at = week_dashboard_get(board.stream, MAY_5)
-    replayed = dashboard_get(MetricsQuery.for_week(board.stream, MAY_5))
+    replayed = dashboard_get(review_query(board.stream, MAY_5))
     assert taken_at is not None and from_snapshot.stored
     assert [c.key for c in from_snapshot.charts] == [c.key for c in replayed.charts]
     assert [c.to_json() for c in from_snapshot.charts] == [c.to_json() for c in replayed.charts]
@@ -270,9 +300,150 @@ def test_each_chart_s_csv_is_the_review_s_own(board):  # noqa: F811
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0] == ["week", "won", "signal"]
     assert rows[-1][:2] == ["2025-05-05", "5"]  # the snapshot's, not today's replay
-    assert len(rows) == 13
+    assert len(rows) == 6  # the 5 weeks from the stream's first, 7 Apr
     missing = client.get(review_url(board.stream, MAY_5, "metrics:review-csv", "nope"))
     assert missing.status_code == 404
+
+
+def test_a_replayed_week_counts_the_cards_ages_to_its_end(board):  # noqa: F811
+    # B has stayed in Sales/Buying's Data since 29 Apr 09:00: 12.625 days at the end of the
+    # week of 5 May (Mon 12 May 00:00), 19.625 at the end of the week of 12 May; today's
+    # position (it has not moved since), that week's end's age.
+    texts = {
+        week: [a.text for a in review_of(board, week).anomalies if a.kind == "aging"]
+        for week in (MAY_5, MAY_12)
+    }
+    assert texts == {
+        MAY_5: [
+            "Prospect B: 12.6 days in Sales/Buying (in its Data column), older than the "
+            "cycle's 85th percentile (12.0 days)."
+        ],
+        MAY_12: [
+            "Prospect B: 19.6 days in Sales/Buying (in its Data column), older than the "
+            "cycle's 85th percentile (12.0 days)."
+        ],
+    }
+    page = client_for(board.actor).get(review_url(board.stream, MAY_12)).content.decode()
+    assert (
+        "The fold keeps no past positions, so the open cards are today's that were already "
+        "in their present column at the week's end, their ages counted to the week's end; a "
+        "card moved or closed since is left out."
+    ) in page
+    assert "ages are today" not in page
+
+
+def test_one_more_old_card_than_listed_is_one_card(board):  # noqa: F811
+    data = document_json(board, MAY_5)
+    data["aging"]["over_cycle_p85_count"] = 2  # B listed, one more counted
+    snapshot(board.stream, taken_on=MAY_12, data=data)
+    aging = [a.text for a in review_of(board, MAY_5).anomalies if a.kind == "aging"]
+    assert aging[-1] == "And 1 more open card older than its cycle's 85th percentile."
+
+
+# The weeks the review covers: from the stream's first.
+
+
+def test_the_review_starts_with_the_week_of_the_stream_s_first_event(board):  # noqa: F811
+    assert stream_first_week(board.stream) == APR_7  # A entered on Monday 7 Apr
+    first = review_of(board, APR_7)
+    assert (first.previous_week, first.next_week) == (None, date(2025, 4, 14))
+    # The picker's 26 weeks before 9 Jun would reach back to 16 Dec 2024.
+    assert [choice.monday for choice in first.weeks][-1] == APR_7
+    assert len(first.weeks) == 9  # 7 Apr to 2 Jun
+    for before in (MAR_31, date(2020, 12, 28)):
+        with pytest.raises(WeekNotReviewable, match="the stream's first week"):
+            review_of(board, before)
+
+    client = client_for(board.actor)
+    page = client.get(review_url(board.stream, APR_7)).content.decode()
+    assert 'rel="prev"' not in page
+    assert "the stream's first week: there is no week before it to compare with." in page
+    for before in (MAR_31, date(2020, 12, 28)):
+        assert client.get(review_url(board.stream, before)).status_code == 404
+        csv_url = review_url(board.stream, before, "metrics:review-csv", "throughput")
+        assert client.get(csv_url).status_code == 404
+        record_url = review_url(board.stream, before, "metrics:review-entry-record")
+        assert client.post(record_url, {"kind": "note", "text": "Hi"}).status_code == 404
+    # A Sunday of the week before the first: 404, not a redirect to that week.
+    assert client.get(f"/streams/{board.stream.slug}/review/2025-04-06/").status_code == 404
+    assert not ReviewEntry.objects.filter(value_stream=board.stream).exists()
+
+
+def test_an_early_week_averages_only_the_weeks_since_the_stream_s_first(board):  # noqa: F811
+    review = review_of(board, APR_28)
+    # The 4 weeks from 7 Apr, not 12 of which 8 came before the stream: arrivals 2 (A, B),
+    # 1 (C), 0, 0; won 0, 0, 0, 1 (C).
+    window = review.dashboard.document.window
+    assert (window.weeks[0], len(window.weeks)) == (APR_7, 4)
+    tiles = {tile.key: tile for tile in review.dashboard.tiles}
+    assert (tiles["arrivals"].average, tiles["won"].average) == (0.75, 0.25)
+    page = client_for(board.actor).get(review_url(board.stream, APR_28)).content.decode()
+    assert (
+        "against the week before and the average of the 4 weeks from the stream's first, "
+        "the week of 7 Apr 2025."
+    ) in page
+
+
+def test_a_snapshot_counting_weeks_before_the_stream_is_not_used(board):  # noqa: F811
+    # The Monday snapshot stored the 12 weeks that end with 5 May: seven of them (17 Feb
+    # to 31 Mar) before the stream's first event, counted as zeros.
+    data = stream_metrics_compute(MetricsQuery.for_week(board.stream, MAY_5)).to_json()
+    snapshot(board.stream, taken_on=MAY_12, data=data)
+    review = review_of(board, MAY_5)
+    assert not review.from_snapshot
+    assert len(review.dashboard.document.window.weeks) == 5
+
+
+def test_a_stream_whose_first_week_is_not_over_has_no_review_yet(stream, manager):
+    client = client_for(manager)
+    latest = reverse("metrics:review-latest", args=[stream.slug])
+    response = client.get(latest, follow=True)
+    assert response.redirect_chain == [(reverse("metrics:dashboard", args=[stream.slug]), 302)]
+    monday = last_full_week() + timedelta(weeks=2)  # the stream was created this week
+    assert [str(m) for m in response.context["messages"]] == [
+        "The weekly review starts once the stream's first week is over: on Monday "
+        f"{monday.day} {monday:%b %Y}."
+    ]
+    assert client.get(review_url(stream, last_full_week())).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("asked", "shown", "message"),
+    [
+        (
+            "9999-12-31",
+            "last",
+            "There is no review of the week of 27 Dec 9999: the review covers the weeks of "
+            "7 Apr 2025 (the stream's first) to {last}.",
+        ),
+        (
+            "0001-01-01",
+            "first",
+            "There is no review of the week of 1 Jan 0001: the review covers the weeks of "
+            "7 Apr 2025 (the stream's first) to {last}.",
+        ),
+        (
+            "2025-04-06",
+            "first",
+            "There is no review of the week of 31 Mar 2025: the review covers the weeks of "
+            "7 Apr 2025 (the stream's first) to {last}.",
+        ),
+        ("tomorrow", "last", "Pick a week by a day of it, as YYYY-MM-DD."),
+        ("2025-04-09", "first", None),
+    ],
+    ids=["year 9999", "year 1", "before the first week", "no date", "a Wednesday"],
+)
+def test_the_picker_says_why_it_cannot_show_a_week(board, asked, shown, message):  # noqa: F811
+    last = last_full_week()
+    response = client_for(board.actor).get(
+        reverse("metrics:review-latest", args=[board.stream.slug]) + f"?week={asked}",
+        follow=True,
+    )
+    assert response.status_code == 200
+    week = {"first": APR_7, "last": last}[shown]
+    assert response.redirect_chain == [(review_url(board.stream, week), 302)]
+    expected = [message.format(last=f"{last.day} {last:%b %Y}")] if message else []
+    assert [str(m) for m in response.context["messages"]] == expected
 
 
 # Decisions and notes: the service.
@@ -459,9 +630,12 @@ def test_members_see_the_review_outsiders_get_404_anonymous_log_in(board):  # no
     manager_page = client_for(board.actor).get(url)
     assert manager_page.status_code == 200
     assert b'class="review-entry-form"' in manager_page.content
+    who = "Only the stream's managers record decisions and notes."
+    assert who not in manager_page.content.decode()
     member_page = client_for(oracle_member(board)).get(url)
     assert member_page.status_code == 200
     assert b'class="review-entry-form"' not in member_page.content
+    assert who in member_page.content.decode()
     outsider = client_for(UserFactory())
     assert outsider.get(url).status_code == 404
     assert outsider.get(reverse("metrics:review-latest", args=[board.stream.slug])).status_code == (
@@ -482,7 +656,7 @@ def test_the_page_shows_anomalies_first_then_tiles_and_charts(board):  # noqa: F
         page.index('id="entries"'),
     ]
     assert order == sorted(order)
-    assert "above the upper natural process limit (0.41)" in page
+    assert "Prospect B: 12.6 days in Sales/Buying" in page
     assert f'href="/streams/{board.stream.slug}/cards/{board.cards["B"]}/"' in page
     assert "js/dashboard.js" in page and 'id="chart-data-throughput"' in page
     assert '<option value="2025-05-05" selected>' in page
@@ -639,13 +813,11 @@ def test_the_page_s_query_count_does_not_grow_with_the_history(stream, manager, 
             for monday in (last, last + timedelta(weeks=1)):
                 weekly_snapshot_take(stream_id=stream.pk, week_start=monday)
             # Filed under the Mondays after the weeks they hold, as beat files them.
-            data = stream_metrics_compute(MetricsQuery.for_week(stream, last)).to_json()
+            data = stream_metrics_compute(review_query(stream, last)).to_json()
             WeeklySnapshot.objects.filter(
                 value_stream=stream, week_start=last + timedelta(weeks=1)
             ).update(data=data)
-            data = stream_metrics_compute(
-                MetricsQuery.for_week(stream, last - timedelta(weeks=1))
-            ).to_json()
+            data = stream_metrics_compute(review_query(stream, last - timedelta(weeks=1))).to_json()
             WeeklySnapshot.objects.filter(value_stream=stream, week_start=last).update(data=data)
 
     _history(stream, manager, 4, 1)
