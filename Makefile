@@ -57,7 +57,8 @@ worker: venv
 beat: venv
 	.venv/bin/celery -A vsm beat -l info --schedule "$${TMPDIR:-/tmp}/vsm-celerybeat-schedule"
 
-bench: venv
+# The dashboard benchmark drives Debian's Chromium and serves the npm front-end libraries.
+bench: install chromium
 	@found=no; \
 	for script in bench/*.py; do \
 		[ -f "$$script" ] || continue; \

@@ -108,28 +108,31 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def bench_env() -> dict[str, str]:
-    """The environment of this process and of the worker: production settings."""
+def bench_env(
+    db_name: str = DB_NAME, broker_url: str = BROKER_URL, cache_url: str = CACHE_URL
+) -> dict[str, str]:
+    """The environment of this process and of the worker: production settings. Other
+    benchmarks (bench/dashboard_bench.py) pass their own database and Redis DBs."""
     return {
         "DJANGO_SETTINGS_MODULE": "vsm.settings",
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": os.environ.get("METRICS_BENCH_SECRET") or secrets.token_urlsafe(40),
         "DJANGO_LOG_LEVEL": "WARNING",
-        "DATABASE_URL": DATABASE_URL,
-        "CELERY_BROKER_URL": BROKER_URL,
+        "DATABASE_URL": f"postgres://{DB_USER}@{DB_HOST}:{DB_PORT}/{db_name}",
+        "CELERY_BROKER_URL": broker_url,
         "CELERY_TASK_ALWAYS_EAGER": "false",
-        "CACHE_URL": CACHE_URL,
+        "CACHE_URL": cache_url,
     }
 
 
-def recreate_database() -> None:
+def recreate_database(db_name: str = DB_NAME) -> None:
     import psycopg
 
     with psycopg.connect(
         host=DB_HOST, port=DB_PORT, user=DB_USER, dbname="postgres", autocommit=True
     ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
 
 
 def flush_redis() -> None:
@@ -140,9 +143,12 @@ def flush_redis() -> None:
 
 
 def raw_connection():
+    """A psycopg connection of its own to the database Django is configured with."""
     import psycopg
+    from django.conf import settings
 
-    return psycopg.connect(host=DB_HOST, port=DB_PORT, user=DB_USER, dbname=DB_NAME)
+    name = settings.DATABASES["default"]["NAME"]
+    return psycopg.connect(host=DB_HOST, port=DB_PORT, user=DB_USER, dbname=name)
 
 
 def machine() -> dict:
@@ -582,7 +588,7 @@ def load_history(stream_id: int, team_id: int, cards: list[dict], events: list[t
     return timings
 
 
-def build(n_moves: int, seed: int) -> dict:
+def build(n_moves: int, seed: int, name: str = "Metrics bench") -> dict:
     from django.contrib.auth import get_user_model
 
     from boards.models import Column
@@ -592,7 +598,7 @@ def build(n_moves: int, seed: int) -> dict:
 
     manager = get_user_model().objects.create_user("bench-manager", password=None)
     stream = value_stream_create(
-        name="Metrics bench", customer_market="Mid-size manufacturers", manager=manager
+        name=name, customer_market="Mid-size manufacturers", manager=manager
     )
     Column.objects.filter(cycle__value_stream=stream).update(wip_limit=None)
     kinds = list(ChannelKind.values)
