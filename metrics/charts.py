@@ -24,6 +24,9 @@ from metrics.selectors.readmodel import StreamMetricsDocument, WeeklySeries
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Below this many finished cards a percentile line says little: the chart says so.
 MIN_FOR_PERCENTILES = 10
+# A page's data table shows at most this many rows (one per card can be thousands on a
+# big stream: tens of thousands of cells to render); the CSV always has them all.
+TABLE_ROWS_SHOWN = 100
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,29 @@ class Chart:
     verdict: str | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies every row, slow for thousands of dots.
+        return {
+            "key": self.key,
+            "title": self.title,
+            "caption": self.caption,
+            "labels": self.labels,
+            "series": [asdict(series) for series in self.series],
+            "columns": self.columns,
+            "rows": self.rows,
+            "lines": [asdict(line) for line in self.lines],
+            "marks": [list(mark) for mark in self.marks],
+            "empty_reason": self.empty_reason,
+            "verdict": self.verdict,
+        }
+
+    @property
+    def table_rows(self) -> list[list]:
+        """The rows the page's data table shows: the first TABLE_ROWS_SHOWN."""
+        return self.rows[:TABLE_ROWS_SHOWN]
+
+    @property
+    def rows_not_shown(self) -> int:
+        return max(0, len(self.rows) - TABLE_ROWS_SHOWN)
 
     def csv(self) -> str:
         """The table as CSV, text cells that a spreadsheet would run neutralised."""

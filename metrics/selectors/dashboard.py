@@ -9,7 +9,9 @@ length of the history or the number of cards.
 
 from __future__ import annotations
 
+import functools
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -126,6 +128,43 @@ def stored_document(query: MetricsQuery) -> StreamMetricsDocument | None:
     return document
 
 
+def _document_for(
+    query: MetricsQuery, document: StreamMetricsDocument | None
+) -> tuple[StreamMetricsDocument, bool]:
+    if document is None:
+        document = stored_document(query)
+    if document is not None:
+        return document, True
+    return stream_metrics_compute(query), False
+
+
+def _chart_builders(
+    query: MetricsQuery,
+    document: StreamMetricsDocument,
+    *,
+    flow: Callable[[], dict],
+    finished: Callable[[], list[FinishedCard]],
+) -> dict[str, Callable[[], charts.Chart]]:
+    """Every chart of the dashboard by key, in page order, each built on demand."""
+    past = query.today < timezone.localdate(timezone=metrics_zone())
+    builders: dict[str, Callable[[], charts.Chart]] = {
+        "cumulative-flow": lambda: charts.cumulative_flow_chart(query, flow=flow()),
+        "cycle-time": lambda: charts.cycle_time_scatter(query, document, dots=finished()),
+        "throughput": lambda: charts.throughput_run_chart(document),
+    }
+    for cycle in document.cycles:
+        builders[f"funnel-{cycle.id}"] = functools.partial(
+            charts.conversion_funnel_chart, document, cycle_id=cycle.id
+        )
+    builders |= {
+        "pareto": lambda: charts.channel_pareto_chart(document),
+        "aging": lambda: charts.aging_chart(query, document, ended_before_today=past),
+        "demand": lambda: charts.demand_vs_capacity_chart(document),
+        "littles-law": lambda: charts.littles_law_chart(document),
+    }
+    return builders
+
+
 def dashboard_get(
     query: MetricsQuery, *, document: StreamMetricsDocument | None = None
 ) -> Dashboard:
@@ -138,35 +177,33 @@ def dashboard_get(
     Raises: nothing of its own; ``query.cycle_id`` must be a cycle of the stream (the
     view validates filters against the stream's cycles and channels).
     """
-    zone = metrics_zone()
-    if document is None:
-        document = stored_document(query)
-    stored = document is not None
-    if document is None:
-        document = stream_metrics_compute(query)
+    document, stored = _document_for(query, document)
     flow = cumulative_flow(query)
     finished = finished_cards(query)
-    chart_list = [
-        charts.cumulative_flow_chart(query, flow=flow),
-        charts.cycle_time_scatter(query, document, dots=finished),
-        charts.throughput_run_chart(document),
-        *(charts.conversion_funnel_chart(document, cycle_id=cycle.id) for cycle in document.cycles),
-        charts.channel_pareto_chart(document),
-        charts.aging_chart(
-            query, document, ended_before_today=query.today < timezone.localdate(timezone=zone)
-        ),
-        charts.demand_vs_capacity_chart(document),
-        charts.littles_law_chart(document),
-    ]
+    builders = _chart_builders(query, document, flow=lambda: flow, finished=lambda: finished)
     weeks = document.window.weeks
     return Dashboard(
         query=query,
         document=document,
         week=weeks[-1] if weeks else None,
         tiles=headline_tiles(document, flow=flow, finished=finished),
-        charts=chart_list,
+        charts=[build() for build in builders.values()],
         stored=stored,
     )
+
+
+def dashboard_chart(
+    query: MetricsQuery, key: str, *, document: StreamMetricsDocument | None = None
+) -> charts.Chart:
+    """One chart of ``dashboard_get(query)`` (its CSV download), built alone.
+
+    Raises: KeyError (no chart of that key on this dashboard).
+    """
+    document, _ = _document_for(query, document)
+    builders = _chart_builders(
+        query, document, flow=lambda: cumulative_flow(query), finished=lambda: finished_cards(query)
+    )
+    return builders[key]()
 
 
 def _last_two_and_mean(values: list[float | None]) -> tuple[float | None, ...]:

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from boards import selectors as board_selectors
 from metrics.forms.filters import DashboardFilterForm
-from metrics.selectors.dashboard import dashboard_get
+from metrics.selectors.dashboard import dashboard_chart, dashboard_get
 from pdca.models import Cycle
 from vsm.models import Channel, ValueStream
 
@@ -43,7 +43,7 @@ def dashboard_csv(request: HttpRequest, stream_slug: str, chart_key: str) -> Htt
     stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
     form = dashboard_filter_form(request, stream)
     try:
-        chart = dashboard_get(form.query()).chart(chart_key)
+        chart = dashboard_chart(form.query(), chart_key)
     except KeyError:
         raise Http404(f"No chart {chart_key!r} on this dashboard.") from None
     response = HttpResponse(chart.csv(), content_type="text/csv; charset=utf-8")

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from boards.models import Outcome
 from metrics.selectors import MetricsQuery, stream_metrics_compute
-from metrics.selectors.dashboard import dashboard_get, stored_document
+from metrics.selectors.dashboard import dashboard_chart, dashboard_get, stored_document
 from metrics.services import stream_metrics_advance
 from tests.metrics.scripted import COLLABORATION, Board
 from tests.metrics.test_oracle import NOW, board  # noqa: F401 (the oracle's stream)
@@ -329,3 +329,42 @@ def test_percentile_tiles_say_how_many_cards_they_rest_on(board):  # noqa: F811
     tiles = tiles_of(MetricsQuery.for_week(board.stream, date(2025, 5, 5)))
     assert tiles["time-p85"].basis == "From 1 card only: a rough figure."
     assert tiles["arrivals"].basis is None
+
+
+def test_one_chart_alone_is_the_dashboard_s_chart(board):  # noqa: F811
+    query = MetricsQuery(stream=board.stream, now=NOW)
+    dashboard = dashboard_get(query)
+    for chart in dashboard.charts:
+        assert dashboard_chart(query, chart.key) == chart
+    with pytest.raises(KeyError):
+        dashboard_chart(query, "funnel-0")
+
+
+def test_to_json_holds_every_field_of_the_chart(board):  # noqa: F811
+    import json
+    from dataclasses import asdict
+
+    for chart in dashboard_get(MetricsQuery(stream=board.stream, now=NOW)).charts:
+        assert json.loads(json.dumps(chart.to_json())) == json.loads(json.dumps(asdict(chart)))
+
+
+def test_the_page_s_table_shows_the_first_rows_and_says_the_csv_has_them_all(
+    client_for, stream, manager
+):
+    from metrics.charts import TABLE_ROWS_SHOWN
+
+    _history(stream, manager, 2 * TABLE_ROWS_SHOWN + 5)  # every other card is won
+    page = client_for(manager).get(url(stream))
+    scatter = page.context["dashboard"].chart("cycle-time")
+    shown = len(scatter.rows)
+    assert shown > TABLE_ROWS_SHOWN
+    html = page.content.decode()
+    section = html[html.index('id="chart-cycle-time"') : html.index('id="chart-throughput"')]
+    assert section.count("<tr><td>") == TABLE_ROWS_SHOWN
+    assert (
+        f"The first {TABLE_ROWS_SHOWN} of {shown} rows; the CSV download has them all." in section
+    )
+    csv_rows = client_for(manager).get(
+        reverse("metrics:dashboard-csv", args=[stream.slug, "cycle-time"])
+    )
+    assert len(csv_rows.content.decode().strip().splitlines()) == shown + 1
