@@ -8,7 +8,7 @@ from django import forms
 from django.utils import timezone
 
 from metrics.fold.timeline import metrics_zone
-from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, week_start
+from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, stream_first_week, week_start
 from vsm.models import ValueStream
 
 # The longest range a page reads: two years of weeks.
@@ -110,10 +110,14 @@ class DashboardFilterForm(forms.Form):
                 # The last instant of that day: its week is the one so far. (A Sunday
                 # closes a full week: the window's present is the next Monday.)
                 now -= timedelta(microseconds=1)
-        weeks = WINDOW_WEEKS
         if start is not None:
             # 0 when the range lies within one week: no full week, only "so far".
             weeks = self._weeks(start, end or self.today)
+        else:
+            # Weeks before the stream existed would count as zeros in the averages and
+            # the process limits: a young stream's window starts at its first week.
+            first = stream_first_week(self.stream)
+            weeks = min(WINDOW_WEEKS, max(0, self._weeks(first, end or self.today)))
         return MetricsQuery(
             stream=self.stream,
             now=now,

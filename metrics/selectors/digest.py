@@ -23,8 +23,9 @@ from boards.templatetags.board_tags import card_url_prefix
 from metrics.fold.timeline import metrics_zone
 from metrics.models import CardFlowState, DigestSubscription
 from metrics.selectors.dashboard import Tile, dashboard_get
+from metrics.selectors.query import stream_first_week
 from metrics.selectors.readmodel import StreamMetricsDocument, XmR
-from metrics.selectors.review import stream_first_week, week_query
+from metrics.selectors.review import week_query
 from metrics.selectors.statistics import DAY
 from metrics.templatetags.metrics_tags import metric
 from vsm.models import Membership, ValueStream

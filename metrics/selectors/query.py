@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from django.db.models import Min
 from django.utils import timezone
 
 from metrics.fold.timeline import metrics_zone
+from metrics.models import CycleDay
 from metrics.selectors.readmodel import Window
 from vsm.models import ValueStream
 
@@ -78,3 +80,14 @@ class MetricsQuery:
     def start_moment(self) -> datetime:
         """The window's first instant (local midnight of its first day), aware."""
         return datetime.combine(self.window().start, time.min, tzinfo=metrics_zone())
+
+
+def stream_first_week(stream: ValueStream) -> date:
+    """The Monday of the ISO week of the stream's first event, in settings.TIME_ZONE:
+    the earliest day the fold counted a card entering one of its cycles (every card's
+    first event is one), else, with no event folded yet, the day the stream was created.
+    One query (on CycleDay's (stream, day) index: it does not grow with the history)."""
+    first = CycleDay.objects.filter(value_stream=stream).aggregate(first=Min("day"))["first"]
+    if first is None:
+        first = stream.created_at.astimezone(metrics_zone()).date()
+    return week_start(first)

@@ -25,16 +25,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Min, Subquery
+from django.db.models import Count, Subquery
 from django.utils import timezone
 
 from boards.models import Card, card_display_name
 from boards.templatetags.board_tags import card_url_prefix
 from metrics.fold.timeline import metrics_zone
-from metrics.models import CycleDay, ReviewEntry, ReviewEntryKind, WeeklySnapshot
+from metrics.models import ReviewEntry, ReviewEntryKind, WeeklySnapshot
 from metrics.selectors.dashboard import Dashboard, dashboard_get
 from metrics.selectors.document import stream_metrics_compute
-from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, week_start
+from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, stream_first_week, week_start
 from metrics.selectors.readmodel import (
     Constraint,
     SchemaError,
@@ -66,17 +66,6 @@ def last_full_week(now: datetime | None = None) -> date:
     in settings.TIME_ZONE: the latest week a review covers."""
     today = (now or timezone.now()).astimezone(metrics_zone()).date()
     return week_start(today) - timedelta(weeks=1)
-
-
-def stream_first_week(stream: ValueStream) -> date:
-    """The Monday of the ISO week of the stream's first event, in settings.TIME_ZONE:
-    the earliest day the fold counted a card entering one of its cycles (every card's
-    first event is one), else, with no event folded yet, the day the stream was created.
-    One query (on CycleDay's (stream, day) index: it does not grow with the history)."""
-    first = CycleDay.objects.filter(value_stream=stream).aggregate(first=Min("day"))["first"]
-    if first is None:
-        first = stream.created_at.astimezone(metrics_zone()).date()
-    return week_start(first)
 
 
 def week_query(stream: ValueStream, monday: date, *, first_week: date) -> MetricsQuery:

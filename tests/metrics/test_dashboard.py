@@ -16,12 +16,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from boards.models import Outcome
+from metrics.fold.timeline import metrics_zone
 from metrics.selectors import MetricsQuery, stream_metrics_compute
 from metrics.selectors.dashboard import dashboard_chart, dashboard_get, stored_document
 from metrics.services import stream_metrics_advance
 from tests.metrics.scripted import COLLABORATION, Board
 from tests.metrics.test_oracle import NOW, board  # noqa: F401 (the oracle's stream)
-from vsm.models import Channel
+from vsm.models import Channel, ValueStream
 
 pytestmark = pytest.mark.django_db
 
@@ -173,10 +174,10 @@ def test_the_csv_is_exactly_the_chart_s_table_with_formulas_neutralised(
     assert missing.status_code == 404
 
 
-def _history(stream, manager, cards: int) -> None:
+def _history(stream, manager, cards: int, *, days_ago: int = 100) -> None:
     channel = Channel.objects.create(value_stream=stream, name=f"Channel {cards}")
     b = Board(stream, manager)
-    start = timezone.now() - timedelta(days=60)
+    start = timezone.now() - timedelta(days=days_ago)  # by default older than the window
     for n in range(cards):
         when = start + timedelta(hours=5 * n)
         b.enter(f"c{n}", channel, 100, when)
@@ -258,6 +259,9 @@ def test_a_date_range_is_whole_iso_weeks_and_a_sunday_closes_one(
 
     from metrics.forms.filters import DashboardFilterForm
 
+    # A stream older than the window: its first week does not cut it short.
+    ValueStream.objects.filter(pk=stream.pk).update(created_at=datetime(2025, 1, 6, tzinfo=UTC))
+    stream.refresh_from_db()
     form = DashboardFilterForm(
         params,
         stream=stream,
@@ -353,7 +357,7 @@ def test_the_page_s_table_shows_the_first_rows_and_says_the_csv_has_them_all(
 ):
     from metrics.charts import TABLE_ROWS_SHOWN
 
-    _history(stream, manager, 2 * TABLE_ROWS_SHOWN + 5)  # every other card is won
+    _history(stream, manager, 2 * TABLE_ROWS_SHOWN + 5, days_ago=60)  # every other card won
     page = client_for(manager).get(url(stream))
     scatter = page.context["dashboard"].chart("cycle-time")
     shown = len(scatter.rows)
@@ -368,3 +372,18 @@ def test_the_page_s_table_shows_the_first_rows_and_says_the_csv_has_them_all(
         reverse("metrics:dashboard-csv", args=[stream.slug, "cycle-time"])
     )
     assert len(csv_rows.content.decode().strip().splitlines()) == shown + 1
+
+
+def test_a_young_stream_s_window_starts_at_its_first_week(client_for, stream, manager):
+    from metrics.selectors.query import week_start
+
+    channel = Channel.objects.create(value_stream=stream, name="Web form")
+    b = Board(stream, manager)
+    entered = timezone.now() - timedelta(days=25)
+    b.enter("A", channel, 100, entered)
+    stream_metrics_advance(stream_id=stream.pk)
+    page = client_for(manager).get(url(stream))
+    window = page.context["dashboard"].document.window
+    # Weeks before the stream's first would be zeros in every average.
+    assert window.start == week_start(entered.astimezone(metrics_zone()).date())
+    assert len(window.weeks) == (week_start(timezone.localdate()) - window.start).days // 7

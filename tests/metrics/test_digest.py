@@ -38,7 +38,8 @@ from metrics.selectors.digest import (
     week_bounds,
     weekly_digest_get,
 )
-from metrics.selectors.review import stream_first_week, week_query
+from metrics.selectors.query import stream_first_week
+from metrics.selectors.review import week_query
 from metrics.services import stream_metrics_advance
 from tests.factories import MembershipFactory, UserFactory
 from tests.metrics.scripted import SALES, Board
