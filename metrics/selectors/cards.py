@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from django.db.models.functions import TruncDate
+
 from boards.models import card_display_name
 from boards.templatetags.board_tags import card_url_prefix
 from metrics.fold.timeline import metrics_zone
@@ -13,7 +15,9 @@ from metrics.selectors.query import MetricsQuery
 from metrics.selectors.statistics import DAY
 
 
-@dataclass(frozen=True)
+# slots, not frozen: a page builds thousands of these, and frozen dataclasses are
+# several times slower to create.
+@dataclass(slots=True)
 class FinishedCard:
     """A card that finished in the window: its name, a link, the local day it finished
     and its elapsed time in days (lead time, or cycle time in one cycle)."""
@@ -25,7 +29,7 @@ class FinishedCard:
     days: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AgingCard:
     """An open card: its column and how long it has been there, in days."""
 
@@ -57,18 +61,22 @@ def finished_cards(query: MetricsQuery) -> list[FinishedCard]:
     if query.channel_key is not None:
         rows = rows.filter(channel_key=query.channel_key)
     url = _card_urls(query)
-    zone = metrics_zone()
+    # The local day and the days computed by the database: converting thousands of
+    # timestamps here cost more than the query.
+    rows = rows.annotate(
+        finished_on=TruncDate("ended_at", tzinfo=metrics_zone()),
+    ).order_by("ended_at", "move_id")
     return [
         FinishedCard(
             card_id=card_id,
             name=card_display_name(person, company),
             url=url(card_id),
-            finished_on=ended_at.astimezone(zone).date(),
+            finished_on=finished_on,
             days=round(seconds / DAY, 2),
         )
-        for card_id, person, company, ended_at, seconds in rows.order_by(
-            "ended_at", "move_id"
-        ).values_list("card_id", "card__person_name", "card__company", "ended_at", "seconds")
+        for card_id, person, company, finished_on, seconds in rows.values_list(
+            "card_id", "card__person_name", "card__company", "finished_on", "seconds"
+        )
     ]
 
 
