@@ -3,10 +3,13 @@ stream's own history, with the answers in sentences and their own track record."
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+from django.core.cache import cache
 from django.utils.dateformat import format as format_date
 
 from metrics import forecasting
@@ -31,6 +34,11 @@ from metrics.selectors.query import MetricsQuery
 from metrics.selectors.statistics import percentile
 from vsm.models import Channel
 
+# The track record changes once a day, when yesterday joins the history.
+BACKTEST_CACHE_SECONDS = 24 * 60 * 60
+# Part of the cache key: change it whenever forecasting.backtest's method changes, so
+# no process reads a record computed the old way.
+BACKTEST_METHOD = "horizon-checkpoints-1"
 DEFAULT_HISTORY_WEEKS = 12
 DEFAULT_ITEMS = 10
 # The level the panel's sentences lead with, and whose backtest is judged.
@@ -657,8 +665,26 @@ def _prospects(
     return replace(answer, prospects=prospects)
 
 
+def _backtest(daily: list[int], *, horizon: int, history_days: int) -> forecasting.Backtest:
+    """forecasting.backtest, kept in the cache for a day: its answer depends only on
+    the history (which ends yesterday) and the two numbers, and it runs ten 10,000-trial
+    forecasts. A cache that fails is skipped, never the panel."""
+    digest = hashlib.sha256(repr((daily, horizon, history_days, TRIALS)).encode()).hexdigest()
+    key = f"vsm:backtest:{BACKTEST_METHOD}:{digest}"
+    try:
+        cached = cache.get(key)
+    except Exception:  # a cache that is down must not fail the panel
+        cached = None
+    if isinstance(cached, forecasting.Backtest):
+        return cached
+    result = forecasting.backtest(daily, horizon=horizon, history_days=history_days)
+    with contextlib.suppress(Exception):
+        cache.set(key, result, timeout=BACKTEST_CACHE_SECONDS)
+    return result
+
+
 def _accuracy(daily: list[int], *, today: date, history_weeks: int, days: int) -> Accuracy:
-    result = forecasting.backtest(daily, horizon=days, history_days=7 * history_weeks)
+    result = _backtest(daily, horizon=days, history_days=7 * history_weeks)
     first = today - timedelta(days=len(daily))
     return Accuracy(
         checkpoints=[

@@ -792,3 +792,25 @@ def test_the_panel_reads_a_bounded_number_of_queries(live, member, django_assert
     client = logged_in(member)
     with django_assert_max_num_queries(12):
         assert client.get(url(live.stream, history_weeks="104"), headers=HTMX).status_code == 200
+
+
+def test_the_track_record_is_computed_once_a_day_for_the_same_history(monkeypatch):
+    from django.core.cache import cache
+
+    from metrics import forecasting
+    from metrics.selectors import forecast_panel as panel_module
+
+    cache.clear()
+    real, calls = forecasting.backtest, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(forecasting, "backtest", counted)
+    history = [1, 0, 2, 0, 1, 3, 0] * 20
+    first = panel_module._backtest(history, horizon=14, history_days=56)
+    again = panel_module._backtest(history, horizon=14, history_days=56)
+    assert again == first and len(calls) == 1
+    panel_module._backtest([*history[1:], 5], horizon=14, history_days=56)  # a new day
+    assert len(calls) == 2
