@@ -89,16 +89,19 @@ def aging_cards(query: MetricsQuery) -> list[AgingCard]:
     if query.channel_key is not None:
         states = states.filter(channel_id=query.channel_key or None)
     url = _card_urls(query)
-    cards = [
+    now = query.now.timestamp()
+    # Oldest first: the earliest entry into the column (ties by card) sorts in SQL.
+    return [
         AgingCard(
             card_id=card_id,
             name=card_display_name(person, company),
             url=url(card_id),
             column_id=column_id,
-            days=round(max(0.0, (query.now - entered).total_seconds()) / DAY, 2),
+            days=round(max(0.0, now - entered.timestamp()) / DAY, 2),
         )
-        for card_id, person, company, column_id, entered in states.values_list(
+        for card_id, person, company, column_id, entered in states.order_by(
+            "column_entered_at", "card_id"
+        ).values_list(
             "card_id", "card__person_name", "card__company", "column_id", "column_entered_at"
         )
     ]
-    return sorted(cards, key=lambda card: (-card.days, card.card_id))

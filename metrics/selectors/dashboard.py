@@ -231,17 +231,26 @@ def weekly_wip(document: StreamMetricsDocument, flow: dict) -> list[int]:
     return result
 
 
-def weekly_percentiles(
-    document: StreamMetricsDocument, finished: list[FinishedCard], p: int
-) -> list[float | None]:
-    """The p-th nearest-rank percentile of the days of the cards that finished in each
-    full week (None for a week in which none finished)."""
-    by_week: dict[date, list[float]] = {week: [] for week in document.window.weeks}
+def finished_by_week(
+    document: StreamMetricsDocument, finished: list[FinishedCard]
+) -> list[list[float]]:
+    """The days of the cards that finished in each full week of the window, sorted."""
+    index = {week: position for position, week in enumerate(document.window.weeks)}
+    by_week: list[list[float]] = [[] for _ in document.window.weeks]
     for card in finished:
-        monday = week_start(card.finished_on)
-        if monday in by_week:
-            by_week[monday].append(card.days)
-    return [percentile(sorted(by_week[week]), p) for week in document.window.weeks]
+        # The Monday of the card's week (week_start, inlined: thousands of cards).
+        position = index.get(card.finished_on - timedelta(days=card.finished_on.weekday()))
+        if position is not None:
+            by_week[position].append(card.days)
+    for days in by_week:
+        days.sort()
+    return by_week
+
+
+def weekly_percentiles(by_week: list[list[float]], p: int) -> list[float | None]:
+    """The p-th nearest-rank percentile of each week's days (None for a week in which
+    none finished)."""
+    return [percentile(days, p) for days in by_week]
 
 
 def _share(won: int, lost: int) -> float | None:
@@ -277,7 +286,8 @@ def headline_tiles(
         left_what = "Cards that finished in the week: won or lost (the won alone are a tile "
         left_what += "of their own, and the weekly chart judges them)."
     win_rates = [_share(w, x) for w, x in zip(won.values, lost.values, strict=True)]
-    counts = weekly_counts(document, finished)
+    by_week = finished_by_week(document, finished)
+    counts = [len(days) for days in by_week]
     channel_note = " All channels: the flow per column is not split by channel."
     return [
         _tile(
@@ -323,7 +333,7 @@ def headline_tiles(
         ),
         _tile(
             "time-p50",
-            weekly_percentiles(document, finished, 50),
+            weekly_percentiles(by_week, 50),
             label=f"{timed} p50",
             unit="days",
             explanation=(
@@ -335,7 +345,7 @@ def headline_tiles(
         ),
         _tile(
             "time-p85",
-            weekly_percentiles(document, finished, 85),
+            weekly_percentiles(by_week, 85),
             label=f"{timed} p85",
             unit="days",
             explanation=(
@@ -368,16 +378,6 @@ def headline_tiles(
             better="up",
         ),
     ]
-
-
-def weekly_counts(document: StreamMetricsDocument, finished: list[FinishedCard]) -> list[int]:
-    """How many cards finished (the percentile tiles' sample) in each full week."""
-    by_week = {week: 0 for week in document.window.weeks}
-    for card in finished:
-        monday = week_start(card.finished_on)
-        if monday in by_week:
-            by_week[monday] += 1
-    return [by_week[week] for week in document.window.weeks]
 
 
 def _basis(counts: list[int]) -> str | None:
