@@ -14,7 +14,7 @@ import io
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
-from metrics.selectors.cards import FinishedCard, aging_cards, finished_cards
+from metrics.selectors.cards import AgingCard, FinishedCard, aging_cards, finished_cards
 from metrics.selectors.flow import cumulative_flow
 from metrics.selectors.query import MetricsQuery
 from metrics.selectors.readmodel import StreamMetricsDocument, WeeklySeries
@@ -461,12 +461,16 @@ def cycle_time_scatter(
 
 
 def aging_chart(
-    query: MetricsQuery, document: StreamMetricsDocument, *, ended_before_today: bool = False
+    query: MetricsQuery,
+    document: StreamMetricsDocument,
+    *,
+    ended_before_today: bool = False,
+    cards: list[AgingCard] | None = None,
 ) -> Chart:
     """Each open card as a dot in its column, at its age in that column (days), against
     the 50th and 85th percentile of the time cards spent in the column. Ages are
     today's: with ``ended_before_today`` (a range in the past) the chart says so and
-    shows none."""
+    shows none. ``cards``: ``aging_cards(query)`` when the caller has them already."""
     columns = document.columns
     position = {column.id: index for index, column in enumerate(columns)}
     labels = [f"{column.cycle} / {column.name}" for column in columns]
@@ -476,7 +480,8 @@ def aging_chart(
         dots = []
         empty = "Work item age is today's: set the range to end today to see it."
     else:
-        dots = [card for card in aging_cards(query) if card.column_id in position]
+        cards = cards if cards is not None else aging_cards(query)
+        dots = [card for card in cards if card.column_id in position]
         empty = None if dots else "No open card."
     return Chart(
         key="aging",

@@ -9,19 +9,22 @@ length of the history or the number of cards.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from django.core.cache import cache
 from django.utils import timezone
 
 from metrics import charts
 from metrics.charts import MIN_FOR_PERCENTILES
 from metrics.fold.timeline import metrics_zone
 from metrics.models import StreamMetrics
-from metrics.selectors.cards import FinishedCard, finished_cards
+from metrics.selectors.cards import AgingCard, FinishedCard, aging_cards, finished_cards
 from metrics.selectors.document import stream_metrics_compute
 from metrics.selectors.flow import cumulative_flow
 from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, week_start
@@ -35,6 +38,9 @@ from metrics.selectors.statistics import percentile
 # A stored document older than this is recomputed for the page (the sweeper refreshes
 # documents every 15 minutes; this leaves it room).
 STORED_DOCUMENT_MAX_AGE = timedelta(minutes=20)
+# Part of the cache key of the reads behind a stored document's page: change it when
+# what they hold changes.
+READS_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -138,18 +144,56 @@ def _document_for(
     return stream_metrics_compute(query), False
 
 
+@dataclass(frozen=True)
+class _Reads:
+    """What the charts and tiles read besides the document, at one moment: the daily
+    flow per column, the finished cards, the open cards."""
+
+    flow: dict
+    finished: list[FinishedCard]
+    open: list[AgingCard]
+
+
+def _reads(query: MetricsQuery, *, cache_key: str | None = None) -> _Reads:
+    """The reads at ``query.now``; with ``cache_key``, kept in the cache as long as a
+    stored document is shown (a cache that fails is skipped, never the page)."""
+    if cache_key is not None:
+        try:
+            cached = cache.get(cache_key)
+        except Exception:  # a cache that is down must not fail the page
+            cached = None
+        if isinstance(cached, _Reads):
+            return cached
+    reads = _Reads(cumulative_flow(query), finished_cards(query), aging_cards(query))
+    if cache_key is not None:
+        with contextlib.suppress(Exception):
+            cache.set(cache_key, reads, timeout=int(STORED_DOCUMENT_MAX_AGE.total_seconds()))
+    return reads
+
+
+def _reads_for(
+    query: MetricsQuery, document: StreamMetricsDocument, *, worker_stored: bool
+) -> _Reads:
+    """The reads for a page: with the worker's stored document, made as of the moment it
+    was computed, so the page is one consistent picture of that moment (it says when),
+    and kept in the cache for every request that shows the same document; otherwise
+    made at ``query.now``."""
+    if not worker_stored:
+        return _reads(query)
+    key = (
+        f"vsm:dashboard-reads:{READS_VERSION}:{query.stream.pk}:{document.computed_at.isoformat()}"
+    )
+    return _reads(dataclasses.replace(query, now=document.computed_at), cache_key=key)
+
+
 def _chart_builders(
-    query: MetricsQuery,
-    document: StreamMetricsDocument,
-    *,
-    flow: Callable[[], dict],
-    finished: Callable[[], list[FinishedCard]],
+    query: MetricsQuery, document: StreamMetricsDocument, reads: Callable[[], _Reads]
 ) -> dict[str, Callable[[], charts.Chart]]:
     """Every chart of the dashboard by key, in page order, each built on demand."""
     past = query.today < timezone.localdate(timezone=metrics_zone())
     builders: dict[str, Callable[[], charts.Chart]] = {
-        "cumulative-flow": lambda: charts.cumulative_flow_chart(query, flow=flow()),
-        "cycle-time": lambda: charts.cycle_time_scatter(query, document, dots=finished()),
+        "cumulative-flow": lambda: charts.cumulative_flow_chart(query, flow=reads().flow),
+        "cycle-time": lambda: charts.cycle_time_scatter(query, document, dots=reads().finished),
         "throughput": lambda: charts.throughput_run_chart(document),
     }
     for cycle in document.cycles:
@@ -158,7 +202,9 @@ def _chart_builders(
         )
     builders |= {
         "pareto": lambda: charts.channel_pareto_chart(document),
-        "aging": lambda: charts.aging_chart(query, document, ended_before_today=past),
+        "aging": lambda: charts.aging_chart(
+            query, document, ended_before_today=past, cards=reads().open
+        ),
         "demand": lambda: charts.demand_vs_capacity_chart(document),
         "littles-law": lambda: charts.littles_law_chart(document),
     }
@@ -173,20 +219,21 @@ def dashboard_get(
     ``document``: a stored document of this query's window to draw from (a weekly
     snapshot); by default the worker's stored one when it answers the query, else one
     computed now. The WIP and cycle-time tiles, the cumulative flow and the dots read
-    the aggregates up to ``query.now`` in every case.
+    the aggregates up to ``query.now``, or, with the worker's stored document, up to
+    the moment it was computed (the page shows that moment).
     Raises: nothing of its own; ``query.cycle_id`` must be a cycle of the stream (the
     view validates filters against the stream's cycles and channels).
     """
+    worker_stored = document is None
     document, stored = _document_for(query, document)
-    flow = cumulative_flow(query)
-    finished = finished_cards(query)
-    builders = _chart_builders(query, document, flow=lambda: flow, finished=lambda: finished)
+    reads = _reads_for(query, document, worker_stored=worker_stored and stored)
+    builders = _chart_builders(query, document, lambda: reads)
     weeks = document.window.weeks
     return Dashboard(
         query=query,
         document=document,
         week=weeks[-1] if weeks else None,
-        tiles=headline_tiles(document, flow=flow, finished=finished),
+        tiles=headline_tiles(document, flow=reads.flow, finished=reads.finished),
         charts=[build() for build in builders.values()],
         stored=stored,
     )
@@ -199,11 +246,16 @@ def dashboard_chart(
 
     Raises: KeyError (no chart of that key on this dashboard).
     """
-    document, _ = _document_for(query, document)
-    builders = _chart_builders(
-        query, document, flow=lambda: cumulative_flow(query), finished=lambda: finished_cards(query)
-    )
-    return builders[key]()
+    worker_stored = document is None
+    document, stored = _document_for(query, document)
+    reads: list[_Reads] = []
+
+    def lazy_reads() -> _Reads:
+        if not reads:
+            reads.append(_reads_for(query, document, worker_stored=worker_stored and stored))
+        return reads[0]
+
+    return _chart_builders(query, document, lazy_reads)[key]()
 
 
 def _last_two_and_mean(values: list[float | None]) -> tuple[float | None, ...]:

@@ -387,3 +387,24 @@ def test_a_young_stream_s_window_starts_at_its_first_week(client_for, stream, ma
     # Weeks before the stream's first would be zeros in every average.
     assert window.start == week_start(entered.astimezone(metrics_zone()).date())
     assert len(window.weeks) == (week_start(timezone.localdate()) - window.start).days // 7
+
+
+def test_a_stored_document_s_page_reads_the_cards_once_as_of_its_moment(
+    client_for, stream, manager
+):
+    from django.core.cache import cache
+
+    cache.clear()
+    client = client_for(manager)
+    _history(stream, manager, 2)  # the stream is older than the window
+    _history(stream, manager, 6, days_ago=20)
+    with CaptureQueriesContext(connection) as first:
+        page = client.get(url(stream))
+    dashboard = page.context["dashboard"]
+    assert dashboard.stored is True
+    with CaptureQueriesContext(connection) as again:
+        assert client.get(url(stream)).context["dashboard"].tiles == dashboard.tiles
+    reads = ("metrics_flowduration", "metrics_cardflowstate", "metrics_columnday")
+    assert any(table in q["sql"] for q in first.captured_queries for table in reads)
+    assert not any(table in q["sql"] for q in again.captured_queries for table in reads)
+    assert len(dashboard.chart("cycle-time").rows) == 3  # every other card of 6 was won
