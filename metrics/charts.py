@@ -106,6 +106,8 @@ def _week_labels(document: StreamMetricsDocument) -> list[str]:
 
 def _so_far_note(document: StreamMetricsDocument, series: WeeklySeries, what: str) -> str:
     window = document.window
+    if not window.current_week_days:
+        return ""  # the window ends with a full week: there is no week so far
     return (
         f"This week so far ({window.current_week_days} of 7 days from "
         f"{window.current_week.isoformat()}): {series.so_far} {what}, not plotted as a week."

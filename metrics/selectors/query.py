@@ -63,18 +63,28 @@ class MetricsQuery:
     def today(self) -> date:
         return self.now.astimezone(metrics_zone()).date()
 
+    @property
+    def last_day(self) -> date:
+        """The last calendar day with counts: today, or yesterday when ``now`` is local
+        midnight (a week's or a range's end: nothing of today has happened yet, and the
+        day buckets cannot be cut within a day)."""
+        local = self.now.astimezone(metrics_zone())
+        return self.today - timedelta(days=1) if local.time() == time.min else self.today
+
     def window(self) -> Window:
         current = week_start(self.today)
         weeks = [current - timedelta(weeks=n) for n in range(self.weeks, 0, -1)]
         start = weeks[0] if weeks else current
+        end = max(self.last_day, start)
         return Window(
             time_zone=metrics_zone().key,
             weeks=weeks,
             current_week=current,
-            current_week_days=(self.today - current).days + 1,
+            # 0 at a week's end (``now`` the next Monday, 00:00): nothing "so far".
+            current_week_days=max(0, (end - current).days + 1),
             start=start,
-            end=self.today,
-            days=(self.today - start).days + 1,
+            end=end,
+            days=(end - start).days + 1,
         )
 
     def start_moment(self) -> datetime:

@@ -235,21 +235,21 @@ def test_a_past_week_leaves_out_cards_that_came_later(board):  # noqa: F811
 @pytest.mark.parametrize(
     ("params", "weeks", "last_full_week", "window_end"),
     [
-        # Monday 23 to Sunday 29 Nov: that full week, nothing "so far" in it.
-        ({"start": "2026-11-23", "end": "2026-11-29"}, ["2026-11-23"], "2026-11-23", "2026-11-30"),
+        # Monday 23 to Sunday 29 Nov: that full week, and nothing "so far" after it.
+        ({"start": "2026-11-23", "end": "2026-11-29"}, ["2026-11-23"], "2026-11-23", "2026-11-29"),
         # Two full weeks ending on a Sunday.
         (
             {"start": "2026-11-16", "end": "2026-11-29"},
             ["2026-11-16", "2026-11-23"],
             "2026-11-23",
-            "2026-11-30",
+            "2026-11-29",
         ),
         # A Wednesday end: its week is the one so far, up to that day.
         ({"start": "2026-11-16", "end": "2026-11-25"}, ["2026-11-16"], "2026-11-16", "2026-11-25"),
         # Within one week: no full week at all.
         ({"start": "2026-11-24", "end": "2026-11-25"}, [], None, "2026-11-25"),
         # No start: 12 full weeks before the end's week.
-        ({"end": "2026-11-29"}, 12, "2026-11-23", "2026-11-30"),
+        ({"end": "2026-11-29"}, 12, "2026-11-23", "2026-11-29"),
     ],
 )
 def test_a_date_range_is_whole_iso_weeks_and_a_sunday_closes_one(
@@ -408,3 +408,17 @@ def test_a_stored_document_s_page_reads_the_cards_once_as_of_its_moment(
     assert any(table in q["sql"] for q in first.captured_queries for table in reads)
     assert not any(table in q["sql"] for q in again.captured_queries for table in reads)
     assert len(dashboard.chart("cycle-time").rows) == 3  # every other card of 6 was won
+
+
+def test_a_window_that_ends_with_a_week_counts_nothing_after_it(board):  # noqa: F811
+    from datetime import date
+
+    # The week of 7 April ends at Monday 14 April 00:00; C entered on 14 April at 09:00.
+    document = stream_metrics_compute(MetricsQuery.for_week(board.stream, date(2025, 4, 7)))
+    assert document.window.end == date(2025, 4, 13)
+    assert document.window.current_week_days == 0
+    assert document.stream.arrivals_weekly.so_far == 0
+    assert document.stream.arrivals_weekly.values[-1] == 2  # A and B
+    from metrics.charts import throughput_run_chart
+
+    assert "so far" not in throughput_run_chart(document).caption
