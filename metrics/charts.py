@@ -17,7 +17,8 @@ from datetime import date
 from metrics.selectors.cards import AgingCard, FinishedCard, aging_cards, finished_cards
 from metrics.selectors.flow import cumulative_flow
 from metrics.selectors.query import MetricsQuery
-from metrics.selectors.readmodel import StreamMetricsDocument, WeeklySeries
+from metrics.selectors.readmodel import StreamMetricsDocument, WeeklySeries, XmR
+from metrics.selectors.statistics import xmr
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
 # such a text cell is written with a leading apostrophe.
@@ -114,28 +115,87 @@ def _so_far_note(document: StreamMetricsDocument, series: WeeklySeries, what: st
     )
 
 
+@dataclass(frozen=True)
+class WeeklyFlow:
+    """The weekly counts a page's cycle filter selects: the stream's (arrivals, won,
+    lost, and closed = won + lost) or one cycle's (arrivals into it, won and lost in
+    it, and the cards that left it: handed on, won or lost). ``where`` names it for
+    sentences; ``all_channels``: the counts ignore the page's channel filter (a cycle's
+    flow is not split by channel)."""
+
+    where: str
+    arrivals: WeeklySeries
+    won: WeeklySeries
+    lost: WeeklySeries
+    left: WeeklySeries
+    left_name: str
+    won_xmr: XmR
+    all_channels: bool
+
+
+def weekly_flow(document: StreamMetricsDocument) -> WeeklyFlow:
+    stream = document.stream
+    cycle = next((c for c in document.cycles if c.id == document.query.cycle_id), None)
+    if cycle is None:
+        closed = WeeklySeries(
+            values=[
+                won + lost
+                for won, lost in zip(
+                    stream.won_weekly.values, stream.lost_weekly.values, strict=True
+                )
+            ],
+            so_far=(stream.won_weekly.so_far or 0) + (stream.lost_weekly.so_far or 0),
+        )
+        return WeeklyFlow(
+            "the stream",
+            stream.arrivals_weekly,
+            stream.won_weekly,
+            stream.lost_weekly,
+            closed,
+            "closed",
+            stream.xmr.won_weekly,
+            all_channels=False,
+        )
+    return WeeklyFlow(
+        cycle.name,
+        cycle.arrivals_weekly,
+        cycle.won_weekly,
+        cycle.lost_weekly,
+        cycle.departures_weekly,
+        f"left {cycle.name}",
+        xmr([float(value) for value in cycle.won_weekly.values]),
+        all_channels=document.query.channel_key is not None,
+    )
+
+
+def _in_where(flow: WeeklyFlow) -> str:
+    if flow.where == "the stream":
+        return ""
+    return f" in {flow.where}" + (" (all channels)" if flow.all_channels else "")
+
+
 def throughput_run_chart(document: StreamMetricsDocument) -> Chart:
     """Won deals per full ISO week with their XmR natural process limits; weeks that
     signal (outside the limits, a jump beyond the moving-range limit, eight on one side
     of the mean) are marked."""
-    won = document.stream.won_weekly
-    xmr = document.stream.xmr.won_weekly
+    flow = weekly_flow(document)
+    won, limits = flow.won, flow.won_xmr
     labels = _week_labels(document)
     signals: dict[int, list[str]] = {}
-    for signal in xmr.signals:
+    for signal in limits.signals:
         signals.setdefault(signal.index, []).append(signal.rule)
     lines = [
         ReferenceLine(label, value)
         for label, value in (
-            ("mean", xmr.mean),
-            ("upper natural process limit", xmr.upper),
-            ("lower natural process limit", xmr.lower),
+            ("mean", limits.mean),
+            ("upper natural process limit", limits.upper),
+            ("lower natural process limit", limits.lower),
         )
         if value is not None
     ]
     return Chart(
         key="throughput",
-        title="Won deals per week",
+        title=f"Won deals per week{_in_where(flow)}",
         caption=(
             "Each bar is the deals won in one full ISO week (each deal once, in the week of "
             "its final win). Between the natural process limits the weeks differ by routine "
@@ -151,8 +211,8 @@ def throughput_run_chart(document: StreamMetricsDocument) -> Chart:
         ],
         lines=lines,
         marks=[(index, "; ".join(rules)) for index, rules in sorted(signals.items())],
-        empty_reason=_throughput_gap(won, xmr.mean),
-        verdict=_last_week_verdict(labels, won.values, xmr, signals),
+        empty_reason=_throughput_gap(won, limits.mean),
+        verdict=_last_week_verdict(labels, won.values, limits, signals),
     )
 
 
@@ -201,35 +261,39 @@ def _throughput_gap(won: WeeklySeries, mean: float | None) -> str | None:
 
 
 def demand_vs_capacity_chart(document: StreamMetricsDocument) -> Chart:
-    """Prospects arriving against deals won and closed (won + lost) per full week."""
-    stream = document.stream
+    """Prospects arriving against deals won and cards finished per full week: the
+    stream's closed (won + lost), or with a cycle filter the cards that left it."""
+    flow = weekly_flow(document)
     labels = _week_labels(document)
-    closed = [
-        won + lost
-        for won, lost in zip(stream.won_weekly.values, stream.lost_weekly.values, strict=True)
-    ]
-    averages = stream.demand_vs_capacity
+    averages = document.stream.demand_vs_capacity
+    if flow.where == "the stream":
+        means = (
+            f"On average {averages.arrivals_per_week} arrive and "
+            f"{averages.departures_per_week} close a week ({averages.won_per_week} won); "
+        )
+    else:
+        means = ""
     return Chart(
         key="demand",
-        title="Arrivals against throughput",
+        title=f"Arrivals against throughput{_in_where(flow)}",
         caption=(
-            "Demand comes from the market: prospects arriving each week, against the deals "
-            f"won and closed. On average {averages.arrivals_per_week} arrive and "
-            f"{averages.departures_per_week} close a week ({averages.won_per_week} won); "
-            "arrivals above closures for weeks on end mean work in process is growing. "
-            + _so_far_note(document, stream.arrivals_weekly, "arrived")
+            f"Demand comes from the market: prospects arriving{_in_where(flow)} each week, "
+            f"against the deals won and the cards that finished ({flow.left_name}). "
+            + (means + "arrivals" if means else "Arrivals")
+            + " above them for weeks on end mean work in process is growing. "
+            + _so_far_note(document, flow.arrivals, "arrived")
         ),
         labels=labels,
         series=[
-            Series("arrivals", list(stream.arrivals_weekly.values), "line"),
-            Series("won", list(stream.won_weekly.values)),
-            Series("closed", closed, "line"),
+            Series("arrivals", list(flow.arrivals.values), "line"),
+            Series("won", list(flow.won.values)),
+            Series(flow.left_name, list(flow.left.values), "line"),
         ],
-        columns=["week", "arrivals", "won", "closed"],
+        columns=["week", "arrivals", "won", flow.left_name],
         rows=[
-            [week, arrived, won, done]
-            for week, arrived, won, done in zip(
-                labels, stream.arrivals_weekly.values, stream.won_weekly.values, closed, strict=True
+            [week, arrived, won, left]
+            for week, arrived, won, left in zip(
+                labels, flow.arrivals.values, flow.won.values, flow.left.values, strict=True
             )
         ],
     )

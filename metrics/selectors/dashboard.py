@@ -320,20 +320,20 @@ def headline_tiles(
     filter WIP stays every channel's (the flow per column is not split by channel).
     """
     stream = document.stream
-    cycle_id = document.query.cycle_id
-    cycle = next((c for c in document.cycles if c.id == cycle_id), None)
+    weekly = charts.weekly_flow(document)
+    arrivals, won, lost = weekly.arrivals, weekly.won, weekly.lost
+    left = list(weekly.left.values)
+    # A cycle's counts are not split by channel: with a channel filter too, say so.
+    suffix = " (all channels)" if weekly.all_channels else ""
+    cycle = next((c for c in document.cycles if c.id == document.query.cycle_id), None)
     if cycle is not None:
         where, timed = f"{cycle.name}", "Cycle time"
         time_what = f"from entering {cycle.name} to leaving it"
-        arrivals, won, lost = cycle.arrivals_weekly, cycle.won_weekly, cycle.lost_weekly
-        left = list(cycle.departures_weekly.values)
         left_label, left_what = "Throughput", f"Cards that left {cycle.name} in the week: "
         left_what += "handed on, won or lost."
     else:
         where, timed = "the stream", "Lead time"
         time_what = "from entering the stream to being won"
-        arrivals, won, lost = stream.arrivals_weekly, stream.won_weekly, stream.lost_weekly
-        left = [w + x for w, x in zip(won.values, lost.values, strict=True)]
         left_label = "Throughput (closed)"
         left_what = "Cards that finished in the week: won or lost (the won alone are a tile "
         left_what += "of their own, and the weekly chart judges them)."
@@ -345,7 +345,7 @@ def headline_tiles(
         _tile(
             "arrivals",
             arrivals.values,
-            label="Arrivals",
+            label=f"Arrivals{suffix}",
             unit="count",
             explanation=f"New prospects that entered {where} in the week (demand).",
             chart="demand",
@@ -353,7 +353,7 @@ def headline_tiles(
         _tile(
             "won",
             won.values,
-            label="Won",
+            label=f"Won{suffix}",
             unit="count",
             explanation=(
                 f"Deals won in {where} in the week, each once, in the week of its final win."
@@ -411,7 +411,7 @@ def headline_tiles(
         _tile(
             "win-rate",
             win_rates,
-            label="Conversion to won",
+            label=f"Conversion to won{suffix}",
             unit="share",
             explanation=(
                 f"Of the deals closed in {where} in the week, the share won "
@@ -423,7 +423,7 @@ def headline_tiles(
         _tile(
             "throughput",
             left,
-            label=left_label,
+            label=left_label + suffix,
             unit="count",
             explanation=left_what,
             chart="demand",

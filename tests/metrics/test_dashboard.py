@@ -21,7 +21,7 @@ from metrics.selectors import MetricsQuery, stream_metrics_compute
 from metrics.selectors.dashboard import dashboard_chart, dashboard_get, stored_document
 from metrics.services import stream_metrics_advance
 from tests.metrics.scripted import COLLABORATION, Board
-from tests.metrics.test_oracle import NOW, board  # noqa: F401 (the oracle's stream)
+from tests.metrics.test_oracle import NOW, board, channels  # noqa: F401 (the oracle's stream)
 from vsm.models import Channel, ValueStream
 
 pytestmark = pytest.mark.django_db
@@ -422,3 +422,24 @@ def test_a_window_that_ends_with_a_week_counts_nothing_after_it(board):  # noqa:
     from metrics.charts import throughput_run_chart
 
     assert "so far" not in throughput_run_chart(document).caption
+
+
+def test_with_a_cycle_the_tiles_and_their_charts_count_the_same_flow(board, channels):  # noqa: F811
+    cycle_id = board.column(COLLABORATION, "Data").cycle_id
+    for channel_key in (None, channels[0].pk):
+        dashboard = dashboard_get(
+            MetricsQuery(stream=board.stream, now=NOW, cycle_id=cycle_id, channel_key=channel_key)
+        )
+        tiles = {tile.key: tile for tile in dashboard.tiles}
+        demand, throughput = dashboard.chart("demand"), dashboard.chart("throughput")
+        assert demand.series[0].values[-1] == tiles["arrivals"].value
+        assert demand.series[2].values[-2:] == [
+            tiles["throughput"].previous,
+            tiles["throughput"].value,
+        ]
+        # Won in Collaboration: C only (28 Apr week); A was won in Sales/Buying.
+        assert throughput.series[0].values == [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]
+        assert throughput.title.startswith("Won deals per week in Collaboration")
+        all_channels = channel_key is not None
+        assert tiles["won"].label == ("Won (all channels)" if all_channels else "Won")
+        assert throughput.title.endswith("(all channels)") is all_channels
