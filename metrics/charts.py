@@ -184,6 +184,9 @@ def throughput_run_chart(document: StreamMetricsDocument) -> Chart:
     signals: dict[int, list[str]] = {}
     for signal in limits.signals:
         signals.setdefault(signal.index, []).append(signal.rule)
+    if limits.mean is not None and limits.mean < MIN_MEAN_FOR_LIMITS:
+        # Rare counts: the rules still fire, but say nothing reliable (see the verdict).
+        signals = {index: [*rules, SPARSE_NOTE] for index, rules in signals.items()}
     lines = [
         ReferenceLine(label, value)
         for label, value in (
@@ -220,6 +223,7 @@ def throughput_run_chart(document: StreamMetricsDocument) -> Chart:
 # such rare counts raise signals from nothing (Wheeler, *Understanding Variation*:
 # rare events are better charted as the time between them).
 MIN_MEAN_FOR_LIMITS = 1.0
+SPARSE_NOTE = "not reliable: under one won deal a week"
 
 
 def _last_week_verdict(

@@ -11,6 +11,7 @@
     "#332288", "#DDCC77", "#44AA99", "#882255", "#999933", "#88CCEE",
   ];
   const BASE = "#0072B2"; // blue: a plain bar or dot
+  const DONE = "#8a94a6"; // grey: the cumulative flow's done band
   const MARKED = "#D55E00"; // vermillion: a marked bar (a signal, the 80% set)
   const PARETO_LINE = "#009E73"; // bluish green: the running share, apart from the 80% line
   const LINE_COLOURS = ["#1d2433", "#D55E00", "#882255"]; // reference lines, in order
@@ -327,12 +328,15 @@
     options.plugins.tooltip.itemSort = function (a, b) {
       return b.datasetIndex - a.datasetIndex;
     };
+    // The bottom band is the cards done (the server lists it first): neutral grey, so
+    // the palette's colours stay with the columns.
     const datasets = data.series.map(function (series, index) {
+      const tone = index === 0 ? DONE : colour(index - 1);
       return {
         label: series.name,
         data: series.values,
-        borderColor: colour(index),
-        backgroundColor: translucent(colour(index), 0.75),
+        borderColor: tone,
+        backgroundColor: translucent(tone, 0.75),
         fill: index === 0 ? "origin" : "-1",
       };
     });

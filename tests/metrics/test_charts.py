@@ -42,10 +42,12 @@ def test_throughput_run_chart_marks_the_signalling_weeks(document):
     assert chart.labels == WEEKS
     # Won: C in week 6, A in week 7 (the oracle's hand-worked numbers).
     assert chart.series[0].values == [0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
+    # Two deals in 12 weeks: the rules fire, and each mark says it is not reliable.
+    sparse = "not reliable: under one won deal a week"
     assert chart.marks == [
-        (6, "above the upper limit; moving range above its upper limit"),
-        (7, "above the upper limit"),
-        (8, "moving range above its upper limit"),
+        (6, f"above the upper limit; moving range above its upper limit; {sparse}"),
+        (7, f"above the upper limit; {sparse}"),
+        (8, f"moving range above its upper limit; {sparse}"),
     ]
     assert [line.label for line in chart.lines] == [
         "mean",
@@ -59,7 +61,7 @@ def test_throughput_run_chart_marks_the_signalling_weeks(document):
     assert table[7] == [
         "2025-04-28",
         "1",
-        "above the upper limit; moving range above its upper limit",
+        f"above the upper limit; moving range above its upper limit; {sparse}",
     ]
     assert len(table) == 13
     assert chart.empty_reason is None
