@@ -14,6 +14,7 @@ import io
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
+from boards.templatetags.board_tags import card_url_prefix
 from metrics.selectors.cards import AgingCard, FinishedCard, aging_cards, finished_cards
 from metrics.selectors.flow import cumulative_flow
 from metrics.selectors.query import MetricsQuery
@@ -46,6 +47,17 @@ class ReferenceLine:
 
 
 @dataclass(frozen=True)
+class Dots:
+    """The cards behind a chart's dots, in the order of its first series: their ids,
+    names, and the link of card ``id`` = ``link_prefix`` + id + "/". The page's JSON
+    sends these instead of the table rows (thousands of dots on a big stream)."""
+
+    ids: list[int]
+    names: list[str]
+    link_prefix: str
+
+
+@dataclass(frozen=True)
 class Chart:
     key: str
     title: str
@@ -60,6 +72,7 @@ class Chart:
     empty_reason: str | None = None
     # The chart's answer in one sentence, shown above it (None: it has no single answer).
     verdict: str | None = None
+    dots: Dots | None = None
 
     def to_json(self) -> dict:
         # Not dataclasses.asdict: it deep-copies every row, slow for thousands of dots.
@@ -70,11 +83,14 @@ class Chart:
             "labels": self.labels,
             "series": [asdict(series) for series in self.series],
             "columns": self.columns,
-            "rows": self.rows,
+            # A dot chart's rows repeat its labels, values and card links: the page needs
+            # only the cards (the table and the CSV keep the rows).
+            "rows": [] if self.dots is not None else self.rows,
             "lines": [asdict(line) for line in self.lines],
             "marks": [list(mark) for mark in self.marks],
             "empty_reason": self.empty_reason,
             "verdict": self.verdict,
+            "dots": asdict(self.dots) if self.dots is not None else None,
         }
 
     @property
@@ -522,6 +538,9 @@ def cycle_time_scatter(
             f"{spread.count} cards finished in this range: percentiles need at least "
             f"{MIN_FOR_PERCENTILES}."
         ),
+        dots=Dots(
+            [dot.card_id for dot in dots], [dot.name for dot in dots], card_url_prefix(query.stream)
+        ),
         verdict=(
             f"85% of the {spread.count} cards that finished took {spread.p85:g} days or less."
             if spread.count >= MIN_FOR_PERCENTILES and spread.p85 is not None
@@ -580,6 +599,11 @@ def aging_chart(
             for card in dots
         ],
         empty_reason=empty,
+        dots=Dots(
+            [card.card_id for card in dots],
+            [card.name for card in dots],
+            card_url_prefix(query.stream),
+        ),
         verdict=_aging_verdict(dots, columns, position),
     )
 

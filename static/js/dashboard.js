@@ -343,11 +343,16 @@
     return { type: "line", data: { labels: data.labels, datasets: datasets }, options: withLegend(options, []) };
   }
 
-  // The row of the chart's table for a dot, and the dot's card link.
+  // A dot's card: its name and link (the server sends the cards of a dot chart as
+  // "dots": ids, names and the link prefix).
   function cardOf(data, index) {
+    if (data.dots) {
+      const id = data.dots.ids[index];
+      return { name: data.dots.names[index] || "", url: id === undefined ? null : data.dots.link_prefix + id + "/" };
+    }
     const row = data.rows[index] || [];
     const link = data.columns.indexOf("link");
-    return { row: row, url: link >= 0 ? row[link] : null };
+    return { name: row[0] || "", url: link >= 0 ? row[link] : null };
   }
 
   function dotOptions(options, data) {
@@ -368,7 +373,7 @@
       }
     };
     options.plugins.tooltip.callbacks.title = function (items) {
-      return items.length ? String(cardOf(data, items[0].dataIndex).row[0] || "") : "";
+      return items.length ? String(cardOf(data, items[0].dataIndex).name) : "";
     };
     return options;
   }
@@ -377,8 +382,7 @@
     const options = dotOptions(baseOptions(data, axes), data);
     options.scales.x = timeAxis(true); // offset: a dot on the first or last day stays whole
     options.plugins.tooltip.callbacks.label = function (item) {
-      const row = cardOf(data, item.dataIndex).row;
-      return "finished " + row[1] + ": " + formatNumber(item.raw.y) + " days";
+      return "finished " + data.labels[item.dataIndex] + ": " + formatNumber(item.raw.y) + " days";
     };
     const legend = [];
     addReferenceLines(options, legend, data);
@@ -429,11 +433,12 @@
         },
       },
     };
+    const p85 = data.series[3] ? data.series[3].values : [];
     options.plugins.tooltip.callbacks.label = function (item) {
-      const row = cardOf(data, item.dataIndex).row;
+      const column = positions[item.dataIndex];
       return [
-        row[1] + ": " + formatNumber(row[2]) + " days",
-        "column's 85th percentile: " + formatNumber(row[3]) + " days",
+        labels[column] + ": " + formatNumber(ages[item.dataIndex]) + " days",
+        "column's 85th percentile: " + formatNumber(p85[column]) + " days",
       ];
     };
     const annotations = {};

@@ -124,7 +124,7 @@ def test_every_chart_is_drawn_from_its_data(
         assert chart["width"] > 0, chart["key"]
         assert chart["actual"] == chart["expected"], chart["key"]
     assert page.evaluate("Object.keys(window.vsmCharts).length") == len(charts)
-    assert len(chart_json(page, "cycle-time")["rows"]) == WON_CARDS
+    assert len(chart_json(page, "cycle-time")["dots"]["ids"]) == WON_CARDS
     # No script error, no Content Security Policy violation.
     assert errors == []
 
@@ -140,8 +140,9 @@ def test_clicking_a_dot_on_the_cycle_time_scatter_opens_its_card(
     log_in(page, manager)
     open_dashboard(page, live_server, stream)
     data = chart_json(page, "cycle-time")
-    index = len(data["rows"]) // 2
-    name, url = data["rows"][index][0], data["rows"][index][data["columns"].index("link")]
+    dots = data["dots"]
+    index = len(dots["ids"]) // 2
+    name, url = dots["names"][index], f"{dots['link_prefix']}{dots['ids'][index]}/"
     canvas = page.locator("#chart-cycle-time canvas")
     canvas.scroll_into_view_if_needed()
     dot = page.evaluate(
