@@ -9,6 +9,7 @@ from django.db.models import Sum
 from metrics.models import ChannelDay
 from metrics.selectors.query import MetricsQuery
 from metrics.selectors.readmodel import ChannelPareto, ChannelRow
+from metrics.selectors.statistics import win_rate
 from vsm.models import Channel
 
 
@@ -58,13 +59,9 @@ def channel_pareto(query: MetricsQuery) -> ChannelPareto:
                 won=entry["won"],
                 lost=entry["lost"],
                 won_value=entry["won_value"],
-                win_rate=_win_rate(entry["won"], entry["lost"]),
+                win_rate=win_rate(entry["won"], entry["lost"]),
                 cumulative_share=round(float(cumulative / grand_total), 4) if grand_total else None,
                 in_pareto_80=in_set,
             )
         )
     return ChannelPareto(rows=rows, pareto_80=[names.get(k, "No channel") for k in pareto])
-
-
-def _win_rate(won: int, lost: int) -> float | None:
-    return round(won / (won + lost), 4) if won + lost else None

@@ -33,7 +33,7 @@ from metrics.selectors.readmodel import (
     SchemaError,
     StreamMetricsDocument,
 )
-from metrics.selectors.statistics import percentile
+from metrics.selectors.statistics import percentile, win_rate
 
 # A stored document older than this is recomputed for the page (the sweeper refreshes
 # documents every 15 minutes; this leaves it room).
@@ -248,14 +248,11 @@ def dashboard_chart(
     """
     worker_stored = document is None
     document, stored = _document_for(query, document)
-    reads: list[_Reads] = []
-
-    def lazy_reads() -> _Reads:
-        if not reads:
-            reads.append(_reads_for(query, document, worker_stored=worker_stored and stored))
-        return reads[0]
-
-    return _chart_builders(query, document, lazy_reads)[key]()
+    # Only the charts that read cards pay for the reads.
+    reads = functools.cache(
+        lambda: _reads_for(query, document, worker_stored=worker_stored and stored)
+    )
+    return _chart_builders(query, document, reads)[key]()
 
 
 def _last_two_and_mean(values: list[float | None]) -> tuple[float | None, ...]:
@@ -305,10 +302,6 @@ def weekly_percentiles(by_week: list[list[float]], p: int) -> list[float | None]
     return [percentile(days, p) for days in by_week]
 
 
-def _share(won: int, lost: int) -> float | None:
-    return round(won / (won + lost), 4) if won + lost else None
-
-
 def headline_tiles(
     document: StreamMetricsDocument, *, flow: dict, finished: list[FinishedCard]
 ) -> list[Tile]:
@@ -337,7 +330,7 @@ def headline_tiles(
         left_label = "Throughput (closed)"
         left_what = "Cards that finished in the week: won or lost (the won alone are a tile "
         left_what += "of their own, and the weekly chart judges them)."
-    win_rates = [_share(w, x) for w, x in zip(won.values, lost.values, strict=True)]
+    win_rates = [win_rate(w, x) for w, x in zip(won.values, lost.values, strict=True)]
     by_week = finished_by_week(document, finished)
     counts = [len(days) for days in by_week]
     channel_note = " All channels: the flow per column is not split by channel."

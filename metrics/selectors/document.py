@@ -34,7 +34,7 @@ from metrics.selectors.readmodel import (
     WeeklySeries,
     Window,
 )
-from metrics.selectors.statistics import DAY, distribution, xmr
+from metrics.selectors.statistics import DAY, distribution, win_rate, xmr
 from pdca.models import Cycle
 
 
@@ -145,10 +145,6 @@ def stream_flow(query: MetricsQuery, window: Window, durations: WindowDurations)
     won_value_weekly = WeeklySeries(
         values=[float(value) for value in won_value.values], so_far=float(won_value.so_far)
     )
-
-    def win_rate(won: int, lost: int) -> float | None:
-        # A week in which nothing closed has no win rate (None), and XmR skips it.
-        return round(won / (won + lost), 4) if won + lost else None
 
     won, lost = weekly["won"], weekly["lost"]
     win_rates = WeeklySeries(

@@ -43,6 +43,12 @@ class Spread:
         return self.total / self.count / DAY if self.count else None
 
 
+def win_rate(won: int, lost: int) -> float | None:
+    """Of the deals closed, the share won: won / (won + lost), 4 decimals; None when
+    nothing closed (a week or a channel without closes has no win rate)."""
+    return round(won / (won + lost), 4) if won + lost else None
+
+
 def distribution(seconds: Sequence[int] | Spread, *, abandoned: int = 0) -> Distribution:
     """Percentiles of durations, in days, with the count they rest on, the mean, and
     the number of abandoned intervals counted beside them."""
