@@ -1195,14 +1195,7 @@ by each full run (`make bench` runs it; `--reuse` keeps the database of an earli
 
 
 def update_doc(block: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Performance\n"
-    if DOC_BEGIN in text and DOC_END in text:
-        head, rest = text.split(DOC_BEGIN, 1)
-        _, tail = rest.split(DOC_END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n\n" + DOC_SECTION_INTRO + block + "\n"
-    DOC.write_text(text)
+    mb.replace_doc_block(block, begin=DOC_BEGIN, end=DOC_END, intro=DOC_SECTION_INTRO)
 
 
 # --------------------------------------------------------------------------- main

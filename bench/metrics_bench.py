@@ -1675,16 +1675,23 @@ block below is rewritten by each full run.
 """
 
 
-def update_doc(block: str) -> None:
+def replace_doc_block(block: str, *, begin: str, end: str, intro: str) -> None:
+    """Put ``block`` (which starts with ``begin`` and ends with ``end``) in place of the
+    one between those markers in docs/performance.md, or append ``intro`` + ``block``.
+    Shared by the benchmarks that keep a results block there."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
     text = DOC.read_text() if DOC.exists() else "# Performance\n"
-    if DOC_BEGIN in text and DOC_END in text:
-        head, rest = text.split(DOC_BEGIN, 1)
-        _, tail = rest.split(DOC_END, 1)
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + block + tail
     else:
-        text = text.rstrip("\n") + "\n\n" + DOC_SECTION_INTRO + block + "\n"
+        text = text.rstrip("\n") + "\n\n" + intro + block + "\n"
     DOC.write_text(text)
+
+
+def update_doc(block: str) -> None:
+    replace_doc_block(block, begin=DOC_BEGIN, end=DOC_END, intro=DOC_SECTION_INTRO)
 
 
 # --------------------------------------------------------------------------- main
