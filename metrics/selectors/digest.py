@@ -25,7 +25,7 @@ from metrics.models import CardFlowState, DigestSubscription
 from metrics.selectors.dashboard import Tile, dashboard_get
 from metrics.selectors.query import stream_first_week
 from metrics.selectors.readmodel import StreamMetricsDocument, XmR
-from metrics.selectors.review import week_query
+from metrics.selectors.review import WeekNotReviewable, week_dashboard_get, week_query
 from metrics.selectors.statistics import DAY
 from metrics.templatetags.metrics_tags import metric
 from vsm.models import Membership, ValueStream
@@ -175,7 +175,11 @@ def weekly_digest_get(stream: ValueStream, monday: date) -> WeeklyDigest | None:
         raise ValueError(f"An ISO week starts on a Monday; {monday} is a {monday:%A}.")
     if not week_had_activity(stream, monday):
         return None
-    dashboard = dashboard_get(week_query(stream, monday, first_week=stream_first_week(stream)))
+    try:
+        # As the review shows it: from the snapshot taken the Monday after, if any.
+        dashboard, _ = week_dashboard_get(stream, monday)
+    except WeekNotReviewable:  # a week the review does not cover (not over yet)
+        dashboard = dashboard_get(week_query(stream, monday, first_week=stream_first_week(stream)))
     document = dashboard.document
     tiles = {tile.key: tile for tile in dashboard.tiles}
     signals = week_signals(document)

@@ -30,9 +30,10 @@ from django.utils import timezone
 
 from boards.models import Card, card_display_name
 from boards.templatetags.board_tags import card_url_prefix
+from metrics.charts import Chart
 from metrics.fold.timeline import metrics_zone
 from metrics.models import ReviewEntry, ReviewEntryKind, WeeklySnapshot
-from metrics.selectors.dashboard import Dashboard, dashboard_get
+from metrics.selectors.dashboard import Dashboard, dashboard_chart, dashboard_get
 from metrics.selectors.document import stream_metrics_compute
 from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, stream_first_week, week_start
 from metrics.selectors.readmodel import (
@@ -253,24 +254,39 @@ def weekly_review_get(
 def week_dashboard_get(
     stream: ValueStream, monday: date, *, now: datetime | None = None
 ) -> tuple[Dashboard, datetime | None]:
-    """The dashboard of the ISO week of ``monday`` (its tiles and charts, for the review's
-    CSV downloads), and when the snapshot it comes from was taken (None: replayed).
+    """The dashboard of the ISO week of ``monday`` (its tiles and charts), and when the
+    snapshot it comes from was taken (None: replayed).
     Raises: WeekNotReviewable (see weekly_review_get)."""
+    query, document, taken_at = _week_source(stream, monday, now=now)
+    return dashboard_get(query, document=document), taken_at
+
+
+def week_chart_get(
+    stream: ValueStream, monday: date, key: str, *, now: datetime | None = None
+) -> Chart:
+    """One chart of the week's dashboard (its CSV download), built alone.
+    Raises: WeekNotReviewable; KeyError (no chart of that key)."""
+    query, document, _ = _week_source(stream, monday, now=now)
+    return dashboard_chart(query, key, document=document)
+
+
+def _week_source(
+    stream: ValueStream, monday: date, *, now: datetime | None
+) -> tuple[MetricsQuery, StreamMetricsDocument | None, datetime | None]:
+    """The week's query, its snapshot's document (None: replayed) and when it was taken."""
     weeks = review_weeks(stream, now=now)
     if monday not in weeks:
         raise _not_reviewable(monday, weeks)
     query = weeks.query(stream, monday)
-    return _week_dashboard(query, _snapshot_documents(stream, {monday: query}))
+    document, taken_at = _snapshot_documents(stream, {monday: query}).get(monday, (None, None))
+    return query, document, taken_at
 
 
 def _week_dashboard(
     query: MetricsQuery, snapshots: dict[date, tuple[StreamMetricsDocument, datetime]]
 ) -> tuple[Dashboard, datetime | None]:
-    monday = query.window().weeks[-1]
-    if monday in snapshots:
-        document, taken_at = snapshots[monday]
-        return dashboard_get(query, document=document), taken_at
-    return dashboard_get(query), None
+    document, taken_at = snapshots.get(query.window().weeks[-1], (None, None))
+    return dashboard_get(query, document=document), taken_at
 
 
 def _snapshot_documents(

@@ -22,7 +22,7 @@ from metrics.selectors.review import (
     WeekNotReviewable,
     review_entry_in_week,
     review_weeks,
-    week_dashboard_get,
+    week_chart_get,
     weekly_review_get,
 )
 from vsm.models import ValueStream
@@ -151,11 +151,9 @@ def review_csv(request: HttpRequest, stream_slug: str, week: date, chart_key: st
     """Exactly one of the review's charts, as CSV: the week's, from the same source."""
     stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
     try:
-        dashboard, _ = week_dashboard_get(stream, week)
+        chart = week_chart_get(stream, week, chart_key)
     except WeekNotReviewable as error:
         raise Http404(str(error)) from None
-    try:
-        chart = dashboard.chart(chart_key)
     except KeyError:
         raise Http404(f"No chart {chart_key!r} in this review.") from None
     response = HttpResponse(chart.csv(), content_type="text/csv; charset=utf-8")

@@ -620,3 +620,22 @@ def test_the_oracle_week_of_5_may(board, settings):  # noqa: F811
         "85th percentile (12.0 days)</li>"
     ) in html
     assert "1 open card is older than its cycle&#x27;s 85th percentile." in html
+
+
+def test_the_digest_shows_the_week_as_the_review_does_from_its_snapshot(board):  # noqa: F811
+    from django.utils import timezone
+
+    stream, monday = board.stream, datetime.date(2025, 5, 5)
+    query = week_query(stream, monday, first_week=stream_first_week(stream))
+    data = stream_metrics_compute(query).to_json()
+    assert data["constraint"]["column_id"] is not None
+    # Mark the snapshot so the test can tell where the digest's numbers came from.
+    data["constraint"]["name"] = "As the snapshot recorded it"
+    WeeklySnapshot.objects.create(
+        value_stream=stream,
+        week_start=monday + datetime.timedelta(weeks=1),
+        through_move_id=0,
+        taken_at=timezone.now(),
+        data=data,
+    )
+    assert weekly_digest_get(stream, monday).constraint == "As the snapshot recorded it"
