@@ -45,9 +45,9 @@ def _card_urls(query: MetricsQuery):
     return lambda card_id: f"{prefix}{card_id}/"
 
 
-def finished_cards(query: MetricsQuery) -> list[FinishedCard]:
-    """The cards whose lead time (or, with ``query.cycle_id``, whose passage through that
-    cycle) ended in the window and not in a loss, oldest first; one statement."""
+def _finished(query: MetricsQuery):
+    """The lead times (or, with ``query.cycle_id``, the passages through that cycle)
+    that ended in the window and not in a loss."""
     rows = FlowDuration.objects.filter(
         value_stream=query.stream,
         ended_at__gte=query.start_moment(),
@@ -60,6 +60,22 @@ def finished_cards(query: MetricsQuery) -> list[FinishedCard]:
         rows = rows.filter(kind=DurationKind.LEAD)
     if query.channel_key is not None:
         rows = rows.filter(channel_key=query.channel_key)
+    return rows
+
+
+def finished_days(query: MetricsQuery) -> list[float]:
+    """The days of ``finished_cards(query)``, shortest first, without the cards: one
+    statement (no join to the cards for their names)."""
+    return [
+        round(seconds / DAY, 2)
+        for seconds in _finished(query).order_by("seconds").values_list("seconds", flat=True)
+    ]
+
+
+def finished_cards(query: MetricsQuery) -> list[FinishedCard]:
+    """The cards whose lead time (or, with ``query.cycle_id``, whose passage through that
+    cycle) ended in the window and not in a loss, oldest first; one statement."""
+    rows = _finished(query)
     url = _card_urls(query)
     # The local day and the days computed by the database: converting thousands of
     # timestamps here cost more than the query.

@@ -23,7 +23,7 @@ from metrics.forecasting import (
     ForecastRefused,
     LevelRecord,
 )
-from metrics.selectors.cards import finished_cards
+from metrics.selectors.cards import finished_days
 from metrics.selectors.forecast import (
     Entrants,
     daily_won,
@@ -610,7 +610,7 @@ def _throughput_answers(
 def _prospects(
     window: MetricsQuery, *, by: date, days: int, items: int, started: date | None
 ) -> ProspectsAnswer:
-    leads = sorted(card.days for card in finished_cards(window))
+    leads = finished_days(window)
     won_since = window.window().start
     answer = ProspectsAnswer(
         items=items,

@@ -255,3 +255,15 @@ def test_a_last_week_is_called_a_signal_or_noise_by_its_limits():
         "changed, find out what."
     )
     assert _last_week_verdict(labels, [0] * 5, xmr([0.0] * 5), {}) is None
+
+
+def test_finished_days_are_the_finished_cards_days(board):  # noqa: F811
+    from metrics.selectors.cards import finished_days
+
+    collaboration = board.column(COLLABORATION, "Data").cycle_id
+    for query in (
+        MetricsQuery(stream=board.stream, now=NOW),
+        MetricsQuery(stream=board.stream, now=NOW, cycle_id=collaboration),
+    ):
+        assert finished_days(query) == sorted(card.days for card in finished_cards(query))
+    assert finished_days(MetricsQuery(stream=board.stream, now=NOW)) == [18.0, 28.0]
