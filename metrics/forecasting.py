@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from metrics.percentiles import percentile
+
 CONFIDENCES = (50, 85, 95)
 TRIALS = 10_000
 # Fewer days than two weeks cannot show a weekly rhythm.
@@ -135,11 +137,6 @@ def _checked(history: Sequence[int]) -> np.ndarray:
     return days
 
 
-def _rank(sorted_values: np.ndarray, p: int) -> int:
-    """Nearest rank: the value at rank ceil(p x n / 100) of the sorted values."""
-    return int(sorted_values[max(1, math.ceil(p * len(sorted_values) / 100)) - 1])
-
-
 def how_many(history: Sequence[int], *, days: int, trials: int = TRIALS, seed: int = 0) -> HowMany:
     """How many deals will be won in the next ``days`` days.
 
@@ -156,7 +153,7 @@ def how_many(history: Sequence[int], *, days: int, trials: int = TRIALS, seed: i
     totals = np.sort(rng.multinomial(days, counts / len(sample), size=trials) @ values)
     return HowMany(
         days=days,
-        at_least={c: _rank(totals, 100 - c) for c in CONFIDENCES},
+        at_least={c: int(percentile(totals, 100 - c)) for c in CONFIDENCES},
         history_days=len(sample),
         history_won=int(sample.sum()),
         trials=trials,
@@ -189,7 +186,7 @@ def when(history: Sequence[int], *, items: int, trials: int = TRIALS, seed: int 
         needed[indexes[hit]] = days_needed[hit]
         done[open_trials] = running[:, -1]
     ordered = np.sort(needed)
-    within = {c: _rank(ordered, c) for c in CONFIDENCES}
+    within = {c: int(percentile(ordered, c)) for c in CONFIDENCES}
     return When(
         items=items,
         within_days={c: days if days <= MAX_DAYS else None for c, days in within.items()},

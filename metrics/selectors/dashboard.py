@@ -9,7 +9,6 @@ length of the history or the number of cards.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import statistics
@@ -17,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.core.cache import cache
 from django.utils import timezone
 
 from metrics import charts
+from metrics.caching import cached
 from metrics.charts import MIN_FOR_PERCENTILES
 from metrics.fold.timeline import metrics_zone
 from metrics.models import StreamMetrics
@@ -160,18 +159,14 @@ class _Reads:
 def _reads(query: MetricsQuery, *, cache_key: str | None = None) -> _Reads:
     """The reads at ``query.now``; with ``cache_key``, kept in the cache as long as a
     stored document is shown (a cache that fails is skipped, never the page)."""
-    if cache_key is not None:
-        try:
-            cached = cache.get(cache_key)
-        except Exception:  # a cache that is down must not fail the page
-            cached = None
-        if isinstance(cached, _Reads):
-            return cached
-    reads = _Reads(cumulative_flow(query), finished_cards(query), aging_cards(query))
-    if cache_key is not None:
-        with contextlib.suppress(Exception):
-            cache.set(cache_key, reads, timeout=int(STORED_DOCUMENT_MAX_AGE.total_seconds()))
-    return reads
+
+    def read() -> _Reads:
+        return _Reads(cumulative_flow(query), finished_cards(query), aging_cards(query))
+
+    if cache_key is None:
+        return read()
+    timeout = int(STORED_DOCUMENT_MAX_AGE.total_seconds())
+    return cached(cache_key, read, kind=_Reads, timeout=timeout)
 
 
 def _reads_for(

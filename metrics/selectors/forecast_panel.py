@@ -3,16 +3,15 @@ stream's own history, with the answers in sentences and their own track record."
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from django.core.cache import cache
 from django.utils.dateformat import format as format_date
 
 from metrics import forecasting
+from metrics.caching import cached
 from metrics.forecasting import (
     BACKTEST_CHECKPOINTS,
     BACKTEST_STEP_DAYS,
@@ -671,16 +670,12 @@ def _backtest(daily: list[int], *, horizon: int, history_days: int) -> forecasti
     forecasts. A cache that fails is skipped, never the panel."""
     digest = hashlib.sha256(repr((daily, horizon, history_days, TRIALS)).encode()).hexdigest()
     key = f"vsm:backtest:{BACKTEST_METHOD}:{digest}"
-    try:
-        cached = cache.get(key)
-    except Exception:  # a cache that is down must not fail the panel
-        cached = None
-    if isinstance(cached, forecasting.Backtest):
-        return cached
-    result = forecasting.backtest(daily, horizon=horizon, history_days=history_days)
-    with contextlib.suppress(Exception):
-        cache.set(key, result, timeout=BACKTEST_CACHE_SECONDS)
-    return result
+    return cached(
+        key,
+        lambda: forecasting.backtest(daily, horizon=horizon, history_days=history_days),
+        kind=forecasting.Backtest,
+        timeout=BACKTEST_CACHE_SECONDS,
+    )
 
 
 def _accuracy(daily: list[int], *, today: date, history_weeks: int, days: int) -> Accuracy:

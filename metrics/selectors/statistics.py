@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from metrics.percentiles import percentile
 from metrics.selectors.readmodel import Distribution, Signal, XmR
 
 PERCENTILES = (50, 70, 85, 95)
 XMR_SCALING = 2.66
 MOVING_RANGE_SCALING = 3.268
 DAY = 86_400
-
-
-def percentile(sorted_values: Sequence[float], p: int) -> float | None:
-    """Nearest rank: the smallest value with at least p% of the values at or below it."""
-    if not sorted_values:
-        return None
-    # p x n / 100, not p / 100 x n: 7 / 100 x 100 is 7.000000000000001 in floating point.
-    rank = max(1, math.ceil(p * len(sorted_values) / 100))
-    return sorted_values[rank - 1]
 
 
 @dataclass(frozen=True)
