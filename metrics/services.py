@@ -40,7 +40,7 @@ from metrics.models import (
     StreamMetrics,
     WeeklySnapshot,
 )
-from metrics.selectors.query import week_start as monday_of
+from metrics.selectors.query import last_full_week
 from vsm.models import Membership, ValueStream
 from vsm.selectors import AnyUser, user_manages_stream
 
@@ -327,7 +327,7 @@ def snapshot_week_start(*, now: datetime | None = None) -> date:
     """The Monday of the ISO week that ``now`` (by default the present) falls in, in the
     configured time zone (settings.TIME_ZONE): beat takes the snapshots at Monday 00:10
     local time, when in UTC it may still be Sunday."""
-    return monday_of(timezone.localdate(now))
+    return last_full_week(now) + timedelta(weeks=1)
 
 
 def weekly_snapshot_take(*, stream_id: int, week_start: date | None = None) -> WeeklySnapshot:
@@ -404,15 +404,15 @@ def review_entry_record(
             "Only the value stream's managers record the weekly review's decisions and notes."
         )
     now = at or timezone.now()
-    last_full_week = monday_of(timezone.localdate(now)) - timedelta(weeks=1)
+    latest = last_full_week(now)
     if week_start.weekday() != 0:
         raise ReviewEntryInvalid(
             f"An ISO week starts on a Monday; {week_start} is a {week_start:%A}.", field="week"
         )
-    if week_start > last_full_week:
+    if week_start > latest:
         raise ReviewEntryInvalid(
             f"The week of {week_start.isoformat()} is not over yet: the review records full "
-            f"weeks, the latest being the week of {last_full_week.isoformat()}.",
+            f"weeks, the latest being the week of {latest.isoformat()}.",
             field="week",
         )
     if kind not in ReviewEntryKind.values:

@@ -101,3 +101,10 @@ def stream_first_week(stream: ValueStream) -> date:
     if first is None:
         first = stream.created_at.astimezone(metrics_zone()).date()
     return week_start(first)
+
+
+def last_full_week(now: datetime | None = None) -> date:
+    """The Monday of the last ISO week that is over at ``now`` (default: the present),
+    in settings.TIME_ZONE: the latest week a review covers."""
+    today = (now or timezone.now()).astimezone(metrics_zone()).date()
+    return week_start(today) - timedelta(weeks=1)

@@ -26,16 +26,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db.models import Count, Subquery
-from django.utils import timezone
 
 from boards.models import Card, card_display_name
 from boards.templatetags.board_tags import card_url_prefix
 from metrics.charts import Chart
-from metrics.fold.timeline import metrics_zone
 from metrics.models import ReviewEntry, ReviewEntryKind, WeeklySnapshot
 from metrics.selectors.dashboard import Dashboard, dashboard_chart, dashboard_get
 from metrics.selectors.document import stream_metrics_compute
-from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, stream_first_week, week_start
+from metrics.selectors.query import (
+    WINDOW_WEEKS,
+    MetricsQuery,
+    last_full_week,
+    stream_first_week,
+)
 from metrics.selectors.readmodel import (
     Constraint,
     SchemaError,
@@ -60,13 +63,6 @@ SIGNAL_SERIES = (
 
 class WeekNotReviewable(ValueError):
     """The week asked for is not one the review covers (see ReviewWeeks)."""
-
-
-def last_full_week(now: datetime | None = None) -> date:
-    """The Monday of the last ISO week that is over at ``now`` (default: the present),
-    in settings.TIME_ZONE: the latest week a review covers."""
-    today = (now or timezone.now()).astimezone(metrics_zone()).date()
-    return week_start(today) - timedelta(weeks=1)
 
 
 def week_query(stream: ValueStream, monday: date, *, first_week: date) -> MetricsQuery:
