@@ -8,7 +8,7 @@ from collections.abc import Callable
 from django.core.cache import cache
 
 
-def cached[T](key: str, compute: Callable[[], T], *, kind: type, timeout: int) -> T:
+def cached[T](key: str, compute: Callable[[], T], *, kind: type[T], timeout: int) -> T:
     """``compute()``, kept under ``key`` for ``timeout`` seconds. A cache that is down,
     or that holds anything but a ``kind`` under the key, is skipped: the value is
     computed (and stored if the cache takes it)."""

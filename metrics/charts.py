@@ -567,7 +567,7 @@ def aging_chart(
         # Card states are today's (the fold keeps no past positions): a range that ends
         # before today has no honest ages to show.
         dots = []
-        empty = "Work item age is today's: set the range to end today to see it."
+        empty: str | None = "Work item age is today's: set the range to end today to see it."
     else:
         cards = cards if cards is not None else aging_cards(query)
         dots = [card for card in cards if card.column_id in position]

@@ -137,6 +137,13 @@ def _checked(history: Sequence[int]) -> np.ndarray:
     return days
 
 
+def _trials_percentile(ordered: np.ndarray, p: int) -> int:
+    """The p-th nearest-rank percentile of the trials' sorted outcomes (one per trial)."""
+    value = percentile(ordered, p)
+    assert value is not None  # one outcome per trial, and there are trials
+    return int(value)
+
+
 def how_many(history: Sequence[int], *, days: int, trials: int = TRIALS, seed: int = 0) -> HowMany:
     """How many deals will be won in the next ``days`` days.
 
@@ -153,7 +160,7 @@ def how_many(history: Sequence[int], *, days: int, trials: int = TRIALS, seed: i
     totals = np.sort(rng.multinomial(days, counts / len(sample), size=trials) @ values)
     return HowMany(
         days=days,
-        at_least={c: int(percentile(totals, 100 - c)) for c in CONFIDENCES},
+        at_least={c: _trials_percentile(totals, 100 - c) for c in CONFIDENCES},
         history_days=len(sample),
         history_won=int(sample.sum()),
         trials=trials,
@@ -186,7 +193,7 @@ def when(history: Sequence[int], *, items: int, trials: int = TRIALS, seed: int 
         needed[indexes[hit]] = days_needed[hit]
         done[open_trials] = running[:, -1]
     ordered = np.sort(needed)
-    within = {c: int(percentile(ordered, c)) for c in CONFIDENCES}
+    within = {c: _trials_percentile(ordered, c) for c in CONFIDENCES}
     return When(
         items=items,
         within_days={c: days if days <= MAX_DAYS else None for c, days in within.items()},

@@ -7,6 +7,8 @@ each number is computed.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -26,7 +28,15 @@ from vsm.models import Channel, ValueStream
 # when a composite index already leads with it, or when nothing but a rare cascade
 # delete (of a column, cycle or channel, which the move log protects) filters on it:
 # fewer indexes to maintain per row written.
-DERIVED = {"db_constraint": False}
+
+
+class _DerivedFieldOptions(TypedDict):
+    """Typed so that ``**DERIVED`` checks against the field's keyword arguments."""
+
+    db_constraint: bool
+
+
+DERIVED: _DerivedFieldOptions = {"db_constraint": False}
 
 
 class MetricsProgress(models.Model):

@@ -4,10 +4,18 @@ Monte Carlo forecasts alike."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from typing import Protocol
 
 
-def percentile(sorted_values: Sequence[float], p: int) -> float | None:
+class Ranked[T](Protocol):
+    """Sorted values that can be counted and indexed: a list or a numpy array."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> T: ...
+
+
+def percentile[T](sorted_values: Ranked[T], p: int) -> T | None:
     """Nearest rank: the smallest value with at least p% of the values at or below it
     (None for no values). ``sorted_values`` may be a list or a sorted numpy array."""
     if len(sorted_values) == 0:

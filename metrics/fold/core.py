@@ -295,6 +295,8 @@ class Fold:
             self.timeline.shift(from_column_id, -1)
         elif kind == _REOPEN:
             if state.closed_kind:
+                # A close sets its kind, time and move together (above).
+                assert state.closed_at is not None and state.closed_move_id is not None
                 # The earlier close no longer counts: the card's final state decides.
                 self._count_close(
                     state, self.day_of(state.closed_at), state.closed_kind, state.closed_value, -1
@@ -309,7 +311,9 @@ class Fold:
             self._arrive(state, to_column_id, moved_at)
         state.last_move_id = move_id
 
-    def _count_close(self, state: CardState, day: date, kind: str, value, sign: int) -> None:
+    def _count_close(
+        self, state: CardState, day: date, kind: str, value: Decimal | None, sign: int
+    ) -> None:
         """Count a close (sign +1) or take it back (sign -1) on the day it happened."""
         cycle_day = self.cycle_days[(state.cycle_id, day)]
         channel_day = self.channel_days[(state.channel_key, day)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from operator import attrgetter
 
 from django.db.models import Q
@@ -79,6 +81,24 @@ class CardState:
     (CardCycle rows as lists in _CARD_CYCLE_FIELDS order, by cycle id)."""
 
     __slots__ = (*_STATE_FIELDS, "cycles")
+
+    # The slots, typed (set by __init__ from a row in _STATE_FIELDS order).
+    card_id: int
+    value_stream_id: int
+    last_move_id: int
+    channel_id: int | None
+    column_id: int
+    cycle_id: int
+    is_open: bool
+    column_entered_at: datetime
+    cycle_entered_at: datetime
+    stream_entered_at: datetime
+    closed_kind: str
+    closed_at: datetime | None
+    closed_value: Decimal | None
+    closed_move_id: int | None
+    next_full_mark: int | None
+    column_entered_wip: int | None
 
     def __init__(self, row: tuple) -> None:
         for name, value in zip(_STATE_FIELDS, row, strict=True):

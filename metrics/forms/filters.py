@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import cast
 
 from django import forms
 from django.utils import timezone
@@ -45,8 +46,11 @@ class DashboardFilterForm(forms.Form):
         super().__init__(data)
         self.stream = stream
         self.now = now or timezone.now()
-        self.fields["cycle"].choices = [("", "All cycles")] + [(c.pk, c.name) for c in cycles]
-        self.fields["channel"].choices = (
+        # self.fields holds copies of the TypedChoiceFields above, typed as plain Fields.
+        cycle_field = cast(forms.TypedChoiceField, self.fields["cycle"])
+        channel_field = cast(forms.TypedChoiceField, self.fields["channel"])
+        cycle_field.choices = [("", "All cycles")] + [(c.pk, c.name) for c in cycles]
+        channel_field.choices = (
             [("", "All channels")]
             + [(c.pk, c.name) for c in channels]
             + [(NO_CHANNEL, "No channel")]
@@ -78,7 +82,8 @@ class DashboardFilterForm(forms.Form):
         return day
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what Form.clean returns
         start, end = data.get("start"), data.get("end")
         if start is not None and end is not None and start > end:
             self.add_error("start", "The range starts on or before its last day.")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from django.db.models import QuerySet
 from django.db.models.functions import TruncDate
 
 from boards.models import card_display_name
@@ -40,12 +42,12 @@ class AgingCard:
     days: float
 
 
-def _card_urls(query: MetricsQuery):
+def _card_urls(query: MetricsQuery) -> Callable[[int], str]:
     prefix = card_url_prefix(query.stream)
     return lambda card_id: f"{prefix}{card_id}/"
 
 
-def _finished(query: MetricsQuery):
+def _finished(query: MetricsQuery) -> QuerySet[FlowDuration]:
     """The lead times (or, with ``query.cycle_id``, the passages through that cycle)
     that ended in the window and not in a loss."""
     rows = FlowDuration.objects.filter(
@@ -103,7 +105,12 @@ def aging_cards(query: MetricsQuery) -> list[AgingCard]:
         value_stream=query.stream, is_open=True, column_entered_at__lte=query.now
     )
     if query.channel_key is not None:
-        states = states.filter(channel_id=query.channel_key or None)
+        # Channel 0: the cards that arrived through no channel.
+        states = (
+            states.filter(channel_id=query.channel_key)
+            if query.channel_key
+            else states.filter(channel_id__isnull=True)
+        )
     url = _card_urls(query)
     now = query.now.timestamp()
     # Oldest first: the earliest entry into the column (ties by card) sorts in SQL.

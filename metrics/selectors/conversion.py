@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import cast
 
 from django.db.models import Count, F, Q
 
@@ -45,7 +46,8 @@ def conversion_by_cycle(
     for row in (
         rows.alias(**aliases).values("cycle_id", "channel_key").annotate(**counts).order_by()
     ):
-        grouped[row["cycle_id"]][row["channel_key"]] = row
+        # annotate(**counts) adds int counters under names the stubs cannot see.
+        grouped[row["cycle_id"]][row["channel_key"]] = cast(dict[str, int], row)
     result = {}
     for position, cycle in enumerate(cycles):
         columns = cycle_columns[cycle.pk]

@@ -12,15 +12,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NotRequired, TypedDict, Unpack
 
 from django.utils import timezone
 
 from metrics import charts
 from metrics.caching import cached
-from metrics.charts import MIN_FOR_PERCENTILES
+from metrics.charts import MIN_FOR_PERCENTILES, Chart
 from metrics.fold.timeline import metrics_zone
 from metrics.models import StreamMetrics
 from metrics.selectors.cards import AgingCard, FinishedCard, aging_cards, finished_cards
@@ -90,10 +91,11 @@ class Dashboard:
     document: StreamMetricsDocument
     week: date | None
     tiles: list[Tile]
-    charts: list[charts.Chart]
+    # Chart, not charts.Chart: in this class ``charts`` is the field.
+    charts: list[Chart]
     stored: bool
 
-    def chart(self, key: str) -> charts.Chart:
+    def chart(self, key: str) -> Chart:
         """Raises: KeyError (no chart of that key on this dashboard)."""
         for chart in self.charts:
             if chart.key == key:
@@ -253,7 +255,7 @@ def dashboard_chart(
     return _chart_builders(query, document, reads)[key]()
 
 
-def _last_two_and_mean(values: list[float | None]) -> tuple[float | None, ...]:
+def _last_two_and_mean(values: Sequence[float | None]) -> tuple[float | None, ...]:
     present = [value for value in values if value is not None]
     mean = round(statistics.fmean(present), 4) if present else None
     last = values[-1] if values else None
@@ -261,7 +263,18 @@ def _last_two_and_mean(values: list[float | None]) -> tuple[float | None, ...]:
     return last, previous, mean
 
 
-def _tile(key: str, series: list[float | None], **fields) -> Tile:
+class _TileText(TypedDict):
+    """The words of a Tile, as ``_tile`` takes them."""
+
+    label: str
+    unit: str
+    explanation: str
+    chart: str
+    better: NotRequired[str | None]
+    basis: NotRequired[str | None]
+
+
+def _tile(key: str, series: Sequence[float | None], **fields: Unpack[_TileText]) -> Tile:
     value, previous, average = _last_two_and_mean(series)
     return Tile(key=key, value=value, previous=previous, average=average, **fields)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -29,7 +30,11 @@ from metrics.selectors.review import WeekNotReviewable, week_dashboard_get, week
 from metrics.selectors.statistics import DAY
 from metrics.templatetags.metrics_tags import metric
 from vsm.models import Membership, ValueStream
-from vsm.selectors import AnyUser
+
+if TYPE_CHECKING:
+    # The concrete user model (AUTH_USER_MODEL is Django's): foreign keys to it take a
+    # User, not any AbstractBaseUser. request.user is typed User | AnonymousUser alike.
+    from django.contrib.auth.models import AnonymousUser, User
 
 # How many of the oldest open cards the digest lists.
 OLDEST_CARDS = 3
@@ -309,7 +314,7 @@ def digest_recipients(stream: ValueStream) -> list[Recipient]:
     return result
 
 
-def digest_subscription_state(user: AnyUser, stream: ValueStream) -> str | None:
+def digest_subscription_state(user: User | AnonymousUser, stream: ValueStream) -> str | None:
     """What the dashboard offers this user about the stream's digest: "manager" (always
     receives it), "subscribed", "unsubscribed" (a member who may ask for it), or None
     (anonymous, or no member: nothing to offer). At most one query."""

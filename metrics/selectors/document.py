@@ -133,13 +133,13 @@ def stream_flow(query: MetricsQuery, window: Window, durations: WindowDurations)
     counts: dict[str, dict[date, int | Decimal]] = {
         name: defaultdict(int) for name in ("arrivals", "won", "won_value", "lost")
     }
-    for day, arrivals, won, won_value, lost in days.values_list(
+    for day, day_arrivals, day_won, day_won_value, day_lost in days.values_list(
         "day", "arrivals", "won", "won_value", "lost"
     ):
-        counts["arrivals"][day] += arrivals
-        counts["won"][day] += won
-        counts["won_value"][day] += Decimal(won_value)
-        counts["lost"][day] += lost
+        counts["arrivals"][day] += day_arrivals
+        counts["won"][day] += day_won
+        counts["won_value"][day] += Decimal(day_won_value)
+        counts["lost"][day] += day_lost
     weekly = {name: weekly_series(window, values) for name, values in counts.items()}
     won_value = weekly["won_value"]
     won_value_weekly = WeeklySeries(

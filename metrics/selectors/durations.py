@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from django.db import connection
 from django.db.models import Aggregate, DateField, FloatField, QuerySet
@@ -68,7 +68,7 @@ def window_durations(query: MetricsQuery) -> WindowDurations:
         # Nearest rank ceil(p x n / 100) in integers: (p x n + 99) / 100; arrays are 1-based.
         ranks = ", ".join(f"ordered[({p} * n + 99) / 100]" for p in PERCENTILES)
         channel_filter = "AND channel_key = %s " if query.channel_key is not None else ""
-        params = [query.stream.pk, kind, since, query.now]
+        params: list[int | str | datetime] = [query.stream.pk, kind, since, query.now]
         if query.channel_key is not None:
             params.append(query.channel_key)
         finished = "FILTER (WHERE NOT abandoned)"

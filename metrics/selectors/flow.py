@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from django.db.models import Count, F, Q, Sum
 
@@ -38,11 +40,12 @@ MINUTES_PER_DAY = 1_440
 VISIT_SUMS = COLUMN_DAY_COUNTERS[COLUMN_DAY_COUNTERS.index("visits") :]
 
 
-def weekly_series(window: Window, by_day: dict[date, int]) -> WeeklySeries:
-    """Sum day values into the window's full weeks and the current week so far."""
+def weekly_series(window: Window, by_day: Mapping[date, int | Decimal]) -> WeeklySeries:
+    """Sum day values (counts, or amounts) into the window's full weeks and the current
+    week so far."""
     index = {week: position for position, week in enumerate(window.weeks)}
-    values = [0] * len(window.weeks)
-    so_far = 0
+    values: list[int | Decimal] = [0] * len(window.weeks)
+    so_far: int | Decimal = 0
     for day, value in by_day.items():
         monday = week_start(day)
         if monday == window.current_week:

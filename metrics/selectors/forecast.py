@@ -68,7 +68,12 @@ def stream_entrants(query: MetricsQuery, *, lag_days: int) -> Entrants:
         stream_entered_at__lte=until,
     )
     if query.channel_key is not None:
-        rows = rows.filter(channel_id=query.channel_key or None)
+        # Channel 0: the cards that arrived through no channel.
+        rows = (
+            rows.filter(channel_id=query.channel_key)
+            if query.channel_key
+            else rows.filter(channel_id__isnull=True)
+        )
     counts = rows.aggregate(
         entered=Count("pk"),
         won=Count("pk", filter=Q(closed_kind=MoveKind.WON)),

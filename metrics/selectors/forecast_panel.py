@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
@@ -89,7 +90,7 @@ class Level:
     day: date | None = None
 
 
-def _levels_text(levels: list[Level], text) -> tuple[str, str]:
+def _levels_text(levels: list[Level], text: Callable[[Level], str]) -> tuple[str, str]:
     """The lead level's text, and the others' as "(50%: ..., 95%: ...)"."""
     lead = next(level for level in levels if level.confidence == LEAD_CONFIDENCE)
     others = ", ".join(
@@ -360,7 +361,7 @@ class Accuracy:
         for level in self.levels:
             if level.was_zero:
                 groups.setdefault(level.was_zero, []).append(level.confidence)
-        clauses = []
+        clauses: list[str] = []
         for was_zero, confidences in groups.items():
             at = f"all {count}" if was_zero == count else f"{was_zero}"
             if not clauses:
@@ -628,7 +629,9 @@ def _prospects(
                 f"No deal was won since {day_text(won_since)}: there is no conversion to plan with."
             ),
         )
-    lag = math.ceil(percentile(leads, COHORT_MATURITY))
+    lag_days = percentile(leads, COHORT_MATURITY)
+    assert lag_days is not None  # leads is not empty (above)
+    lag = math.ceil(lag_days)
     entrants = stream_entrants(window, lag_days=lag)
     answer = replace(answer, entrants=entrants)
     if not entrants.entered:
@@ -655,9 +658,11 @@ def _prospects(
                 "with."
             ),
         )
+    won_share = answer.won_share
+    assert won_share is not None  # entrants entered (above)
     try:
         prospects = forecasting.prospects_needed(
-            items=items, days=days, won_share=answer.won_share, lead_times_days=leads
+            items=items, days=days, won_share=won_share, lead_times_days=leads
         )
     except ForecastRefused as refusal:
         return replace(answer, refused=str(refusal))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TypedDict, Unpack
 
 from django.db.models import Min
 from django.utils import timezone
@@ -19,6 +20,14 @@ WINDOW_WEEKS = 12
 def week_start(day: date) -> date:
     """The Monday of ``day``'s ISO week."""
     return day - timedelta(days=day.weekday())
+
+
+class QueryFilters(TypedDict, total=False):
+    """The optional fields of a MetricsQuery, as its constructors take them."""
+
+    weeks: int
+    cycle_id: int | None
+    channel_key: int | None
 
 
 @dataclass(frozen=True)
@@ -45,12 +54,14 @@ class MetricsQuery:
 
     @classmethod
     def for_stream(
-        cls, stream: ValueStream, *, now: datetime | None = None, **filters
+        cls, stream: ValueStream, *, now: datetime | None = None, **filters: Unpack[QueryFilters]
     ) -> MetricsQuery:
         return cls(stream=stream, now=now or timezone.now(), **filters)
 
     @classmethod
-    def for_week(cls, stream: ValueStream, monday: date, **filters) -> MetricsQuery:
+    def for_week(
+        cls, stream: ValueStream, monday: date, **filters: Unpack[QueryFilters]
+    ) -> MetricsQuery:
         """The query whose last full week is the ISO week of ``monday``: ``now`` is the
         next Monday at 00:00 local time, so nothing after that week counts (the weekly
         review and the digest). Raises: ValueError (``monday`` is not a Monday)."""

@@ -214,7 +214,9 @@ def weekly_review_get(
     }
     snapshots = _snapshot_documents(stream, wanted)
     dashboard, taken_at = _week_dashboard(queries[monday], snapshots)
-    previous, _ = snapshots.get(before, (None, None))
+    previous: StreamMetricsDocument | None = (
+        snapshots[before][0] if before is not None and before in snapshots else None
+    )
     previous_from_snapshot = previous is not None
     if previous is None and before is not None:
         previous = stream_metrics_compute(queries[before])

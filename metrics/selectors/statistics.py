@@ -18,11 +18,11 @@ DAY = 86_400
 @dataclass(frozen=True)
 class Spread:
     """What the document needs of a set of durations: how many, their total, and the
-    nearest-rank percentiles (PERCENTILES), all in seconds."""
+    nearest-rank percentiles (PERCENTILES), all in seconds (None for no durations)."""
 
     count: int = 0
     total: int = 0
-    ranked: dict[int, int] = field(default_factory=dict)
+    ranked: dict[int, int | None] = field(default_factory=dict)
 
     @classmethod
     def of(cls, seconds: Sequence[int]) -> Spread:
