@@ -45,11 +45,13 @@ chromium:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	fi
 
-# ruff, then mypy (both configured in pyproject.toml); both run, and either fails it.
+# ruff, mypy, then the import layers (all configured in pyproject.toml); all run, and
+# any one fails it.
 lint: venv
 	@status=0; \
 	echo ".venv/bin/ruff check ."; .venv/bin/ruff check . || status=1; \
 	echo ".venv/bin/mypy"; .venv/bin/mypy || status=1; \
+	echo ".venv/bin/lint-imports"; .venv/bin/lint-imports || status=1; \
 	exit $$status
 
 # Both need CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0); with nothing set, tasks

@@ -26,8 +26,15 @@ from django.utils import timezone
 
 from boards import services
 from boards.models import Card, Column, Outcome
+from pdca import services as pdca_services
 from pdca.models import ControlPoint, Cycle
-from vsm.models import Channel, ChannelKind, Membership, Role, Team, ValueStream
+from vsm import services as vsm_services
+from vsm.actors import Actor, SystemActor, UserActor
+from vsm.models import ChannelKind, Membership, Role, Team, ValueStream
+
+# The demo data's configuration is written by the product itself; its history by the
+# simulated people.
+DEMO = SystemActor("demo")
 
 DEMO_PASSWORD = "vsm-demo"
 HISTORY_DAYS = 182
@@ -254,6 +261,7 @@ class _StreamSimulation:
         ]
 
     def _configure(self) -> None:
+        """The stream's configuration, written through the services as the system."""
         spec = self.spec
         self.stream = services.value_stream_create(
             name=spec.name,
@@ -261,34 +269,56 @@ class _StreamSimulation:
             customer_market=spec.market,
             description=spec.description,
             manager=self.manager,
+            actor=DEMO,
             team_name="Awareness",
         )
+        stream_id = self.stream.pk
         awareness = Team.objects.get(value_stream=self.stream, name="Awareness")
-        sales = Team.objects.create(value_stream=self.stream, name="Sales")
-        success = Team.objects.create(value_stream=self.stream, name="Customer success")
-        self.teams = [awareness, sales, success]
+        self.teams = [
+            awareness,
+            vsm_services.team_create(stream_id=stream_id, name="Sales", actor=DEMO),
+            vsm_services.team_create(stream_id=stream_id, name="Customer success", actor=DEMO),
+        ]
         for index, team in enumerate(self.teams):
-            Membership.objects.create(user=self.leaders[index], team=team, role=Role.TEAM_LEADER)
+            vsm_services.membership_add(
+                team_id=team.pk, user_id=self.leaders[index].pk, role=Role.TEAM_LEADER, actor=DEMO
+            )
             for member in self.members[index]:
-                Membership.objects.create(user=member, team=team, role=Role.MEMBER)
-        Membership.objects.create(user=self.coordinator, team=awareness, role=Role.TEAM_COORDINATOR)
+                vsm_services.membership_add(
+                    team_id=team.pk, user_id=member.pk, role=Role.MEMBER, actor=DEMO
+                )
+        vsm_services.membership_add(
+            team_id=awareness.pk,
+            user_id=self.coordinator.pk,
+            role=Role.TEAM_COORDINATOR,
+            actor=DEMO,
+        )
         self.cycles = list(Cycle.objects.filter(value_stream=self.stream).order_by("order"))
         for cycle, team in zip(self.cycles, self.teams, strict=True):
-            cycle.owning_team = team
-            cycle.save(update_fields=["owning_team"])
-        for control_point in ControlPoint.objects.filter(from_cycle__value_stream=self.stream):
-            control_point.receiving_team = self.teams[control_point.to_cycle.order - 1]
-            control_point.save(update_fields=["receiving_team"])
+            pdca_services.cycle_update(cycle_id=cycle.pk, owning_team_id=team.pk, actor=DEMO)
+        for control_point in ControlPoint.objects.filter(
+            from_cycle__value_stream=self.stream
+        ).select_related("to_cycle"):
+            pdca_services.control_point_update(
+                control_point_id=control_point.pk,
+                receiving_team_id=self.teams[control_point.to_cycle.order - 1].pk,
+                actor=DEMO,
+            )
         self.columns: dict[tuple[int, int], Column] = {}
         for column in Column.objects.filter(cycle__value_stream=self.stream).select_related(
             "cycle"
         ):
             key = (column.cycle.order, column.order)
-            column.wip_limit = FLOW[key[0]][key[1]][2]
-            column.save(update_fields=["wip_limit"])
+            wip_limit = FLOW[key[0]][key[1]][2]
+            if column.wip_limit != wip_limit:
+                column = services.column_set_wip_limit(
+                    column_id=column.pk, wip_limit=wip_limit, actor=DEMO
+                )
             self.columns[key] = column
         self.channels = {
-            c.name: Channel.objects.create(value_stream=self.stream, name=c.name, kind=c.kind)
+            c.name: vsm_services.channel_create(
+                stream_id=stream_id, name=c.name, kind=c.kind, actor=DEMO
+            )
             for c in CHANNELS
         }
         self.control_points = {
@@ -312,15 +342,15 @@ class _StreamSimulation:
         value = Decimal(round(rng.uniform(low, high) * channel.value, -2))
         person = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         company = rng.choice(self.spec.companies)
-        actor = self._team_member(1)
+        owner = self._team_member(1)
         result = services.card_create(
-            column_id=self.columns[(1, 1)].pk,
-            actor=actor,
+            cycle_id=self.cycles[0].pk,
+            actor=UserActor(owner),
             person_name=person,
             company=company,
             email=f"{person.split()[0].lower()}@{company.split()[0].lower()}.example",
             channel_id=self.channels[channel.name].pk,
-            owner=actor,
+            owner_id=owner.pk,
             estimated_value=value,
             notes="What: asked about pricing. When: this quarter. How/Why: to be learnt.",
             at=self._at(day),
@@ -332,7 +362,7 @@ class _StreamSimulation:
         rng = self.rng
         channel, cycle_order, column_order = self.open[card_id]
         pull, loss, _ = FLOW[cycle_order][column_order]
-        actor = self._team_member(cycle_order)
+        actor = UserActor(self._team_member(cycle_order))
         at = self._at(day)
         if rng.random() < loss * channel.loss:
             services.card_close(card_id=card_id, outcome=Outcome.LOST, actor=actor, at=at)
@@ -367,7 +397,9 @@ class _StreamSimulation:
         self.counts[(cycle_order, column_order)] += 1
         self.open[card_id] = (channel, cycle_order, column_order)
 
-    def _move(self, card_id: int, cycle_order: int, column_order: int, actor, at) -> None:
+    def _move(
+        self, card_id: int, cycle_order: int, column_order: int, actor: Actor, at: datetime
+    ) -> None:
         if not self._has_room(cycle_order, column_order):
             return  # the next column is full: the card waits, as on the real board
         services.card_move(
@@ -378,7 +410,7 @@ class _StreamSimulation:
         )
         self._relocate(card_id, cycle_order, column_order)
 
-    def _handoff(self, card_id: int, from_cycle_order: int, actor, at) -> None:
+    def _handoff(self, card_id: int, from_cycle_order: int, actor: Actor, at: datetime) -> None:
         control_point = self.control_points[from_cycle_order]
         criteria = list(control_point.criteria.all())
         met = [c.pk for c in criteria if c.required or self.rng.random() < 0.6]
@@ -426,7 +458,7 @@ class _StreamSimulation:
         services.card_move(
             card_id=waiting.pk,
             to_column_id=full.pk,
-            actor=self.manager,
+            actor=UserActor(self.manager),
             wip_override_reason="Strategic account: board asked for a demo this week",
             at=self.start + timedelta(days=HISTORY_DAYS - 2, hours=10),
         )
@@ -440,7 +472,7 @@ class _StreamSimulation:
                 card_id=card.pk,
                 blocked=True,
                 reason=self.rng.choice(BLOCK_REASONS),
-                actor=self.manager,
+                actor=UserActor(self.manager),
                 at=max(card.column_entered_at, timezone.now() - timedelta(days=3)),
             )
 

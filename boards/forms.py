@@ -3,7 +3,9 @@ from __future__ import annotations
 from django import forms
 from django.http import QueryDict
 
+from boards.models import Outcome
 from boards.selectors import BoardFilters
+from boards.services.columns import WIP_LIMIT_MAX
 
 # Ids and versions are at most signed 64-bit integers in the database: a larger number
 # names nothing, and SQLite cannot even bind it (an OverflowError, a 500).
@@ -117,8 +119,23 @@ class CardCreateForm(CardForm):
 
 
 class BlockForm(forms.Form):
+    action = forms.ChoiceField(required=False, choices=[("block", "Block"), ("unblock", "Unblock")])
     reason = forms.CharField(required=False, max_length=300, strip=True)
     version = RowIdField(required=False)
+
+
+class CloseForm(forms.Form):
+    outcome = forms.TypedChoiceField(
+        choices=[(Outcome.WON, Outcome.WON.label), (Outcome.LOST, Outcome.LOST.label)],
+        coerce=Outcome,
+    )
+    version = RowIdField(required=False)
+
+
+class HandoffTargetForm(forms.Form):
+    """The column a handoff leads to: the first column of the next cycle."""
+
+    to_column = RowIdField()
 
 
 class VersionForm(forms.Form):
@@ -127,4 +144,15 @@ class VersionForm(forms.Form):
 
 
 class WipLimitForm(forms.Form):
-    wip_limit = forms.IntegerField(required=False, min_value=1, max_value=10_000)
+    wip_limit = forms.IntegerField(required=False, min_value=1, max_value=WIP_LIMIT_MAX)
+
+
+class ColumnPageForm(forms.Form):
+    """'Show more' of a column: how many of its cards the page shows already."""
+
+    # No column holds more open cards than this; a larger offset names no page.
+    offset = forms.IntegerField(required=False, min_value=0, max_value=10**9)
+
+    def offset_value(self) -> int:
+        """The offset asked for; a malformed one starts again from the top."""
+        return (self.cleaned_data.get("offset") or 0) if self.is_valid() else 0

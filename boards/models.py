@@ -9,7 +9,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from pdca.models import ControlPoint, Criterion, Cycle
-from vsm.models import Channel, Team, ValueStream
+from vsm.models import ActorFields, Channel, Team, ValueStream
 
 
 class KnowledgeLevel(models.TextChoices):
@@ -54,6 +54,7 @@ class Column(models.Model):
             models.CheckConstraint(
                 condition=Q(wip_limit__isnull=True) | Q(wip_limit__gte=1),
                 name="boards_column_wip_limit_empty_or_positive",
+                violation_error_message="A WIP limit is empty or at least 1.",
             ),
             models.CheckConstraint(
                 condition=Q(knowledge_level__in=KnowledgeLevel.values),
@@ -148,6 +149,7 @@ class Card(models.Model):
             models.CheckConstraint(
                 condition=Q(is_blocked=False) | ~Q(blocked_reason=""),
                 name="boards_card_blocked_needs_reason",
+                violation_error_message="Say why the card is blocked.",
             ),
             models.CheckConstraint(
                 condition=Q(outcome__in=Outcome.values), name="boards_card_outcome_valid"
@@ -183,7 +185,7 @@ class MoveKind(models.TextChoices):
     REOPEN = "reopen", "Reopened"
 
 
-class CardMove(models.Model):
+class CardMove(ActorFields):
     """One immutable event in a card's life: the source of truth for every metric.
 
     Append-only: written by boards.services only, read-only in the admin, and on
@@ -200,12 +202,8 @@ class CardMove(models.Model):
         Column, on_delete=models.PROTECT, null=True, blank=True, related_name="moves_out"
     )
     to_column = models.ForeignKey(Column, on_delete=models.PROTECT, related_name="moves_in")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
-    )
     moved_at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=8, choices=MoveKind.choices)
-    wip_override_reason = models.CharField(max_length=300, blank=True)
     # The card's channel and value as they were at this event, so metrics rebuilt
     # later from the log give the same numbers even after the card is edited.
     channel = models.ForeignKey(
@@ -232,13 +230,51 @@ class CardMove(models.Model):
                 | (~Q(kind="enter") & Q(from_column__isnull=False)),
                 name="boards_cardmove_origin_matches_kind",
             ),
+            *ActorFields.actor_constraints("boards_cardmove"),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: card {self.card_id} -> column {self.to_column_id}"
 
+    @property
+    def wip_override_reason(self) -> str:
+        """Why the move went over the WIP limit ("" if it did not, or it was erased).
 
-class Handoff(models.Model):
+        Reads the WipOverride row unless it is cached (select_related, or the move just
+        made by the service)."""
+        try:
+            return self.wip_override.reason
+        except WipOverride.DoesNotExist:
+            return ""
+
+
+class WipOverride(models.Model):
+    """Why a move went over its column's WIP limit, as the value stream manager gave it.
+
+    Kept beside the append-only move log, not in it: the reason is free text, which may
+    name a person and may have to be erased, while the move itself never changes. The
+    move log says that an override happened (this row exists); this row says why.
+    """
+
+    move = models.OneToOneField(
+        CardMove, on_delete=models.PROTECT, primary_key=True, related_name="wip_override"
+    )
+    reason = models.CharField(max_length=300)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reason="") | Q(erased_at__isnull=False),
+                name="boards_wipoverride_reason_unless_erased",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"WIP override of move {self.move_id}"
+
+
+class Handoff(ActorFields):
     """A card passing a control point from one cycle to the next."""
 
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="handoffs")
@@ -253,13 +289,11 @@ class Handoff(models.Model):
     to_team = models.ForeignKey(
         Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="handoffs_in"
     )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
-    )
     handed_off_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["handed_off_at", "id"]
+        constraints = ActorFields.actor_constraints("boards_handoff")
 
     def __str__(self) -> str:
         return f"{self.card} through {self.control_point}"

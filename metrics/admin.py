@@ -7,9 +7,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from boards.errors import BoardError
 from metrics import services
 from metrics.models import ReviewEntry
+from vsm.actors import request_actor
+from vsm.errors import DomainError
 
 
 @admin.register(ReviewEntry)
@@ -35,8 +36,8 @@ class ReviewEntryAdmin(admin.ModelAdmin):
         done = 0
         for entry_id in queryset.filter(withdrawn_at__isnull=True).values_list("pk", flat=True):
             try:
-                services.review_entry_withdraw(entry_id=entry_id, actor=request.user)
-            except BoardError as refusal:
+                services.review_entry_withdraw(entry_id=entry_id, actor=request_actor(request))
+            except DomainError as refusal:
                 self.message_user(request, f"Entry {entry_id}: {refusal}", messages.ERROR)
             else:
                 done += 1

@@ -26,7 +26,6 @@ from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from boards.errors import BoardError, PermissionRefused
 from boards.models import CardMove
 from metrics import fold as folding
 from metrics.fold import AGGREGATES
@@ -41,8 +40,12 @@ from metrics.models import (
     WeeklySnapshot,
 )
 from metrics.selectors.query import last_full_week
-from vsm.models import Membership, ValueStream
-from vsm.selectors import AnyUser, user_manages_stream
+from vsm.access import stream_access, stream_members_check, stream_steer_check, streams_visible_to
+from vsm.actors import Actor
+from vsm.audit import audit_record
+from vsm.errors import InvalidInput, NotFound, PermissionRefused
+from vsm.models import ValueStream
+from vsm.transactions import locking_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -370,13 +373,11 @@ def weekly_snapshot_take(*, stream_id: int, week_start: date | None = None) -> W
 # and withdrawn, never edited or deleted.
 
 
-class ReviewEntryInvalid(BoardError):
+class ReviewEntryInvalid(InvalidInput):
     """A decision or note the review's rules refuse; ``field`` names the input at fault
     (week, kind, text or entry), so a form can show the message beside it."""
 
-    def __init__(self, message: str, *, field: str) -> None:
-        self.field = field
-        super().__init__(message)
+    code = "review_entry_invalid"
 
 
 def review_entry_record(
@@ -385,7 +386,7 @@ def review_entry_record(
     week_start: date,
     kind: str,
     text: str,
-    actor: AnyUser,
+    actor: Actor,
     at: datetime | None = None,
 ) -> ReviewEntry:
     """Record a decision or a note at the weekly review of the ISO week that starts on
@@ -395,14 +396,13 @@ def review_entry_record(
 
     Raises: PermissionRefused (the actor does not steer the stream: only admins, its
     manager and members with the manager role record), ReviewEntryInvalid (``field``
-    week, kind or text), ValueStream.DoesNotExist.
-    Side effects: writes one ReviewEntry.
+    week, kind or text), StreamNotFound.
+    Side effects: writes one ReviewEntry and its audit row.
     """
-    stream = ValueStream.objects.get(pk=stream_id)
-    if not user_manages_stream(actor, stream):
-        raise PermissionRefused(
-            "Only the value stream's managers record the weekly review's decisions and notes."
-        )
+    stream = stream_access(actor=actor, stream_id=stream_id)
+    stream_steer_check(
+        actor=actor, stream=stream, what="record the weekly review's decisions and notes"
+    )
     now = at or timezone.now()
     latest = last_full_week(now)
     if week_start.weekday() != 0:
@@ -426,72 +426,120 @@ def review_entry_record(
             f"Keep it to {REVIEW_ENTRY_MAX_LENGTH:,} characters; this has {len(text):,}.",
             field="text",
         )
-    return ReviewEntry.objects.create(
-        value_stream=stream,
-        week_start=week_start,
-        kind=kind,
-        text=text,
-        author=actor if actor.is_authenticated else None,
-        created_at=now,
-    )
+    with transaction.atomic():
+        entry = ReviewEntry.objects.create(
+            value_stream=stream,
+            week_start=week_start,
+            kind=kind,
+            text=text,
+            author_id=actor.user_id,
+            created_at=now,
+        )
+        audit_record(
+            actor=actor,
+            action="review_entry.recorded",
+            stream_id=stream.pk,
+            target_type="review_entry",
+            target_id=entry.pk,
+            at=now,
+        )
+    return entry
 
 
 def review_entry_withdraw(
-    *, entry_id: int, actor: AnyUser, at: datetime | None = None
+    *, entry_id: int, actor: Actor, at: datetime | None = None
 ) -> ReviewEntry:
     """Withdraw a decision or note: it stays, marked with who withdrew it and when.
 
     Its author or anyone who steers its stream may withdraw it.
     Locks: the entry's row. Raises: PermissionRefused, ReviewEntryInvalid (``field``
-    entry: withdrawn already), ReviewEntry.DoesNotExist.
-    Side effects: updates the entry's withdrawn_at and withdrawn_by.
+    entry: withdrawn already), ReviewEntryNotFound (missing, or in a stream out of the
+    actor's reach), Busy.
+    Side effects: updates the entry's withdrawn_at and withdrawn_by; an audit row.
     """
-    with transaction.atomic():
-        entry = ReviewEntry.objects.select_for_update(no_key=True).get(pk=entry_id)
-        is_author = actor.is_authenticated and entry.author_id == actor.pk
-        if not is_author and not user_manages_stream(actor, entry.value_stream):
-            raise PermissionRefused(
-                "Only its author or the value stream's managers withdraw a decision or note."
+    with locking_transaction():
+        entry = (
+            ReviewEntry.objects.select_for_update(no_key=True)
+            .filter(pk=entry_id, value_stream__in=streams_visible_to(actor))
+            .first()
+        )
+        if entry is None:
+            raise ReviewEntryNotFound(data={"entry_id": entry_id})
+        is_author = actor.user_id is not None and entry.author_id == actor.user_id
+        if not is_author:
+            stream_steer_check(
+                actor=actor,
+                stream=entry.value_stream,
+                what="withdraw another person's decision or note",
             )
         if entry.withdrawn_at is not None:
             raise ReviewEntryInvalid("This entry was withdrawn already.", field="entry")
         entry.withdrawn_at = at or timezone.now()
-        entry.withdrawn_by = actor if actor.is_authenticated else None
+        entry.withdrawn_by_id = actor.user_id
         entry.save(update_fields=["withdrawn_at", "withdrawn_by"])
+        audit_record(
+            actor=actor,
+            action="review_entry.withdrawn",
+            stream_id=entry.value_stream_id,
+            target_type="review_entry",
+            target_id=entry.pk,
+            at=entry.withdrawn_at,
+        )
     return entry
+
+
+class ReviewEntryNotFound(NotFound):
+    code = "review_entry_not_found"
+    default_message = "No such decision or note in this value stream's review."
 
 
 # The weekly digest e-mail (metrics.selectors.digest): members of a stream ask for it
 # on its dashboard; the Monday snapshot's task sends it (metrics.tasks.weekly_digest).
 
 
-def digest_subscription_set(*, user: AnyUser, stream_id: int, subscribed: bool) -> bool:
+def digest_subscription_set(*, actor: Actor, stream_id: int, subscribed: bool) -> bool:
     """Ask for the stream's weekly digest e-mail, or stop it. Idempotent. Returns whether
     the user now receives it: its manager always does (and needs no subscription).
 
     Any member of one of the stream's teams may ask for it; anyone may stop it.
-    Raises: PermissionRefused (asking, and in none of the stream's teams),
-    ValueStream.DoesNotExist.
-    Side effects: creates or deletes the user's DigestSubscription of the stream.
+    Raises: PermissionRefused (asking, and in none of the stream's teams; or not a
+    person), StreamNotFound.
+    Side effects: creates or deletes the person's DigestSubscription of the stream; an
+    audit row when that changed anything.
     """
+    user_id = actor.user_id
+    if user_id is None:
+        raise PermissionRefused("Only a person receives the weekly digest.")
     with transaction.atomic():
-        stream = ValueStream.objects.get(pk=stream_id)
-        is_manager = user.is_authenticated and user.pk == stream.manager_id
+        stream = stream_access(actor=actor, stream_id=stream_id)
+        is_manager = user_id == stream.manager_id
         if not subscribed:
-            if user.is_authenticated:
-                DigestSubscription.objects.filter(user=user, value_stream=stream).delete()
-            return is_manager
-        if is_manager:
+            deleted, _ = DigestSubscription.objects.filter(
+                user_id=user_id, value_stream=stream
+            ).delete()
+            changed = bool(deleted)
+            receives = is_manager
+        elif is_manager:
             return True
-        if not (
-            user.is_authenticated
-            and Membership.objects.filter(user=user, team__value_stream=stream).exists()
-        ):
-            raise PermissionRefused(
-                "Only members of the value stream's teams can ask for its weekly digest."
+        else:
+            if stream_members_check(stream_id=stream.pk, user_ids={user_id}):
+                raise PermissionRefused(
+                    "Only members of the value stream's teams can ask for its weekly digest.",
+                    data={"stream_id": stream.pk},
+                )
+            _, changed = DigestSubscription.objects.get_or_create(
+                user_id=user_id, value_stream=stream
             )
-        DigestSubscription.objects.get_or_create(user=user, value_stream=stream)
-    return True
+            receives = True
+        if changed:
+            audit_record(
+                actor=actor,
+                action="digest.subscribed" if subscribed else "digest.unsubscribed",
+                stream_id=stream.pk,
+                target_type="user",
+                target_id=user_id,
+            )
+    return receives
 
 
 def weekly_digest_send(*, stream_id: int, week_start: date) -> int:

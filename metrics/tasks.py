@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import smtplib
-from collections.abc import Callable
 from datetime import date, timedelta
+from typing import TypedDict
 
 from celery import Task, shared_task
 from django.core.cache import cache
@@ -21,9 +21,22 @@ PENDING_KEY = "metrics:pending:{stream_id}"
 REFRESH_KEY = "metrics:refresh-pending:{stream_id}"
 PENDING_SECONDS = 30
 BUSY_RETRY_SECONDS = 0.5
+
+
+class _RetryOptions(TypedDict):
+    """Typed so that ``**DATABASE_RETRIES`` checks against shared_task's options."""
+
+    acks_late: bool
+    autoretry_for: tuple[type[Exception], ...]
+    retry_backoff: bool
+    retry_backoff_max: int
+    retry_jitter: bool
+    max_retries: int
+
+
 # A task that lost its database connection is retried with backoff; acknowledged only
 # once done, so a killed worker's task is redelivered (tasks are safe to run twice).
-DATABASE_RETRIES = {
+DATABASE_RETRIES: _RetryOptions = {
     "acks_late": True,
     "autoretry_for": (OperationalError, InterfaceError),
     "retry_backoff": True,
@@ -88,7 +101,8 @@ def _publish_once(
     except Exception:
         logger.warning("Cache unavailable; enqueueing without coalescing", exc_info=True)
     try:
-        task.apply_async((stream_id,), countdown=countdown)
+        # celery-types declares ``countdown: float``; Celery takes None as "no delay".
+        task.apply_async((stream_id,), countdown=countdown)  # type: ignore[arg-type]
     except Exception:
         if marked:
             with contextlib.suppress(Exception):
@@ -231,43 +245,18 @@ def weekly_snapshots() -> dict:
     return {"week_start": week_start, "streams": len(stream_ids), "failed": failed}
 
 
-def enqueue_recompute(stream_id: int) -> None:
-    """Ask for a recompute once the current transaction commits.
-
-    Never lets the broker hold up or fail the user's move: a publish error is logged
-    and the sweeper catches the stream up later. A recent, not yet started run for the
-    stream makes this one unnecessary (bursts coalesce).
-    """
-    _on_commit_once("metrics_stream_id", stream_id, lambda: _publish_coalesced(stream_id))
-
-
-def enqueue_refresh(stream_id: int) -> None:
-    """Ask for a fresh metrics document once the current transaction commits: for a
-    board change that the document shows but that is no move (blocked cards, WIP limits).
-
-    Never fails the user's request: a publish error is logged, and the document then
-    catches up at the stream's next move. A pending refresh of the stream makes this
-    one unnecessary (bursts coalesce).
-    """
-
-    def publish() -> None:
+@shared_task(name="metrics.stream_changed", acks_late=True)
+def stream_changed(stream_id: int, changes: list[str]) -> None:
+    """A stream changed (``vsm.events``): "moves" asks for a recompute of its metrics,
+    "settings" (a card blocked, a WIP limit) for a fresh document. Coalesced here: a
+    run already pending for the stream covers this change too. Never raises (a broker
+    or cache error is logged; the sweeper catches up)."""
+    if "moves" in changes:
+        _publish_coalesced(stream_id)
+    if "settings" in changes:
         _publish_once(
             refresh_document,
             stream_id=stream_id,
             key=REFRESH_KEY,
             if_lost="the document catches up at the stream's next move",
         )
-
-    _on_commit_once("metrics_refresh_stream_id", stream_id, publish)
-
-
-def _on_commit_once(marker: str, stream_id: int, publish: Callable[[], None]) -> None:
-    """Run ``publish`` after commit, once per stream and transaction however many
-    changes it holds (``marker`` names the kind of request)."""
-    connection = transaction.get_connection()
-    if any(
-        getattr(callback, marker, None) == stream_id for _, callback, _ in connection.run_on_commit
-    ):
-        return
-    setattr(publish, marker, stream_id)
-    transaction.on_commit(publish)

@@ -12,6 +12,7 @@ from django.db import connection
 
 from boards.services import value_stream_create
 from tests.factories import MembershipFactory, UserFactory
+from tests.support import TEST_SYSTEM
 from vsm.models import Role, Team, ValueStream
 
 
@@ -31,12 +32,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.write_line(f"VSM test database backend: {connection.vendor}")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The production hasher costs most of a second per user; tests make many users.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def user(db):
     """A user with no role in any stream."""
@@ -52,7 +47,10 @@ def manager(db):
 def stream(manager) -> ValueStream:
     """A stream with its default team, cycles, columns and control points."""
     return value_stream_create(
-        name="Industrial pumps", customer_market="Mid-sized manufacturers", manager=manager
+        actor=TEST_SYSTEM,
+        name="Industrial pumps",
+        customer_market="Mid-sized manufacturers",
+        manager=manager,
     )
 
 
@@ -70,9 +68,9 @@ def member(team):
 
 @pytest.fixture
 def eager_tasks():
-    """Celery tasks run in the calling process, as in the embedded default, even when
-    the run points CELERY_BROKER_URL at Redis (CI does): for tests of what a task does,
-    not of the worker (tests/metrics/test_worker.py runs real workers)."""
+    """Celery tasks run in the calling process, as vsm.settings_test has them by default,
+    even when the run points CELERY_BROKER_URL at Redis (CI does): for tests of what a
+    task does, not of the worker (tests/metrics/test_worker.py runs real workers)."""
     from vsm.celery import app
 
     saved = app.conf.task_always_eager

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from boards.models import Card, CardMove, Column, Handoff, KnowledgeLevel, MoveKind
+from boards.services import POSITION_GAP
 from pdca.models import (
     ControlPoint,
     Criterion,
@@ -25,7 +26,8 @@ from pdca.models import (
 )
 from vsm.models import Channel, ChannelKind, Membership, Role, Team, ValueStream
 
-POSITION_GAP = 1024
+# Every factory user's password (the login form in the browser tests types it).
+PASSWORD = "correct horse battery staple"
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -35,7 +37,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
-    password = factory.django.Password("correct horse battery staple")
+    password = factory.django.Password(PASSWORD)
 
 
 class ValueStreamFactory(factory.django.DjangoModelFactory):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+
+from vsm.actors import ActorKind
 
 
 class ValueStream(models.Model):
@@ -116,3 +120,108 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ActorFields(models.Model):
+    """Who did it, on a row that records an action: a person, an API token or the system.
+
+    Filled by ``vsm.actors.actor_fields``. The person is kept as a nullable key (a user
+    who is deleted leaves "a person, no longer known"); a token by its id, the system
+    by a short code.
+    """
+
+    # Database defaults too: bulk loads (COPY) that predate the actor columns keep working.
+    actor_kind = models.CharField(
+        max_length=6, choices=ActorKind.choices, default=ActorKind.USER, db_default=ActorKind.USER
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_token_id = models.PositiveBigIntegerField(null=True, blank=True)
+    actor_system = models.CharField(max_length=40, blank=True, default="", db_default="")
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def actor_constraints(cls, prefix: str) -> list[models.BaseConstraint]:
+        """The named constraints that keep the actor columns consistent with the kind."""
+        return [
+            models.CheckConstraint(
+                condition=Q(actor_kind__in=ActorKind.values), name=f"{prefix}_actor_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(actor_kind=ActorKind.TOKEN) | Q(actor_token_id__isnull=False),
+                name=f"{prefix}_token_actor_has_token",
+            ),
+            models.CheckConstraint(
+                condition=~Q(actor_kind=ActorKind.SYSTEM) | ~Q(actor_system=""),
+                name=f"{prefix}_system_actor_has_name",
+            ),
+        ]
+
+    @property
+    def actor_label(self) -> str:
+        """How the actor is named on a page: a person's name, "API token 3", "System (demo)"."""
+        if self.actor_kind == ActorKind.TOKEN:
+            return f"API token {self.actor_token_id}"
+        if self.actor_kind == ActorKind.SYSTEM:
+            return f"System ({self.actor_system})"
+        if self.actor_id is None:
+            return "Someone"
+        try:
+            person = self.actor
+        except ObjectDoesNotExist:  # deleted since: an audit row keeps the id, no key
+            return f"A person no longer here (user {self.actor_id})"
+        return person.get_full_name() or person.get_username()
+
+
+class AuditEntry(ActorFields):
+    """One recorded action: who, which kind of actor, what, in which stream, on what.
+
+    Append-only (a PostgreSQL trigger refuses UPDATE and DELETE). It holds ids and
+    numbers only, no personal data, so that it never has to be erased: the stream and
+    targets are plain ids that outlive the rows they name.
+    """
+
+    # The person's id outlives the person: no cascade may ever update an audit row.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=60)
+    stream_id = models.PositiveBigIntegerField(null=True, blank=True)
+    target_type = models.CharField(max_length=40, blank=True)
+    target_id = models.PositiveBigIntegerField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    # The error code when the action was refused (an authorization): "not_found",
+    # "permission_refused"; empty when it was carried out.
+    refused_code = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["stream_id", "-at"], name="vsm_audit_stream_at"),
+            models.Index(fields=["action", "-at"], name="vsm_audit_action_at"),
+            models.Index(fields=["actor", "-at"], name="vsm_audit_actor_at"),
+        ]
+        constraints = [
+            *ActorFields.actor_constraints("vsm_auditentry"),
+            models.CheckConstraint(
+                condition=Q(action__regex=r"^[a-z_]+\.[a-z_]+$"),
+                name="vsm_auditentry_action_format",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_label} at {self.at:%Y-%m-%d %H:%M}"

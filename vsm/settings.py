@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "vsm.http.DomainErrorMiddleware",
 ]
 
 if not DEBUG:
@@ -164,9 +165,7 @@ if not DEBUG:
 # console) or e.g. smtp+tls://user:password@smtp.example.com:587 (also smtp://,
 # smtp+ssl://, filemail://, memorymail://, dummymail://). With debug off the default
 # is the host's own mail server, smtp://localhost:25, as Django's own default.
-_email = env.email_url(
-    "EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"
-)
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
 _email_options: dict = {}
 if _email["EMAIL_BACKEND"].endswith(".smtp.EmailBackend"):
     _email_options = {
@@ -212,6 +211,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False
+# Tasks told (by name, after commit) that a stream changed: see vsm.events.
+VSM_STREAM_CHANGED_TASKS = ["metrics.stream_changed"]
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Catches up any stream whose metrics lag its move log (broker was down, a worker
     # was killed): no recompute is ever lost.

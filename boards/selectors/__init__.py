@@ -19,16 +19,17 @@ from boards.selectors.board import (
     column_heads,
 )
 from boards.selectors.cards import (
-    card_for_user,
     card_history,
+    card_in_stream,
+    column_in_stream,
     control_point_between,
     move_destinations,
 )
 from boards.selectors.streams import (
-    stream_and_card_column_for_user,
-    stream_for_user,
+    stream_and_card_column_for_actor,
+    stream_for_actor,
     stream_members,
-    value_streams_for_user,
+    value_streams_for_actor,
     viewer_manages_stream,
 )
 
@@ -42,15 +43,16 @@ __all__ = [
     "board_filter_choices",
     "board_get",
     "board_version",
-    "card_for_user",
+    "card_in_stream",
     "card_history",
     "column_cards_page",
+    "column_in_stream",
     "column_heads",
     "control_point_between",
     "move_destinations",
-    "stream_and_card_column_for_user",
-    "stream_for_user",
+    "stream_and_card_column_for_actor",
+    "stream_for_actor",
     "stream_members",
-    "value_streams_for_user",
+    "value_streams_for_actor",
     "viewer_manages_stream",
 ]

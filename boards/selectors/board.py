@@ -23,9 +23,9 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import RowNumber
-from django.shortcuts import get_object_or_404
 
 from boards.models import Card, CardMove, Column, Outcome
+from boards.selectors.cards import column_in_stream
 from pdca.models import ControlPoint, Cycle
 from vsm.models import Channel, ValueStream
 
@@ -280,10 +280,11 @@ def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Bo
 def column_cards_page(
     *, stream: ValueStream, column_id: int, filters: BoardFilters, offset: int
 ) -> tuple[Column, list[Card], bool]:
-    """One further page of a column's open cards, for 'show more'."""
-    column = get_object_or_404(
-        Column.objects.select_related("cycle"), pk=column_id, cycle__value_stream=stream
-    )
+    """One further page of a column's open cards, for 'show more'.
+
+    Raises: ColumnNotFound.
+    """
+    column = column_in_stream(stream=stream, column_id=column_id)
     cards = list(
         filters.apply(_card_queryset().filter(column=column, outcome=Outcome.OPEN))[
             offset : offset + COLUMN_PAGE_SIZE + 1

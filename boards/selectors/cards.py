@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
-
+from boards.errors import CardNotFound, ColumnNotFound
 from boards.models import Card, CardMove, Column
 from pdca.models import ControlPoint, Cycle
 from vsm.models import ValueStream
 
 
-def card_for_user(*, stream: ValueStream, card_id: int) -> Card:
-    """A card of a stream the user can already see; 404 when it belongs elsewhere."""
-    return get_object_or_404(
-        Card.objects.select_related("column__cycle", "channel", "owner", "owning_team"),
-        pk=card_id,
-        value_stream=stream,
+def card_in_stream(*, stream: ValueStream, card_id: int) -> Card:
+    """A card of a stream the actor was given access to.
+
+    Raises: CardNotFound when it belongs elsewhere or does not exist.
+    """
+    card = (
+        Card.objects.select_related("column__cycle", "channel", "owner", "owning_team")
+        .filter(pk=card_id, value_stream=stream)
+        .first()
     )
+    if card is None:
+        raise CardNotFound(data={"card_id": card_id, "stream_id": stream.pk})
+    return card
 
 
 def card_history(*, card: Card) -> list[CardMove]:
     """The card's whole move log, oldest first, with the handoffs' checklists."""
     return list(
         CardMove.objects.filter(card=card)
-        .select_related("from_column__cycle", "to_column__cycle", "actor", "handoff__to_team")
+        .select_related(
+            "from_column__cycle",
+            "to_column__cycle",
+            "actor",
+            "handoff__to_team",
+            "wip_override",
+        )
         .prefetch_related("handoff__criteria_met")
         .order_by("moved_at", "id")
     )
@@ -49,6 +60,16 @@ def move_destinations(*, card: Card) -> list[tuple[Cycle, list[Column], ControlP
         for cycle_id, entry in by_cycle.items()
         if cycle_id == card.column.cycle_id or entry[2] is not None
     ]
+
+
+def column_in_stream(*, stream: ValueStream, column_id: int) -> Column:
+    """A column of the stream, with its cycle. Raises: ColumnNotFound."""
+    column = (
+        Column.objects.select_related("cycle").filter(pk=column_id, cycle__value_stream=stream)
+    ).first()
+    if column is None:
+        raise ColumnNotFound(data={"column_id": column_id, "stream_id": stream.pk})
+    return column
 
 
 def control_point_between(*, card: Card, to_column: Column) -> ControlPoint | None:

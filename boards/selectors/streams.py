@@ -1,72 +1,61 @@
-"""The value streams a user may see and steer, and their members."""
+"""The value streams an actor may see and steer, and their members."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
-from django.http import Http404
-from django.shortcuts import get_object_or_404
 
+from boards.errors import CardNotFound
 from boards.models import Card, Outcome
+from vsm.access import actor_steers, stream_access, streams_visible_to
+from vsm.actors import Actor
 from vsm.models import ValueStream
-from vsm.selectors import (
-    AnyUser,
-    user_manages_stream,
-    value_streams_visible_to,
-    with_viewer_manages,
-)
 
 
-def stream_for_user(*, user: AnyUser, slug: str) -> ValueStream:
-    """The stream with this slug if the user may see it; 404 otherwise (no existence leak).
+def stream_for_actor(*, actor: Actor, slug: str) -> ValueStream:
+    """The stream with this slug if the actor may see it, carrying ``viewer_manages``.
 
-    It carries ``viewer_manages``, whether this user may steer it, read in the same
-    query: every board request asks (see ``viewer_manages_stream``).
+    Raises: StreamNotFound (missing or out of reach alike).
     """
-    return get_object_or_404(with_viewer_manages(value_streams_visible_to(user), user), slug=slug)
+    return stream_access(actor=actor, slug=slug)
 
 
-def stream_and_card_column_for_user(
-    *, user: AnyUser, slug: str, card_id: int
+def stream_and_card_column_for_actor(
+    *, actor: Actor, slug: str, card_id: int
 ) -> tuple[ValueStream, int]:
-    """``stream_for_user``'s stream and the column its card ``card_id`` is in, in one query.
+    """``stream_for_actor``'s stream and the column its card ``card_id`` is in, in one
+    query: all a move needs before its service locks and reads the card itself.
 
-    404 when the stream is out of reach or the card belongs elsewhere. All a move needs
-    before its service locks and reads the card itself.
+    Raises: StreamNotFound, CardNotFound (the card belongs elsewhere, or to no stream).
     """
     card_column = (
         Card.objects.filter(pk=card_id, value_stream=OuterRef("pk")).order_by().values("column_id")
     )
-    streams = with_viewer_manages(value_streams_visible_to(user), user).annotate(
-        card_column_id=Subquery(card_column[:1])
-    )
-    stream = get_object_or_404(streams, slug=slug)
+    streams = streams_visible_to(actor).annotate(card_column_id=Subquery(card_column[:1]))
+    stream = stream_access(actor=actor, slug=slug, streams=streams)
     if stream.card_column_id is None:
-        raise Http404("No such card.")
+        raise CardNotFound(data={"card_id": card_id, "stream_id": stream.pk})
     return stream, stream.card_column_id
 
 
-def viewer_manages_stream(*, user: AnyUser, stream: ValueStream) -> bool:
-    """Whether the user may steer the stream (WIP limits, overrides).
-
-    Free for a stream read by ``stream_for_user`` for this same user; one query otherwise.
-    """
-    annotated: bool | None = getattr(stream, "viewer_manages", None)
-    if annotated is not None:
-        return annotated
-    return user_manages_stream(user, stream)
+def viewer_manages_stream(*, actor: Actor, stream: ValueStream) -> bool:
+    """Whether the actor may steer the stream (WIP limits, overrides): free for a
+    stream read by ``stream_for_actor`` for this same actor, one query otherwise."""
+    return actor_steers(actor=actor, stream=stream)
 
 
-def value_streams_for_user(*, user: AnyUser) -> QuerySet[ValueStream]:
+def value_streams_for_actor(*, actor: Actor) -> QuerySet[ValueStream]:
     return (
-        value_streams_visible_to(user)
+        streams_visible_to(actor)
         .select_related("manager")
         .annotate(open_cards=Count("cards", filter=Q(cards__outcome=Outcome.OPEN)))
         .order_by("name")
     )
 
 
-def stream_members(*, stream: ValueStream):
+def stream_members(*, stream: ValueStream) -> QuerySet[AbstractBaseUser]:
+    """The people in any team of the stream, by first name: who may own its cards."""
     return (
         get_user_model()
         .objects.filter(memberships__team__value_stream=stream)

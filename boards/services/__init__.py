@@ -6,7 +6,13 @@ the position rule and the move log, under the column locks.
 """
 
 from boards.services.cards import card_set_blocked, card_update
-from boards.services.columns import column_set_wip_limit
+from boards.services.columns import (
+    WIP_LIMIT_MAX,
+    column_create,
+    column_delete,
+    column_set_wip_limit,
+    column_update,
+)
 from boards.services.moves import (
     MoveResult,
     card_close,
@@ -28,6 +34,7 @@ __all__ = [
     "DEFAULT_CRITERIA",
     "DEFAULT_CYCLES",
     "POSITION_GAP",
+    "WIP_LIMIT_MAX",
     "MoveResult",
     "card_close",
     "card_create",
@@ -35,7 +42,10 @@ __all__ = [
     "card_reopen",
     "card_set_blocked",
     "card_update",
+    "column_create",
+    "column_delete",
     "column_set_wip_limit",
+    "column_update",
     "handoff_pass",
     "value_stream_create",
 ]

@@ -5,14 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
-
 from boards.errors import InvalidMove
 from boards.models import Card
 from boards.services.clock import event_time
-from boards.services.locks import _check_version
-from metrics.tasks import enqueue_refresh
-from vsm.models import Channel
+from boards.services.locks import _check_version, _lock_card
+from boards.services.rules import card_channel_check, card_owner_check, prospect_name_check
+from vsm.actors import Actor
+from vsm.audit import audit_record
+from vsm.events import StreamChange, stream_changed
+from vsm.transactions import locking_transaction
+
+# The facts of a prospect an edit may change, in the order the audit row lists them.
+EDITABLE_FIELDS = (
+    "person_name",
+    "company",
+    "email",
+    "channel_id",
+    "owner_id",
+    "estimated_value",
+    "notes",
+)
 
 
 def card_set_blocked(
@@ -20,25 +32,26 @@ def card_set_blocked(
     card_id: int,
     blocked: bool,
     reason: str = "",
-    actor,
+    actor: Actor,
     expected_version: int | None = None,
     at: datetime | None = None,
 ) -> Card:
     """Block a card with a reason, or unblock it.
 
-    Locks: the card. Raises: InvalidMove (no reason), StaleBoard.
-    Side effects: when the card is blocked or unblocked (not when only the reason
-    changes), asks for a fresh metrics document after commit (it counts blocked cards).
+    Locks: the card. Raises: InvalidMove (no reason), CardNotFound, StaleBoard.
+    Side effects: an audit row; when the card is blocked or unblocked (not when only
+    the reason changes), "stream changed" (settings) after commit: the metrics count
+    blocked cards.
     """
     at = event_time(at)
     reason = reason.strip()
     if blocked and not reason:
-        raise InvalidMove("Say why the card is blocked.")
-    with transaction.atomic():
-        card = Card.objects.select_for_update(no_key=True).get(pk=card_id)
+        raise InvalidMove("Say why the card is blocked.", field="reason")
+    with locking_transaction():
+        card = _lock_card(card_id)
         _check_version(card, expected_version)
         if card.is_blocked != blocked:
-            enqueue_refresh(card.value_stream_id)
+            stream_changed(card.value_stream_id, StreamChange.SETTINGS)
         card.is_blocked = blocked
         card.blocked_reason = reason if blocked else ""
         card.blocked_at = at if blocked else None
@@ -47,13 +60,22 @@ def card_set_blocked(
         card.save(
             update_fields=["is_blocked", "blocked_reason", "blocked_at", "version", "updated_at"]
         )
+        audit_record(
+            actor=actor,
+            action="card.blocked" if blocked else "card.unblocked",
+            stream_id=card.value_stream_id,
+            target_type="card",
+            target_id=card.pk,
+            data={"version": card.version},
+            at=at,
+        )
     return card
 
 
 def card_update(
     *,
     card_id: int,
-    actor,
+    actor: Actor,
     expected_version: int | None = None,
     person_name: str,
     company: str,
@@ -66,29 +88,49 @@ def card_update(
 ) -> Card:
     """Edit a prospect's facts and notes (not its column: that is a move).
 
-    Locks: the card. Raises: InvalidMove, StaleBoard.
+    A new owner must be a member of the card's stream, the channel one of its
+    channels (active, unless the card already has it).
+    Locks: the card. Raises: InvalidMove, CardNotFound, StaleBoard.
+    Side effects: an audit row naming the changed fields (not their values).
     """
     at = event_time(at)
-    if not (person_name.strip() or company.strip()):
-        raise InvalidMove("A prospect needs a person or a company.")
-    with transaction.atomic():
-        card = Card.objects.select_for_update(no_key=True).get(pk=card_id)
+    prospect_name_check(person_name=person_name, company=company)
+    if Decimal(estimated_value) < 0:
+        raise InvalidMove("An estimated value is 0 or more.", field="estimated_value")
+    with locking_transaction():
+        card = _lock_card(card_id)
         _check_version(card, expected_version)
-        if (
-            channel_id is not None
-            and not Channel.objects.filter(
-                pk=channel_id, value_stream_id=card.value_stream_id
-            ).exists()
-        ):
-            raise InvalidMove("That channel does not belong to this value stream.")
+        stream_id = card.value_stream_id
+        # An owner who has left the stream's teams stays until someone changes it: an
+        # edit of the notes must not fail on who owns the card.
+        if owner_id != card.owner_id:
+            card_owner_check(stream_id=stream_id, owner_id=owner_id)
+        card_channel_check(
+            stream_id=stream_id, channel_id=channel_id, current_channel_id=card.channel_id
+        )
+        before = {field: getattr(card, field) for field in EDITABLE_FIELDS}
         card.person_name = person_name.strip()
         card.company = company.strip()
         card.email = email.strip()
         card.channel_id = channel_id
         card.owner_id = owner_id
-        card.estimated_value = estimated_value
+        card.estimated_value = Decimal(estimated_value)
         card.notes = notes
+        changed = [field for field in EDITABLE_FIELDS if getattr(card, field) != before[field]]
         card.version += 1
         card.updated_at = at
         card.save()
+        audit_record(
+            actor=actor,
+            action="card.updated",
+            stream_id=stream_id,
+            target_type="card",
+            target_id=card.pk,
+            data={
+                "version": card.version,
+                "changed_fields": len(changed),
+                **{f"changed_{field}": True for field in changed},
+            },
+            at=at,
+        )
     return card

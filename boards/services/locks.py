@@ -1,43 +1,15 @@
-"""A move's bounded transaction, its row locks (ascending pk) and the card version check."""
+"""Row locks of the board's writes (ascending pk) and the card version check.
+
+Every service here runs inside ``vsm.transactions.locking_transaction``: its bounds
+turn a long wait on another's locks into ``Busy``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
-from django.db import OperationalError, connection, transaction
-
-from boards.errors import BoardBusy, InvalidMove, StaleBoard
+from boards.errors import CardNotFound, ColumnNotFound, StaleBoard
 from boards.models import Card, Column
-
-# Bounds on a move's transaction, so that metrics can tell when no older move can
-# still be in flight (metrics.services.SETTLE_SECONDS must stay above their sum).
-_MOVE_TRANSACTION_LIMITS = (
-    "SET LOCAL lock_timeout = '3s'; SET LOCAL statement_timeout = '5s'; "
-    "SET LOCAL idle_in_transaction_session_timeout = '10s'"
-)
-
-
-# lock_not_available, query_canceled: a bound above was hit while others held the rows.
-_BUSY_SQLSTATES = frozenset({"55P03", "57014"})
-
-
-@contextmanager
-def _move_transaction() -> Iterator[None]:
-    """A move's transaction; hitting its time bounds is a refusal the user can retry."""
-    try:
-        with transaction.atomic():
-            yield
-    except OperationalError as error:
-        if getattr(error.__cause__, "sqlstate", None) in _BUSY_SQLSTATES:
-            raise BoardBusy() from error
-        raise
-
-
-def _bound_transaction() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_MOVE_TRANSACTION_LIMITS)
 
 
 def _lock_columns(column_ids: Iterable[int]) -> dict[int, Column]:
@@ -45,8 +17,8 @@ def _lock_columns(column_ids: Iterable[int]) -> dict[int, Column]:
 
     ``no_key=True``: a plain FOR UPDATE would conflict with the FOR KEY SHARE that
     concurrent inserts referencing the column (CardMove) take, and deadlock under load.
+    Raises: ColumnNotFound.
     """
-    _bound_transaction()
     ids = sorted(set(column_ids))
     # of=("self",): lock the column rows only, not the joined cycle and stream rows.
     locked = (
@@ -57,7 +29,8 @@ def _lock_columns(column_ids: Iterable[int]) -> dict[int, Column]:
     )
     columns = {column.pk: column for column in locked}
     if len(columns) != len(ids):
-        raise InvalidMove("That column no longer exists.")
+        missing = sorted(set(ids) - set(columns))
+        raise ColumnNotFound(data={"column_id": missing[0]})
     return columns
 
 
@@ -72,7 +45,7 @@ def _lock_card_and_columns(
     The card's column must be known before its lock: the caller names the column it
     saw the card in (``expected_column_id``), or it is read here. Either way, if the
     card is elsewhere once locked, the view that asked for this is stale.
-    Raises: InvalidMove (no such card), StaleBoard.
+    Raises: CardNotFound, ColumnNotFound, StaleBoard.
     """
     current_column_id = expected_column_id
     if current_column_id is None:
@@ -81,7 +54,7 @@ def _lock_card_and_columns(
             Card.objects.filter(pk=card_id).order_by().values_list("column_id", flat=True).first()
         )
         if current_column_id is None:
-            raise InvalidMove("That card no longer exists.")
+            raise CardNotFound(data={"card_id": card_id})
     columns = _lock_columns([current_column_id, *other_column_ids])
     # The related rows are what the move's answer renders (the card's channel and
     # owner); of=("self",) keeps the lock on the card row alone. The stream came with
@@ -94,12 +67,21 @@ def _lock_card_and_columns(
         .first()
     )
     if card is None:
-        raise InvalidMove("That card no longer exists.")
+        raise CardNotFound(data={"card_id": card_id})
     if card.column_id != current_column_id:
-        raise StaleBoard()
+        raise StaleBoard(data={"card_id": card_id, "column_id": card.column_id})
     return card, columns
 
 
+def _lock_card(card_id: int) -> Card:
+    """Lock one card row (edits that leave it in its column). Raises: CardNotFound."""
+    card = Card.objects.select_for_update(no_key=True).filter(pk=card_id).order_by().first()
+    if card is None:
+        raise CardNotFound(data={"card_id": card_id})
+    return card
+
+
 def _check_version(card: Card, expected_version: int | None) -> None:
+    """Raises: StaleBoard when the caller saw another version of the card."""
     if expected_version is not None and card.version != expected_version:
-        raise StaleBoard()
+        raise StaleBoard(data={"card_id": card.pk, "version": card.version})

@@ -7,18 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from boards.errors import ControlPointRequired, CriteriaNotMet, InvalidMove, StaleBoard
+from boards.errors import (
+    ColumnNotFound,
+    ControlPointRequired,
+    CriteriaNotMet,
+    InvalidMove,
+    StaleBoard,
+)
 from boards.models import Card, CardMove, Column, Handoff, MoveKind, Outcome
 from boards.services.clock import event_time
-from boards.services.locks import (
-    _check_version,
-    _lock_card_and_columns,
-    _lock_columns,
-    _move_transaction,
-)
+from boards.services.locks import _check_version, _lock_card_and_columns, _lock_columns
 from boards.services.placement import _open_counts, _place_card
-from pdca.models import ControlPoint
-from vsm.models import Channel
+from boards.services.rules import card_channel_check, card_owner_check, prospect_name_check
+from pdca.errors import ControlPointNotFound, CycleNotFound
+from pdca.models import ControlPoint, Cycle
+from vsm.actors import Actor, actor_fields
+from vsm.transactions import locking_transaction
 
 
 @dataclass(frozen=True)
@@ -50,43 +54,50 @@ def _first_column_id(cycle_id: int) -> int | None:
 
 def card_create(
     *,
-    column_id: int,
-    actor,
+    cycle_id: int,
+    actor: Actor,
     person_name: str = "",
     company: str = "",
     email: str = "",
     channel_id: int | None = None,
-    owner=None,
+    owner_id: int | None = None,
     estimated_value: Decimal | int = 0,
     notes: str = "",
     wip_override_reason: str = "",
+    stream_id: int | None = None,
     at: datetime | None = None,
 ) -> MoveResult:
-    """Create a prospect card in the first column of a cycle.
+    """Create a prospect card; it enters the first column of the cycle ``cycle_id``.
 
-    Locks: the column. Raises: InvalidMove, WipLimitReached, PermissionRefused.
+    ``stream_id``: when given, the cycle must belong to that stream (the caller's
+    stream, checked by the access rule). The owner must be a member of the stream and
+    the channel an active channel of it.
+    Locks: the column. Raises: CycleNotFound, InvalidMove (no name, no columns, an owner
+    or channel from elsewhere), WipLimitReached, PermissionRefused (an override).
     """
     at = event_time(at)
-    if not (person_name.strip() or company.strip()):
-        raise InvalidMove("A prospect needs a person or a company.")
-    with _move_transaction():
+    prospect_name_check(person_name=person_name, company=company)
+    cycle = Cycle.objects.filter(pk=cycle_id).first()
+    if cycle is None or (stream_id is not None and cycle.value_stream_id != stream_id):
+        raise CycleNotFound(data={"cycle_id": cycle_id})
+    column_id = _first_column_id(cycle.pk)
+    if column_id is None:
+        raise InvalidMove(f"{cycle.name} has no columns yet.", data={"cycle_id": cycle.pk})
+    card_owner_check(stream_id=cycle.value_stream_id, owner_id=owner_id)
+    card_channel_check(stream_id=cycle.value_stream_id, channel_id=channel_id)
+    with locking_transaction():
         column = _lock_columns([column_id])[column_id]
-        stream_id = column.cycle.value_stream_id
-        if column.pk != _first_column_id(column.cycle_id):
-            raise InvalidMove(f"New prospects enter {column.cycle.name} at its first column.")
-        if (
-            channel_id is not None
-            and not Channel.objects.filter(pk=channel_id, value_stream_id=stream_id).exists()
-        ):
-            raise InvalidMove("That channel does not belong to this value stream.")
+        if column.cycle_id != cycle.pk or column.pk != _first_column_id(cycle.pk):
+            # The cycle's columns were reordered meanwhile.
+            raise StaleBoard(data={"cycle_id": cycle.pk})
         card = Card(
-            value_stream_id=stream_id,
+            value_stream_id=cycle.value_stream_id,
             person_name=person_name.strip(),
             company=company.strip(),
             email=email.strip(),
             channel_id=channel_id,
-            owner=owner,
-            owning_team_id=column.cycle.owning_team_id,
+            owner_id=owner_id,
+            owning_team_id=cycle.owning_team_id,
             estimated_value=estimated_value,
             notes=notes,
             created_at=at,
@@ -108,7 +119,7 @@ def card_move(
     *,
     card_id: int,
     to_column_id: int,
-    actor,
+    actor: Actor,
     expected_version: int | None = None,
     after_card_id: int | None = None,
     before_card_id: int | None = None,
@@ -125,7 +136,7 @@ def card_move(
     Raises: StaleBoard, WipLimitReached, PermissionRefused, ControlPointRequired, InvalidMove.
     """
     at = event_time(at)
-    with _move_transaction():
+    with locking_transaction():
         card, columns = _lock_card_and_columns(
             card_id=card_id,
             other_column_ids=[to_column_id],
@@ -133,15 +144,18 @@ def card_move(
         )
         _check_version(card, expected_version)
         if not card.is_open:
-            raise InvalidMove("This card is closed; reopen it before moving it.")
+            raise InvalidMove(
+                "This card is closed; reopen it before moving it.", data={"card_id": card_id}
+            )
         from_column = columns[card.column_id]
         to_column = columns[to_column_id]
         if to_column.cycle.value_stream_id != card.value_stream_id:
-            raise InvalidMove("That column belongs to another value stream.")
+            raise ColumnNotFound(data={"column_id": to_column_id})
         if to_column.cycle_id != from_column.cycle_id:
             raise ControlPointRequired(
                 f"Moving from {from_column.cycle.name} to {to_column.cycle.name} passes a "
-                "control point: use its handoff checklist."
+                "control point: use its handoff checklist.",
+                data={"from_cycle_id": from_column.cycle_id, "to_cycle_id": to_column.cycle_id},
             )
         # Both columns in one count: the WIP check needs the target's, the answer both.
         open_counts = _open_counts(columns)
@@ -170,7 +184,7 @@ def handoff_pass(
     card_id: int,
     control_point_id: int,
     criteria_met_ids: Iterable[int],
-    actor,
+    actor: Actor,
     expected_version: int | None = None,
     wip_override_reason: str = "",
     at: datetime | None = None,
@@ -188,28 +202,43 @@ def handoff_pass(
         .first()
     )
     if control_point is None:
-        raise InvalidMove("That control point no longer exists.")
+        raise ControlPointNotFound(data={"control_point_id": control_point_id})
     target_id = _first_column_id(control_point.to_cycle_id)
     if target_id is None:
-        raise InvalidMove(f"{control_point.to_cycle.name} has no columns yet.")
+        raise InvalidMove(
+            f"{control_point.to_cycle.name} has no columns yet.",
+            data={"cycle_id": control_point.to_cycle_id},
+        )
     criteria = list(control_point.criteria.all())
     met_ids = set(criteria_met_ids)
     unknown = met_ids - {criterion.pk for criterion in criteria}
     if unknown:
-        raise InvalidMove("Some ticked criteria do not belong to this control point.")
-    missing = [c.text for c in criteria if c.required and c.pk not in met_ids]
+        raise InvalidMove(
+            "Some ticked criteria do not belong to this control point.",
+            data={"criterion_ids": tuple(sorted(unknown))},
+            field="criteria",
+        )
+    missing = [c for c in criteria if c.required and c.pk not in met_ids]
     if missing:
-        raise CriteriaNotMet("Required criteria not met: " + "; ".join(missing) + ".")
-    with _move_transaction():
+        raise CriteriaNotMet(
+            "Required criteria not met: " + "; ".join(c.text for c in missing) + ".",
+            data={"criterion_ids": tuple(c.pk for c in missing)},
+            field="criteria",
+        )
+    with locking_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id, other_column_ids=[target_id])
         _check_version(card, expected_version)
+        if control_point.from_cycle.value_stream_id != card.value_stream_id:
+            raise ControlPointNotFound(data={"control_point_id": control_point_id})
         if not card.is_open:
-            raise InvalidMove("This card is closed; reopen it before handing it off.")
+            raise InvalidMove(
+                "This card is closed; reopen it before handing it off.", data={"card_id": card_id}
+            )
         from_column = columns[card.column_id]
         if from_column.cycle_id != control_point.from_cycle_id:
             raise StaleBoard(
-                f"This card is no longer in {control_point.from_cycle.name}; the board now "
-                "shows where it is."
+                f"This card is no longer in {control_point.from_cycle.name}.",
+                data={"card_id": card_id, "column_id": from_column.pk},
             )
         from_team_id = card.owning_team_id
         to_team_id = control_point.receiving_team_id or control_point.to_cycle.owning_team_id
@@ -229,7 +258,7 @@ def handoff_pass(
             move=move,
             from_team_id=from_team_id,
             to_team_id=to_team_id,
-            actor=actor if getattr(actor, "pk", None) else None,
+            **actor_fields(actor),
             handed_off_at=at,
         )
         handoff.criteria_met.set([c for c in criteria if c.pk in met_ids])
@@ -240,7 +269,7 @@ def card_close(
     *,
     card_id: int,
     outcome: Outcome,
-    actor,
+    actor: Actor,
     expected_version: int | None = None,
     at: datetime | None = None,
 ) -> MoveResult:
@@ -249,13 +278,16 @@ def card_close(
     Locks: the card's column, then the card. Raises: StaleBoard, InvalidMove.
     """
     if outcome not in (Outcome.WON, Outcome.LOST):
-        raise InvalidMove("A card is closed as won or lost.")
+        raise InvalidMove("A card is closed as won or lost.", field="outcome")
     at = event_time(at)
-    with _move_transaction():
+    with locking_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id)
         _check_version(card, expected_version)
         if not card.is_open:
-            raise InvalidMove(f"This card is already {card.get_outcome_display().lower()}.")
+            raise InvalidMove(
+                f"This card is already {card.get_outcome_display().lower()}.",
+                data={"card_id": card_id},
+            )
         column = columns[card.column_id]
         card.outcome = outcome
         card.closed_at = at
@@ -274,7 +306,7 @@ def card_close(
 def card_reopen(
     *,
     card_id: int,
-    actor,
+    actor: Actor,
     expected_version: int | None = None,
     wip_override_reason: str = "",
     at: datetime | None = None,
@@ -284,11 +316,11 @@ def card_reopen(
     Locks: the column, then the card. Raises: StaleBoard, WipLimitReached, InvalidMove.
     """
     at = event_time(at)
-    with _move_transaction():
+    with locking_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id)
         _check_version(card, expected_version)
         if card.is_open:
-            raise InvalidMove("This card is already open.")
+            raise InvalidMove("This card is already open.", data={"card_id": card_id})
         column = columns[card.column_id]
         card.outcome = Outcome.OPEN
         card.closed_at = None

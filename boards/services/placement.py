@@ -7,12 +7,24 @@ from datetime import datetime
 
 from django.db.models import Count
 
-from boards.errors import PermissionRefused, WipLimitReached
-from boards.models import Card, CardMove, Column, MoveKind, Outcome
+from boards.errors import WipLimitReached
+from boards.models import Card, CardMove, Column, MoveKind, Outcome, WipOverride
 from boards.services.positions import _open_cards, _position_in
-from metrics.tasks import enqueue_recompute
+from vsm.access import stream_steer_check
+from vsm.actors import Actor, actor_fields
+from vsm.audit import audit_record
+from vsm.events import StreamChange, stream_changed
 from vsm.models import ValueStream
-from vsm.selectors import user_manages_stream
+
+# The audit log's action for each kind of move ("card.<verb>").
+AUDIT_ACTIONS: dict[str, str] = {
+    MoveKind.ENTER: "card.entered",
+    MoveKind.MOVE: "card.moved",
+    MoveKind.HANDOFF: "card.handed_off",
+    MoveKind.WON: "card.won",
+    MoveKind.LOST: "card.lost",
+    MoveKind.REOPEN: "card.reopened",
+}
 
 
 def _open_counts(column_ids: Iterable[int]) -> dict[int, int]:
@@ -29,7 +41,7 @@ def _open_counts(column_ids: Iterable[int]) -> dict[int, int]:
 
 
 def _check_wip(
-    column: Column, *, actor, stream: ValueStream, override_reason: str, count: int | None
+    column: Column, *, actor: Actor, stream: ValueStream, override_reason: str, count: int | None
 ) -> str:
     """Enforce the column's WIP limit; return the override reason that was used, if any.
 
@@ -45,12 +57,14 @@ def _check_wip(
         return ""
     override_reason = override_reason.strip()
     if not override_reason:
-        raise WipLimitReached(column_name=column.name, count=count, limit=column.wip_limit)
-    if actor is None or not user_manages_stream(actor, stream):
-        raise PermissionRefused(
-            f"{column.name} is at its WIP limit, {count}/{column.wip_limit}; only the value "
-            "stream manager may override it."
+        raise WipLimitReached(
+            column_id=column.pk, column_name=column.name, count=count, limit=column.wip_limit
         )
+    stream_steer_check(
+        actor=actor,
+        stream=stream,
+        what=f"override the WIP limit of {column.name} ({count}/{column.wip_limit})",
+    )
     return override_reason
 
 
@@ -59,7 +73,7 @@ def _place_card(
     card: Card,
     to_column: Column,
     kind: MoveKind,
-    actor,
+    actor: Actor,
     at: datetime,
     from_column: Column | None,
     after_card_id: int | None = None,
@@ -72,6 +86,9 @@ def _place_card(
 
     ``to_column_open_count``: the target's open cards, if the caller counted them under
     the lock; otherwise the WIP check counts them.
+    Raises: WipLimitReached, PermissionRefused (an override by someone who does not
+    steer the stream), StaleBoard (a named neighbour moved).
+    Side effects: an audit row; after commit, "stream changed" (moves) for a flow event.
     """
     changes_column = from_column is None or from_column.pk != to_column.pk
     enters_flow = changes_column or kind == MoveKind.REOPEN
@@ -100,18 +117,38 @@ def _place_card(
         card.column_entered_at = at
     card.version = (card.version or 0) + 1 if card.pk else 1
     card.save()
-    if not changes_column and kind == MoveKind.MOVE:
-        return None  # a reorder inside a column is not a flow event
-    enqueue_recompute(card.value_stream_id)
-    return CardMove.objects.create(
-        value_stream_id=card.value_stream_id,
-        card=card,
-        from_column=from_column,
-        to_column=to_column,
-        actor=actor if getattr(actor, "pk", None) else None,
-        moved_at=at,
-        kind=kind,
-        wip_override_reason=used_override,
-        channel_id=card.channel_id,
-        estimated_value=card.estimated_value,
+    move = None
+    if changes_column or kind != MoveKind.MOVE:  # a reorder inside a column is no flow event
+        stream_changed(card.value_stream_id, StreamChange.MOVES)
+        move = CardMove.objects.create(
+            value_stream_id=card.value_stream_id,
+            card=card,
+            from_column=from_column,
+            to_column=to_column,
+            **actor_fields(actor),
+            moved_at=at,
+            kind=kind,
+            channel_id=card.channel_id,
+            estimated_value=card.estimated_value,
+        )
+        if used_override:
+            # Setting move= caches the override on the move: its answer reads no row.
+            WipOverride.objects.create(move=move, reason=used_override)
+        else:
+            # Known to have none: asking the move for its reason reads no row either.
+            CardMove.wip_override.related.set_cached_value(move, None)
+    audit_record(
+        actor=actor,
+        action=AUDIT_ACTIONS[kind] if move is not None else "card.reordered",
+        stream_id=card.value_stream_id,
+        target_type="card",
+        target_id=card.pk,
+        data={
+            "from_column_id": from_column.pk if from_column else None,
+            "to_column_id": to_column.pk,
+            "move_id": move.pk if move else None,
+            "wip_overridden": bool(used_override),
+        },
+        at=at,
     )
+    return move

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import Max, OuterRef, QuerySet, Subquery
 
-from boards.errors import BoardError, StaleBoard
+from boards.errors import StaleBoard
 from boards.models import Card, Column, Outcome
 
 # Room for 20 drops into the same gap before the column is renumbered (positions are
@@ -13,7 +13,7 @@ from boards.models import Card, Column, Outcome
 POSITION_GAP = 2**20
 
 
-def _open_cards(column: Column):
+def _open_cards(column: Column) -> QuerySet[Card]:
     return Card.objects.filter(column=column, outcome=Outcome.OPEN)
 
 
@@ -90,7 +90,8 @@ def _position_in(
         )
         if row is None:
             raise StaleBoard(
-                "The board changed while you were dragging; it now shows the current order."
+                "A neighbouring card moved meanwhile; nothing was changed.",
+                data={"card_id": card_id, "column_id": column.pk},
             )
         return row
 
@@ -110,4 +111,4 @@ def _position_in(
             return (lower + upper) // 2
         if attempt == 0:
             _renumber(column)
-    raise BoardError("Could not find a free position in the column.")  # pragma: no cover
+    raise AssertionError("a renumbered column always has a free position")  # pragma: no cover

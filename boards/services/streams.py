@@ -10,7 +10,11 @@ from django.utils.text import slugify
 
 from boards.models import Column, KnowledgeLevel
 from pdca.models import ControlPoint, Criterion, Cycle
+from vsm.actors import Actor
+from vsm.audit import audit_record
+from vsm.errors import InvalidInput
 from vsm.models import Membership, Role, Team, ValueStream
+from vsm.services import name_free_check
 
 DEFAULT_CYCLES: Sequence[str] = ("Collaboration", "Sales/Buying", "Repeat/Upsell")
 DEFAULT_COLUMNS: Sequence[tuple[str, str, int | None]] = (
@@ -38,24 +42,37 @@ def value_stream_create(
     name: str,
     customer_market: str,
     manager: AbstractBaseUser,
+    actor: Actor,
     slug: str = "",
     description: str = "",
     team_name: str = "",
 ) -> ValueStream:
     """Make a stream with its default team, cycles, columns and control points.
 
-    Side effects: the manager joins the default team as value stream manager.
+    Raises: InvalidInput (no name or market), NotUnique (the name or slug is taken).
+    Side effects: the manager joins the default team as value stream manager; an
+    audit row. No "stream changed": a new stream has no metrics yet, and its first
+    move announces itself.
     """
+    name, customer_market = name.strip(), customer_market.strip()
+    if not name:
+        raise InvalidInput("A value stream needs a name.", field="name")
+    if not customer_market:
+        raise InvalidInput("Say which customer market the stream serves.", field="customer_market")
+    slug = slug.strip() or slugify(name)[:120]
     with transaction.atomic():
+        streams = ValueStream.objects.all()
+        name_free_check(streams, name=name, what="A value stream")
+        name_free_check(streams, name=slug, what="The slug", field="slug", lookup="slug")
         stream = ValueStream.objects.create(
             name=name,
-            slug=slug or slugify(name)[:120],
+            slug=slug,
             customer_market=customer_market,
             description=description,
-            manager=manager,
+            manager_id=manager.pk,
         )
         team = Team.objects.create(value_stream=stream, name=team_name or f"{name} team")
-        Membership.objects.create(user=manager, team=team, role=Role.VALUE_STREAM_MANAGER)
+        Membership.objects.create(user_id=manager.pk, team=team, role=Role.VALUE_STREAM_MANAGER)
         cycles = [
             Cycle.objects.create(
                 value_stream=stream, name=cycle_name, order=order, owning_team=team
@@ -82,4 +99,12 @@ def value_stream_create(
                 Criterion(control_point=control_point, text=text, required=required, order=order)
                 for order, (text, required) in enumerate(criteria, start=1)
             )
+        audit_record(
+            actor=actor,
+            action="stream.created",
+            stream_id=stream.pk,
+            target_type="stream",
+            target_id=stream.pk,
+            data={"manager_id": manager.pk, "team_id": team.pk},
+        )
     return stream

@@ -1,29 +1,30 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from boards import selectors, services
-from boards.errors import BoardError
-from boards.forms import BoardFilterForm, WipLimitForm
-from boards.models import Column
+from boards.forms import BoardFilterForm, ColumnPageForm, WipLimitForm
 from boards.views.common import (
+    actor,
     back_to_board,
     board_context,
     columns_response,
+    refuse_with_columns,
 )
+from vsm.errors import InvalidInput
 
 
 @require_GET
 def stream_list(request: HttpRequest) -> HttpResponse:
-    streams = selectors.value_streams_for_user(user=request.user)
+    streams = selectors.value_streams_for_actor(actor=actor(request))
     return render(request, "boards/stream_list.html", {"streams": streams})
 
 
 @require_GET
 def board(request: HttpRequest, stream_slug: str) -> HttpResponse:
-    stream = selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     filter_form = BoardFilterForm(request.GET)
     context = board_context(request, stream)
     context.update(
@@ -38,7 +39,7 @@ def board(request: HttpRequest, stream_slug: str) -> HttpResponse:
 @require_GET
 def board_poll(request: HttpRequest, stream_slug: str) -> HttpResponse:
     """Live updates: 204 while the board is unchanged, else the fresh board."""
-    stream = selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     if request.GET.get("version") == selectors.board_version(stream=stream):
         return HttpResponse(status=204)
     context = board_context(request, stream)
@@ -48,10 +49,9 @@ def board_poll(request: HttpRequest, stream_slug: str) -> HttpResponse:
 
 @require_GET
 def column_more(request: HttpRequest, stream_slug: str, column_id: int) -> HttpResponse:
-    stream = selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     filters = BoardFilterForm(request.GET).filters()
-    offset_text = request.GET.get("offset", "0")
-    offset = int(offset_text) if offset_text.isdigit() else 0
+    offset = ColumnPageForm(request.GET).offset_value()
     column, cards, has_more = selectors.column_cards_page(
         stream=stream, column_id=column_id, filters=filters, offset=offset
     )
@@ -68,20 +68,16 @@ def column_more(request: HttpRequest, stream_slug: str, column_id: int) -> HttpR
 
 @require_POST
 def column_wip_limit(request: HttpRequest, stream_slug: str, column_id: int) -> HttpResponse:
-    stream = selectors.stream_for_user(user=request.user, slug=stream_slug)
-    column = get_object_or_404(Column, pk=column_id, cycle__value_stream=stream)
+    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
+    column = selectors.column_in_stream(stream=stream, column_id=column_id)
+    refuse_with_columns(request, stream, [column.pk])
     form = WipLimitForm(request.POST)
     if not form.is_valid():
-        message, error = "A WIP limit is empty or a whole number of at least 1.", True
-    else:
-        try:
-            services.column_set_wip_limit(
-                column_id=column.pk, wip_limit=form.cleaned_data["wip_limit"], actor=request.user
-            )
-            message, error = f"WIP limit of {column.name} saved.", False
-        except BoardError as refusal:
-            message, error = str(refusal), True
+        raise InvalidInput("A WIP limit is empty or a whole number of at least 1.")
+    services.column_set_wip_limit(
+        column_id=column.pk, wip_limit=form.cleaned_data["wip_limit"], actor=actor(request)
+    )
+    message = f"WIP limit of {column.name} saved."
     if not request.htmx:
-        return back_to_board(request, stream, message, error=error)
-    level = "error" if error else "success"
-    return columns_response(request, stream, [column.pk], message=message, level=level)
+        return back_to_board(request, stream, message)
+    return columns_response(request, stream, [column.pk], message=message)

@@ -2,61 +2,68 @@
 
 Every view answers an htmx request with fragments (refreshed columns out of band and
 a toast) and a plain form post with a redirect and a message, so the board works
-with the keyboard and without JavaScript too.
+with the keyboard and without JavaScript too. Refusals are answered in one place
+(``vsm.http``): the board's columns as they are, or the form with the error on it.
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boards import selectors, services
-from boards.errors import BoardError, WipLimitReached
-from boards.forms import BlockForm, CardCreateForm, CardForm, CardMoveForm, HandoffForm, VersionForm
-from boards.models import Column, Outcome
+from boards.forms import (
+    BlockForm,
+    CardCreateForm,
+    CardForm,
+    CardMoveForm,
+    CloseForm,
+    HandoffForm,
+    HandoffTargetForm,
+    VersionForm,
+)
+from boards.models import Card
 from boards.views.common import (
+    actor,
     back_to_board,
     columns_response,
     move_done_response,
+    refuse_with_columns,
 )
 from pdca.models import Cycle
-from vsm.models import Channel
+from vsm.errors import InvalidInput
+from vsm.http import form_status, refusals_shown_on, respond_to_refusals
+from vsm.models import Channel, ValueStream
 
 
-def _card_page(request: HttpRequest, stream_slug: str, card_id: int):
-    stream = selectors.stream_for_user(user=request.user, slug=stream_slug)
-    return stream, selectors.card_for_user(stream=stream, card_id=card_id)
+def _card_page(request: HttpRequest, stream_slug: str, card_id: int) -> tuple[ValueStream, Card]:
+    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
+    return stream, selectors.card_in_stream(stream=stream, card_id=card_id)
 
 
 @require_POST
 def card_move(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
-    stream, column_id = selectors.stream_and_card_column_for_user(
-        user=request.user, slug=stream_slug, card_id=card_id
+    stream, column_id = selectors.stream_and_card_column_for_actor(
+        actor=actor(request), slug=stream_slug, card_id=card_id
     )
     form = CardMoveForm(request.POST)
     if not form.is_valid():
-        return _refused(request, stream, [column_id], "That move could not be read.")
+        refuse_with_columns(request, stream, [column_id])
+        raise InvalidInput("That move could not be read.")
     data = form.cleaned_data
-    try:
-        result = services.card_move(
-            card_id=card_id,
-            to_column_id=data["to_column"],
-            actor=request.user,
-            expected_version=data["version"],
-            after_card_id=data["after"],
-            before_card_id=data["before"],
-            wip_override_reason=data["override_reason"],
-            expected_column_id=column_id,
-        )
-    except WipLimitReached as refusal:
-        can_override = selectors.viewer_manages_stream(user=request.user, stream=stream)
-        offer = {"card_id": card_id, "to_column_id": data["to_column"]}
-        extra = {"override_offer": offer} if can_override else {}
-        return _refused(request, stream, [column_id, data["to_column"]], str(refusal), extra)
-    except BoardError as refusal:
-        return _refused(request, stream, [column_id, data["to_column"]], str(refusal))
+    refuse_with_columns(request, stream, [column_id, data["to_column"]], override_card_id=card_id)
+    result = services.card_move(
+        card_id=card_id,
+        to_column_id=data["to_column"],
+        actor=actor(request),
+        expected_version=data["version"],
+        after_card_id=data["after"],
+        before_card_id=data["before"],
+        wip_override_reason=data["override_reason"],
+        expected_column_id=column_id,
+    )
     message = ""
     if result.move is not None and result.move.wip_override_reason:
         message = f"Moved over the WIP limit of {result.card.column.name}; the reason is logged."
@@ -70,15 +77,6 @@ def card_move(request: HttpRequest, stream_slug: str, card_id: int) -> HttpRespo
         result.column_ids,
         message=message or f"{result.card} moved.",
         close_dialog=True,
-    )
-
-
-def _refused(request, stream, column_ids, message: str, extra: dict | None = None):
-    if not request.htmx:
-        return back_to_board(request, stream, message, error=True)
-    # board_columns keeps only this stream's columns, whatever ids the client sent.
-    return columns_response(
-        request, stream, column_ids, message=message, level="error", extra=extra
     )
 
 
@@ -99,37 +97,33 @@ def card_move_menu(request: HttpRequest, stream_slug: str, card_id: int) -> Http
 def card_handoff(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     """The control point's checklist; passing it hands the card to the next cycle."""
     stream, card = _card_page(request, stream_slug, card_id)
-    to_column_id = request.GET.get("to_column") or request.POST.get("to_column") or ""
-    to_column = get_object_or_404(
-        Column.objects.select_related("cycle"),
-        pk=int(to_column_id) if to_column_id.isdigit() else 0,
-        cycle__value_stream=stream,
+    target = HandoffTargetForm(request.POST if request.method == "POST" else request.GET)
+    if not target.is_valid():
+        raise InvalidInput("Say which column the card goes to.", field="to_column")
+    to_column = selectors.column_in_stream(
+        stream=stream, column_id=target.cleaned_data["to_column"]
     )
     control_point = selectors.control_point_between(card=card, to_column=to_column)
     form = HandoffForm(
         request.POST or None, criteria=control_point.criteria.all() if control_point else ()
     )
-    error = ""
+    no_route = ""
     if control_point is None:
-        error = (
+        no_route = (
             f"No control point leads from {card.column.cycle.name} to {to_column.cycle.name}: "
             "cards pass the cycles in order."
         )
-    elif request.method == "POST" and not form.is_valid():
-        error = "That checklist could not be read; tick the criteria again."
-    elif request.method == "POST":
-        try:
+    elif request.method == "POST" and form.is_valid():
+        with refusals_shown_on(form, request):
             result = services.handoff_pass(
                 card_id=card.pk,
                 control_point_id=control_point.pk,
                 criteria_met_ids=form.cleaned_data["criteria"],
-                actor=request.user,
+                actor=actor(request),
                 expected_version=form.cleaned_data["version"],
                 wip_override_reason=form.cleaned_data["override_reason"],
             )
-        except BoardError as refusal:
-            error = str(refusal)
-        else:
+        if not form.errors:
             message = f"{card} handed off to {control_point.to_cycle.name}."
             if not request.htmx:
                 return back_to_board(request, stream, message)
@@ -142,14 +136,14 @@ def card_handoff(request: HttpRequest, stream_slug: str, card_id: int) -> HttpRe
         "to_column": to_column,
         "control_point": control_point,
         "form": form,
-        "error": error,
-        "can_manage": selectors.viewer_manages_stream(user=request.user, stream=stream),
+        "no_route": no_route,
+        "can_manage": selectors.viewer_manages_stream(actor=actor(request), stream=stream),
     }
     template = "boards/card_handoff.html#dialog" if request.htmx else "boards/card_handoff.html"
-    return render(request, template, context)
+    return render(request, template, context, status=form_status(request, form))
 
 
-def _card_form_choices(stream) -> dict:
+def _card_form_choices(stream: ValueStream) -> dict:
     return {
         "channels": Channel.objects.filter(value_stream=stream, is_active=True),
         "owners": selectors.stream_members(stream=stream),
@@ -158,44 +152,39 @@ def _card_form_choices(stream) -> dict:
 
 @require_http_methods(["GET", "POST"])
 def card_create(request: HttpRequest, stream_slug: str) -> HttpResponse:
-    stream = selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     form = CardCreateForm(
         request.POST or None,
         cycles=Cycle.objects.filter(value_stream=stream).order_by("order"),
         initial={"owner": request.user.pk},
         **_card_form_choices(stream),
     )
-    error = ""
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        first_column = Column.objects.filter(cycle=data["cycle"]).order_by("order").first()
-        try:
-            if first_column is None:
-                raise BoardError(f"{data['cycle'].name} has no columns yet.")
+        with refusals_shown_on(form, request):
             result = services.card_create(
-                column_id=first_column.pk,
-                actor=request.user,
+                cycle_id=data["cycle"].pk,
+                stream_id=stream.pk,
+                actor=actor(request),
                 person_name=data["person_name"],
                 company=data["company"],
                 email=data["email"],
                 channel_id=data["channel"].pk if data["channel"] else None,
-                owner=data["owner"],
+                owner_id=data["owner"].pk if data["owner"] else None,
                 estimated_value=data["estimated_value"],
                 notes=data["notes"],
                 wip_override_reason=data["override_reason"],
             )
-        except BoardError as refusal:
-            error = str(refusal)
-        else:
-            message = f"{result.card} entered {first_column.cycle.name}."
+        if not form.errors:
+            message = f"{result.card} entered {data['cycle'].name}."
             if not request.htmx:
                 return back_to_board(request, stream, message)
             return columns_response(
                 request, stream, result.column_ids, message=message, close_dialog=True
             )
-    context = {"stream": stream, "form": form, "error": error}
+    context = {"stream": stream, "form": form}
     template = "boards/card_create.html#dialog" if request.htmx else "boards/card_create.html"
-    return render(request, template, context)
+    return render(request, template, context, status=form_status(request, form))
 
 
 @require_GET
@@ -216,16 +205,17 @@ def card_detail(request: HttpRequest, stream_slug: str, card_id: int) -> HttpRes
     return _render_detail(request, stream, card, form)
 
 
-def _render_detail(request, stream, card, form, error: str = "", status: int = 200):
+def _render_detail(
+    request: HttpRequest, stream: ValueStream, card: Card, form: CardForm
+) -> HttpResponse:
     context = {
         "stream": stream,
         "card": card,
         "form": form,
-        "error": error,
         "history": selectors.card_history(card=card),
         "destinations": selectors.move_destinations(card=card) if card.is_open else [],
     }
-    return render(request, "boards/card_detail.html", context, status=status)
+    return render(request, "boards/card_detail.html", context, status=form_status(request, form))
 
 
 @require_POST
@@ -233,85 +223,90 @@ def card_edit(request: HttpRequest, stream_slug: str, card_id: int) -> HttpRespo
     stream, card = _card_page(request, stream_slug, card_id)
     form = CardForm(request.POST, **_card_form_choices(stream))
     version = VersionForm(request.POST)
-    if not (form.is_valid() and version.is_valid()):
-        return _render_detail(request, stream, card, form, status=400)
-    data = form.cleaned_data
-    try:
-        services.card_update(
-            card_id=card.pk,
-            actor=request.user,
-            expected_version=version.cleaned_data["version"],
-            person_name=data["person_name"],
-            company=data["company"],
-            email=data["email"],
-            channel_id=data["channel"].pk if data["channel"] else None,
-            owner_id=data["owner"].pk if data["owner"] else None,
-            estimated_value=data["estimated_value"],
-            notes=data["notes"],
-        )
-    except BoardError as refusal:
+    if form.is_valid() and version.is_valid():
+        data = form.cleaned_data
+        with refusals_shown_on(form, request):
+            services.card_update(
+                card_id=card.pk,
+                actor=actor(request),
+                expected_version=version.cleaned_data["version"],
+                person_name=data["person_name"],
+                company=data["company"],
+                email=data["email"],
+                channel_id=data["channel"].pk if data["channel"] else None,
+                owner_id=data["owner"].pk if data["owner"] else None,
+                estimated_value=data["estimated_value"],
+                notes=data["notes"],
+            )
+        if not form.errors:
+            return _back_to_card(request, stream, card, "Saved.")
         card.refresh_from_db()
-        return _render_detail(request, stream, card, form, error=str(refusal), status=409)
-    return _back_to_card(request, stream, card, "Saved.")
+    elif not version.is_valid():
+        form.add_error(None, "That request could not be read; reload the card.")
+    return _render_detail(request, stream, card, form)
 
 
-def _back_to_card(request, stream, card, message: str, *, error: bool = False):
-    (messages.error if error else messages.success)(request, message)
+def _back_to_card(request: HttpRequest, stream: ValueStream, card: Card, message: str):
+    messages.success(request, message)
     return redirect("boards:card-detail", stream_slug=stream.slug, card_id=card.pk)
+
+
+def _refuse_back_to_card(request: HttpRequest, stream: ValueStream, card: Card) -> None:
+    """A refused action of the card page returns to the card page with its message."""
+
+    def respond(error):
+        messages.error(request, error.message)
+        return redirect("boards:card-detail", stream_slug=stream.slug, card_id=card.pk)
+
+    respond_to_refusals(request, respond)
 
 
 @require_POST
 def card_block(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
+    _refuse_back_to_card(request, stream, card)
     form = BlockForm(request.POST)
-    blocked = request.POST.get("action") != "unblock"
-    try:
-        if not form.is_valid():
-            raise BoardError("That request could not be read.")
-        services.card_set_blocked(
-            card_id=card.pk,
-            blocked=blocked,
-            reason=form.cleaned_data["reason"],
-            actor=request.user,
-            expected_version=form.cleaned_data["version"],
-        )
-    except BoardError as refusal:
-        return _back_to_card(request, stream, card, str(refusal), error=True)
+    if not form.is_valid():
+        raise InvalidInput()
+    blocked = form.cleaned_data["action"] != "unblock"
+    services.card_set_blocked(
+        card_id=card.pk,
+        blocked=blocked,
+        reason=form.cleaned_data["reason"],
+        actor=actor(request),
+        expected_version=form.cleaned_data["version"],
+    )
     return _back_to_card(request, stream, card, "Blocked." if blocked else "Unblocked.")
 
 
 @require_POST
 def card_close(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
-    outcome = Outcome.WON if request.POST.get("outcome") == Outcome.WON else Outcome.LOST
-    form = VersionForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise BoardError("That request could not be read.")
-        services.card_close(
-            card_id=card.pk,
-            outcome=outcome,
-            actor=request.user,
-            expected_version=form.cleaned_data["version"],
-        )
-    except BoardError as refusal:
-        return _back_to_card(request, stream, card, str(refusal), error=True)
+    _refuse_back_to_card(request, stream, card)
+    form = CloseForm(request.POST)
+    if not form.is_valid():
+        raise InvalidInput()
+    outcome = form.cleaned_data["outcome"]
+    services.card_close(
+        card_id=card.pk,
+        outcome=outcome,
+        actor=actor(request),
+        expected_version=form.cleaned_data["version"],
+    )
     return _back_to_card(request, stream, card, f"Marked {outcome.label.lower()}.")
 
 
 @require_POST
 def card_reopen(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
+    _refuse_back_to_card(request, stream, card)
     form = VersionForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise BoardError("That request could not be read.")
-        services.card_reopen(
-            card_id=card.pk,
-            actor=request.user,
-            expected_version=form.cleaned_data["version"],
-            wip_override_reason=form.cleaned_data["override_reason"],
-        )
-    except BoardError as refusal:
-        return _back_to_card(request, stream, card, str(refusal), error=True)
+    if not form.is_valid():
+        raise InvalidInput()
+    services.card_reopen(
+        card_id=card.pk,
+        actor=actor(request),
+        expected_version=form.cleaned_data["version"],
+        wip_override_reason=form.cleaned_data["override_reason"],
+    )
     return _back_to_card(request, stream, card, "Reopened.")

@@ -10,15 +10,23 @@ from django.shortcuts import redirect, render
 from django_htmx.http import trigger_client_event
 
 from boards import selectors
+from boards.errors import WipLimitReached
 from boards.forms import board_filters
 from boards.services import MoveResult
+from vsm.actors import Actor, request_actor
+from vsm.errors import DomainError, Stale
+from vsm.http import respond_to_refusals
 from vsm.models import ValueStream
+
+
+def actor(request: HttpRequest) -> Actor:
+    return request_actor(request)
 
 
 def board_context(request: HttpRequest, stream: ValueStream) -> dict:
     return {
         "stream": stream,
-        "can_manage": selectors.viewer_manages_stream(user=request.user, stream=stream),
+        "can_manage": selectors.viewer_manages_stream(actor=actor(request), stream=stream),
         "filters": board_filters(request.GET),
     }
 
@@ -51,6 +59,45 @@ def columns_response(
     if close_dialog:
         trigger_client_event(response, "vsm:close-dialog", after="settle")
     return response
+
+
+def refuse_with_columns(
+    request: HttpRequest,
+    stream: ValueStream,
+    column_ids: Iterable[int],
+    *,
+    override_card_id: int | None = None,
+) -> None:
+    """Answer this request's refusals with the columns involved as they really are
+    (so a dragged card snaps back), plus any column the error names, and a toast.
+
+    ``override_card_id``: on a full column, offer those who steer the stream to move
+    this card anyway (with a reason for the log).
+    A plain form post gets the message and the board instead.
+    """
+    involved = list(column_ids)
+
+    def respond(error: DomainError) -> HttpResponse:
+        message = error.message
+        if isinstance(error, Stale):
+            message += " The board now shows the current state."
+        if not request.htmx:
+            return back_to_board(request, stream, message, error=True)
+        extra = {}
+        if (
+            isinstance(error, WipLimitReached)
+            and override_card_id is not None
+            and selectors.viewer_manages_stream(actor=actor(request), stream=stream)
+        ):
+            extra["override_offer"] = {"card_id": override_card_id, "to_column_id": error.column_id}
+        named = error.data.get("column_id")
+        columns = [*involved, named] if isinstance(named, int) else involved
+        # board_columns keeps only this stream's columns, whatever ids the client sent.
+        return columns_response(
+            request, stream, columns, message=message, level="error", extra=extra
+        )
+
+    respond_to_refusals(request, respond)
 
 
 def move_done_response(

@@ -10,6 +10,7 @@ from boards import selectors as board_selectors
 from metrics.forms.filters import DashboardFilterForm
 from metrics.selectors.dashboard import dashboard_chart, dashboard_get
 from pdca.models import Cycle
+from vsm.actors import request_actor
 from vsm.models import Channel, ValueStream
 
 
@@ -26,7 +27,7 @@ def dashboard_filter_form(request: HttpRequest, stream: ValueStream) -> Dashboar
 
 @require_GET
 def dashboard(request: HttpRequest, stream_slug: str) -> HttpResponse:
-    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     form = dashboard_filter_form(request, stream)
     context = {
         "stream": stream,
@@ -40,7 +41,7 @@ def dashboard(request: HttpRequest, stream_slug: str) -> HttpResponse:
 @require_GET
 def dashboard_csv(request: HttpRequest, stream_slug: str, chart_key: str) -> HttpResponse:
     """Exactly one chart's data, as CSV, for the same filters as the page."""
-    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     form = dashboard_filter_form(request, stream)
     try:
         chart = dashboard_chart(form.query(), chart_key)

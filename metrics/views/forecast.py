@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
@@ -14,12 +14,14 @@ from boards import selectors as board_selectors
 from metrics.forms.forecast import ForecastForm, dashboard_filters
 from metrics.selectors.forecast_panel import forecast_panel
 from metrics.selectors.query import MetricsQuery
+from metrics.views import HtmxHttpRequest
 from metrics.views.dashboard import dashboard_filter_form
+from vsm.actors import request_actor
 
 
 @require_GET
-def forecast(request: HttpRequest, stream_slug: str) -> HttpResponse:
-    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+def forecast(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
+    stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     filter_form = dashboard_filter_form(request, stream)
     # Forecasts look ahead from now: of the dashboard's filters, only the channel applies.
     query = MetricsQuery.for_stream(

@@ -13,7 +13,6 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from boards import selectors as board_selectors
-from boards.errors import BoardError, PermissionRefused
 from metrics import services
 from metrics.models import REVIEW_ENTRY_MAX_LENGTH, ReviewEntryKind
 from metrics.selectors.query import week_start
@@ -25,6 +24,8 @@ from metrics.selectors.review import (
     week_chart_get,
     weekly_review_get,
 )
+from vsm.actors import request_actor
+from vsm.http import form_status, refusals_shown_on, respond_to_refusals
 from vsm.models import ValueStream
 
 
@@ -110,7 +111,9 @@ def _page(
         "dashboard": review.dashboard,
         "csv_prefix": reverse("metrics:review", args=[stream.slug, week]),
         "entry_form": form,
-        "can_record": board_selectors.viewer_manages_stream(user=request.user, stream=stream),
+        "can_record": board_selectors.viewer_manages_stream(
+            actor=request_actor(request), stream=stream
+        ),
     }
     return render(request, "metrics/review.html", context, status=status)
 
@@ -119,7 +122,7 @@ def _page(
 def review_latest(request: HttpRequest, stream_slug: str) -> HttpResponse:
     """The week the picker asks for (``?week=``, any day of it), else the last full week;
     a week the review does not cover is refused with a message (the nearest week shown)."""
-    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     weeks = review_weeks(stream)
     if not weeks:
         messages.info(
@@ -134,13 +137,13 @@ def review_latest(request: HttpRequest, stream_slug: str) -> HttpResponse:
     if form.is_valid():
         return redirect(_review_url(stream, form.cleaned_data["week"]))
     for error in form.errors["week"]:
-        messages.error(request, error)
+        messages.error(request, str(error))
     return redirect(_review_url(stream, form.nearest))
 
 
 @require_GET
 def review(request: HttpRequest, stream_slug: str, week: date) -> HttpResponse:
-    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     if week.weekday() != 0:
         return redirect(_review_url(stream, _reviewable_week(stream, week_start(week))))
     return _page(request, stream, week, ReviewEntryForm())
@@ -149,7 +152,7 @@ def review(request: HttpRequest, stream_slug: str, week: date) -> HttpResponse:
 @require_GET
 def review_csv(request: HttpRequest, stream_slug: str, week: date, chart_key: str) -> HttpResponse:
     """Exactly one of the review's charts, as CSV: the week's, from the same source."""
-    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     try:
         chart = week_chart_get(stream, week, chart_key)
     except WeekNotReviewable as error:
@@ -166,21 +169,19 @@ def review_csv(request: HttpRequest, stream_slug: str, week: date, chart_key: st
 def review_entry_record(request: HttpRequest, stream_slug: str, week: date) -> HttpResponse:
     """Record a decision or a note (managers only): back to the review on success
     (Post/Redirect/Get); the page again with the reason and the typed text otherwise."""
-    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     week = _reviewable_week(stream, week)
     form = ReviewEntryForm(request.POST)
-    if not form.is_valid():
-        return _page(request, stream, week, form, status=400)
-    try:
-        entry = services.review_entry_record(
-            stream_id=stream.pk, week_start=week, actor=request.user, **form.cleaned_data
-        )
-    except PermissionRefused as refusal:
-        form.add_error(None, str(refusal))
-        return _page(request, stream, week, form, status=403)
-    except services.ReviewEntryInvalid as refusal:
-        form.add_error(refusal.field if refusal.field in form.fields else None, str(refusal))
-        return _page(request, stream, week, form, status=400)
+    if form.is_valid():
+        with refusals_shown_on(form, request):
+            entry = services.review_entry_record(
+                stream_id=stream.pk,
+                week_start=week,
+                actor=request_actor(request),
+                **form.cleaned_data,
+            )
+    if form.errors:
+        return _page(request, stream, week, form, status=form_status(request, form))
     messages.success(request, f"{entry.get_kind_display()} recorded.")
     return redirect(_review_url(stream, week, "#entries"))
 
@@ -190,13 +191,16 @@ def review_entry_withdraw(
     request: HttpRequest, stream_slug: str, week: date, entry_id: int
 ) -> HttpResponse:
     """Withdraw a decision or note (its author or a manager); it stays listed as withdrawn."""
-    stream = board_selectors.stream_for_user(user=request.user, slug=stream_slug)
+    stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     if not review_entry_in_week(stream, week, entry_id):
         raise Http404("No such entry in this week's review.")
-    try:
-        services.review_entry_withdraw(entry_id=entry_id, actor=request.user)
-    except BoardError as refusal:
-        messages.error(request, str(refusal))
-    else:
-        messages.success(request, "Withdrawn: it stays listed, marked as withdrawn.")
-    return redirect(_review_url(stream, week, "#entries"))
+    back = _review_url(stream, week, "#entries")
+    respond_to_refusals(request, lambda error: _message_and_go(request, error.message, back))
+    services.review_entry_withdraw(entry_id=entry_id, actor=request_actor(request))
+    messages.success(request, "Withdrawn: it stays listed, marked as withdrawn.")
+    return redirect(back)
+
+
+def _message_and_go(request: HttpRequest, message: str, url: str) -> HttpResponse:
+    messages.error(request, message)
+    return redirect(url)

@@ -126,10 +126,6 @@
   }
 
   document.addEventListener("click", function (event) {
-    const close = event.target.closest(".toast-close");
-    if (close) {
-      close.closest(".toast").remove();
-    }
     if (event.target.closest("[data-close-dialog]")) {
       closeDialog();
     }
@@ -149,16 +145,6 @@
   });
 
   document.body.addEventListener("vsm:close-dialog", closeDialog);
-
-  // The version the poller compares with follows every board swap.
-  document.body.addEventListener("htmx:oobAfterSwap", function () {
-    const toasts = document.querySelectorAll(".toast-success");
-    toasts.forEach(function (toast) {
-      window.setTimeout(function () {
-        toast.remove();
-      }, 5000);
-    });
-  });
 
   htmx.onLoad(function (content) {
     const root = board();

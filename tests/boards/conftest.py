@@ -8,11 +8,12 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.factories import PASSWORD
+
 # Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run
 # inside one unless told that this is safe (it is: the tests are synchronous).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's password
 TIMEOUT_MS = 5_000
 
 

@@ -13,19 +13,20 @@ from functools import partial
 import pytest
 from django.db import connection
 
-from boards.errors import BoardBusy, WipLimitReached
+from boards.errors import WipLimitReached
 from boards.models import Card, CardMove, Column, MoveKind, Outcome
 from boards.services import MoveResult, card_move
 from tests.factories import CardFactory
+from tests.support import COLLABORATION, as_actor, column_of, fill
+from vsm.errors import Busy
 from vsm.models import ValueStream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-COLLABORATION = "Collaboration"
 
-
-def column_of(stream: ValueStream, name: str, *, wip_limit: int | None) -> Column:
-    column = Column.objects.get(cycle__value_stream=stream, cycle__name=COLLABORATION, name=name)
+def limited(stream: ValueStream, name: str, *, wip_limit: int | None) -> Column:
+    """Collaboration's column ``name``, with its WIP limit set to ``wip_limit``."""
+    column = column_of(stream, COLLABORATION, name)
     column.wip_limit = wip_limit
     column.save()
     return column
@@ -63,12 +64,15 @@ def open_positions(column: Column) -> list[int]:
 
 
 def test_fifty_simultaneous_moves_into_a_column_of_limit_five(stream, member):
-    source = column_of(stream, "Data", wip_limit=None)
-    target = column_of(stream, "Information", wip_limit=5)
-    cards = [CardFactory(column=source) for _ in range(50)]
+    source = limited(stream, "Data", wip_limit=None)
+    target = limited(stream, "Information", wip_limit=5)
+    cards = fill(source, 50)
 
     outcomes = run_together(
-        [partial(card_move, card_id=c.pk, to_column_id=target.pk, actor=member) for c in cards]
+        [
+            partial(card_move, card_id=c.pk, to_column_id=target.pk, actor=as_actor(member))
+            for c in cards
+        ]
     )
 
     moved = sorted(
@@ -89,16 +93,20 @@ def test_fifty_simultaneous_moves_into_a_column_of_limit_five(stream, member):
 
 
 def test_crossing_moves_between_two_columns_neither_deadlock_nor_fail(stream, member):
-    left = column_of(stream, "Information", wip_limit=None)
-    right = column_of(stream, "Knowledge", wip_limit=100)
-    left_cards = [CardFactory(column=left) for _ in range(20)]
-    right_cards = [CardFactory(column=right) for _ in range(20)]
+    left = limited(stream, "Information", wip_limit=None)
+    right = limited(stream, "Knowledge", wip_limit=100)
+    left_cards = fill(left, 20)
+    right_cards = fill(right, 20)
     tasks = []
     for going_right, going_left in zip(left_cards, right_cards, strict=True):
         tasks.append(
-            partial(card_move, card_id=going_right.pk, to_column_id=right.pk, actor=member)
+            partial(
+                card_move, card_id=going_right.pk, to_column_id=right.pk, actor=as_actor(member)
+            )
         )
-        tasks.append(partial(card_move, card_id=going_left.pk, to_column_id=left.pk, actor=member))
+        tasks.append(
+            partial(card_move, card_id=going_left.pk, to_column_id=left.pk, actor=as_actor(member))
+        )
 
     outcomes = run_together(tasks)
 
@@ -117,8 +125,8 @@ def test_crossing_moves_between_two_columns_neither_deadlock_nor_fail(stream, me
 
 def test_a_move_that_waits_past_the_lock_timeout_is_refused_as_busy(stream, manager):
     """A column held longer than the move's lock bound gives a retryable refusal, not a 500."""
-    source = column_of(stream, "Data", wip_limit=None)
-    target = column_of(stream, "Information", wip_limit=None)
+    source = limited(stream, "Data", wip_limit=None)
+    target = limited(stream, "Information", wip_limit=None)
     card = CardFactory(column=source)
     holding = threading.Event()
     release = threading.Event()
@@ -138,8 +146,8 @@ def test_a_move_that_waits_past_the_lock_timeout_is_refused_as_busy(stream, mana
     holder.start()
     assert holding.wait(timeout=10)
     try:
-        with pytest.raises(BoardBusy):
-            card_move(card_id=card.pk, to_column_id=target.pk, actor=manager)
+        with pytest.raises(Busy):
+            card_move(card_id=card.pk, to_column_id=target.pk, actor=as_actor(manager))
     finally:
         release.set()
         holder.join(timeout=20)

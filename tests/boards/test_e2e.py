@@ -9,31 +9,14 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from boards.models import Card, Column, Handoff
-from boards.services import card_create, card_move
+from boards.services import card_move
+from tests.support import COLLABORATION, SALES, as_actor, column_of, new_card
 from vsm.models import ValueStream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-COLLABORATION, SALES = "Collaboration", "Sales/Buying"
 # The board polls every 2 s; a change must show within one poll and its answer.
 LIVE_UPDATE_MS = 3_500
-
-
-def column_of(stream: ValueStream, cycle_name: str, column_name: str) -> Column:
-    return Column.objects.get(cycle__value_stream=stream, cycle__name=cycle_name, name=column_name)
-
-
-def enter(stream: ValueStream, actor, person: str, *, column_name: str = "Data") -> Card:
-    card = card_create(
-        column_id=column_of(stream, COLLABORATION, "Data").pk,
-        actor=actor,
-        person_name=person,
-        company="Nordwerk Pumps",
-    ).card
-    if column_name != "Data":
-        target = column_of(stream, COLLABORATION, column_name)
-        card_move(card_id=card.pk, to_column_id=target.pk, actor=actor)
-    return card
 
 
 def open_board(page: Page, live_server, stream: ValueStream) -> None:
@@ -57,7 +40,7 @@ def drag(page: Page, card: Card, column: Column) -> None:
 
 
 def test_drag_a_card_to_another_column(live_server, page, log_in, stream, manager):
-    card = enter(stream, manager, "Ada Keller")
+    card = new_card(stream, manager, person_name="Ada Keller")
     information = column_of(stream, COLLABORATION, "Information")
     log_in(page, manager)
     open_board(page, live_server, stream)
@@ -74,8 +57,8 @@ def test_drag_a_card_to_another_column(live_server, page, log_in, stream, manage
 
 def test_drag_into_a_full_column_is_refused(live_server, page, log_in, stream, manager):
     for n in range(5):
-        enter(stream, manager, f"Waiting {n}", column_name="Wisdom")
-    card = enter(stream, manager, "Ada Keller", column_name="Knowledge")
+        new_card(stream, manager, person_name=f"Waiting {n}", column_name="Wisdom")
+    card = new_card(stream, manager, person_name="Ada Keller", column_name="Knowledge")
     knowledge = column_of(stream, COLLABORATION, "Knowledge")
     wisdom = column_of(stream, COLLABORATION, "Wisdom")
     log_in(page, manager)
@@ -92,7 +75,7 @@ def test_drag_into_a_full_column_is_refused(live_server, page, log_in, stream, m
 def test_drag_across_a_cycle_asks_for_the_handoff_checklist(
     live_server, page, log_in, stream, member, manager
 ):
-    card = enter(stream, manager, "Ada Keller", column_name="Wisdom")
+    card = new_card(stream, manager, person_name="Ada Keller", column_name="Wisdom")
     sales_data = column_of(stream, SALES, "Data")
     wisdom = column_of(stream, COLLABORATION, "Wisdom")
     log_in(page, member)
@@ -125,7 +108,7 @@ def test_drag_across_a_cycle_asks_for_the_handoff_checklist(
 def test_a_second_user_sees_the_move_without_reloading(
     live_server, new_context, log_in, stream, manager, member
 ):
-    card = enter(stream, manager, "Ada Keller")
+    card = new_card(stream, manager, person_name="Ada Keller")
     information = column_of(stream, COLLABORATION, "Information")
     mover = log_in(new_context().new_page(), manager)
     watcher = log_in(new_context().new_page(), member)
@@ -142,7 +125,7 @@ def test_a_second_user_sees_the_move_without_reloading(
 
 
 def test_move_a_card_with_the_keyboard(live_server, page, log_in, stream, member, manager):
-    card = enter(stream, manager, "Ada Keller")
+    card = new_card(stream, manager, person_name="Ada Keller")
     knowledge = column_of(stream, COLLABORATION, "Knowledge")
     log_in(page, member)
     open_board(page, live_server, stream)
@@ -195,7 +178,7 @@ def touch_drag(page: Page, card: Card, column: Column) -> None:
 
 
 def test_drag_a_card_by_touch(live_server, new_context, log_in, stream, manager):
-    card = enter(stream, manager, "Ada Keller")
+    card = new_card(stream, manager, person_name="Ada Keller")
     information = column_of(stream, COLLABORATION, "Information")
     page = log_in(new_context(has_touch=True).new_page(), manager)
     open_board(page, live_server, stream)
@@ -211,8 +194,8 @@ def test_drag_a_card_by_touch(live_server, new_context, log_in, stream, manager)
 def test_a_drag_in_progress_is_not_interrupted_by_live_updates(
     live_server, page, log_in, stream, manager
 ):
-    dragged = enter(stream, manager, "Ada Keller")
-    moved_elsewhere = enter(stream, manager, "Bo Berg")
+    dragged = new_card(stream, manager, person_name="Ada Keller")
+    moved_elsewhere = new_card(stream, manager, person_name="Bo Berg")
     information = column_of(stream, COLLABORATION, "Information")
     knowledge = column_of(stream, COLLABORATION, "Knowledge")
     log_in(page, manager)
@@ -227,7 +210,7 @@ def test_a_drag_in_progress_is_not_interrupted_by_live_updates(
     page.mouse.down()
     page.mouse.move(box["x"] + 40, box["y"] + box["height"], steps=5)
     # Someone else moves a card while the drag is held, for longer than a poll.
-    card_move(card_id=moved_elsewhere.pk, to_column_id=information.pk, actor=manager)
+    card_move(card_id=moved_elsewhere.pk, to_column_id=information.pk, actor=as_actor(manager))
     page.wait_for_timeout(LIVE_UPDATE_MS)
     assert page.evaluate("document.getElementById('board') === window.boardBeforeDrag")
     page.mouse.move(target["x"] + target["width"] / 2, target["y"] + 20, steps=10)

@@ -18,6 +18,7 @@ from boards.services import card_create, card_set_blocked, column_set_wip_limit
 from metrics import tasks
 from metrics.models import MetricsProgress, StreamMetrics
 from metrics.services import DOCUMENT_MAX_AGE, stream_metrics_summarize
+from tests.support import as_actor, first_column
 from vsm.models import ValueStream
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
@@ -31,10 +32,9 @@ def _no_pending_marks():
     cache.clear()
 
 
-@pytest.fixture
-def first_column(stream) -> Column:
-    """Collaboration / Data, where prospects enter."""
-    return Column.objects.get(cycle__value_stream=stream, cycle__order=1, order=1)
+@pytest.fixture(name="first_column")
+def first_column_fixture(stream) -> Column:
+    return first_column(stream)
 
 
 @pytest.fixture
@@ -42,7 +42,9 @@ def cards(first_column, member, django_capture_on_commit_callbacks) -> list[Card
     """Two prospects in the first column, and the metrics document that counts them."""
     with django_capture_on_commit_callbacks(execute=True):
         created = [
-            card_create(column_id=first_column.pk, actor=member, company=f"Acme {n}").card
+            card_create(
+                cycle_id=first_column.cycle_id, actor=as_actor(member), company=f"Acme {n}"
+            ).card
             for n in range(2)
         ]
     assert column_doc(first_column)["wip_now"] == 2
@@ -69,7 +71,9 @@ def test_blocking_a_card_refreshes_the_metrics_document(
     assert column_doc(first_column)["blocked_now"] == 0
 
     with django_capture_on_commit_callbacks(execute=True):
-        card_set_blocked(card_id=cards[0].pk, blocked=True, reason="Budget freeze", actor=member)
+        card_set_blocked(
+            card_id=cards[0].pk, blocked=True, reason="Budget freeze", actor=as_actor(member)
+        )
 
     assert column_doc(first_column)["blocked_now"] == 1
     assert constraint_entry(first_column)["blocked_now"] == 1
@@ -83,7 +87,7 @@ def test_unblocking_a_card_refreshes_the_metrics_document(
     assert column_doc(first_column)["blocked_now"] == 1
 
     with django_capture_on_commit_callbacks(execute=True):
-        card_set_blocked(card_id=cards[0].pk, blocked=False, actor=member)
+        card_set_blocked(card_id=cards[0].pk, blocked=False, actor=as_actor(member))
 
     assert column_doc(first_column)["blocked_now"] == 0
 
@@ -95,7 +99,7 @@ def test_changing_a_wip_limit_refreshes_the_metrics_document(
     constraint_before = document(first_column)["constraint"]
 
     with django_capture_on_commit_callbacks(execute=True):
-        column_set_wip_limit(column_id=first_column.pk, wip_limit=2, actor=manager)
+        column_set_wip_limit(column_id=first_column.pk, wip_limit=2, actor=as_actor(manager))
 
     assert column_doc(first_column)["wip_limit"] == 2
     # Two cards at a limit of 2: the constraint's evidence weighs the limit.
@@ -114,9 +118,13 @@ def test_the_refresh_is_enqueued_only_after_commit(
     )
     with publish as published:
         with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
-            card_set_blocked(card_id=cards[0].pk, blocked=True, reason="Budget", actor=member)
-            card_set_blocked(card_id=cards[1].pk, blocked=True, reason="Budget", actor=member)
-            column_set_wip_limit(column_id=first_column.pk, wip_limit=4, actor=manager)
+            card_set_blocked(
+                card_id=cards[0].pk, blocked=True, reason="Budget", actor=as_actor(member)
+            )
+            card_set_blocked(
+                card_id=cards[1].pk, blocked=True, reason="Budget", actor=as_actor(member)
+            )
+            column_set_wip_limit(column_id=first_column.pk, wip_limit=4, actor=as_actor(manager))
         published.assert_not_called()
         assert shown() == (0, None)
 
@@ -137,7 +145,7 @@ def test_a_broker_that_is_down_does_not_fail_the_change(
         ),
         django_capture_on_commit_callbacks(execute=True) as callbacks,
     ):
-        card_set_blocked(card_id=cards[0].pk, blocked=True, reason="Budget", actor=member)
+        card_set_blocked(card_id=cards[0].pk, blocked=True, reason="Budget", actor=as_actor(member))
 
     assert len(callbacks) == 1
     assert Card.objects.get(pk=cards[0].pk).is_blocked
@@ -246,6 +254,7 @@ def test_a_card_blocked_on_its_admin_page_is_blocked_by_the_service(
         "notes": card.notes,
         "is_blocked": "on",
         "blocked_reason": "Waiting for the customer's budget",
+        "seen_version": card.version,
     }
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(reverse("admin:boards_card_change", args=[card.pk]), card_form)

@@ -8,7 +8,16 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from boards.models import Card, CardMove, Column, ColumnSplit, KnowledgeLevel, MoveKind, Outcome
+from boards.models import (
+    Card,
+    CardMove,
+    Column,
+    ColumnSplit,
+    Handoff,
+    KnowledgeLevel,
+    MoveKind,
+    Outcome,
+)
 from tests.constraints import violates
 from tests.factories import (
     CardFactory,
@@ -23,7 +32,8 @@ pytestmark = pytest.mark.django_db
 
 def test_column_order_unique_per_cycle():
     column = ColumnFactory(order=1)
-    assert ColumnFactory(order=1).cycle != column.cycle
+    elsewhere = ColumnFactory(order=1)
+    assert Column.objects.get(pk=elsewhere.pk).cycle_id != column.cycle_id
 
     with violates(Column, "boards_column_unique_order"):
         ColumnFactory(cycle=column.cycle, order=1)
@@ -31,7 +41,8 @@ def test_column_order_unique_per_cycle():
 
 def test_column_name_unique_per_cycle():
     column = ColumnFactory(name="Knowledge")
-    assert ColumnFactory(name="Knowledge").cycle != column.cycle
+    elsewhere = ColumnFactory(name="Knowledge")
+    assert Column.objects.get(pk=elsewhere.pk).cycle_id != column.cycle_id
 
     with violates(Column, "boards_column_unique_name_per_cycle"):
         ColumnFactory(cycle=column.cycle, name="Knowledge")
@@ -51,7 +62,9 @@ def test_column_wip_limit_empty_or_positive_refuses_zero():
 
 @pytest.mark.parametrize("level", KnowledgeLevel.values)
 def test_column_knowledge_level_valid_accepts_every_level(level):
-    assert ColumnFactory(knowledge_level=level).knowledge_level == level
+    column = ColumnFactory(knowledge_level=level)
+
+    assert Column.objects.get(pk=column.pk).knowledge_level == level
 
 
 def test_column_knowledge_level_valid_refuses_unknown_level():
@@ -79,7 +92,7 @@ def test_column_name_not_blank():
 
 
 def test_card_factory_keeps_the_card_in_its_columns_stream():
-    card = CardFactory()
+    card = Card.objects.select_related("column__cycle").get(pk=CardFactory().pk)
 
     assert card.value_stream_id == card.column.cycle.value_stream_id
 
@@ -192,6 +205,9 @@ def test_handoff_factory_is_coherent():
         criteria_met=[criterion],
     )
 
+    handoff = Handoff.objects.select_related(
+        "control_point", "card__column", "move__to_column"
+    ).get(pk=handoff.pk)
     assert handoff.control_point.from_cycle_id == handoff.card.column.cycle_id
     assert handoff.move.to_column.cycle_id == handoff.control_point.to_cycle_id
     assert handoff.move.kind == MoveKind.HANDOFF

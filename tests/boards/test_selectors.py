@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import pytest
-from django.http import Http404
 
 from boards.models import Column
 from boards.selectors import (
     column_heads,
-    stream_and_card_column_for_user,
-    stream_for_user,
+    stream_and_card_column_for_actor,
+    stream_for_actor,
     viewer_manages_stream,
 )
 from boards.services import value_stream_create
 from tests.factories import CardFactory, MembershipFactory, UserFactory
+from tests.support import TEST_SYSTEM, as_actor, first_column
+from vsm.access import actor_steers
+from vsm.errors import NotFound
 from vsm.models import Role, ValueStream
-from vsm.selectors import user_manages_stream
 
 pytestmark = pytest.mark.django_db
-
-
-def first_column(stream: ValueStream) -> Column:
-    return Column.objects.get(cycle__value_stream=stream, cycle__order=1, order=1)
 
 
 @pytest.fixture
@@ -49,55 +46,61 @@ def test_the_stream_carries_whether_its_viewer_manages_it(
 ):
     user = people[who]
 
-    seen = stream_for_user(user=user, slug=stream.slug)
+    seen = stream_for_actor(actor=as_actor(user), slug=stream.slug)
 
     with django_assert_num_queries(0):
-        assert viewer_manages_stream(user=user, stream=seen) is manages
-    # The same rule as vsm.selectors, which the services use.
-    assert user_manages_stream(user, stream) is manages
+        assert viewer_manages_stream(actor=as_actor(user), stream=seen) is manages
+    # The same rule when the stream was read without it, as the services read it.
+    assert (
+        actor_steers(actor=as_actor(user), stream=ValueStream.objects.get(pk=stream.pk)) is manages
+    )
 
 
 def test_a_manager_role_in_another_stream_does_not_count(stream, people):
     other = value_stream_create(
-        name="Valves", customer_market="Utilities", manager=people["manager"]
+        actor=TEST_SYSTEM, name="Valves", customer_market="Utilities", manager=people["manager"]
     )
     MembershipFactory(team=other.teams.get(), user=people["deputy elsewhere"], role=Role.MEMBER)
 
-    seen = stream_for_user(user=people["deputy elsewhere"], slug=other.slug)
+    seen = stream_for_actor(actor=as_actor(people["deputy elsewhere"]), slug=other.slug)
 
-    assert viewer_manages_stream(user=people["deputy elsewhere"], stream=seen) is False
+    assert viewer_manages_stream(actor=as_actor(people["deputy elsewhere"]), stream=seen) is False
 
 
 def test_a_stream_read_otherwise_is_asked_about(stream, member, django_assert_num_queries):
     with django_assert_num_queries(1):
-        assert viewer_manages_stream(user=member, stream=stream) is False
+        assert viewer_manages_stream(actor=as_actor(member), stream=stream) is False
 
 
 def test_stream_and_card_column_in_one_query(stream, member, django_assert_num_queries):
     card = CardFactory(column=first_column(stream))
 
     with django_assert_num_queries(1):
-        seen, column_id = stream_and_card_column_for_user(
-            user=member, slug=stream.slug, card_id=card.pk
+        seen, column_id = stream_and_card_column_for_actor(
+            actor=as_actor(member), slug=stream.slug, card_id=card.pk
         )
 
     assert (seen, column_id) == (stream, card.column_id)
-    assert viewer_manages_stream(user=member, stream=seen) is False
+    assert viewer_manages_stream(actor=as_actor(member), stream=seen) is False
 
 
 def test_a_card_of_another_stream_is_not_found(stream, member, manager):
-    other = value_stream_create(name="Valves", customer_market="Utilities", manager=manager)
+    other = value_stream_create(
+        actor=TEST_SYSTEM, name="Valves", customer_market="Utilities", manager=manager
+    )
     elsewhere = CardFactory(column=first_column(other))
 
-    with pytest.raises(Http404):
-        stream_and_card_column_for_user(user=member, slug=stream.slug, card_id=elsewhere.pk)
+    with pytest.raises(NotFound):
+        stream_and_card_column_for_actor(
+            actor=as_actor(member), slug=stream.slug, card_id=elsewhere.pk
+        )
 
 
 def test_an_outsider_does_not_find_the_stream(stream, user):
     card = CardFactory(column=first_column(stream))
 
-    with pytest.raises(Http404):
-        stream_and_card_column_for_user(user=user, slug=stream.slug, card_id=card.pk)
+    with pytest.raises(NotFound):
+        stream_and_card_column_for_actor(actor=as_actor(user), slug=stream.slug, card_id=card.pk)
 
 
 def test_column_heads_use_counts_given_or_count_once(stream, django_assert_num_queries):

@@ -8,10 +8,11 @@ import pytest
 from django.utils import timezone
 
 from boards.errors import (
+    CardNotFound,
+    ColumnNotFound,
     ControlPointRequired,
     CriteriaNotMet,
     InvalidMove,
-    PermissionRefused,
     StaleBoard,
     WipLimitReached,
 )
@@ -28,6 +29,7 @@ from boards.services import (
     handoff_pass,
     value_stream_create,
 )
+from pdca.errors import CycleNotFound
 from pdca.models import ControlPoint
 from tests.factories import (
     CardFactory,
@@ -36,32 +38,28 @@ from tests.factories import (
     TeamFactory,
     UserFactory,
 )
+from tests.support import (
+    COLLABORATION,
+    REPEAT,
+    SALES,
+    TEST_SYSTEM,
+    as_actor,
+    column_of,
+    fill,
+    snapshot,
+)
+from vsm.errors import PermissionRefused
 from vsm.models import Membership, Role, ValueStream
 
 pytestmark = pytest.mark.django_db
 
-COLLABORATION, SALES, REPEAT = "Collaboration", "Sales/Buying", "Repeat/Upsell"
 AT = datetime.datetime(2025, 5, 6, 9, 30, tzinfo=datetime.UTC)
-
-
-def column_of(stream: ValueStream, cycle_name: str, column_name: str) -> Column:
-    return Column.objects.get(cycle__value_stream=stream, cycle__name=cycle_name, name=column_name)
 
 
 def open_order(column: Column) -> list[int]:
     """Ids of the column's open cards, in board order."""
     cards = Card.objects.filter(column=column, outcome=Outcome.OPEN).order_by("position", "id")
     return list(cards.values_list("id", flat=True))
-
-
-def fill(column: Column, count: int) -> list[Card]:
-    return [CardFactory(column=column) for _ in range(count)]
-
-
-def snapshot(card: Card) -> tuple:
-    """What a refused action must leave untouched."""
-    row = Card.objects.get(pk=card.pk)
-    return (row.column_id, row.position, row.version, row.outcome, row.owning_team_id)
 
 
 @pytest.fixture
@@ -143,7 +141,11 @@ def test_card_create_enters_the_first_column_and_logs_the_entry(stream, team, me
     data = column_of(stream, COLLABORATION, "Data")
 
     result = card_create(
-        column_id=data.pk, actor=member, person_name=" Ada Lovelace ", company="Engines", at=AT
+        cycle_id=data.cycle_id,
+        actor=as_actor(member),
+        person_name=" Ada Lovelace ",
+        company="Engines",
+        at=AT,
     )
 
     card = Card.objects.get()
@@ -171,8 +173,8 @@ def test_card_create_enters_the_first_column_and_logs_the_entry(stream, team, me
 def test_card_create_puts_new_prospects_at_the_end_of_the_column(stream, member):
     data = column_of(stream, COLLABORATION, "Data")
 
-    first = card_create(column_id=data.pk, actor=member, company="First").card
-    second = card_create(column_id=data.pk, actor=member, company="Second").card
+    first = card_create(cycle_id=data.cycle_id, actor=as_actor(member), company="First").card
+    second = card_create(cycle_id=data.cycle_id, actor=as_actor(member), company="Second").card
 
     assert open_order(data) == [first.pk, second.pk]
 
@@ -180,30 +182,60 @@ def test_card_create_puts_new_prospects_at_the_end_of_the_column(stream, member)
 def test_card_create_accepts_the_first_column_of_a_later_cycle(stream, member):
     sales_data = column_of(stream, SALES, "Data")
 
-    card_create(column_id=sales_data.pk, actor=member, company="Returning Ltd")
+    card_create(cycle_id=sales_data.cycle_id, actor=as_actor(member), company="Returning Ltd")
 
     assert Card.objects.get().column == sales_data
 
 
-@pytest.mark.parametrize("column_name", ["Information", "Knowledge", "Wisdom"])
-def test_card_create_refuses_any_column_but_the_first(stream, member, column_name):
-    column = column_of(stream, COLLABORATION, column_name)
+def test_card_create_refuses_a_cycle_of_another_stream(stream, member, manager):
+    other = value_stream_create(
+        actor=TEST_SYSTEM, name="Dental clinics", customer_market="Dentists", manager=manager
+    )
+    foreign_cycle = column_of(other, COLLABORATION, "Data").cycle_id
 
-    with pytest.raises(InvalidMove, match="first column"):
-        card_create(column_id=column.pk, actor=member, company="Acme")
+    with pytest.raises(CycleNotFound) as refused:
+        card_create(
+            cycle_id=foreign_cycle, stream_id=stream.pk, actor=as_actor(member), company="Acme"
+        )
 
+    assert refused.value.data == {"cycle_id": foreign_cycle}
     assert not Card.objects.exists()
     assert not CardMove.objects.exists()
+
+
+def test_card_create_refuses_an_owner_from_outside_the_stream(stream, member):
+    outsider = UserFactory()
+    data = column_of(stream, COLLABORATION, "Data")
+
+    with pytest.raises(InvalidMove, match="member of its value stream") as refused:
+        card_create(
+            cycle_id=data.cycle_id, actor=as_actor(member), company="Acme", owner_id=outsider.pk
+        )
+
+    assert refused.value.field == "owner"
+    assert not Card.objects.exists()
+
+
+def test_card_create_refuses_an_inactive_channel(stream, member):
+    data = column_of(stream, COLLABORATION, "Data")
+    retired = ChannelFactory(value_stream=stream, is_active=False)
+
+    with pytest.raises(InvalidMove, match="no longer active"):
+        card_create(
+            cycle_id=data.cycle_id, actor=as_actor(member), company="Acme", channel_id=retired.pk
+        )
+
+    assert not Card.objects.exists()
 
 
 def test_card_create_refuses_a_full_first_column(stream, member):
     data = column_of(stream, COLLABORATION, "Data")
     data.wip_limit = 1
     data.save()
-    card_create(column_id=data.pk, actor=member, company="Acme")
+    card_create(cycle_id=data.cycle_id, actor=as_actor(member), company="Acme")
 
     with pytest.raises(WipLimitReached) as refused:
-        card_create(column_id=data.pk, actor=member, company="Globex")
+        card_create(cycle_id=data.cycle_id, actor=as_actor(member), company="Globex")
 
     assert str(refused.value) == "Data is at its WIP limit, 1/1"
     assert list(Card.objects.values_list("company", flat=True)) == ["Acme"]
@@ -214,10 +246,13 @@ def test_card_create_lets_the_manager_override_a_full_first_column(stream, manag
     data = column_of(stream, COLLABORATION, "Data")
     data.wip_limit = 1
     data.save()
-    card_create(column_id=data.pk, actor=member, company="Acme")
+    card_create(cycle_id=data.cycle_id, actor=as_actor(member), company="Acme")
 
     result = card_create(
-        column_id=data.pk, actor=manager, company="Globex", wip_override_reason="Hot referral"
+        cycle_id=data.cycle_id,
+        actor=as_actor(manager),
+        company="Globex",
+        wip_override_reason="Hot referral",
     )
 
     assert Card.objects.filter(column=data, outcome=Outcome.OPEN).count() == 2
@@ -228,7 +263,9 @@ def test_card_create_accepts_a_channel_of_the_stream(stream, member):
     data = column_of(stream, COLLABORATION, "Data")
     channel = ChannelFactory(value_stream=stream)
 
-    card_create(column_id=data.pk, actor=member, company="Acme", channel_id=channel.pk)
+    card_create(
+        cycle_id=data.cycle_id, actor=as_actor(member), company="Acme", channel_id=channel.pk
+    )
 
     assert Card.objects.get().channel == channel
 
@@ -238,7 +275,12 @@ def test_card_create_refuses_a_channel_of_another_stream(stream, member):
     foreign_channel = ChannelFactory()
 
     with pytest.raises(InvalidMove, match="channel"):
-        card_create(column_id=data.pk, actor=member, company="Acme", channel_id=foreign_channel.pk)
+        card_create(
+            cycle_id=data.cycle_id,
+            actor=as_actor(member),
+            company="Acme",
+            channel_id=foreign_channel.pk,
+        )
 
     assert not Card.objects.exists()
     assert not CardMove.objects.exists()
@@ -249,7 +291,9 @@ def test_card_create_needs_a_person_or_a_company(stream, member, person_name, co
     data = column_of(stream, COLLABORATION, "Data")
 
     with pytest.raises(InvalidMove, match="person or a company"):
-        card_create(column_id=data.pk, actor=member, person_name=person_name, company=company)
+        card_create(
+            cycle_id=data.cycle_id, actor=as_actor(member), person_name=person_name, company=company
+        )
 
     assert not Card.objects.exists()
 
@@ -263,7 +307,7 @@ def test_card_move_refuses_a_column_at_its_wip_limit(knowledge, information, mem
     before = snapshot(card)
 
     with pytest.raises(WipLimitReached) as refused:
-        card_move(card_id=card.pk, to_column_id=knowledge.pk, actor=member)
+        card_move(card_id=card.pk, to_column_id=knowledge.pk, actor=as_actor(member))
 
     assert str(refused.value) == "Knowledge is at its WIP limit, 5/5"
     assert snapshot(card) == before
@@ -275,7 +319,7 @@ def test_card_move_fills_a_column_up_to_its_limit(knowledge, information, member
     fill(knowledge, 4)
     card = CardFactory(column=information)
 
-    card_move(card_id=card.pk, to_column_id=knowledge.pk, actor=member)
+    card_move(card_id=card.pk, to_column_id=knowledge.pk, actor=as_actor(member))
 
     assert Card.objects.get(pk=card.pk).column == knowledge
 
@@ -291,7 +335,7 @@ def test_card_move_lets_a_manager_override_the_limit_with_a_reason(
     result = card_move(
         card_id=card.pk,
         to_column_id=knowledge.pk,
-        actor=actor,
+        actor=as_actor(actor),
         wip_override_reason="  Board meeting needs this deal  ",
     )
 
@@ -310,7 +354,9 @@ def test_card_move_records_no_override_when_the_limit_was_not_reached(
 ):
     card = CardFactory(column=information)
 
-    card_move(card_id=card.pk, to_column_id=knowledge.pk, actor=manager, wip_override_reason="x")
+    card_move(
+        card_id=card.pk, to_column_id=knowledge.pk, actor=as_actor(manager), wip_override_reason="x"
+    )
 
     assert CardMove.objects.get().wip_override_reason == ""
 
@@ -320,9 +366,12 @@ def test_card_move_refuses_an_override_by_a_member(knowledge, information, membe
     card = CardFactory(column=information)
     before = snapshot(card)
 
-    with pytest.raises(PermissionRefused, match="only the value stream manager"):
+    with pytest.raises(PermissionRefused, match="Only an admin or the value stream manager"):
         card_move(
-            card_id=card.pk, to_column_id=knowledge.pk, actor=member, wip_override_reason="Urgent"
+            card_id=card.pk,
+            to_column_id=knowledge.pk,
+            actor=as_actor(member),
+            wip_override_reason="Urgent",
         )
 
     assert snapshot(card) == before
@@ -337,7 +386,10 @@ def test_card_move_refuses_an_override_without_a_reason(knowledge, information, 
 
     with pytest.raises(WipLimitReached):
         card_move(
-            card_id=card.pk, to_column_id=knowledge.pk, actor=manager, wip_override_reason=reason
+            card_id=card.pk,
+            to_column_id=knowledge.pk,
+            actor=as_actor(manager),
+            wip_override_reason=reason,
         )
 
     assert snapshot(card) == before
@@ -367,7 +419,7 @@ def test_card_move_places_the_card_between_the_named_neighbours(
     card_move(
         card_id=cards["x"].pk,
         to_column_id=information.pk,
-        actor=member,
+        actor=as_actor(member),
         after_card_id=cards[after].pk if after else None,
         before_card_id=cards[before].pk if before else None,
     )
@@ -378,7 +430,9 @@ def test_card_move_places_the_card_between_the_named_neighbours(
 def test_card_move_reorders_inside_a_column_without_logging_a_move(information, member):
     a, b, c = fill(information, 3)
 
-    result = card_move(card_id=c.pk, to_column_id=information.pk, actor=member, before_card_id=a.pk)
+    result = card_move(
+        card_id=c.pk, to_column_id=information.pk, actor=as_actor(member), before_card_id=a.pk
+    )
 
     assert open_order(information) == [c.pk, a.pk, b.pk]
     assert result.move is None
@@ -392,8 +446,10 @@ def test_card_move_renumbers_the_column_when_the_gap_runs_out(stream, informatio
     c = CardFactory(column=information, position=1026)
     x = CardFactory(column=column_of(stream, COLLABORATION, "Data"))
 
-    card_move(card_id=x.pk, to_column_id=information.pk, actor=member, after_card_id=a.pk)
-    card_move(card_id=c.pk, to_column_id=information.pk, actor=member, before_card_id=b.pk)
+    card_move(card_id=x.pk, to_column_id=information.pk, actor=as_actor(member), after_card_id=a.pk)
+    card_move(
+        card_id=c.pk, to_column_id=information.pk, actor=as_actor(member), before_card_id=b.pk
+    )
 
     assert open_order(information) == [a.pk, x.pk, c.pk, b.pk]
 
@@ -406,7 +462,7 @@ def test_card_move_renumbers_a_column_holding_positions_below_zero(stream, infor
     c = CardFactory(column=information, position=1024)
     x = CardFactory(column=column_of(stream, COLLABORATION, "Data"))
 
-    card_move(card_id=x.pk, to_column_id=information.pk, actor=member, after_card_id=b.pk)
+    card_move(card_id=x.pk, to_column_id=information.pk, actor=as_actor(member), after_card_id=b.pk)
 
     assert open_order(information) == [a.pk, b.pk, x.pk, c.pk]
 
@@ -421,7 +477,10 @@ def test_renumbering_keeps_the_order_and_spreads_the_column_evenly(stream, infor
 
     # No room between 1 and 2: the column is renumbered, then the card dropped between.
     card_move(
-        card_id=mover.pk, to_column_id=information.pk, actor=member, after_card_id=cards[3].pk
+        card_id=mover.pk,
+        to_column_id=information.pk,
+        actor=as_actor(member),
+        after_card_id=cards[3].pk,
     )
 
     order = [card.pk for card in cards[:4]] + [mover.pk] + [card.pk for card in cards[4:]]
@@ -436,18 +495,27 @@ def test_renumbering_keeps_the_order_and_spreads_the_column_evenly(stream, infor
 
 def test_card_move_keeps_order_through_many_drops_near_the_top(stream, member):
     data = column_of(stream, COLLABORATION, "Data")
-    first = card_create(column_id=data.pk, actor=member, company="First").card
+    first = card_create(cycle_id=data.cycle_id, actor=as_actor(member), company="First").card
     cards = [
-        card_create(column_id=data.pk, actor=member, company=f"Prospect {i}").card
+        card_create(cycle_id=data.cycle_id, actor=as_actor(member), company=f"Prospect {i}").card
         for i in range(13)
     ]
 
     # Two cards dropped on top of the column take positions at and below zero...
-    card_move(card_id=cards[0].pk, to_column_id=data.pk, actor=member, before_card_id=first.pk)
-    card_move(card_id=cards[1].pk, to_column_id=data.pk, actor=member, before_card_id=cards[0].pk)
+    card_move(
+        card_id=cards[0].pk, to_column_id=data.pk, actor=as_actor(member), before_card_id=first.pk
+    )
+    card_move(
+        card_id=cards[1].pk,
+        to_column_id=data.pk,
+        actor=as_actor(member),
+        before_card_id=cards[0].pk,
+    )
     # ...then each next one lands just above `first`: the gap halves until it runs out.
     for card in cards[2:]:
-        card_move(card_id=card.pk, to_column_id=data.pk, actor=member, before_card_id=first.pk)
+        card_move(
+            card_id=card.pk, to_column_id=data.pk, actor=as_actor(member), before_card_id=first.pk
+        )
 
     assert open_order(data) == [cards[1].pk, cards[0].pk, *(c.pk for c in cards[2:]), first.pk]
 
@@ -462,7 +530,7 @@ def test_card_move_refuses_a_neighbour_that_left_the_column(stream, information,
         card_move(
             card_id=card.pk,
             to_column_id=information.pk,
-            actor=member,
+            actor=as_actor(member),
             after_card_id=elsewhere.pk,
         )
 
@@ -476,14 +544,16 @@ def test_card_move_refuses_a_neighbour_that_left_the_column(stream, information,
 
 def test_card_move_refuses_a_stale_version_and_changes_nothing(stream, information, member):
     card = CardFactory(column=column_of(stream, COLLABORATION, "Data"))
-    card_move(card_id=card.pk, to_column_id=information.pk, actor=member, expected_version=1)
+    card_move(
+        card_id=card.pk, to_column_id=information.pk, actor=as_actor(member), expected_version=1
+    )
     before = snapshot(card)
 
     with pytest.raises(StaleBoard):
         card_move(
             card_id=card.pk,
             to_column_id=column_of(stream, COLLABORATION, "Knowledge").pk,
-            actor=member,
+            actor=as_actor(member),
             expected_version=1,
         )
 
@@ -493,15 +563,17 @@ def test_card_move_refuses_a_stale_version_and_changes_nothing(stream, informati
 
 
 def test_card_move_refuses_a_column_of_another_stream(stream, information, member, manager):
-    other = value_stream_create(name="Dental clinics", customer_market="Dentists", manager=manager)
+    other = value_stream_create(
+        actor=TEST_SYSTEM, name="Dental clinics", customer_market="Dentists", manager=manager
+    )
     card = CardFactory(column=information)
     before = snapshot(card)
 
-    with pytest.raises(InvalidMove, match="another value stream"):
+    with pytest.raises(ColumnNotFound):
         card_move(
             card_id=card.pk,
             to_column_id=column_of(other, COLLABORATION, "Information").pk,
-            actor=member,
+            actor=as_actor(member),
         )
 
     assert snapshot(card) == before
@@ -513,7 +585,11 @@ def test_card_move_refuses_to_cross_cycles_without_a_handoff(stream, member):
     before = snapshot(card)
 
     with pytest.raises(ControlPointRequired):
-        card_move(card_id=card.pk, to_column_id=column_of(stream, SALES, "Data").pk, actor=member)
+        card_move(
+            card_id=card.pk,
+            to_column_id=column_of(stream, SALES, "Data").pk,
+            actor=as_actor(member),
+        )
 
     assert snapshot(card) == before
     assert not CardMove.objects.exists()
@@ -524,7 +600,7 @@ def test_card_move_refuses_a_closed_card(information, knowledge, member):
     before = snapshot(card)
 
     with pytest.raises(InvalidMove, match="closed"):
-        card_move(card_id=card.pk, to_column_id=knowledge.pk, actor=member)
+        card_move(card_id=card.pk, to_column_id=knowledge.pk, actor=as_actor(member))
 
     assert snapshot(card) == before
 
@@ -533,12 +609,12 @@ def test_every_column_change_appends_exactly_one_move(stream, member, manager):
     data, information, knowledge = (
         column_of(stream, COLLABORATION, name) for name in ("Data", "Information", "Knowledge")
     )
-    card = card_create(column_id=data.pk, actor=member, company="Acme", at=AT).card
+    card = card_create(cycle_id=data.cycle_id, actor=as_actor(member), company="Acme", at=AT).card
     steps = [(information, member), (knowledge, manager), (information, member)]
 
     for minutes, (to_column, actor) in enumerate(steps, start=1):
         at = AT + datetime.timedelta(minutes=minutes)
-        result = card_move(card_id=card.pk, to_column_id=to_column.pk, actor=actor, at=at)
+        result = card_move(card_id=card.pk, to_column_id=to_column.pk, actor=as_actor(actor), at=at)
         assert result.move == CardMove.objects.order_by("id").last()
 
     moves = CardMove.objects.filter(card=card).order_by("id")
@@ -564,12 +640,13 @@ def test_card_move_reports_both_columns_and_stays_in_budget(
     card = CardFactory(column=data)
 
     # Savepoint, bounds (PostgreSQL), lock columns, lock card, count, position,
-    # update, insert, release; the card's column is named, so not read first.
-    with django_assert_max_num_queries(9):
+    # update, insert the move, insert its audit row, release; the card's column is
+    # named, so not read first.
+    with django_assert_max_num_queries(10):
         result = card_move(
             card_id=card.pk,
             to_column_id=information.pk,
-            actor=member,
+            actor=as_actor(member),
             expected_column_id=data.pk,
         )
 
@@ -586,7 +663,9 @@ def test_card_move_reports_the_open_counts_after_the_move(stream, information, m
     CardFactory(column=data, outcome=Outcome.WON, closed_at=AT)
 
     result = card_move(
-        card_id=card.pk, to_column_id=column_of(stream, COLLABORATION, target).pk, actor=member
+        card_id=card.pk,
+        to_column_id=column_of(stream, COLLABORATION, target).pk,
+        actor=as_actor(member),
     )
 
     expected = {data.pk: 1, information.pk: 4} if target == "Information" else {data.pk: 2}
@@ -602,14 +681,14 @@ def test_card_move_refuses_a_card_no_longer_in_the_column_the_caller_saw(
 ):
     data = column_of(stream, COLLABORATION, "Data")
     card = CardFactory(column=data)
-    card_move(card_id=card.pk, to_column_id=information.pk, actor=member)
+    card_move(card_id=card.pk, to_column_id=information.pk, actor=as_actor(member))
     before = snapshot(card)
 
     with pytest.raises(StaleBoard):
         card_move(
             card_id=card.pk,
             to_column_id=column_of(stream, COLLABORATION, "Knowledge").pk,
-            actor=member,
+            actor=as_actor(member),
             expected_column_id=data.pk,
         )
 
@@ -621,13 +700,16 @@ def test_card_move_refuses_a_card_no_longer_in_the_column_the_caller_saw(
 def test_card_move_refuses_a_card_that_no_longer_exists(stream, information, member, seen_column):
     data = column_of(stream, COLLABORATION, "Data")
 
-    with pytest.raises(InvalidMove, match="That card no longer exists."):
+    with pytest.raises(CardNotFound) as refused:
         card_move(
             card_id=10**9,
             to_column_id=information.pk,
-            actor=member,
+            actor=as_actor(member),
             expected_column_id=data.pk if seen_column else None,
         )
+
+    assert refused.value.http_status == 404
+    assert refused.value.data == {"card_id": 10**9}
 
 
 # handoff_pass
@@ -658,7 +740,7 @@ def test_handoff_pass_refuses_unmet_required_criteria(stream, control_point, mem
             card_id=card.pk,
             control_point_id=control_point.pk,
             criteria_met_ids=[required[0], *criteria_ids(control_point, required=False)],
-            actor=member,
+            actor=as_actor(member),
         )
 
     assert snapshot(card) == before
@@ -679,7 +761,7 @@ def test_handoff_pass_records_who_when_what_and_to_whom(stream, team, control_po
         card_id=card.pk,
         control_point_id=control_point.pk,
         criteria_met_ids=met,
-        actor=member,
+        actor=as_actor(member),
         at=AT,
     )
 
@@ -720,7 +802,7 @@ def test_handoff_pass_without_receiving_team_hands_to_the_next_cycles_team(
         card_id=card.pk,
         control_point_id=control_point.pk,
         criteria_met_ids=criteria_ids(control_point, required=True),
-        actor=member,
+        actor=as_actor(member),
     )
 
     assert Handoff.objects.get().to_team == hunters
@@ -740,7 +822,7 @@ def test_handoff_pass_respects_the_wip_limit_of_the_next_cycle(stream, control_p
             card_id=card.pk,
             control_point_id=control_point.pk,
             criteria_met_ids=criteria_ids(control_point, required=True),
-            actor=member,
+            actor=as_actor(member),
         )
 
     assert str(refused.value) == "Data is at its WIP limit, 1/1"
@@ -761,7 +843,7 @@ def test_handoff_pass_refuses_criteria_of_another_control_point(stream, control_
                 *criteria_ids(control_point, required=True),
                 *criteria_ids(next_point, required=True),
             ],
-            actor=member,
+            actor=as_actor(member),
         )
 
     assert not Handoff.objects.exists()
@@ -778,7 +860,7 @@ def test_handoff_pass_refuses_a_card_outside_the_control_points_cycle(
             card_id=card.pk,
             control_point_id=control_point.pk,
             criteria_met_ids=criteria_ids(control_point, required=True),
-            actor=member,
+            actor=as_actor(member),
         )
 
     assert snapshot(card) == before
@@ -797,8 +879,8 @@ def test_card_close_takes_the_card_out_of_the_wip_count(
     closing, *_ = fill(knowledge, 5)
     waiting = CardFactory(column=information)
 
-    card_close(card_id=closing.pk, outcome=outcome, actor=member, at=AT)
-    card_move(card_id=waiting.pk, to_column_id=knowledge.pk, actor=member)
+    card_close(card_id=closing.pk, outcome=outcome, actor=as_actor(member), at=AT)
+    card_move(card_id=waiting.pk, to_column_id=knowledge.pk, actor=as_actor(member))
 
     closing.refresh_from_db()
     assert (closing.outcome, closing.closed_at, closing.column) == (outcome, AT, knowledge)
@@ -820,17 +902,17 @@ def test_card_close_needs_won_or_lost(information, member, outcome):
     before = snapshot(card)
 
     with pytest.raises(InvalidMove, match="won or lost"):
-        card_close(card_id=card.pk, outcome=outcome, actor=member)
+        card_close(card_id=card.pk, outcome=outcome, actor=as_actor(member))
 
     assert snapshot(card) == before
 
 
 def test_card_close_refuses_a_closed_card(information, member):
     card = CardFactory(column=information)
-    card_close(card_id=card.pk, outcome=Outcome.WON, actor=member)
+    card_close(card_id=card.pk, outcome=Outcome.WON, actor=as_actor(member))
 
     with pytest.raises(InvalidMove, match="already won"):
-        card_close(card_id=card.pk, outcome=Outcome.LOST, actor=member)
+        card_close(card_id=card.pk, outcome=Outcome.LOST, actor=as_actor(member))
 
     assert Card.objects.get(pk=card.pk).outcome == Outcome.WON
     assert CardMove.objects.filter(card=card).count() == 1
@@ -838,9 +920,9 @@ def test_card_close_refuses_a_closed_card(information, member):
 
 def test_card_reopen_puts_the_card_back_at_the_end_of_its_column(knowledge, member):
     card, *others = fill(knowledge, 3)
-    card_close(card_id=card.pk, outcome=Outcome.LOST, actor=member)
+    card_close(card_id=card.pk, outcome=Outcome.LOST, actor=as_actor(member))
 
-    card_reopen(card_id=card.pk, actor=member, at=AT)
+    card_reopen(card_id=card.pk, actor=as_actor(member), at=AT)
 
     card.refresh_from_db()
     assert (card.outcome, card.closed_at, card.version) == (Outcome.OPEN, None, 3)
@@ -862,12 +944,16 @@ def test_card_reopen_puts_the_card_back_at_the_end_of_its_column(knowledge, memb
 
 def test_card_reopen_respects_the_wip_limit(knowledge, information, member):
     closed, *_ = fill(knowledge, 5)
-    card_close(card_id=closed.pk, outcome=Outcome.WON, actor=member, at=AT)
-    card_move(card_id=CardFactory(column=information).pk, to_column_id=knowledge.pk, actor=member)
+    card_close(card_id=closed.pk, outcome=Outcome.WON, actor=as_actor(member), at=AT)
+    card_move(
+        card_id=CardFactory(column=information).pk,
+        to_column_id=knowledge.pk,
+        actor=as_actor(member),
+    )
     before = snapshot(closed)
 
     with pytest.raises(WipLimitReached) as refused:
-        card_reopen(card_id=closed.pk, actor=member)
+        card_reopen(card_id=closed.pk, actor=as_actor(member))
 
     assert str(refused.value) == "Knowledge is at its WIP limit, 5/5"
     assert snapshot(closed) == before
@@ -879,7 +965,7 @@ def test_card_reopen_refuses_an_open_card(information, member):
     card = CardFactory(column=information)
 
     with pytest.raises(InvalidMove, match="already open"):
-        card_reopen(card_id=card.pk, actor=member)
+        card_reopen(card_id=card.pk, actor=as_actor(member))
 
     assert not CardMove.objects.exists()
 
@@ -892,7 +978,7 @@ def test_card_set_blocked_needs_a_reason(information, member, reason):
     card = CardFactory(column=information)
 
     with pytest.raises(InvalidMove, match="why"):
-        card_set_blocked(card_id=card.pk, blocked=True, reason=reason, actor=member)
+        card_set_blocked(card_id=card.pk, blocked=True, reason=reason, actor=as_actor(member))
 
     card.refresh_from_db()
     assert (card.is_blocked, card.blocked_reason, card.version) == (False, "", 1)
@@ -902,7 +988,7 @@ def test_card_set_blocked_blocks_and_unblocks(information, member):
     card = CardFactory(column=information)
 
     card_set_blocked(
-        card_id=card.pk, blocked=True, reason=" Waiting for budget ", actor=member, at=AT
+        card_id=card.pk, blocked=True, reason=" Waiting for budget ", actor=as_actor(member), at=AT
     )
     card.refresh_from_db()
     assert (card.is_blocked, card.blocked_reason, card.blocked_at, card.version) == (
@@ -912,7 +998,7 @@ def test_card_set_blocked_blocks_and_unblocks(information, member):
         2,
     )
 
-    card_set_blocked(card_id=card.pk, blocked=False, actor=member, expected_version=2)
+    card_set_blocked(card_id=card.pk, blocked=False, actor=as_actor(member), expected_version=2)
     card.refresh_from_db()
     assert (card.is_blocked, card.blocked_reason, card.blocked_at, card.version) == (
         False,
@@ -927,7 +1013,11 @@ def test_card_set_blocked_refuses_a_stale_version(information, member):
 
     with pytest.raises(StaleBoard):
         card_set_blocked(
-            card_id=card.pk, blocked=True, reason="Budget", actor=member, expected_version=3
+            card_id=card.pk,
+            blocked=True,
+            reason="Budget",
+            actor=as_actor(member),
+            expected_version=3,
         )
 
     assert not Card.objects.get(pk=card.pk).is_blocked
@@ -941,7 +1031,7 @@ def test_column_set_wip_limit_refuses_anyone_but_a_manager(request, information,
     actor = request.getfixturevalue(who)
 
     with pytest.raises(PermissionRefused):
-        column_set_wip_limit(column_id=information.pk, wip_limit=3, actor=actor)
+        column_set_wip_limit(column_id=information.pk, wip_limit=3, actor=as_actor(actor))
 
     assert Column.objects.get(pk=information.pk).wip_limit == information.wip_limit
 
@@ -953,17 +1043,17 @@ def test_column_set_wip_limit_lets_managers_and_admins_change_it(request, inform
     else:
         actor = request.getfixturevalue(who)
 
-    column_set_wip_limit(column_id=information.pk, wip_limit=3, actor=actor)
+    column_set_wip_limit(column_id=information.pk, wip_limit=3, actor=as_actor(actor))
     assert Column.objects.get(pk=information.pk).wip_limit == 3
 
-    column_set_wip_limit(column_id=information.pk, wip_limit=None, actor=actor)
+    column_set_wip_limit(column_id=information.pk, wip_limit=None, actor=as_actor(actor))
     assert Column.objects.get(pk=information.pk).wip_limit is None
 
 
 @pytest.mark.parametrize("wip_limit", [0, -2])
 def test_column_set_wip_limit_refuses_a_limit_below_one(information, manager, wip_limit):
     with pytest.raises(InvalidMove):
-        column_set_wip_limit(column_id=information.pk, wip_limit=wip_limit, actor=manager)
+        column_set_wip_limit(column_id=information.pk, wip_limit=wip_limit, actor=as_actor(manager))
 
     assert Column.objects.get(pk=information.pk).wip_limit == information.wip_limit
 
@@ -984,14 +1074,14 @@ def test_an_event_dated_out_of_range_is_refused_and_nothing_is_written(
     stream, manager, information, at, message
 ):
     first = column_of(stream, COLLABORATION, "Data")
-    card = card_create(column_id=first.pk, actor=manager, person_name="Dated").card
+    card = card_create(cycle_id=first.cycle_id, actor=as_actor(manager), person_name="Dated").card
     before = snapshot(card), CardMove.objects.count()
     with pytest.raises(InvalidMove, match=message):
-        card_create(column_id=first.pk, actor=manager, person_name="Typo", at=at)
+        card_create(cycle_id=first.cycle_id, actor=as_actor(manager), person_name="Typo", at=at)
     with pytest.raises(InvalidMove, match=message):
-        card_move(card_id=card.pk, to_column_id=information.pk, actor=manager, at=at)
+        card_move(card_id=card.pk, to_column_id=information.pk, actor=as_actor(manager), at=at)
     with pytest.raises(InvalidMove, match=message):
-        card_close(card_id=card.pk, outcome=Outcome.WON, actor=manager, at=at)
+        card_close(card_id=card.pk, outcome=Outcome.WON, actor=as_actor(manager), at=at)
     assert (snapshot(card), CardMove.objects.count()) == before
     assert not Card.objects.filter(person_name="Typo").exists()
 
@@ -1000,5 +1090,7 @@ def test_an_event_a_little_ahead_of_this_clock_is_recorded_as_given(stream, mana
     # Another machine's clock may run a few seconds ahead.
     ahead = timezone.now() + datetime.timedelta(seconds=30)
     first = column_of(stream, COLLABORATION, "Data")
-    result = card_create(column_id=first.pk, actor=manager, person_name="Ahead", at=ahead)
+    result = card_create(
+        cycle_id=first.cycle_id, actor=as_actor(manager), person_name="Ahead", at=ahead
+    )
     assert result.move.moved_at == ahead

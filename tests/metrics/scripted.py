@@ -13,9 +13,8 @@ from boards.services import (
     handoff_pass,
 )
 from pdca.models import ControlPoint
+from tests.support import COLLABORATION, as_actor
 from vsm.models import Channel, ValueStream
-
-COLLABORATION, SALES, REPEAT = "Collaboration", "Sales/Buying", "Repeat/Upsell"
 
 
 class Board:
@@ -36,8 +35,8 @@ class Board:
 
     def enter(self, key: str, channel: Channel, value: int, when, cycle: str = COLLABORATION):
         result = card_create(
-            column_id=self.column(cycle, "Data").pk,
-            actor=self.actor,
+            cycle_id=self.column(cycle, "Data").cycle_id,
+            actor=as_actor(self.actor),
             person_name=f"Prospect {key}",
             channel_id=channel.pk if channel else None,
             estimated_value=value,
@@ -48,7 +47,9 @@ class Board:
     def move(self, key: str, column_name: str, when) -> None:
         card = Card.objects.select_related("column__cycle").get(pk=self.cards[key])
         target = self.column(card.column.cycle.name, column_name)
-        result = card_move(card_id=card.pk, to_column_id=target.pk, actor=self.actor, at=when)
+        result = card_move(
+            card_id=card.pk, to_column_id=target.pk, actor=as_actor(self.actor), at=when
+        )
         assert result.move is not None, "every scripted move changes column"
 
     def handoff(self, key: str, when) -> None:
@@ -58,21 +59,21 @@ class Board:
             card_id=card.pk,
             control_point_id=control_point.pk,
             criteria_met_ids=control_point.criteria.values_list("pk", flat=True),
-            actor=self.actor,
+            actor=as_actor(self.actor),
             at=when,
         )
 
     def close(self, key: str, outcome: Outcome, when) -> None:
-        card_close(card_id=self.cards[key], outcome=outcome, actor=self.actor, at=when)
+        card_close(card_id=self.cards[key], outcome=outcome, actor=as_actor(self.actor), at=when)
 
     def reopen(self, key: str, when) -> None:
-        card_reopen(card_id=self.cards[key], actor=self.actor, at=when)
+        card_reopen(card_id=self.cards[key], actor=as_actor(self.actor), at=when)
 
     def edit(self, key: str, *, channel: Channel | None = None, value=None, when) -> None:
         card = Card.objects.get(pk=self.cards[key])
         card_update(
             card_id=card.pk,
-            actor=self.actor,
+            actor=as_actor(self.actor),
             person_name=card.person_name,
             company=card.company,
             email=card.email,

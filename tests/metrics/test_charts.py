@@ -22,8 +22,8 @@ from metrics.charts import (
 )
 from metrics.selectors import MetricsQuery, stream_metrics_compute
 from metrics.selectors.cards import aging_cards, finished_cards
-from tests.metrics.scripted import COLLABORATION
 from tests.metrics.test_oracle import NOW, WEEKS, board  # noqa: F401 (the oracle's stream)
+from tests.support import COLLABORATION
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,8 @@ from metrics.forecasting import how_many
 from metrics.models import FlowDuration, MetricsProgress
 from metrics.selectors import MetricsQuery, daily_won, stream_metrics_compute
 from metrics.services import stream_metrics_advance, stream_metrics_rebuild, streams_lagging
-from tests.metrics.scripted import COLLABORATION, Board
+from tests.metrics.scripted import Board
+from tests.support import COLLABORATION, as_actor
 from vsm.models import Channel, ChannelKind
 
 pytestmark = pytest.mark.django_db
@@ -354,7 +355,7 @@ def test_a_column_added_before_the_others_refolds_the_stream(board, stream):
     assert stream.pk in streams_lagging(), "the sweeper picks it up even without a move"
     board.columns[(COLLABORATION, "Leads")] = Column.objects.get(name="Leads", cycle=data.cycle)
     leads = board.column(COLLABORATION, "Leads")
-    card_create(column_id=leads.pk, actor=board.actor, person_name="C", at=nov(5))
+    card_create(cycle_id=leads.cycle_id, actor=as_actor(board.actor), person_name="C", at=nov(5))
     doc = document(stream)
     reached = [step["reached"] for step in cycle_doc(doc)["conversion"]["all"][:5]]
     assert reached == [1, 1, 1, 1, 0]  # Leads C; Data, Information, Knowledge A; Wisdom

@@ -20,8 +20,9 @@ from metrics.fold.timeline import metrics_zone
 from metrics.selectors import MetricsQuery, stream_metrics_compute
 from metrics.selectors.dashboard import dashboard_chart, dashboard_get, stored_document
 from metrics.services import stream_metrics_advance
-from tests.metrics.scripted import COLLABORATION, Board
+from tests.metrics.scripted import Board
 from tests.metrics.test_oracle import NOW, board, channels  # noqa: F401 (the oracle's stream)
+from tests.support import COLLABORATION, logged_in
 from vsm.models import Channel, ValueStream
 
 pytestmark = pytest.mark.django_db
@@ -84,27 +85,17 @@ def test_the_stored_document_answers_the_default_query_only_while_fresh(board): 
     assert dashboard_get(MetricsQuery(stream=stream, now=now)).document.stream == live.stream
 
 
-@pytest.fixture
-def client_for():
-    def make(user) -> Client:
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
-
-
 def url(stream, **params) -> str:
     base = reverse("metrics:dashboard", args=[stream.slug])
     return base + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
 
 
-def test_members_see_the_dashboard_outsiders_get_404(client_for, stream, manager, member, user):
-    assert client_for(manager).get(url(stream)).status_code == 200
-    assert client_for(member).get(url(stream)).status_code == 200
-    assert client_for(user).get(url(stream)).status_code == 404
+def test_members_see_the_dashboard_outsiders_get_404(stream, manager, member, user):
+    assert logged_in(manager).get(url(stream)).status_code == 200
+    assert logged_in(member).get(url(stream)).status_code == 200
+    assert logged_in(user).get(url(stream)).status_code == 404
     assert (
-        client_for(user)
+        logged_in(user)
         .get(reverse("metrics:dashboard-csv", args=[stream.slug, "throughput"]))
         .status_code
         == 404
@@ -113,15 +104,15 @@ def test_members_see_the_dashboard_outsiders_get_404(client_for, stream, manager
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
 
 
-def test_the_board_and_the_stream_list_link_to_the_dashboard(client_for, stream, manager):
-    client = client_for(manager)
+def test_the_board_and_the_stream_list_link_to_the_dashboard(stream, manager):
+    client = logged_in(manager)
     target = url(stream)
     assert target in client.get(reverse("boards:board", args=[stream.slug])).content.decode()
     assert target in client.get(reverse("boards:stream-list")).content.decode()
 
 
-def test_filters_are_read_from_the_url_and_bad_ones_are_explained(client_for, stream, manager):
-    client = client_for(manager)
+def test_filters_are_read_from_the_url_and_bad_ones_are_explained(stream, manager):
+    client = logged_in(manager)
     cycle = stream.cycles.order_by("order").first()
     page = client.get(url(stream, cycle=cycle.pk))
     assert page.status_code == 200
@@ -150,9 +141,7 @@ def test_filters_are_read_from_the_url_and_bad_ones_are_explained(client_for, st
         assert b'role="alert"' in page.content
 
 
-def test_the_csv_is_exactly_the_chart_s_table_with_formulas_neutralised(
-    client_for, stream, manager
-):
+def test_the_csv_is_exactly_the_chart_s_table_with_formulas_neutralised(stream, manager):
     Channel.objects.create(value_stream=stream, name="=HYPERLINK(evil)")
     channel = Channel.objects.get(value_stream=stream)
     b = Board(stream, manager)
@@ -161,7 +150,7 @@ def test_the_csv_is_exactly_the_chart_s_table_with_formulas_neutralised(
     b.move("A", "Information", start + timedelta(days=2))
     b.close("A", Outcome.WON, start + timedelta(days=5))
     stream_metrics_advance(stream_id=stream.pk)
-    response = client_for(manager).get(
+    response = logged_in(manager).get(
         reverse("metrics:dashboard-csv", args=[stream.slug, "pareto"])
     )
     assert response.status_code == 200
@@ -170,7 +159,7 @@ def test_the_csv_is_exactly_the_chart_s_table_with_formulas_neutralised(
     table = list(csv.reader(io.StringIO(response.content.decode())))
     assert table[0] == ["channel", "arrivals", "won", "lost", "win rate", "won value", "cumulative"]
     assert table[1][0] == "'=HYPERLINK(evil)" and table[1][2] == "1" and table[1][5] == "900.00"
-    missing = client_for(manager).get(reverse("metrics:dashboard-csv", args=[stream.slug, "nope"]))
+    missing = logged_in(manager).get(reverse("metrics:dashboard-csv", args=[stream.slug, "nope"]))
     assert missing.status_code == 404
 
 
@@ -187,8 +176,8 @@ def _history(stream, manager, cards: int, *, days_ago: int = 100) -> None:
 
 
 @pytest.mark.parametrize("params", [{}, {"channel": 0}], ids=["stored document", "filtered"])
-def test_the_page_s_query_count_does_not_grow_with_the_history(client_for, stream, manager, params):
-    client = client_for(manager)
+def test_the_page_s_query_count_does_not_grow_with_the_history(stream, manager, params):
+    client = logged_in(manager)
     _history(stream, manager, 4)
     with CaptureQueriesContext(connection) as few:
         assert client.get(url(stream, **params)).status_code == 200
@@ -302,8 +291,8 @@ def test_dates_out_of_range_are_refused_with_the_reason(stream, params, field, m
     form.query().window()  # the defaults stand in: no OverflowError, no 500
 
 
-def test_the_earliest_dates_get_an_error_not_a_500(client_for, stream, manager):
-    client = client_for(manager)
+def test_the_earliest_dates_get_an_error_not_a_500(stream, manager):
+    client = logged_in(manager)
     for params in ({"end": "0001-01-01"}, {"start": "0001-01-01", "end": "0001-01-07"}):
         assert client.get(url(stream, **params)).status_code == 200
         csv_url = reverse("metrics:dashboard-csv", args=[stream.slug, "throughput"])
@@ -359,13 +348,11 @@ def test_to_json_holds_every_field_of_the_chart(board):  # noqa: F811
         assert json.loads(json.dumps(chart.to_json())) == expected
 
 
-def test_the_page_s_table_shows_the_first_rows_and_says_the_csv_has_them_all(
-    client_for, stream, manager
-):
+def test_the_page_s_table_shows_the_first_rows_and_says_the_csv_has_them_all(stream, manager):
     from metrics.charts import TABLE_ROWS_SHOWN
 
     _history(stream, manager, 2 * TABLE_ROWS_SHOWN + 5, days_ago=60)  # every other card won
-    page = client_for(manager).get(url(stream))
+    page = logged_in(manager).get(url(stream))
     scatter = page.context["dashboard"].chart("cycle-time")
     shown = len(scatter.rows)
     assert shown > TABLE_ROWS_SHOWN
@@ -375,13 +362,13 @@ def test_the_page_s_table_shows_the_first_rows_and_says_the_csv_has_them_all(
     assert (
         f"The first {TABLE_ROWS_SHOWN} of {shown} rows; the CSV download has them all." in section
     )
-    csv_rows = client_for(manager).get(
+    csv_rows = logged_in(manager).get(
         reverse("metrics:dashboard-csv", args=[stream.slug, "cycle-time"])
     )
     assert len(csv_rows.content.decode().strip().splitlines()) == shown + 1
 
 
-def test_a_young_stream_s_window_starts_at_its_first_week(client_for, stream, manager):
+def test_a_young_stream_s_window_starts_at_its_first_week(stream, manager):
     from metrics.selectors.query import week_start
 
     channel = Channel.objects.create(value_stream=stream, name="Web form")
@@ -389,20 +376,18 @@ def test_a_young_stream_s_window_starts_at_its_first_week(client_for, stream, ma
     entered = timezone.now() - timedelta(days=25)
     b.enter("A", channel, 100, entered)
     stream_metrics_advance(stream_id=stream.pk)
-    page = client_for(manager).get(url(stream))
+    page = logged_in(manager).get(url(stream))
     window = page.context["dashboard"].document.window
     # Weeks before the stream's first would be zeros in every average.
     assert window.start == week_start(entered.astimezone(metrics_zone()).date())
     assert len(window.weeks) == (week_start(timezone.localdate()) - window.start).days // 7
 
 
-def test_a_stored_document_s_page_reads_the_cards_once_as_of_its_moment(
-    client_for, stream, manager
-):
+def test_a_stored_document_s_page_reads_the_cards_once_as_of_its_moment(stream, manager):
     from django.core.cache import cache
 
     cache.clear()
-    client = client_for(manager)
+    client = logged_in(manager)
     _history(stream, manager, 2)  # the stream is older than the window
     _history(stream, manager, 6, days_ago=20)
     with CaptureQueriesContext(connection) as first:

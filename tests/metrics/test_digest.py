@@ -25,7 +25,6 @@ from django.core.mail.backends.locmem import EmailBackend
 from django.test import Client
 from django.urls import resolve, reverse
 
-from boards.errors import PermissionRefused
 from boards.models import Outcome
 from boards.services import card_set_blocked
 from metrics import services, tasks
@@ -42,8 +41,11 @@ from metrics.selectors.query import stream_first_week
 from metrics.selectors.review import week_query
 from metrics.services import stream_metrics_advance
 from tests.factories import MembershipFactory, UserFactory
-from tests.metrics.scripted import SALES, Board
+from tests.metrics.scripted import Board
 from tests.metrics.test_oracle import board  # noqa: F401 (the oracle's stream)
+from tests.support import SALES, as_actor, logged_in
+from vsm.access import StreamNotFound
+from vsm.errors import PermissionRefused
 from vsm.models import Channel, Role
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +101,7 @@ def quiet_since_september(stream, manager) -> Board:
 
 
 def subscribe(user, stream) -> None:
-    services.digest_subscription_set(user=user, stream_id=stream.pk, subscribed=True)
+    services.digest_subscription_set(actor=as_actor(user), stream_id=stream.pk, subscribed=True)
 
 
 def send(stream, week: datetime.date = WEEK) -> int:
@@ -154,12 +156,20 @@ def test_an_address_gets_one_message_and_users_without_one_none(stream, manager,
 
 
 def test_the_manager_receives_it_without_asking_and_members_can_stop_it(stream, manager, member):
-    assert services.digest_subscription_set(user=manager, stream_id=stream.pk, subscribed=False)
-    assert services.digest_subscription_set(user=member, stream_id=stream.pk, subscribed=True)
-    assert services.digest_subscription_set(user=member, stream_id=stream.pk, subscribed=True)
+    assert services.digest_subscription_set(
+        actor=as_actor(manager), stream_id=stream.pk, subscribed=False
+    )
+    assert services.digest_subscription_set(
+        actor=as_actor(member), stream_id=stream.pk, subscribed=True
+    )
+    assert services.digest_subscription_set(
+        actor=as_actor(member), stream_id=stream.pk, subscribed=True
+    )
     assert DigestSubscription.objects.filter(user=member, value_stream=stream).count() == 1
 
-    assert not services.digest_subscription_set(user=member, stream_id=stream.pk, subscribed=False)
+    assert not services.digest_subscription_set(
+        actor=as_actor(member), stream_id=stream.pk, subscribed=False
+    )
 
     assert not DigestSubscription.objects.exists()
     assert [r.user_id for r in digest_recipients(stream)] == [manager.pk]
@@ -167,9 +177,13 @@ def test_the_manager_receives_it_without_asking_and_members_can_stop_it(stream, 
 
 def test_only_members_may_ask_for_it(stream, user):
     admin = UserFactory(is_superuser=True, is_staff=True)
-    for outsider in (user, admin):
-        with pytest.raises(PermissionRefused, match="Only members"):
-            services.digest_subscription_set(user=outsider, stream_id=stream.pk, subscribed=True)
+    # An admin sees every stream but is in none of its teams; an outsider sees nothing.
+    with pytest.raises(PermissionRefused, match="Only members"):
+        services.digest_subscription_set(
+            actor=as_actor(admin), stream_id=stream.pk, subscribed=True
+        )
+    with pytest.raises(StreamNotFound):
+        services.digest_subscription_set(actor=as_actor(user), stream_id=stream.pk, subscribed=True)
     assert not DigestSubscription.objects.exists()
 
 
@@ -331,7 +345,7 @@ def test_a_card_blocked_in_an_otherwise_quiet_week_is_news(scripted, stream, man
         card_id=scripted.cards["P3"],
         blocked=True,
         reason="Waits for a budget",
-        actor=manager,
+        actor=as_actor(manager),
         at=at(2, 12),
     )
 
@@ -489,16 +503,6 @@ def test_a_failing_digest_does_not_fail_the_snapshot(
 # The dashboard's toggle
 
 
-@pytest.fixture
-def client_for():
-    def make(user) -> Client:
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
-
-
 def toggle_url(stream) -> str:
     return reverse("metrics:digest-subscription", args=[stream.slug])
 
@@ -507,8 +511,8 @@ def dashboard_url(stream) -> str:
     return reverse("metrics:dashboard", args=[stream.slug])
 
 
-def test_a_member_asks_for_the_digest_and_stops_it(client_for, stream, member):
-    client = client_for(member)
+def test_a_member_asks_for_the_digest_and_stops_it(stream, member):
+    client = logged_in(member)
     assert "E-mail me the weekly digest" in client.get(dashboard_url(stream)).content.decode()
 
     response = client.post(toggle_url(stream), {"subscribe": "1"}, follow=True)
@@ -527,28 +531,28 @@ def test_a_member_asks_for_the_digest_and_stops_it(client_for, stream, member):
     assert not DigestSubscription.objects.exists()
 
 
-def test_the_manager_is_told_they_receive_it(client_for, stream, manager):
-    page = client_for(manager).get(dashboard_url(stream)).content.decode()
+def test_the_manager_is_told_they_receive_it(stream, manager):
+    page = logged_in(manager).get(dashboard_url(stream)).content.decode()
     assert "as the stream's manager" in page
     assert "E-mail me the weekly digest" not in page
 
 
-def test_outsiders_get_404_and_anonymous_users_the_login_page(client_for, stream, user):
-    assert client_for(user).post(toggle_url(stream), {"subscribe": "1"}).status_code == 404
+def test_outsiders_get_404_and_anonymous_users_the_login_page(stream, user):
+    assert logged_in(user).post(toggle_url(stream), {"subscribe": "1"}).status_code == 404
     anonymous = Client().post(toggle_url(stream), {"subscribe": "1"})
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
     assert not DigestSubscription.objects.exists()
 
 
-def test_an_admin_who_is_no_member_is_told_why_not(client_for, stream):
+def test_an_admin_who_is_no_member_is_told_why_not(stream):
     admin = UserFactory(is_superuser=True, is_staff=True)
-    response = client_for(admin).post(toggle_url(stream), {"subscribe": "1"}, follow=True)
+    response = logged_in(admin).post(toggle_url(stream), {"subscribe": "1"}, follow=True)
     assert "Only members of the value stream" in response.content.decode()
     assert not DigestSubscription.objects.exists()
 
 
-def test_the_toggle_takes_a_post_of_1_or_0(client_for, stream, member):
-    client = client_for(member)
+def test_the_toggle_takes_a_post_of_1_or_0(stream, member):
+    client = logged_in(member)
     assert client.get(toggle_url(stream)).status_code == 405
     assert client.post(toggle_url(stream), {"subscribe": "yes"}).status_code == 400
     assert not DigestSubscription.objects.exists()

@@ -13,7 +13,6 @@ import datetime
 
 import pytest
 from django.http import QueryDict
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
@@ -26,6 +25,7 @@ from metrics.selectors.query import MetricsQuery
 from metrics.services import stream_metrics_advance
 from tests.metrics.scripted import Board
 from tests.pages import element, has_element
+from tests.support import COLLABORATION, logged_in
 from vsm.models import Channel, ChannelKind
 
 pytestmark = pytest.mark.django_db
@@ -571,7 +571,7 @@ def test_the_cycle_filter_does_not_turn_lead_times_into_cycle_times(cohort):
     # A passed Collaboration in 5 days and was won 10 days after entry. By 25 Nov
     # (8 days) no won deal fits, whatever the dashboard's cycle: Collaboration's 5-day
     # passage is no lead time.
-    cycle_id = cohort.column("Collaboration", "Data").cycle_id
+    cycle_id = cohort.column(COLLABORATION, "Data").cycle_id
     filtered = panel(cohort, by=nov(25), cycle_id=cycle_id).prospects
     assert filtered.refused == (
         "No won deal took 8 days or less from entry: none entering now would be won in time."
@@ -654,12 +654,6 @@ def url(stream, **params) -> str:
     query.update(params)
     base = reverse("metrics:forecast", kwargs={"stream_slug": stream.slug})
     return f"{base}?{query.urlencode()}" if params else base
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -34,7 +34,8 @@ from boards.services import (
 )
 from metrics.selectors import MetricsQuery, cumulative_flow, stream_metrics_compute
 from metrics.services import stream_metrics_advance, stream_metrics_rebuild
-from tests.metrics.scripted import COLLABORATION, REPEAT, SALES, Board
+from tests.metrics.scripted import Board
+from tests.support import COLLABORATION, REPEAT, SALES, TEST_SYSTEM
 from vsm.models import Channel, ChannelKind
 
 pytestmark = pytest.mark.django_db
@@ -124,7 +125,10 @@ def board(django_db_setup, django_db_blocker):
 def _script() -> Board:
     manager = get_user_model().objects.create(username="oracle-manager")
     stream = value_stream_create(
-        name="Oracle pumps", customer_market="Mid-sized manufacturers", manager=manager
+        actor=TEST_SYSTEM,
+        name="Oracle pumps",
+        customer_market="Mid-sized manufacturers",
+        manager=manager,
     )
     referral = Channel.objects.create(
         value_stream=stream, name="Referral", kind=ChannelKind.REFERRAL

@@ -4,7 +4,7 @@ aggregates and metrics document that a rebuild from the first event gives.
 Hypothesis draws a list of abstract actions (enter, move forwards or backwards inside
 the cycle, hand off, win, lose, reopen, edit the card's channel or value), each at a
 random gap after the previous one, and after some of them a fold. Every action goes
-through the board services; one they refuse (a BoardError, say a full column) is
+through the board services; one they refuse (a DomainError, say a full column) is
 skipped, as a user's refused drag would be.
 """
 
@@ -21,7 +21,6 @@ from django.db import transaction
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from boards.errors import BoardError
 from boards.models import Card, CardMove, Column, Outcome
 from boards.services import (
     card_close,
@@ -41,6 +40,8 @@ from metrics.selectors import MetricsQuery, stream_metrics_compute
 from metrics.services import stream_metrics_advance, stream_metrics_rebuild
 from pdca.models import ControlPoint
 from tests.metrics.aggregates import aggregate_rows
+from tests.support import TEST_SYSTEM, as_actor
+from vsm.errors import DomainError
 from vsm.models import Channel
 
 pytestmark = pytest.mark.django_db
@@ -91,6 +92,7 @@ class World:
     def __init__(self, manager) -> None:
         self.actor = manager
         self.stream = value_stream_create(
+            actor=TEST_SYSTEM,
             name=f"Property pumps {next(_streams)}",
             customer_market="Mid-sized manufacturers",
             manager=manager,
@@ -131,8 +133,8 @@ class World:
         if kind == "enter":
             cycle, channel, value = args
             result = card_create(
-                column_id=self.columns[(cycle + 1, 1)].pk,
-                actor=self.actor,
+                cycle_id=self.columns[(cycle + 1, 1)].cycle_id,
+                actor=as_actor(self.actor),
                 person_name=f"Prospect {len(self.card_ids)}",
                 channel_id=self.channel_id(channel),
                 estimated_value=value,
@@ -145,7 +147,7 @@ class World:
             return
         if kind == "move":
             target = self.columns[(card.column.cycle.order, args[1] + 1)]
-            card_move(card_id=card.pk, to_column_id=target.pk, actor=self.actor, at=at)
+            card_move(card_id=card.pk, to_column_id=target.pk, actor=as_actor(self.actor), at=at)
         elif kind == "handoff":
             if card.column.cycle.order not in self.control_points:
                 return  # the last cycle has no control point after it
@@ -154,19 +156,19 @@ class World:
                 card_id=card.pk,
                 control_point_id=control_point_id,
                 criteria_met_ids=criteria,
-                actor=self.actor,
+                actor=as_actor(self.actor),
                 at=at,
             )
         elif kind in ("won", "lost"):
             outcome = Outcome.WON if kind == "won" else Outcome.LOST
-            card_close(card_id=card.pk, outcome=outcome, actor=self.actor, at=at)
+            card_close(card_id=card.pk, outcome=outcome, actor=as_actor(self.actor), at=at)
         elif kind == "reopen":
-            card_reopen(card_id=card.pk, actor=self.actor, at=at)
+            card_reopen(card_id=card.pk, actor=as_actor(self.actor), at=at)
         elif kind == "edit":
             channel, value = args[1], args[2]
             card_update(
                 card_id=card.pk,
-                actor=self.actor,
+                actor=as_actor(self.actor),
                 person_name=card.person_name,
                 company=card.company,
                 email=card.email,
@@ -271,7 +273,7 @@ def test_incremental_fold_equals_a_rebuild(steps):
             try:
                 with transaction.atomic():
                     world.apply(action, at)
-            except BoardError as error:
+            except DomainError as error:
                 # Refused (full column, closed card...): the user is told, nothing changes.
                 event(f"refused: {type(error).__name__}")
             if fold:

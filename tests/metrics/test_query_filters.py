@@ -11,7 +11,8 @@ from boards.models import Outcome
 from metrics.selectors import MetricsQuery, stream_metrics_compute
 from metrics.services import stream_metrics_advance
 from pdca.models import Cycle
-from tests.metrics.scripted import SALES, Board
+from tests.metrics.scripted import Board
+from tests.support import SALES
 from vsm.models import Channel
 
 pytestmark = pytest.mark.django_db

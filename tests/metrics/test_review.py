@@ -20,7 +20,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from boards.errors import PermissionRefused
 from boards.models import Outcome
 from metrics.models import REVIEW_ENTRY_MAX_LENGTH, ReviewEntry, ReviewEntryKind, WeeklySnapshot
 from metrics.selectors import MetricsQuery, stream_metrics_compute
@@ -42,8 +41,11 @@ from metrics.services import (
 )
 from tests.constraints import violates
 from tests.factories import MembershipFactory, UserFactory
-from tests.metrics.scripted import SALES, Board
+from tests.metrics.scripted import Board
 from tests.metrics.test_oracle import NOW, board  # noqa: F401 (the oracle's stream)
+from tests.support import SALES, as_actor, logged_in
+from vsm.access import StreamNotFound
+from vsm.errors import PermissionRefused
 from vsm.models import Channel, Role, Team
 
 pytestmark = pytest.mark.django_db
@@ -84,12 +86,6 @@ def snapshot(stream, *, taken_on: date, data: dict) -> WeeklySnapshot:
 def oracle_member(board):  # noqa: F811
     team = Team.objects.get(value_stream=board.stream)
     return MembershipFactory(team=team, role=Role.MEMBER).user
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def review_url(stream, week, name: str = "metrics:review", *extra) -> str:
@@ -250,7 +246,7 @@ def test_the_snapshot_taken_the_monday_after_is_the_source_when_there_is_one(boa
     assert (tiles["won"].value, tiles["won"].previous) == (5, 1)
     assert review.anomalies == []  # not today's replay's old card, B
     assert review.weeks[[w.monday for w in review.weeks].index(MAY_5)].snapshot
-    page = client_for(board.actor).get(review_url(board.stream, MAY_5))
+    page = logged_in(board.actor).get(review_url(board.stream, MAY_5))
     assert "From the snapshot taken 12 May 2025, 00:10" in page.content.decode()
 
 
@@ -268,7 +264,7 @@ def test_a_snapshot_that_does_not_hold_the_week_is_not_used(board, data):  # noq
     review = review_of(board, MAY_5)
     assert review.snapshot_taken_at is None
     assert {tile.key: tile.value for tile in review.dashboard.tiles}["won"] == 1
-    page = client_for(board.actor).get(review_url(board.stream, MAY_5))
+    page = logged_in(board.actor).get(review_url(board.stream, MAY_5))
     assert "Replayed from the move log" in page.content.decode()
     assert "their ages counted to the week's end" in page.content.decode()
 
@@ -287,7 +283,7 @@ def test_each_chart_s_csv_is_the_review_s_own(board):  # noqa: F811
     data = document_json(board, MAY_5)
     data["stream"]["won_weekly"]["values"][-1] = 5
     snapshot(board.stream, taken_on=MAY_12, data=data)
-    client = client_for(board.actor)
+    client = logged_in(board.actor)
     page = client.get(review_url(board.stream, MAY_5))
     csv_url = review_url(board.stream, MAY_5, "metrics:review-csv", "throughput")
     assert f'href="{csv_url}"' in page.content.decode()
@@ -323,7 +319,7 @@ def test_a_replayed_week_counts_the_cards_ages_to_its_end(board):  # noqa: F811
             "cycle's 85th percentile (12.0 days)."
         ],
     }
-    page = client_for(board.actor).get(review_url(board.stream, MAY_12)).content.decode()
+    page = logged_in(board.actor).get(review_url(board.stream, MAY_12)).content.decode()
     assert (
         "The fold keeps no past positions, so the open cards are today's that were already "
         "in their present column at the week's end, their ages counted to the week's end; a "
@@ -354,7 +350,7 @@ def test_the_review_starts_with_the_week_of_the_stream_s_first_event(board):  # 
         with pytest.raises(WeekNotReviewable, match="the stream's first week"):
             review_of(board, before)
 
-    client = client_for(board.actor)
+    client = logged_in(board.actor)
     page = client.get(review_url(board.stream, APR_7)).content.decode()
     assert 'rel="prev"' not in page
     assert "the stream's first week: there is no week before it to compare with." in page
@@ -377,7 +373,7 @@ def test_an_early_week_averages_only_the_weeks_since_the_stream_s_first(board): 
     assert (window.weeks[0], len(window.weeks)) == (APR_7, 4)
     tiles = {tile.key: tile for tile in review.dashboard.tiles}
     assert (tiles["arrivals"].average, tiles["won"].average) == (0.75, 0.25)
-    page = client_for(board.actor).get(review_url(board.stream, APR_28)).content.decode()
+    page = logged_in(board.actor).get(review_url(board.stream, APR_28)).content.decode()
     assert (
         "against the week before and the average of the 4 weeks from the stream's first, "
         "the week of 7 Apr 2025."
@@ -395,7 +391,7 @@ def test_a_snapshot_counting_weeks_before_the_stream_is_not_used(board):  # noqa
 
 
 def test_a_stream_whose_first_week_is_not_over_has_no_review_yet(stream, manager):
-    client = client_for(manager)
+    client = logged_in(manager)
     latest = reverse("metrics:review-latest", args=[stream.slug])
     response = client.get(latest, follow=True)
     assert response.redirect_chain == [(reverse("metrics:dashboard", args=[stream.slug]), 302)]
@@ -435,7 +431,7 @@ def test_a_stream_whose_first_week_is_not_over_has_no_review_yet(stream, manager
 )
 def test_the_picker_says_why_it_cannot_show_a_week(board, asked, shown, message):  # noqa: F811
     last = last_full_week()
-    response = client_for(board.actor).get(
+    response = logged_in(board.actor).get(
         reverse("metrics:review-latest", args=[board.stream.slug]) + f"?week={asked}",
         follow=True,
     )
@@ -455,7 +451,7 @@ def test_a_manager_records_a_decision_stripped_of_blanks(board):  # noqa: F811
         week_start=MAY_5,
         kind=ReviewEntryKind.DECISION,
         text="  Call every referral within a day.\r\nReview again in two weeks.  ",
-        actor=board.actor,
+        actor=as_actor(board.actor),
         at=MAY_14,
     )
     entry.refresh_from_db()
@@ -471,14 +467,15 @@ def test_a_manager_records_a_decision_stripped_of_blanks(board):  # noqa: F811
 
 def test_only_those_who_steer_the_stream_record(board):  # noqa: F811
     member = oracle_member(board)
-    for actor in (member, UserFactory()):
-        with pytest.raises(PermissionRefused, match="Only the value stream's managers"):
+    # A member sees the stream but may not steer it; an outsider does not even see it.
+    for actor, refusal in ((member, PermissionRefused), (UserFactory(), StreamNotFound)):
+        with pytest.raises(refusal):
             review_entry_record(
                 stream_id=board.stream.pk,
                 week_start=MAY_5,
                 kind=ReviewEntryKind.NOTE,
                 text="A note",
-                actor=actor,
+                actor=as_actor(actor),
                 at=MAY_14,
             )
     manager_member = MembershipFactory(
@@ -491,7 +488,7 @@ def test_only_those_who_steer_the_stream_record(board):  # noqa: F811
             week_start=MAY_5,
             kind=ReviewEntryKind.NOTE,
             text="A note",
-            actor=actor,
+            actor=as_actor(actor),
             at=MAY_14,
         )
     assert ReviewEntry.objects.filter(value_stream=board.stream).count() == 2
@@ -516,7 +513,7 @@ def test_refused_entries_say_why_and_write_nothing(board, changes, field, messag
         "week_start": MAY_5,
         "kind": ReviewEntryKind.NOTE,
         "text": "A note",
-        "actor": board.actor,
+        "actor": as_actor(board.actor),
         "at": MAY_14,
     } | changes
     with pytest.raises(ReviewEntryInvalid, match=message) as refused:
@@ -532,7 +529,7 @@ def test_the_longest_text_fits_counting_a_line_break_once(board):  # noqa: F811
         week_start=MAY_5,
         kind=ReviewEntryKind.NOTE,
         text=text,
-        actor=board.actor,
+        actor=as_actor(board.actor),
         at=MAY_14,
     )
     entry.refresh_from_db()
@@ -566,7 +563,7 @@ def _record(board, week: date, kind: str, text: str, actor=None) -> ReviewEntry:
         week_start=week,
         kind=kind,
         text=text,
-        actor=actor or board.actor,
+        actor=as_actor(actor or board.actor),
         at=NOW,
     )
 
@@ -575,23 +572,25 @@ def test_an_entry_is_withdrawn_by_its_author_or_a_manager_and_kept(board):  # no
     other_manager = MembershipFactory(
         team=Team.objects.get(value_stream=board.stream), role=Role.VALUE_STREAM_MANAGER
     ).user
-    mine = _record(board, MAY_5, "decision", "Mine", actor=other_manager)
+    mine = _record(board, MAY_5, "decision", "Mine", actor=as_actor(other_manager))
     theirs = _record(board, MAY_5, "note", "Theirs")
-    with pytest.raises(PermissionRefused, match="Only its author"):
-        review_entry_withdraw(entry_id=mine.pk, actor=oracle_member(board))
-    review_entry_withdraw(entry_id=mine.pk, actor=other_manager, at=NOW)
-    review_entry_withdraw(entry_id=theirs.pk, actor=other_manager, at=NOW)
+    with pytest.raises(
+        PermissionRefused, match="Only an admin or the value stream manager may withdraw another"
+    ):
+        review_entry_withdraw(entry_id=mine.pk, actor=as_actor(oracle_member(board)))
+    review_entry_withdraw(entry_id=mine.pk, actor=as_actor(other_manager), at=NOW)
+    review_entry_withdraw(entry_id=theirs.pk, actor=as_actor(other_manager), at=NOW)
     with pytest.raises(ReviewEntryInvalid, match="withdrawn already"):
-        review_entry_withdraw(entry_id=mine.pk, actor=board.actor)
+        review_entry_withdraw(entry_id=mine.pk, actor=as_actor(board.actor))
     kept = ReviewEntry.objects.filter(value_stream=board.stream).order_by("pk")
     assert [(e.text, e.withdrawn_by, e.withdrawn_at) for e in kept] == [
         ("Mine", other_manager, NOW),
         ("Theirs", other_manager, NOW),
     ]
     # The author no longer steers the stream, and still withdraws their own entry.
-    former = _record(board, MAY_5, "note", "Former", actor=other_manager)
+    former = _record(board, MAY_5, "note", "Former", actor=as_actor(other_manager))
     other_manager.memberships.update(role=Role.MEMBER)
-    review_entry_withdraw(entry_id=former.pk, actor=other_manager)
+    review_entry_withdraw(entry_id=former.pk, actor=as_actor(other_manager))
     assert ReviewEntry.objects.get(pk=former.pk).withdrawn
 
 
@@ -604,7 +603,7 @@ def test_the_last_decisions_are_shown_at_the_next_review(board):  # noqa: F811
     _record(board, APR_28, "note", "A note is no decision")
     withdrawn = _record(board, APR_28, "decision", "Withdrawn decision")
     second = _record(board, APR_28, "decision", "Split Knowledge into doing and done")
-    review_entry_withdraw(entry_id=withdrawn.pk, actor=board.actor)
+    review_entry_withdraw(entry_id=withdrawn.pk, actor=as_actor(board.actor))
     this_week = _record(board, MAY_5, "note", "This week's note")
 
     review = review_of(board, MAY_5)
@@ -614,7 +613,7 @@ def test_the_last_decisions_are_shown_at_the_next_review(board):  # noqa: F811
     # A week later, with nothing recorded for 5 May, the decisions of 28 April stand.
     assert review_of(board, MAY_12).decided_last_time == [first, second]
     assert review_of(board, APR_21).decided_last_time == []
-    page = client_for(board.actor).get(review_url(board.stream, MAY_5)).content.decode()
+    page = logged_in(board.actor).get(review_url(board.stream, MAY_5)).content.decode()
     last_time = page[page.index('id="decided-last-time"') : page.index('class="tiles"')]
     assert "Split Knowledge into doing and done" in last_time
     assert "Withdrawn decision" not in last_time and "A note is no decision" not in last_time
@@ -627,16 +626,16 @@ def test_the_last_decisions_are_shown_at_the_next_review(board):  # noqa: F811
 
 def test_members_see_the_review_outsiders_get_404_anonymous_log_in(board):  # noqa: F811
     url = review_url(board.stream, MAY_5)
-    manager_page = client_for(board.actor).get(url)
+    manager_page = logged_in(board.actor).get(url)
     assert manager_page.status_code == 200
     assert b'class="review-entry-form"' in manager_page.content
     who = "Only the stream's managers record decisions and notes."
     assert who not in manager_page.content.decode()
-    member_page = client_for(oracle_member(board)).get(url)
+    member_page = logged_in(oracle_member(board)).get(url)
     assert member_page.status_code == 200
     assert b'class="review-entry-form"' not in member_page.content
     assert who in member_page.content.decode()
-    outsider = client_for(UserFactory())
+    outsider = logged_in(UserFactory())
     assert outsider.get(url).status_code == 404
     assert outsider.get(reverse("metrics:review-latest", args=[board.stream.slug])).status_code == (
         404
@@ -648,7 +647,7 @@ def test_members_see_the_review_outsiders_get_404_anonymous_log_in(board):  # no
 
 
 def test_the_page_shows_anomalies_first_then_tiles_and_charts(board):  # noqa: F811
-    page = client_for(board.actor).get(review_url(board.stream, MAY_5)).content.decode()
+    page = logged_in(board.actor).get(review_url(board.stream, MAY_5)).content.decode()
     order = [
         page.index('id="anomalies"'),
         page.index('id="tile-won"'),
@@ -666,7 +665,7 @@ def test_the_page_shows_anomalies_first_then_tiles_and_charts(board):  # noqa: F
 
 
 def test_weeks_are_picked_by_monday_and_anything_else_is_redirected_or_404(board):  # noqa: F811
-    client = client_for(board.actor)
+    client = logged_in(board.actor)
     slug = board.stream.slug
     latest = reverse("metrics:review-latest", args=[slug])
     last = last_full_week()
@@ -686,7 +685,7 @@ def test_weeks_are_picked_by_monday_and_anything_else_is_redirected_or_404(board
 
 
 def test_a_manager_records_through_the_page_post_redirect_get(board):  # noqa: F811
-    client = client_for(board.actor)
+    client = logged_in(board.actor)
     url = review_url(board.stream, MAY_5, "metrics:review-entry-record")
     response = client.post(url, {"kind": "decision", "text": "  Protect the referral channel "})
     assert response.status_code == 302
@@ -703,7 +702,7 @@ def test_a_manager_records_through_the_page_post_redirect_get(board):  # noqa: F
 
 
 def test_a_refused_entry_re_renders_with_the_reason_and_the_typed_text(board):  # noqa: F811
-    client = client_for(board.actor)
+    client = logged_in(board.actor)
     url = review_url(board.stream, MAY_5, "metrics:review-entry-record")
     typed = "Too long: " + "x" * REVIEW_ENTRY_MAX_LENGTH
     response = client.post(url, {"kind": "note", "text": typed})
@@ -718,14 +717,14 @@ def test_a_refused_entry_re_renders_with_the_reason_and_the_typed_text(board):  
 
 def test_members_cannot_record_through_the_page(board):  # noqa: F811
     url = review_url(board.stream, MAY_5, "metrics:review-entry-record")
-    response = client_for(oracle_member(board)).post(url, {"kind": "note", "text": "Hi"})
+    response = logged_in(oracle_member(board)).post(url, {"kind": "note", "text": "Hi"})
     assert response.status_code == 403
-    assert "Only the value stream&#x27;s managers" in response.content.decode()
-    assert client_for(UserFactory()).post(url, {"kind": "note", "text": "Hi"}).status_code == 404
+    assert "Only an admin or the value stream manager may record" in response.content.decode()
+    assert logged_in(UserFactory()).post(url, {"kind": "note", "text": "Hi"}).status_code == 404
     anonymous = Client().post(url, {"kind": "note", "text": "Hi"})
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
     future = review_url(board.stream, last_full_week() + timedelta(weeks=1))
-    assert client_for(board.actor).post(
+    assert logged_in(board.actor).post(
         future + "entries/", {"kind": "note", "text": "Hi"}
     ).status_code == (404)
     assert not ReviewEntry.objects.filter(value_stream=board.stream).exists()
@@ -734,20 +733,20 @@ def test_members_cannot_record_through_the_page(board):  # noqa: F811
 def test_withdrawing_through_the_page_keeps_the_entry_struck_through(board):  # noqa: F811
     entry = _record(board, MAY_5, "decision", "Hire a second analyst")
     url = review_url(board.stream, MAY_5, "metrics:review-entry-withdraw", entry.pk)
-    refused = client_for(oracle_member(board)).post(url, follow=True)
-    assert "Only its author" in refused.content.decode()
+    refused = logged_in(oracle_member(board)).post(url, follow=True)
+    assert "may withdraw another person&#x27;s decision" in refused.content.decode()
     assert not ReviewEntry.objects.get(pk=entry.pk).withdrawn
     wrong_week = review_url(board.stream, APR_28, "metrics:review-entry-withdraw", entry.pk)
-    assert client_for(board.actor).post(wrong_week).status_code == 404
-    response = client_for(board.actor).post(url)
+    assert logged_in(board.actor).post(wrong_week).status_code == 404
+    response = logged_in(board.actor).post(url)
     assert response["Location"] == review_url(board.stream, MAY_5) + "#entries"
-    page = client_for(board.actor).get(response["Location"]).content.decode()
+    page = logged_in(board.actor).get(response["Location"]).content.decode()
     assert '<del class="review-entry-text">Hire a second analyst</del>' in page
     assert "withdrawn by oracle-manager" in page
 
 
 def test_the_stream_pages_link_to_the_review_and_the_dashboard_keeps_its_tiles(board):  # noqa: F811
-    client = client_for(board.actor)
+    client = logged_in(board.actor)
     target = reverse("metrics:review-latest", args=[board.stream.slug])
     dashboard = client.get(reverse("metrics:dashboard", args=[board.stream.slug])).content.decode()
     assert f'href="{target}"' in dashboard
@@ -761,7 +760,7 @@ def test_the_admin_lists_entries_read_only(board):  # noqa: F811
         username="review-admin", is_superuser=True, is_staff=True
     )
     entry = _record(board, MAY_5, "note", "Seen in the admin")
-    client = client_for(admin)
+    client = logged_in(admin)
     assert client.get(reverse("admin:metrics_reviewentry_changelist")).status_code == 200
     assert client.get(reverse("admin:metrics_reviewentry_add")).status_code == 403
     assert client.get(reverse("admin:metrics_reviewentry_delete", args=[entry.pk])).status_code == (
@@ -798,13 +797,13 @@ def _history(stream, manager, cards: int, entries: int) -> None:
                 week_start=last_full_week() - timedelta(weeks=week),
                 kind=kind,
                 text=f"Entry {cards}-{week}",
-                actor=manager,
+                actor=as_actor(manager),
             )
 
 
 @pytest.mark.parametrize("snapshots", [False, True], ids=["replayed", "from snapshots"])
 def test_the_page_s_query_count_does_not_grow_with_the_history(stream, manager, snapshots):
-    client = client_for(manager)
+    client = logged_in(manager)
     last = last_full_week()
     url = review_url(stream, last)
 

@@ -24,6 +24,7 @@ from metrics.selectors import (
     xmr,
 )
 from metrics.services import stream_metrics_advance
+from tests.support import as_actor
 
 UTC = datetime.UTC
 NO_LIMITS = {
@@ -275,11 +276,13 @@ def test_cumulative_flow_of_a_tiny_stream(stream, manager):
 
     # X: May 5 enter Data; May 6 -> Information; May 8 -> Knowledge.
     # Y: May 6 enter Data; May 7 lost (in Data).
-    x = card_create(column_id=data.pk, actor=manager, person_name="X", at=at(5)).card
-    y = card_create(column_id=data.pk, actor=manager, person_name="Y", at=at(6, 10)).card
-    card_move(card_id=x.pk, to_column_id=information.pk, actor=manager, at=at(6))
-    card_close(card_id=y.pk, outcome=Outcome.LOST, actor=manager, at=at(7))
-    card_move(card_id=x.pk, to_column_id=knowledge.pk, actor=manager, at=at(8))
+    x = card_create(cycle_id=data.cycle_id, actor=as_actor(manager), person_name="X", at=at(5)).card
+    y = card_create(
+        cycle_id=data.cycle_id, actor=as_actor(manager), person_name="Y", at=at(6, 10)
+    ).card
+    card_move(card_id=x.pk, to_column_id=information.pk, actor=as_actor(manager), at=at(6))
+    card_close(card_id=y.pk, outcome=Outcome.LOST, actor=as_actor(manager), at=at(7))
+    card_move(card_id=x.pk, to_column_id=knowledge.pk, actor=as_actor(manager), at=at(8))
     stream_metrics_advance(stream_id=stream.pk)
 
     query = MetricsQuery(stream=stream, now=datetime.datetime(2025, 6, 11, 15, tzinfo=UTC))
@@ -326,7 +329,9 @@ def test_window_spreads_rank_like_percentile(stream, manager):
     columns = list(
         Column.objects.filter(cycle__value_stream=stream).order_by("cycle__order", "order")
     )
-    card = card_create(column_id=columns[0].pk, actor=manager, person_name="Spread").card
+    card = card_create(
+        cycle_id=columns[0].cycle_id, actor=as_actor(manager), person_name="Spread"
+    ).card
     ended = datetime.datetime(2025, 6, 2, 9, tzinfo=UTC)
     # 20 visits of Data (p x n / 100 whole for every percentile: ranks 10, 14, 17, 19),
     # 7 of Information (ranks 4, 5, 6, 7), one of Knowledge; 3 cycle passages; and

@@ -15,10 +15,11 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from boards.models import CardMove, Column
+from boards.models import CardMove
 from boards.services import card_create, value_stream_create
 from metrics import services, tasks
 from metrics.models import MetricsProgress, StreamMetrics, WeeklySnapshot
+from tests.support import TEST_SYSTEM, as_actor, first_column
 from vsm.models import ValueStream
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
@@ -52,14 +53,13 @@ def run_command() -> None:
 RUNS = {"beat": run_beat_task, "command": run_command}
 
 
-def first_column(stream: ValueStream) -> Column:
-    return Column.objects.get(cycle__value_stream=stream, cycle__order=1, order=1)
-
-
 def add_prospect(stream: ValueStream, *, at: datetime.datetime | None = None) -> int:
     """Create a prospect; returns the id of its move."""
     card = card_create(
-        column_id=first_column(stream).pk, actor=stream.manager, company="Acme", at=at
+        cycle_id=first_column(stream).cycle_id,
+        actor=as_actor(stream.manager),
+        company="Acme",
+        at=at,
     ).card
     return CardMove.objects.filter(card=card).get().pk
 
@@ -75,7 +75,7 @@ def weeks_of(stream: ValueStream) -> dict[datetime.date, WeeklySnapshot]:
 
 def new_stream(name: str, manager) -> ValueStream:
     return value_stream_create(
-        name=name, customer_market="Mid-sized manufacturers", manager=manager
+        actor=TEST_SYSTEM, name=name, customer_market="Mid-sized manufacturers", manager=manager
     )
 
 
@@ -238,8 +238,12 @@ def test_a_failing_stream_does_not_stop_the_command(busy_streams, caplog):
 
 def test_metrics_rebuild_takes_a_slug_before_an_id_and_goes_on_past_a_failure(manager):
     # A stream whose slug is all digits ("2") is found by its slug, not taken for id 2.
-    first = value_stream_create(name="First", customer_market="Pumps", manager=manager)
-    digits = value_stream_create(name="Digits", customer_market="Valves", manager=manager)
+    first = value_stream_create(
+        actor=TEST_SYSTEM, name="First", customer_market="Pumps", manager=manager
+    )
+    digits = value_stream_create(
+        actor=TEST_SYSTEM, name="Digits", customer_market="Valves", manager=manager
+    )
     ValueStream.objects.filter(pk=digits.pk).update(slug=str(first.pk))
     out = io.StringIO()
     call_command("metrics_rebuild", str(first.pk), stdout=out)

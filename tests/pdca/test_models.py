@@ -29,7 +29,8 @@ pytestmark = pytest.mark.django_db
 
 def test_cycle_order_unique_per_stream():
     cycle = CycleFactory(order=1)
-    assert CycleFactory(order=1).value_stream != cycle.value_stream
+    elsewhere = CycleFactory(order=1)
+    assert Cycle.objects.get(pk=elsewhere.pk).value_stream_id != cycle.value_stream_id
 
     with violates(Cycle, "pdca_cycle_unique_order_per_stream"):
         CycleFactory(value_stream=cycle.value_stream, order=1)
@@ -37,7 +38,8 @@ def test_cycle_order_unique_per_stream():
 
 def test_cycle_name_unique_per_stream():
     cycle = CycleFactory(name="Collaboration")
-    assert CycleFactory(name="Collaboration").value_stream != cycle.value_stream
+    elsewhere = CycleFactory(name="Collaboration")
+    assert Cycle.objects.get(pk=elsewhere.pk).value_stream_id != cycle.value_stream_id
 
     with violates(Cycle, "pdca_cycle_unique_name_per_stream"):
         CycleFactory(value_stream=cycle.value_stream, name="Collaboration")
@@ -51,7 +53,9 @@ def test_cycle_name_not_blank():
 
 
 def test_control_point_factory_keeps_both_cycles_in_one_stream():
-    control_point = ControlPointFactory()
+    control_point = ControlPoint.objects.select_related("from_cycle", "to_cycle").get(
+        pk=ControlPointFactory().pk
+    )
 
     assert control_point.from_cycle.value_stream_id == control_point.to_cycle.value_stream_id
     assert control_point.from_cycle_id != control_point.to_cycle_id
@@ -59,7 +63,9 @@ def test_control_point_factory_keeps_both_cycles_in_one_stream():
 
 def test_control_point_unique_per_cycle_pair():
     control_point = ControlPointFactory()
-    assert ControlPointFactory(from_cycle=control_point.to_cycle, to_cycle=control_point.from_cycle)
+    assert ControlPointFactory(
+        from_cycle=control_point.to_cycle, to_cycle=control_point.from_cycle
+    ).pk
 
     with violates(ControlPoint, "pdca_controlpoint_unique_cycle_pair"):
         ControlPointFactory(from_cycle=control_point.from_cycle, to_cycle=control_point.to_cycle)
@@ -91,7 +97,9 @@ def test_experiment_window_ordered():
 
 @pytest.mark.parametrize("stage", ExperimentStage.values)
 def test_experiment_stage_valid_accepts_every_stage(stage):
-    assert ExperimentFactory(stage=stage).stage == stage
+    experiment = ExperimentFactory(stage=stage)
+
+    assert Experiment.objects.get(pk=experiment.pk).stage == stage
 
 
 def test_experiment_stage_valid_refuses_unknown_stage():
@@ -113,7 +121,9 @@ def test_experiment_decision_valid_refuses_unknown_decision():
 
 @pytest.mark.parametrize("metric", TargetedMetric.values)
 def test_experiment_targeted_metric_valid_accepts_every_metric(metric):
-    assert ExperimentFactory(targeted_metric=metric).targeted_metric == metric
+    experiment = ExperimentFactory(targeted_metric=metric)
+
+    assert Experiment.objects.get(pk=experiment.pk).targeted_metric == metric
 
 
 def test_experiment_targeted_metric_valid_refuses_unknown_metric():

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from tests.constraints import violates
 from tests.factories import (
+    PASSWORD,
     ChannelFactory,
     MembershipFactory,
     TeamFactory,
@@ -33,7 +35,8 @@ def test_value_stream_slug_not_blank():
 
 def test_team_name_unique_per_stream():
     team = TeamFactory(name="Hunters")
-    assert TeamFactory(name="Hunters").value_stream != team.value_stream
+    elsewhere = TeamFactory(name="Hunters")
+    assert Team.objects.get(pk=elsewhere.pk).value_stream_id != team.value_stream_id
 
     with violates(Team, "vsm_team_unique_name_per_stream"):
         TeamFactory(value_stream=team.value_stream, name="Hunters")
@@ -48,7 +51,8 @@ def test_team_name_not_blank():
 
 def test_membership_unique_per_user_and_team():
     membership = MembershipFactory()
-    assert MembershipFactory(user=membership.user).team != membership.team
+    elsewhere = MembershipFactory(user=membership.user)
+    assert Membership.objects.get(pk=elsewhere.pk).team_id != membership.team_id
 
     with violates(Membership, "vsm_membership_unique_user_team"):
         MembershipFactory(user=membership.user, team=membership.team, role=Role.TEAM_LEADER)
@@ -56,7 +60,9 @@ def test_membership_unique_per_user_and_team():
 
 @pytest.mark.parametrize("role", Role.values)
 def test_membership_role_valid_accepts_every_role(role):
-    assert MembershipFactory(role=role).role == role
+    membership = MembershipFactory(role=role)
+
+    assert Membership.objects.get(pk=membership.pk).role == role
 
 
 def test_membership_role_valid_refuses_unknown_role():
@@ -66,7 +72,8 @@ def test_membership_role_valid_refuses_unknown_role():
 
 def test_channel_name_unique_per_stream():
     channel = ChannelFactory(name="Trade fair")
-    assert ChannelFactory(name="Trade fair").value_stream != channel.value_stream
+    elsewhere = ChannelFactory(name="Trade fair")
+    assert Channel.objects.get(pk=elsewhere.pk).value_stream_id != channel.value_stream_id
 
     with violates(Channel, "vsm_channel_unique_name_per_stream"):
         ChannelFactory(value_stream=channel.value_stream, name="Trade fair")
@@ -81,7 +88,9 @@ def test_channel_name_not_blank():
 
 @pytest.mark.parametrize("kind", ChannelKind.values)
 def test_channel_kind_valid_accepts_every_kind(kind):
-    assert ChannelFactory(kind=kind).kind == kind
+    channel = ChannelFactory(kind=kind)
+
+    assert Channel.objects.get(pk=channel.pk).kind == kind
 
 
 def test_channel_kind_valid_refuses_unknown_kind():
@@ -92,4 +101,4 @@ def test_channel_kind_valid_refuses_unknown_kind():
 def test_user_factory_makes_a_user_who_can_log_in():
     user = UserFactory()
 
-    assert user.check_password("correct horse battery staple")
+    assert get_user_model().objects.get(pk=user.pk).check_password(PASSWORD)

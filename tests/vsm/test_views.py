@@ -7,7 +7,6 @@ from datetime import date
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
-from django.test import Client
 from django.urls import reverse
 
 from boards.models import Card, CardMove, Column, Handoff
@@ -20,17 +19,12 @@ from boards.services import (
 )
 from metrics.models import ReviewEntry
 from pdca.models import ControlPoint, Cycle
-from tests.factories import ChannelFactory, ExperimentFactory, UserFactory
+from tests.factories import PASSWORD, ChannelFactory, ExperimentFactory, UserFactory
 from tests.pages import cards_by_column
-from vsm.models import Membership, Role, ValueStream
+from tests.support import as_actor, logged_in
+from vsm.models import AuditEntry, Membership, Role, ValueStream
 
 pytestmark = pytest.mark.django_db
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_home_asks_anonymous_visitors_to_log_in(client):
@@ -60,7 +54,7 @@ def test_login_page_is_public_and_logs_in(client, user):
     page = client.get(reverse("login"))
     response = client.post(
         reverse("login"),
-        {"username": user.username, "password": "correct horse battery staple"},
+        {"username": user.username, "password": PASSWORD},
     )
 
     assert page.status_code == 200
@@ -71,7 +65,7 @@ def test_login_page_is_public_and_logs_in(client, user):
 
 # Their rows are written by their services only (board moves, review entries): the
 # admin shows them read-only.
-READ_ONLY = {CardMove, Handoff, ReviewEntry}
+READ_ONLY = {AuditEntry, CardMove, Handoff, ReviewEntry}
 REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)
 
 
@@ -84,8 +78,8 @@ def superuser(db):
 def one_of_everything(stream, manager):
     """At least one row of every model registered in the admin."""
     card = card_create(
-        column_id=Column.objects.get(cycle__value_stream=stream, cycle__order=1, order=1).pk,
-        actor=manager,
+        cycle_id=Column.objects.get(cycle__value_stream=stream, cycle__order=1, order=1).cycle_id,
+        actor=as_actor(manager),
         person_name="Ada Keller",
         channel_id=ChannelFactory(value_stream=stream).pk,
     ).card
@@ -94,7 +88,7 @@ def one_of_everything(stream, manager):
         card_id=card.pk,
         control_point_id=control_point.pk,
         criteria_met_ids=control_point.criteria.filter(required=True).values_list("pk", flat=True),
-        actor=manager,
+        actor=as_actor(manager),
     )
     ExperimentFactory(cycle=control_point.from_cycle)
     Group.objects.create(name="Coordinators")
@@ -194,7 +188,9 @@ def test_new_stream_from_the_admin_shows_up_on_its_own_board(superuser):
 def test_admin_card_actions_close_through_the_service(superuser, stream, manager):
     first_column = Column.objects.get(cycle__value_stream=stream, cycle__order=1, order=1)
     cards = [
-        card_create(column_id=first_column.pk, actor=manager, company=f"Company {n}").card
+        card_create(
+            cycle_id=first_column.cycle_id, actor=as_actor(manager), company=f"Company {n}"
+        ).card
         for n in range(2)
     ]
 

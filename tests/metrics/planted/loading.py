@@ -21,6 +21,7 @@ from tests.metrics.planted.simulation import (
     SIM_START,
     Simulation,
 )
+from tests.support import TEST_SYSTEM
 from vsm.models import Channel, ValueStream
 
 
@@ -36,6 +37,7 @@ def create_planted_stream(
     flow order (position j -> column id)."""
     plan = simulation.plan
     stream = value_stream_create(
+        actor=TEST_SYSTEM,
         name=name or f"Planted {plan.seed}",
         customer_market=f"Planted constraint at {POSITION_NAMES[plan.constraint]}",
         manager=manager,
@@ -180,7 +182,7 @@ def _copy(
     )
     move_fields = (
         "value_stream_id, card_id, from_column_id, to_column_id, moved_at, kind, "
-        "wip_override_reason, channel_id, estimated_value, recorded_at"
+        "channel_id, estimated_value, recorded_at"
     )
     stream_id = str(stream.pk)
     channels = [str(channel) if channel is not None else null for channel in rows.channel]
@@ -212,7 +214,7 @@ def _copy(
                 frm = column_text[event.from_column] if event.from_column is not None else null
                 lines.append(
                     f"{stream_id}\t{card_ids[event.card]}\t{frm}\t"
-                    f"{column_text[event.to_column]}\t{at}\t{event.kind}\t\t"
+                    f"{column_text[event.to_column]}\t{at}\t{event.kind}\t"
                     f"{channels[event.card]}\t{values[event.card]}\t{at}\n"
                 )
                 if len(lines) >= 20_000:

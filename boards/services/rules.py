@@ -1,0 +1,44 @@
+"""Rules about what a card may hold, checked by every service that writes a card."""
+
+from __future__ import annotations
+
+from boards.errors import InvalidMove
+from vsm.access import stream_members_check
+from vsm.models import Channel
+
+
+def prospect_name_check(*, person_name: str, company: str) -> None:
+    """Raises: InvalidMove unless the prospect has a person or a company."""
+    if not (person_name.strip() or company.strip()):
+        raise InvalidMove("A prospect needs a person or a company.", field="person_name")
+
+
+def card_owner_check(*, stream_id: int, owner_id: int | None) -> None:
+    """Raises: InvalidMove unless the owner is nobody or a member of the stream."""
+    if owner_id is not None and stream_members_check(stream_id=stream_id, user_ids={owner_id}):
+        raise InvalidMove(
+            "A card's owner is a member of its value stream.",
+            data={"owner_id": owner_id, "stream_id": stream_id},
+            field="owner",
+        )
+
+
+def card_channel_check(
+    *, stream_id: int, channel_id: int | None, current_channel_id: int | None = None
+) -> None:
+    """Raises: InvalidMove unless the channel is nobody or an active channel of the
+    stream. A card may keep the channel it already has after it was deactivated
+    (``current_channel_id``): deactivating a channel stops new cards, not old ones."""
+    if channel_id is None:
+        return
+    channel = Channel.objects.filter(pk=channel_id).values("value_stream_id", "is_active").first()
+    if channel is None or channel["value_stream_id"] != stream_id:
+        raise InvalidMove(
+            "That channel does not belong to this value stream.",
+            data={"channel_id": channel_id, "stream_id": stream_id},
+            field="channel",
+        )
+    if not channel["is_active"] and channel_id != current_channel_id:
+        raise InvalidMove(
+            "That channel is no longer active.", data={"channel_id": channel_id}, field="channel"
+        )
