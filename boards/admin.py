@@ -1,103 +1,208 @@
-"""Admin: configure streams, cycles, columns and WIP limits; read the move log.
+"""Admin: configure streams, cycles, columns and WIP limits; add and edit cards; read the
+move log.
 
-Writes that the board depends on go through boards.services, so the admin cannot
-bypass the WIP rule or the move log.
+Every write goes through a service (``vsm.admin.ServiceAdmin``), so the admin cannot
+create a state the board would refuse: a refusal shows on the form, as on the board.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from boards import services
-from boards.errors import BoardError
 from boards.models import Card, CardMove, Column, Handoff, Outcome
+from pdca import services as pdca_services
 from pdca.models import Cycle
-from vsm.models import ValueStream
+from vsm import services as vsm_services
+from vsm.actors import request_actor
+from vsm.admin import ServiceAdmin, ServiceTabularInline, changed, limit_choices, pk_of
+from vsm.errors import DomainError
+from vsm.models import Channel, Team, ValueStream
 
 
 @admin.register(ValueStream)
-class ValueStreamAdmin(admin.ModelAdmin):
+class ValueStreamAdmin(ServiceAdmin):
     list_display = ["name", "customer_market", "manager", "created_at"]
+    list_select_related = ["manager"]
     search_fields = ["name", "customer_market"]
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["manager"]
 
-    def save_model(self, request: HttpRequest, obj: ValueStream, form, change: bool) -> None:
-        if change:
-            super().save_model(request, obj, form, change)
-            return
+    def service_create(self, request, obj, form):
         # A new stream gets its default team, cycles, columns and control points.
-        created = services.value_stream_create(
-            name=obj.name,
-            slug=obj.slug,
-            customer_market=obj.customer_market,
-            description=obj.description,
-            manager=obj.manager,
+        data = form.cleaned_data
+        return services.value_stream_create(
+            name=data["name"],
+            slug=data["slug"],
+            customer_market=data["customer_market"],
+            description=data["description"],
+            manager=data["manager"],
+            actor=request_actor(request),
         )
-        obj.pk = created.pk
-        obj.created_at = created.created_at
-        obj._state.adding = False
+
+    def service_update(self, request, obj, form):
+        values = changed(form, "name", "slug", "customer_market", "description")
+        if "manager" in form.changed_data:
+            values["manager_id"] = form.cleaned_data["manager"].pk
+        return vsm_services.value_stream_update(
+            stream_id=obj.pk, actor=request_actor(request), **values
+        )
+
+    def service_delete(self, request, obj):
+        vsm_services.value_stream_delete(stream_id=obj.pk, actor=request_actor(request))
 
 
-def _save_column(request: HttpRequest, column: Column, form, save) -> None:
-    """Save an admin's column form; a changed WIP limit goes through
-    column_set_wip_limit (its lock, and the metrics refresh it asks for)."""
-    if column.pk is None or "wip_limit" not in form.changed_data:
-        save()
-        return
-    wip_limit = column.wip_limit
-    column.wip_limit = form.initial.get("wip_limit")
-    save()
-    services.column_set_wip_limit(column_id=column.pk, wip_limit=wip_limit, actor=request.user)
-    column.wip_limit = wip_limit
-
-
-class ColumnInline(admin.TabularInline):
+class ColumnInline(ServiceTabularInline):
     model = Column
     extra = 0
     fields = ["order", "name", "knowledge_level", "wip_limit", "split"]
     ordering = ["order"]
 
+    def service_create(self, request, parent, obj, form):
+        data = form.cleaned_data
+        return services.column_create(
+            cycle_id=parent.pk,
+            name=data["name"],
+            knowledge_level=data["knowledge_level"],
+            order=data["order"],
+            wip_limit=data["wip_limit"],
+            split=data["split"],
+            actor=request_actor(request),
+        )
+
+    def service_update(self, request, parent, obj, form):
+        return _column_update(request, obj, form)
+
+    def service_delete(self, request, parent, obj):
+        services.column_delete(column_id=obj.pk, actor=request_actor(request))
+
+
+def _column_update(request: HttpRequest, column: Column, form: forms.ModelForm) -> Column:
+    values = changed(form, "name", "knowledge_level", "order", "wip_limit", "split")
+    if "cycle" in form.changed_data:
+        values["cycle_id"] = form.cleaned_data["cycle"].pk
+    return services.column_update(column_id=column.pk, actor=request_actor(request), **values)
+
+
+def _stream_teams(form: forms.ModelForm, field: str, stream_id: int | None) -> None:
+    """Offer the teams of ``stream_id`` only (all teams, named with their stream, when
+    the row has no stream yet): the services refuse any other."""
+    teams = Team.objects.select_related("value_stream")
+    if stream_id is not None:
+        teams = teams.filter(value_stream_id=stream_id)
+    limit_choices(form, field, teams)
+
+
+class CycleForm(forms.ModelForm):
+    class Meta:
+        model = Cycle
+        fields = ["value_stream", "name", "order", "owning_team"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _stream_teams(self, "owning_team", self.instance.value_stream_id)
+
 
 @admin.register(Cycle)
-class CycleAdmin(admin.ModelAdmin):
+class CycleAdmin(ServiceAdmin):
+    form = CycleForm
     list_display = ["name", "value_stream", "order", "owning_team"]
     list_filter = ["value_stream"]
     list_select_related = ["value_stream", "owning_team"]
     ordering = ["value_stream", "order"]
+    readonly_on_change = ["value_stream"]
     inlines = [ColumnInline]
 
-    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
-        if formset.model is not Column:
-            super().save_formset(request, form, formset, change)
-            return
-        columns = formset.save(commit=False)
-        for column_form in formset.forms:
-            column = column_form.instance
-            if column in columns:
-                _save_column(request, column, column_form, column.save)
-        for column in formset.deleted_objects:
-            column.delete()
-        formset.save_m2m()
+    def service_create(self, request, obj, form):
+        data = form.cleaned_data
+        return pdca_services.cycle_create(
+            stream_id=data["value_stream"].pk,
+            name=data["name"],
+            order=data["order"],
+            owning_team_id=pk_of(data["owning_team"]),
+            actor=request_actor(request),
+        )
+
+    def service_update(self, request, obj, form):
+        values = changed(form, "name", "order")
+        if "owning_team" in form.changed_data:
+            values["owning_team_id"] = pk_of(form.cleaned_data["owning_team"])
+        return pdca_services.cycle_update(cycle_id=obj.pk, actor=request_actor(request), **values)
+
+    def service_delete(self, request, obj):
+        pdca_services.cycle_delete(cycle_id=obj.pk, actor=request_actor(request))
+
+
+class ColumnForm(forms.ModelForm):
+    """A column moves only among the cycles of its own stream (the service refuses any
+    other, and a column that holds open cards)."""
+
+    class Meta:
+        model = Column
+        fields = ["cycle", "name", "knowledge_level", "order", "wip_limit", "split"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cycles = Cycle.objects.select_related("value_stream").order_by(
+            "value_stream__name", "order"
+        )
+        if self.instance.pk is not None:
+            cycles = cycles.filter(value_stream_id=self.instance.cycle.value_stream_id)
+        limit_choices(self, "cycle", cycles)
 
 
 @admin.register(Column)
-class ColumnAdmin(admin.ModelAdmin):
-    list_display = ["name", "cycle", "knowledge_level", "order", "wip_limit", "split"]
+class ColumnAdmin(ServiceAdmin):
+    form = ColumnForm
+    # The stream and the cycle in columns of their own: every stream has a
+    # "Collaboration / Data".
+    list_display = [
+        "name",
+        "stream",
+        "cycle_name",
+        "knowledge_level",
+        "order",
+        "wip_limit",
+        "split",
+    ]
+    list_display_links = ["name"]
     list_editable = ["wip_limit"]
     list_filter = ["cycle__value_stream", "knowledge_level"]
     list_select_related = ["cycle__value_stream"]
-    ordering = ["cycle__value_stream", "cycle__order", "order"]
+    ordering = ["cycle__value_stream__name", "cycle__order", "order"]
+    search_fields = ["name", "cycle__name", "cycle__value_stream__name"]
 
-    def save_model(self, request: HttpRequest, obj: Column, form, change: bool) -> None:
-        _save_column(
-            request,
-            obj,
-            form,
-            lambda: super(ColumnAdmin, self).save_model(request, obj, form, change),
+    @admin.display(description="Value stream", ordering="cycle__value_stream__name")
+    def stream(self, column: Column) -> str:
+        return column.cycle.value_stream.name
+
+    @admin.display(description="Cycle", ordering="cycle__order")
+    def cycle_name(self, column: Column) -> str:
+        return column.cycle.name
+
+    def service_create(self, request, obj, form):
+        data = form.cleaned_data
+        return services.column_create(
+            cycle_id=data["cycle"].pk,
+            name=data["name"],
+            knowledge_level=data["knowledge_level"],
+            order=data["order"],
+            wip_limit=data["wip_limit"],
+            split=data["split"],
+            actor=request_actor(request),
         )
+
+    def service_update(self, request, obj, form):
+        return _column_update(request, obj, form)
+
+    def service_delete(self, request, obj):
+        services.column_delete(column_id=obj.pk, actor=request_actor(request))
 
 
 @admin.action(description="Mark selected cards won")
@@ -114,66 +219,169 @@ def _close_cards(request, queryset, outcome: Outcome, modeladmin: CardAdmin) -> 
     closed = 0
     for card_id in queryset.filter(outcome=Outcome.OPEN).values_list("pk", flat=True):
         try:
-            services.card_close(card_id=card_id, outcome=outcome, actor=request.user)
+            services.card_close(card_id=card_id, outcome=outcome, actor=request_actor(request))
             closed += 1
-        except BoardError as error:
+        except DomainError as error:
             modeladmin.message_user(request, f"Card {card_id}: {error}", messages.ERROR)
     modeladmin.message_user(request, f"{closed} card(s) marked {outcome.label.lower()}.")
 
 
+# A prospect's facts, which card_update changes; blocking is card_set_blocked's.
+CARD_FACTS = ["person_name", "company", "email", "channel", "owner", "estimated_value", "notes"]
+CARD_BLOCKING = ["is_blocked", "blocked_reason"]
+
+
+class _ChannelChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Channel) -> str:
+        return f"{obj.name} ({obj.value_stream.name})"
+
+
+class CardAddForm(forms.ModelForm):
+    """A card is added into a cycle: it enters the cycle's first column, as on the board."""
+
+    cycle = forms.ModelChoiceField(
+        queryset=Cycle.objects.select_related("value_stream").order_by(
+            "value_stream__name", "order"
+        ),
+        help_text="The card enters this cycle's first column.",
+    )
+    channel = _ChannelChoice(
+        queryset=Channel.objects.filter(is_active=True)
+        .select_related("value_stream")
+        .order_by("value_stream__name", "name"),
+        required=False,
+    )
+    wip_override_reason = forms.CharField(
+        max_length=300,
+        required=False,
+        label="WIP override reason",
+        help_text="Only if the first column is at its WIP limit and it must take the card.",
+    )
+
+    class Meta:
+        model = Card
+        fields = CARD_FACTS
+
+
+class CardChangeForm(forms.ModelForm):
+    """A card's facts and its blocked flag. ``seen_version`` is the version the form
+    was shown with: if someone changed the card meanwhile (blocked it, edited it), the
+    save is refused rather than undoing their change."""
+
+    seen_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+    class Meta:
+        model = Card
+        fields = [*CARD_FACTS, *CARD_BLOCKING]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        card = self.instance
+        self.initial.setdefault("seen_version", card.version)
+        stream_id = card.value_stream_id
+        limit_choices(
+            self,
+            "channel",
+            Channel.objects.filter(
+                Q(value_stream_id=stream_id, is_active=True) | Q(pk=card.channel_id)
+            ),
+        )
+        limit_choices(
+            self,
+            "owner",
+            get_user_model()
+            .objects.filter(
+                Q(memberships__team__value_stream_id=stream_id)
+                | Q(managed_value_streams=stream_id)
+                | Q(pk=card.owner_id)
+            )
+            .distinct()
+            .order_by("username"),
+        )
+
+
 @admin.register(Card)
-class CardAdmin(admin.ModelAdmin):
+class CardAdmin(ServiceAdmin):
     list_display = ["display_name", "value_stream", "column", "channel", "outcome", "is_blocked"]
     list_filter = ["value_stream", "outcome", "is_blocked", "channel"]
     list_select_related = ["value_stream", "column__cycle", "channel"]
     search_fields = ["person_name", "company", "email"]
     actions = [mark_won, mark_lost]
-    # Column, position and outcome change only through the move service (the board or
-    # the actions above), so the WIP rule and the move log hold.
-    readonly_fields = [
+    # Column, position, team and outcome change only through the move services (the
+    # board, the actions above), so the WIP rule and the move log hold.
+    readonly_on_change = [
         "value_stream",
+        "column",
+        "owning_team",
         "position",
         "outcome",
         "version",
+        "blocked_at",
         "created_at",
         "updated_at",
         "column_entered_at",
         "closed_at",
     ]
+    refusal_fields = {"wip_limit_reached": "wip_override_reason", "reason": "blocked_reason"}
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Card | None = None):
-        fields = list(super().get_readonly_fields(request, obj))
-        return [*fields, "column"] if obj is not None else fields
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["cycle", *CARD_FACTS, "wip_override_reason"]
+        return [*CARD_FACTS, *CARD_BLOCKING, "seen_version", *self.readonly_on_change]
 
-    def save_model(self, request: HttpRequest, obj: Card, form, change: bool) -> None:
-        if change:
-            blocking = {"is_blocked", "blocked_reason"} & set(form.changed_data)
-            blocked, reason = obj.is_blocked, obj.blocked_reason
-            if blocking:  # set by card_set_blocked below, which the metrics follow
-                obj.is_blocked = form.initial.get("is_blocked", False)
-                obj.blocked_reason = form.initial.get("blocked_reason", "")
-            obj.version += 1
-            super().save_model(request, obj, form, change)
-            if blocking:
-                card = services.card_set_blocked(
-                    card_id=obj.pk, blocked=blocked, reason=reason, actor=request.user
-                )
-                obj.is_blocked, obj.blocked_reason = card.is_blocked, card.blocked_reason
-                obj.version = card.version
-            return
-        result = services.card_create(
-            column_id=obj.column_id,
-            actor=request.user,
-            person_name=obj.person_name,
-            company=obj.company,
-            email=obj.email,
-            channel_id=obj.channel_id,
-            owner=obj.owner,
-            estimated_value=obj.estimated_value,
-            notes=obj.notes,
-        )
-        obj.pk = result.card.pk
-        obj._state.adding = False
+    def get_form(
+        self, request: HttpRequest, obj: Card | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        kwargs["form"] = CardAddForm if obj is None else CardChangeForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Card | None = None) -> bool:
+        # The move log keeps every card it names.
+        return False
+
+    def service_create(self, request, obj, form):
+        data = form.cleaned_data
+        return services.card_create(
+            cycle_id=data["cycle"].pk,
+            actor=request_actor(request),
+            person_name=data["person_name"],
+            company=data["company"],
+            email=data["email"],
+            channel_id=pk_of(data["channel"]),
+            owner_id=pk_of(data["owner"]),
+            estimated_value=data["estimated_value"],
+            notes=data["notes"],
+            wip_override_reason=data["wip_override_reason"],
+        ).card
+
+    def service_update(self, request, obj, form):
+        data = form.cleaned_data
+        actor = request_actor(request)
+        version = data["seen_version"]
+        card = obj
+        if set(CARD_FACTS) & set(form.changed_data):
+            card = services.card_update(
+                card_id=obj.pk,
+                actor=actor,
+                expected_version=version,
+                person_name=data["person_name"],
+                company=data["company"],
+                email=data["email"],
+                channel_id=pk_of(data["channel"]),
+                owner_id=pk_of(data["owner"]),
+                estimated_value=data["estimated_value"],
+                notes=data["notes"],
+            )
+            version = card.version
+        if set(CARD_BLOCKING) & set(form.changed_data):
+            card = services.card_set_blocked(
+                card_id=obj.pk,
+                blocked=data["is_blocked"],
+                reason=data["blocked_reason"],
+                actor=actor,
+                expected_version=version,
+            )
+        return card
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,0 +1,228 @@
+"""Admin: teams, memberships and channels through the services; the audit log, read-only.
+
+ValueStream is registered in boards.admin: creating one builds its default cycles,
+columns and control points, which live in the higher apps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from vsm import services
+from vsm.actors import request_actor
+from vsm.admin.base import (
+    ServiceAdmin,
+    ServiceTabularInline,
+    changed,
+    delete_refusal,
+    limit_choices,
+    pk_of,
+)
+from vsm.errors import DomainError, InvalidInput
+from vsm.models import AuditEntry, Channel, Membership, Team, ValueStream
+
+__all__ = [
+    "ServiceAdmin",
+    "ServiceTabularInline",
+    "changed",
+    "delete_refusal",
+    "limit_choices",
+    "pk_of",
+]
+
+
+class MembershipInline(ServiceTabularInline):
+    model = Membership
+    extra = 1
+    fields = ["user", "role"]
+    autocomplete_fields = ["user"]
+
+    def service_create(self, request, parent, obj, form):
+        return services.membership_add(
+            team_id=parent.pk,
+            user_id=form.cleaned_data["user"].pk,
+            role=form.cleaned_data["role"],
+            actor=request_actor(request),
+        )
+
+    def service_update(self, request, parent, obj, form):
+        return _membership_update(request, obj, form)
+
+    def service_delete(self, request, parent, obj):
+        services.membership_remove(membership_id=obj.pk, actor=request_actor(request))
+
+
+def _membership_update(request: HttpRequest, obj: Membership, form: forms.ModelForm) -> Membership:
+    if {"user", "team"} & set(form.changed_data):
+        raise InvalidInput(
+            "A membership stays with its person and team: remove it and add the new one.",
+            field="user",
+        )
+    if "role" not in form.changed_data:
+        return obj
+    return services.membership_set_role(
+        membership_id=obj.pk, role=form.cleaned_data["role"], actor=request_actor(request)
+    )
+
+
+@admin.register(Team)
+class TeamAdmin(ServiceAdmin):
+    list_display = ["name", "value_stream"]
+    list_filter = ["value_stream"]
+    list_select_related = ["value_stream"]
+    search_fields = ["name", "value_stream__name"]
+    readonly_on_change = ["value_stream"]
+    inlines = [MembershipInline]
+
+    def service_create(self, request, obj, form):
+        return services.team_create(
+            stream_id=form.cleaned_data["value_stream"].pk,
+            name=form.cleaned_data["name"],
+            actor=request_actor(request),
+        )
+
+    def service_update(self, request, obj, form):
+        if "name" not in form.changed_data:
+            return obj
+        return services.team_rename(
+            team_id=obj.pk, name=form.cleaned_data["name"], actor=request_actor(request)
+        )
+
+    def service_delete(self, request, obj):
+        services.team_delete(team_id=obj.pk, actor=request_actor(request))
+
+
+@admin.register(Membership)
+class MembershipAdmin(ServiceAdmin):
+    list_display = ["user", "team", "role"]
+    list_filter = ["role", "team__value_stream"]
+    list_select_related = ["user", "team__value_stream"]
+    search_fields = ["user__username", "team__name"]
+    autocomplete_fields = ["user", "team"]
+    readonly_on_change = ["user", "team"]
+
+    def service_create(self, request, obj, form):
+        return services.membership_add(
+            team_id=form.cleaned_data["team"].pk,
+            user_id=form.cleaned_data["user"].pk,
+            role=form.cleaned_data["role"],
+            actor=request_actor(request),
+        )
+
+    def service_update(self, request, obj, form):
+        return _membership_update(request, obj, form)
+
+    def service_delete(self, request, obj):
+        services.membership_remove(membership_id=obj.pk, actor=request_actor(request))
+
+
+@admin.action(description="Deactivate selected channels (no new cards)")
+def deactivate_channels(
+    modeladmin: ChannelAdmin, request: HttpRequest, queryset: QuerySet[Channel]
+) -> None:
+    done = 0
+    for channel_id in queryset.filter(is_active=True).values_list("pk", flat=True):
+        try:
+            services.channel_deactivate(channel_id=channel_id, actor=request_actor(request))
+            done += 1
+        except DomainError as error:
+            modeladmin.message_user(request, f"Channel {channel_id}: {error}", messages.ERROR)
+    modeladmin.message_user(request, f"{done} channel(s) deactivated.")
+
+
+@admin.register(Channel)
+class ChannelAdmin(ServiceAdmin):
+    list_display = ["name", "kind", "value_stream", "is_active"]
+    list_filter = ["value_stream", "kind", "is_active"]
+    list_select_related = ["value_stream"]
+    search_fields = ["name"]
+    readonly_on_change = ["value_stream"]
+    actions = [deactivate_channels]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Cards and the move log keep their channel: a channel is deactivated instead.
+        return False
+
+    def service_create(self, request, obj, form):
+        return services.channel_create(
+            stream_id=form.cleaned_data["value_stream"].pk,
+            name=form.cleaned_data["name"],
+            kind=form.cleaned_data["kind"],
+            is_active=form.cleaned_data["is_active"],
+            actor=request_actor(request),
+        )
+
+    def service_update(self, request, obj, form):
+        return services.channel_update(
+            channel_id=obj.pk,
+            actor=request_actor(request),
+            **changed(form, "name", "kind", "is_active"),
+        )
+
+
+class StreamFilter(admin.SimpleListFilter):
+    """The audit log's stream, by name: it keeps plain ids, which outlive the streams."""
+
+    title = "value stream"
+    parameter_name = "stream_id"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(pk), name) for pk, name in ValueStream.objects.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> Any:
+        value = self.value()
+        return queryset.filter(stream_id=value) if value and value.isdigit() else queryset
+
+
+class RefusedFilter(admin.SimpleListFilter):
+    title = "refused"
+    parameter_name = "refused"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Refused"), ("no", "Carried out")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> Any:
+        if self.value() == "yes":
+            return queryset.exclude(refused_code="")
+        if self.value() == "no":
+            return queryset.filter(refused_code="")
+        return queryset
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit log, read-only: written by the services only, and append-only."""
+
+    list_display = [
+        "at",
+        "action",
+        "who",
+        "actor_kind",
+        "stream_id",
+        "target_type",
+        "target_id",
+        "refused_code",
+    ]
+    list_filter = [StreamFilter, "actor_kind", "actor", "action", RefusedFilter]
+    list_select_related = ["actor"]
+    date_hierarchy = "at"
+    search_fields = ["action", "refused_code"]
+    show_full_result_count = False
+
+    @admin.display(description="Actor")
+    def who(self, entry: AuditEntry) -> str:
+        return entry.actor_label
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
