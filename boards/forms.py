@@ -1,7 +1,19 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 from django.http import QueryDict
+
+from pdca.models import Cycle
+from vsm.models import Channel
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+else:
+    User = get_user_model()
 
 from boards.models import Outcome
 from boards.selectors import BoardFilters
@@ -75,7 +87,16 @@ class HandoffForm(forms.Form):
         """The criteria ticked in the posted form, to keep them ticked on a refusal."""
         if not self.is_bound:
             return set()
+        if not isinstance(self.data, QueryDict):
+            return set()
         return {int(value) for value in self.data.getlist("criteria") if value.isdigit()}
+
+
+class PersonChoiceField(forms.ModelChoiceField):
+    """A choice of people, each by full name (or user name when it has none)."""
+
+    def label_from_instance(self, obj: User) -> str:
+        return obj.get_full_name() or obj.get_username()
 
 
 class CardForm(forms.Form):
@@ -84,37 +105,39 @@ class CardForm(forms.Form):
     person_name = forms.CharField(required=False, max_length=200, label="Person")
     company = forms.CharField(required=False, max_length=200)
     email = forms.EmailField(required=False, label="E-mail")
-    channel = forms.ModelChoiceField(queryset=None, required=False)
-    owner = forms.ModelChoiceField(queryset=None, required=False)
+    channel = forms.ModelChoiceField(queryset=Channel.objects.none(), required=False)
+    owner = PersonChoiceField(queryset=User.objects.none(), required=False)
     estimated_value = forms.DecimalField(
         required=False, min_value=0, max_digits=12, decimal_places=2, label="Estimated value"
     )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
 
-    def __init__(self, *args, channels, owners, **kwargs) -> None:
+    def __init__(
+        self, *args: Any, channels: QuerySet[Channel], owners: QuerySet[User], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["channel"].queryset = channels
-        self.fields["owner"].queryset = owners
-        self.fields["owner"].label_from_instance = lambda u: u.get_full_name() or u.username
+        cast(forms.ModelChoiceField, self.fields["channel"]).queryset = channels
+        cast(forms.ModelChoiceField, self.fields["owner"]).queryset = owners
 
-    def clean(self):
-        data = super().clean()
-        if not (data.get("person_name") or data.get("company")):
-            raise forms.ValidationError("Give a person or a company.")
-        if data.get("estimated_value") is None:
-            data["estimated_value"] = 0
-        return data
+    def clean(self) -> dict[str, Any]:
+        # Parsing only: whether a prospect has enough to be one is card_create's rule.
+        super().clean()
+        if self.cleaned_data.get("estimated_value") is None:
+            self.cleaned_data["estimated_value"] = 0
+        return self.cleaned_data
 
 
 class CardCreateForm(CardForm):
-    cycle = forms.ModelChoiceField(queryset=None, label="Enter in cycle", empty_label=None)
+    cycle = forms.ModelChoiceField(
+        queryset=Cycle.objects.none(), label="Enter in cycle", empty_label=None
+    )
     override_reason = forms.CharField(
         required=False, max_length=300, strip=True, label="WIP override reason (managers only)"
     )
 
-    def __init__(self, *args, cycles, **kwargs) -> None:
+    def __init__(self, *args: Any, cycles: QuerySet[Cycle], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["cycle"].queryset = cycles
+        cast(forms.ModelChoiceField, self.fields["cycle"]).queryset = cycles
         self.order_fields(["cycle"])
 
 

@@ -38,6 +38,7 @@ def streams_visible_to(actor: Actor) -> QuerySet[ValueStream]:
         return streams.annotate(viewer_manages=Value(True))
     if isinstance(actor, TokenActor):
         return streams.filter(pk=actor.stream_id).annotate(viewer_manages=Value(False))
+    assert isinstance(actor, UserActor)
     user = actor.user
     if not user.is_authenticated:
         return streams.none().annotate(viewer_manages=Value(False))
@@ -84,7 +85,12 @@ def actor_steers(*, actor: Actor, stream: ValueStream) -> bool:
     annotated: bool | None = getattr(stream, "viewer_manages", None)
     if annotated is not None:
         return annotated
-    steers = streams_visible_to(actor).filter(pk=stream.pk).values_list("viewer_manages", flat=True)
+    steers = (
+        streams_visible_to(actor)
+        .filter(pk=stream.pk)
+        # The plugin cannot follow an annotation made in another function.
+        .values_list("viewer_manages", flat=True)  # type: ignore[misc]
+    )
     return bool(steers.first())
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from django.db import models
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
     from django.http import HttpRequest
 
 
@@ -26,7 +26,7 @@ class ActorKind(models.TextChoices):
 class UserActor:
     """A signed-in person (or, before the access rule refuses them, an anonymous one)."""
 
-    user: AbstractBaseUser | AnonymousUser
+    user: User | AnonymousUser
     kind: Literal[ActorKind.USER] = ActorKind.USER
 
     @property

@@ -28,12 +28,21 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.defaults import page_not_found
+from django_htmx.middleware import HtmxDetails
 
 from vsm.actors import request_actor
 from vsm.audit import audit_refusal_record
 from vsm.errors import DomainError, NotFound, PermissionRefused
 
 logger = logging.getLogger(__name__)
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it: typing only (django-htmx's
+    documented way to let mypy see ``request.htmx``)."""
+
+    htmx: HtmxDetails
+
 
 RefusalResponder = Callable[[DomainError], HttpResponse]
 _RESPONDER_ATTRIBUTE = "vsm_refusal_responder"

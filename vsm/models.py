@@ -125,18 +125,21 @@ class Channel(models.Model):
 class ActorFields(models.Model):
     """Who did it, on a row that records an action: a person, an API token or the system.
 
-    Filled by ``vsm.actors.actor_fields``. The person is kept as a nullable key (a user
-    who is deleted leaves "a person, no longer known"); a token by its id, the system
-    by a short code.
+    Filled by ``vsm.actors.actor_fields``. The person is kept by id (a user who is
+    deleted leaves "a person no longer here"); a token by its id, the system by a
+    short code.
     """
 
     # Database defaults too: bulk loads (COPY) that predate the actor columns keep working.
     actor_kind = models.CharField(
         max_length=6, choices=ActorKind.choices, default=ActorKind.USER, db_default=ActorKind.USER
     )
+    # The person's id outlives the person: a deleted user must not update (or be
+    # refused by) an append-only log; the id then names "a person no longer here".
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         null=True,
         blank=True,
         related_name="+",
@@ -176,6 +179,8 @@ class ActorFields(models.Model):
         try:
             person = self.actor
         except ObjectDoesNotExist:  # deleted since: an audit row keeps the id, no key
+            person = None
+        if person is None:
             return f"A person no longer here (user {self.actor_id})"
         return person.get_full_name() or person.get_username()
 
@@ -188,15 +193,6 @@ class AuditEntry(ActorFields):
     targets are plain ids that outlive the rows they name.
     """
 
-    # The person's id outlives the person: no cascade may ever update an audit row.
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
     at = models.DateTimeField(default=timezone.now)
     action = models.CharField(max_length=60)
     stream_id = models.PositiveBigIntegerField(null=True, blank=True)

@@ -34,9 +34,11 @@ def stream_and_card_column_for_actor(
     )
     streams = streams_visible_to(actor).annotate(card_column_id=Subquery(card_column[:1]))
     stream = stream_access(actor=actor, slug=slug, streams=streams)
-    if stream.card_column_id is None:
+    # Annotated above; the plugin cannot see it through stream_access.
+    card_column_id: int | None = stream.card_column_id  # type: ignore[attr-defined]
+    if card_column_id is None:
         raise CardNotFound(data={"card_id": card_id, "stream_id": stream.pk})
-    return stream, stream.card_column_id
+    return stream, card_column_id
 
 
 def viewer_manages_stream(*, actor: Actor, stream: ValueStream) -> bool:

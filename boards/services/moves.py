@@ -252,6 +252,7 @@ def handoff_pass(
             from_column=from_column,
             wip_override_reason=wip_override_reason,
         )
+        assert move is not None, "a handoff changes cycle, so it always logs a move"
         handoff = Handoff.objects.create(
             card=card,
             control_point=control_point,

@@ -97,13 +97,15 @@ def _position_in(
 
     for attempt in range(2):
         if after_card_id is not None:
-            lower, upper = neighbour_and_next(after_card_id, downwards=True)
-            if upper is None:
+            lower, next_below = neighbour_and_next(after_card_id, downwards=True)
+            if next_below is None:
                 return lower + POSITION_GAP
+            upper = next_below
         elif before_card_id is not None:
-            upper, lower = neighbour_and_next(before_card_id, downwards=False)
-            if lower is None:
+            upper, next_above = neighbour_and_next(before_card_id, downwards=False)
+            if next_above is None:
                 return upper - POSITION_GAP
+            lower = next_above
         else:
             last = others.aggregate(p=Max("position"))["p"]
             return POSITION_GAP if last is None else last + POSITION_GAP

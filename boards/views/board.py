@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -14,16 +14,17 @@ from boards.views.common import (
     refuse_with_columns,
 )
 from vsm.errors import InvalidInput
+from vsm.http import HtmxHttpRequest
 
 
 @require_GET
-def stream_list(request: HttpRequest) -> HttpResponse:
+def stream_list(request: HtmxHttpRequest) -> HttpResponse:
     streams = selectors.value_streams_for_actor(actor=actor(request))
     return render(request, "boards/stream_list.html", {"streams": streams})
 
 
 @require_GET
-def board(request: HttpRequest, stream_slug: str) -> HttpResponse:
+def board(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     filter_form = BoardFilterForm(request.GET)
     context = board_context(request, stream)
@@ -37,7 +38,7 @@ def board(request: HttpRequest, stream_slug: str) -> HttpResponse:
 
 
 @require_GET
-def board_poll(request: HttpRequest, stream_slug: str) -> HttpResponse:
+def board_poll(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     """Live updates: 204 while the board is unchanged, else the fresh board."""
     stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     if request.GET.get("version") == selectors.board_version(stream=stream):
@@ -48,7 +49,7 @@ def board_poll(request: HttpRequest, stream_slug: str) -> HttpResponse:
 
 
 @require_GET
-def column_more(request: HttpRequest, stream_slug: str, column_id: int) -> HttpResponse:
+def column_more(request: HtmxHttpRequest, stream_slug: str, column_id: int) -> HttpResponse:
     stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     filters = BoardFilterForm(request.GET).filters()
     offset = ColumnPageForm(request.GET).offset_value()
@@ -67,7 +68,7 @@ def column_more(request: HttpRequest, stream_slug: str, column_id: int) -> HttpR
 
 
 @require_POST
-def column_wip_limit(request: HttpRequest, stream_slug: str, column_id: int) -> HttpResponse:
+def column_wip_limit(request: HtmxHttpRequest, stream_slug: str, column_id: int) -> HttpResponse:
     stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     column = selectors.column_in_stream(stream=stream, column_id=column_id)
     refuse_with_columns(request, stream, [column.pk])

@@ -9,7 +9,7 @@ with the keyboard and without JavaScript too. Refusals are answered in one place
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -34,17 +34,19 @@ from boards.views.common import (
 )
 from pdca.models import Cycle
 from vsm.errors import InvalidInput
-from vsm.http import form_status, refusals_shown_on, respond_to_refusals
+from vsm.http import HtmxHttpRequest, form_status, refusals_shown_on, respond_to_refusals
 from vsm.models import Channel, ValueStream
 
 
-def _card_page(request: HttpRequest, stream_slug: str, card_id: int) -> tuple[ValueStream, Card]:
+def _card_page(
+    request: HtmxHttpRequest, stream_slug: str, card_id: int
+) -> tuple[ValueStream, Card]:
     stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     return stream, selectors.card_in_stream(stream=stream, card_id=card_id)
 
 
 @require_POST
-def card_move(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+def card_move(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, column_id = selectors.stream_and_card_column_for_actor(
         actor=actor(request), slug=stream_slug, card_id=card_id
     )
@@ -81,7 +83,7 @@ def card_move(request: HttpRequest, stream_slug: str, card_id: int) -> HttpRespo
 
 
 @require_GET
-def card_move_menu(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+def card_move_menu(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     """'Move to...': every destination of the card, for the keyboard and screen readers."""
     stream, card = _card_page(request, stream_slug, card_id)
     context = {
@@ -94,7 +96,7 @@ def card_move_menu(request: HttpRequest, stream_slug: str, card_id: int) -> Http
 
 
 @require_http_methods(["GET", "POST"])
-def card_handoff(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+def card_handoff(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     """The control point's checklist; passing it hands the card to the next cycle."""
     stream, card = _card_page(request, stream_slug, card_id)
     target = HandoffTargetForm(request.POST if request.method == "POST" else request.GET)
@@ -151,7 +153,7 @@ def _card_form_choices(stream: ValueStream) -> dict:
 
 
 @require_http_methods(["GET", "POST"])
-def card_create(request: HttpRequest, stream_slug: str) -> HttpResponse:
+def card_create(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     form = CardCreateForm(
         request.POST or None,
@@ -188,7 +190,7 @@ def card_create(request: HttpRequest, stream_slug: str) -> HttpResponse:
 
 
 @require_GET
-def card_detail(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+def card_detail(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
     form = CardForm(
         initial={
@@ -206,7 +208,7 @@ def card_detail(request: HttpRequest, stream_slug: str, card_id: int) -> HttpRes
 
 
 def _render_detail(
-    request: HttpRequest, stream: ValueStream, card: Card, form: CardForm
+    request: HtmxHttpRequest, stream: ValueStream, card: Card, form: CardForm
 ) -> HttpResponse:
     context = {
         "stream": stream,
@@ -219,7 +221,7 @@ def _render_detail(
 
 
 @require_POST
-def card_edit(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+def card_edit(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
     form = CardForm(request.POST, **_card_form_choices(stream))
     version = VersionForm(request.POST)
@@ -246,12 +248,12 @@ def card_edit(request: HttpRequest, stream_slug: str, card_id: int) -> HttpRespo
     return _render_detail(request, stream, card, form)
 
 
-def _back_to_card(request: HttpRequest, stream: ValueStream, card: Card, message: str):
+def _back_to_card(request: HtmxHttpRequest, stream: ValueStream, card: Card, message: str):
     messages.success(request, message)
     return redirect("boards:card-detail", stream_slug=stream.slug, card_id=card.pk)
 
 
-def _refuse_back_to_card(request: HttpRequest, stream: ValueStream, card: Card) -> None:
+def _refuse_back_to_card(request: HtmxHttpRequest, stream: ValueStream, card: Card) -> None:
     """A refused action of the card page returns to the card page with its message."""
 
     def respond(error):
@@ -262,7 +264,7 @@ def _refuse_back_to_card(request: HttpRequest, stream: ValueStream, card: Card) 
 
 
 @require_POST
-def card_block(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+def card_block(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
     _refuse_back_to_card(request, stream, card)
     form = BlockForm(request.POST)
@@ -280,7 +282,7 @@ def card_block(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResp
 
 
 @require_POST
-def card_close(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+def card_close(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
     _refuse_back_to_card(request, stream, card)
     form = CloseForm(request.POST)
@@ -297,7 +299,7 @@ def card_close(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResp
 
 
 @require_POST
-def card_reopen(request: HttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+def card_reopen(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
     _refuse_back_to_card(request, stream, card)
     form = VersionForm(request.POST)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django_htmx.http import trigger_client_event
 
@@ -15,15 +15,15 @@ from boards.forms import board_filters
 from boards.services import MoveResult
 from vsm.actors import Actor, request_actor
 from vsm.errors import DomainError, Stale
-from vsm.http import respond_to_refusals
+from vsm.http import HtmxHttpRequest, respond_to_refusals
 from vsm.models import ValueStream
 
 
-def actor(request: HttpRequest) -> Actor:
+def actor(request: HtmxHttpRequest) -> Actor:
     return request_actor(request)
 
 
-def board_context(request: HttpRequest, stream: ValueStream) -> dict:
+def board_context(request: HtmxHttpRequest, stream: ValueStream) -> dict:
     return {
         "stream": stream,
         "can_manage": selectors.viewer_manages_stream(actor=actor(request), stream=stream),
@@ -32,7 +32,7 @@ def board_context(request: HttpRequest, stream: ValueStream) -> dict:
 
 
 def columns_response(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     stream: ValueStream,
     column_ids: Iterable[int],
     *,
@@ -62,7 +62,7 @@ def columns_response(
 
 
 def refuse_with_columns(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     stream: ValueStream,
     column_ids: Iterable[int],
     *,
@@ -101,7 +101,7 @@ def refuse_with_columns(
 
 
 def move_done_response(
-    request: HttpRequest, stream: ValueStream, result: MoveResult, *, message: str = ""
+    request: HtmxHttpRequest, stream: ValueStream, result: MoveResult, *, message: str = ""
 ) -> HttpResponse:
     """The answer to an accepted drag: the two column heads and the card, out of band.
 
@@ -122,7 +122,7 @@ def move_done_response(
 
 
 def back_to_board(
-    request: HttpRequest, stream: ValueStream, message: str, *, error: bool = False
+    request: HtmxHttpRequest, stream: ValueStream, message: str, *, error: bool = False
 ) -> HttpResponse:
     """The answer to a plain (no JavaScript) form post: a message and the board."""
     (messages.error if error else messages.success)(request, message)

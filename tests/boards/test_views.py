@@ -594,7 +594,8 @@ def test_card_create_without_person_or_company_shows_the_form_again(stream, memb
     )
 
     assert response.status_code == 200
-    assert b"Give a person or a company." in response.content
+    # The service's rule, shown beside the field it is about.
+    assert b"A prospect needs a person or a company." in response.content
     assert not Card.objects.exists()
 
 
