@@ -27,6 +27,8 @@ from boards.selectors.cards import (
 )
 from boards.selectors.streams import (
     stream_and_card_column_for_actor,
+    stream_channels,
+    stream_cycles,
     stream_for_actor,
     stream_members,
     value_streams_for_actor,
@@ -52,6 +54,8 @@ __all__ = [
     "move_destinations",
     "stream_and_card_column_for_actor",
     "stream_for_actor",
+    "stream_channels",
+    "stream_cycles",
     "stream_members",
     "value_streams_for_actor",
     "viewer_manages_stream",

@@ -8,9 +8,10 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from boards.errors import CardNotFound
 from boards.models import Card, Outcome
+from pdca.models import Cycle
 from vsm.access import actor_steers, stream_access, streams_visible_to
 from vsm.actors import Actor
-from vsm.models import ValueStream
+from vsm.models import Channel, ValueStream
 
 
 def stream_for_actor(*, actor: Actor, slug: str) -> ValueStream:
@@ -54,6 +55,17 @@ def value_streams_for_actor(*, actor: Actor) -> QuerySet[ValueStream]:
         .annotate(open_cards=Count("cards", filter=Q(cards__outcome=Outcome.OPEN)))
         .order_by("name")
     )
+
+
+def stream_cycles(*, stream: ValueStream) -> QuerySet[Cycle]:
+    """The stream's cycles in their order (Collaboration, Sales/Buying, ...)."""
+    return Cycle.objects.filter(value_stream=stream).order_by("order")
+
+
+def stream_channels(*, stream: ValueStream, active_only: bool = False) -> QuerySet[Channel]:
+    """The stream's channels by name; ``active_only``: those new cards may come from."""
+    channels = Channel.objects.filter(value_stream=stream).order_by("name")
+    return channels.filter(is_active=True) if active_only else channels
 
 
 def stream_members(*, stream: ValueStream) -> QuerySet[AbstractBaseUser]:

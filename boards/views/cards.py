@@ -32,10 +32,9 @@ from boards.views.common import (
     move_done_response,
     refuse_with_columns,
 )
-from pdca.models import Cycle
 from vsm.errors import InvalidInput
 from vsm.http import HtmxHttpRequest, form_status, refusals_shown_on, respond_to_refusals
-from vsm.models import Channel, ValueStream
+from vsm.models import ValueStream
 
 
 def _card_page(
@@ -147,7 +146,7 @@ def card_handoff(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Ht
 
 def _card_form_choices(stream: ValueStream) -> dict:
     return {
-        "channels": Channel.objects.filter(value_stream=stream, is_active=True),
+        "channels": selectors.stream_channels(stream=stream, active_only=True),
         "owners": selectors.stream_members(stream=stream),
     }
 
@@ -157,7 +156,7 @@ def card_create(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
     form = CardCreateForm(
         request.POST or None,
-        cycles=Cycle.objects.filter(value_stream=stream).order_by("order"),
+        cycles=selectors.stream_cycles(stream=stream),
         initial={"owner": request.user.pk},
         **_card_form_choices(stream),
     )

@@ -34,6 +34,7 @@ from metrics.selectors.readmodel import (
     StreamMetricsDocument,
 )
 from metrics.selectors.statistics import percentile, win_rate
+from vsm.errors import NotFound
 
 # A stored document older than this is recomputed for the page (the sweeper refreshes
 # documents every 15 minutes; this leaves it room).
@@ -41,6 +42,15 @@ STORED_DOCUMENT_MAX_AGE = timedelta(minutes=20)
 # Part of the cache key of the reads behind a stored document's page: change it when
 # what they hold changes.
 READS_VERSION = "1"
+
+
+class ChartNotFound(NotFound, KeyError):
+    """No chart of that key on the page asked for."""
+
+    code = "chart_not_found"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -96,11 +106,11 @@ class Dashboard:
     stored: bool
 
     def chart(self, key: str) -> Chart:
-        """Raises: KeyError (no chart of that key on this dashboard)."""
+        """Raises: ChartNotFound (no chart of that key on this dashboard)."""
         for chart in self.charts:
             if chart.key == key:
                 return chart
-        raise KeyError(key)
+        raise ChartNotFound(f"No chart {key!r} here.")
 
 
 def is_default_query(query: MetricsQuery) -> bool:
@@ -244,7 +254,7 @@ def dashboard_chart(
 ) -> charts.Chart:
     """One chart of ``dashboard_get(query)`` (its CSV download), built alone.
 
-    Raises: KeyError (no chart of that key on this dashboard).
+    Raises: ChartNotFound (no chart of that key on this dashboard).
     """
     worker_stored = document is None
     document, stored = _document_for(query, document)
@@ -252,7 +262,10 @@ def dashboard_chart(
     reads = functools.cache(
         lambda: _reads_for(query, document, worker_stored=worker_stored and stored)
     )
-    return _chart_builders(query, document, reads)[key]()
+    builder = _chart_builders(query, document, reads).get(key)
+    if builder is None:
+        raise ChartNotFound(f"No chart {key!r} on this dashboard.")
+    return builder()
 
 
 def _last_two_and_mean(values: Sequence[float | None]) -> tuple[float | None, ...]:

@@ -46,6 +46,7 @@ from metrics.selectors.readmodel import (
     WeeklySeries,
     XmR,
 )
+from vsm.errors import NotFound
 from vsm.models import ValueStream
 
 # The picker offers the last this many full weeks, beside the weeks that have a snapshot
@@ -61,8 +62,10 @@ SIGNAL_SERIES = (
 )
 
 
-class WeekNotReviewable(ValueError):
+class WeekNotReviewable(NotFound, ValueError):
     """The week asked for is not one the review covers (see ReviewWeeks)."""
+
+    code = "week_not_reviewable"
 
 
 def week_query(stream: ValueStream, monday: date, *, first_week: date) -> MetricsQuery:
@@ -263,7 +266,7 @@ def week_chart_get(
     stream: ValueStream, monday: date, key: str, *, now: datetime | None = None
 ) -> Chart:
     """One chart of the week's dashboard (its CSV download), built alone.
-    Raises: WeekNotReviewable; KeyError (no chart of that key)."""
+    Raises: WeekNotReviewable; ChartNotFound (no chart of that key)."""
     query, document, _ = _week_source(stream, monday, now=now)
     return dashboard_chart(query, key, document=document)
 

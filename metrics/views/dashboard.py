@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from boards import selectors as board_selectors
 from metrics.forms.filters import DashboardFilterForm
 from metrics.selectors.dashboard import dashboard_chart, dashboard_get
-from pdca.models import Cycle
 from vsm.actors import request_actor
-from vsm.models import Channel, ValueStream
+from vsm.models import ValueStream
 
 
 def dashboard_filter_form(request: HttpRequest, stream: ValueStream) -> DashboardFilterForm:
     form = DashboardFilterForm(
         request.GET,
         stream=stream,
-        cycles=Cycle.objects.filter(value_stream=stream).order_by("order"),
-        channels=Channel.objects.filter(value_stream=stream).order_by("name"),
+        cycles=board_selectors.stream_cycles(stream=stream),
+        channels=board_selectors.stream_channels(stream=stream),
     )
     form.is_valid()
     return form
@@ -43,10 +42,7 @@ def dashboard_csv(request: HttpRequest, stream_slug: str, chart_key: str) -> Htt
     """Exactly one chart's data, as CSV, for the same filters as the page."""
     stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     form = dashboard_filter_form(request, stream)
-    try:
-        chart = dashboard_chart(form.query(), chart_key)
-    except KeyError:
-        raise Http404(f"No chart {chart_key!r} on this dashboard.") from None
+    chart = dashboard_chart(form.query(), chart_key)
     response = HttpResponse(chart.csv(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{stream.slug}-{chart.key}.csv"'
     return response

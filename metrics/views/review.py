@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -88,9 +88,9 @@ class WeekPickForm(forms.Form):
 
 
 def _reviewable_week(stream: ValueStream, week: date) -> date:
-    """Raises: Http404 (not a week the review covers: see ReviewWeeks)."""
+    """Raises: WeekNotReviewable (a 404: not a week the review covers, see ReviewWeeks)."""
     if week not in review_weeks(stream):
-        raise Http404("The review covers full weeks that are over, from Mondays.")
+        raise WeekNotReviewable("The review covers full weeks that are over, from Mondays.")
     return week
 
 
@@ -101,10 +101,7 @@ def _review_url(stream: ValueStream, week: date, anchor: str = "") -> str:
 def _page(
     request: HttpRequest, stream: ValueStream, week: date, form: ReviewEntryForm, status: int = 200
 ) -> HttpResponse:
-    try:
-        review = weekly_review_get(stream, week)
-    except WeekNotReviewable as error:
-        raise Http404(str(error)) from None
+    review = weekly_review_get(stream, week)
     context = {
         "stream": stream,
         "review": review,
@@ -153,12 +150,7 @@ def review(request: HttpRequest, stream_slug: str, week: date) -> HttpResponse:
 def review_csv(request: HttpRequest, stream_slug: str, week: date, chart_key: str) -> HttpResponse:
     """Exactly one of the review's charts, as CSV: the week's, from the same source."""
     stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
-    try:
-        chart = week_chart_get(stream, week, chart_key)
-    except WeekNotReviewable as error:
-        raise Http404(str(error)) from None
-    except KeyError:
-        raise Http404(f"No chart {chart_key!r} in this review.") from None
+    chart = week_chart_get(stream, week, chart_key)
     response = HttpResponse(chart.csv(), content_type="text/csv; charset=utf-8")
     filename = f"{stream.slug}-week-{week.isoformat()}-{chart.key}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -193,7 +185,7 @@ def review_entry_withdraw(
     """Withdraw a decision or note (its author or a manager); it stays listed as withdrawn."""
     stream = board_selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     if not review_entry_in_week(stream, week, entry_id):
-        raise Http404("No such entry in this week's review.")
+        raise services.ReviewEntryNotFound(data={"entry_id": entry_id})
     back = _review_url(stream, week, "#entries")
     respond_to_refusals(request, lambda error: _message_and_go(request, error.message, back))
     services.review_entry_withdraw(entry_id=entry_id, actor=request_actor(request))
