@@ -143,7 +143,12 @@ class CardCreateForm(CardForm):
 
 class BlockForm(forms.Form):
     action = forms.ChoiceField(required=False, choices=[("block", "Block"), ("unblock", "Unblock")])
-    reason = forms.CharField(required=False, max_length=300, strip=True)
+    reason = forms.CharField(
+        required=False,
+        max_length=300,
+        strip=True,
+        error_messages={"max_length": "Keep the reason to %(limit_value)d characters."},
+    )
     version = RowIdField(required=False)
 
 
@@ -168,6 +173,10 @@ class VersionForm(forms.Form):
 
 class WipLimitForm(forms.Form):
     wip_limit = forms.IntegerField(required=False, min_value=1, max_value=WIP_LIMIT_MAX)
+
+    def refusal(self) -> str:
+        """What is wrong with the limit typed, in the service's words."""
+        return f"A WIP limit is empty or a whole number from 1 to {WIP_LIMIT_MAX:,}."
 
 
 class ColumnPageForm(forms.Form):

@@ -26,6 +26,7 @@ from boards.selectors.cards import (
     move_destinations,
 )
 from boards.selectors.streams import (
+    card_form_choices,
     stream_and_card_column_for_actor,
     stream_channels,
     stream_cycles,
@@ -36,6 +37,7 @@ from boards.selectors.streams import (
 )
 
 __all__ = [
+    "card_form_choices",
     "COLUMN_PAGE_SIZE",
     "Board",
     "BoardFilters",

@@ -68,6 +68,24 @@ def stream_channels(*, stream: ValueStream, active_only: bool = False) -> QueryS
     return channels.filter(is_active=True) if active_only else channels
 
 
+def card_form_choices(*, stream: ValueStream, card: Card | None = None) -> dict[str, QuerySet]:
+    """The channels and owners a card's form offers: the stream's active channels and
+    its members, plus what the card already has (a channel deactivated since, an owner
+    who left the stream's teams), so that saving the form keeps them."""
+    channels = Channel.objects.filter(value_stream=stream).filter(
+        Q(is_active=True) | Q(pk=card.channel_id if card else None)
+    )
+    owners = (
+        get_user_model()
+        .objects.filter(
+            Q(memberships__team__value_stream=stream) | Q(pk=card.owner_id if card else None)
+        )
+        .distinct()
+        .order_by("first_name", "username")
+    )
+    return {"channels": channels.order_by("name"), "owners": owners}
+
+
 def stream_members(*, stream: ValueStream) -> QuerySet[AbstractBaseUser]:
     """The people in any team of the stream, by first name: who may own its cards."""
     return (

@@ -74,7 +74,7 @@ def column_wip_limit(request: HtmxHttpRequest, stream_slug: str, column_id: int)
     refuse_with_columns(request, stream, [column.pk])
     form = WipLimitForm(request.POST)
     if not form.is_valid():
-        raise InvalidInput("A WIP limit is empty or a whole number of at least 1.")
+        raise InvalidInput(form.refusal(), field="wip_limit")
     services.column_set_wip_limit(
         column_id=column.pk, wip_limit=form.cleaned_data["wip_limit"], actor=actor(request)
     )

@@ -144,13 +144,6 @@ def card_handoff(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Ht
     return render(request, template, context, status=form_status(request, form))
 
 
-def _card_form_choices(stream: ValueStream) -> dict:
-    return {
-        "channels": selectors.stream_channels(stream=stream, active_only=True),
-        "owners": selectors.stream_members(stream=stream),
-    }
-
-
 @require_http_methods(["GET", "POST"])
 def card_create(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
@@ -158,7 +151,7 @@ def card_create(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
         request.POST or None,
         cycles=selectors.stream_cycles(stream=stream),
         initial={"owner": request.user.pk},
-        **_card_form_choices(stream),
+        **selectors.card_form_choices(stream=stream),
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -201,7 +194,7 @@ def card_detail(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Htt
             "estimated_value": card.estimated_value,
             "notes": card.notes,
         },
-        **_card_form_choices(stream),
+        **selectors.card_form_choices(stream=stream, card=card),
     )
     return _render_detail(request, stream, card, form)
 
@@ -222,7 +215,7 @@ def _render_detail(
 @require_POST
 def card_edit(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
-    form = CardForm(request.POST, **_card_form_choices(stream))
+    form = CardForm(request.POST, **selectors.card_form_choices(stream=stream, card=card))
     version = VersionForm(request.POST)
     if form.is_valid() and version.is_valid():
         data = form.cleaned_data
@@ -268,7 +261,8 @@ def card_block(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Http
     _refuse_back_to_card(request, stream, card)
     form = BlockForm(request.POST)
     if not form.is_valid():
-        raise InvalidInput()
+        reasons = [str(message) for message in form.errors.get("reason", [])]
+        raise InvalidInput(" ".join(reasons) or InvalidInput.default_message, field="reason")
     blocked = form.cleaned_data["action"] != "unblock"
     services.card_set_blocked(
         card_id=card.pk,

@@ -193,7 +193,7 @@ def test_invalid_wip_limit_is_refused_without_htmx(stream, manager):
     )
 
     assert response.redirect_chain == [(reverse("boards:board", args=[stream.slug]), 302)]
-    assert b"A WIP limit is empty or a whole number of at least 1." in response.content
+    assert b"A WIP limit is empty or a whole number from 1 to 10,000." in response.content
     knowledge.refresh_from_db()
     assert knowledge.wip_limit == 10
 
@@ -609,6 +609,47 @@ def edit_data(card: Card, **changes) -> dict:
         "version": card.version,
     }
     return {**data, **changes}
+
+
+def test_editing_a_card_keeps_a_channel_deactivated_since_and_an_owner_who_left(
+    stream, manager, member
+):
+    retired = ChannelFactory(value_stream=stream, is_active=False)
+    card = CardFactory(
+        column=column_of(stream, COLLABORATION, "Data"), channel=retired, owner=member
+    )
+    member.memberships.all().delete()  # the owner leaves the stream's teams
+    page = logged_in(manager).get(reverse("boards:card-detail", args=[stream.slug, card.pk]))
+    # The form offers what the card has, selected, so saving it keeps them.
+    assert f'<option value="{retired.pk}" selected>'.encode() in page.content
+    assert f'<option value="{member.pk}" selected>'.encode() in page.content
+
+    response = logged_in(manager).post(
+        reverse("boards:card-edit", args=[stream.slug, card.pk]),
+        edit_data(card, notes="Asked for references.", channel=retired.pk, owner=member.pk),
+    )
+
+    assert response.status_code == 302
+    edited = Card.objects.get(pk=card.pk)
+    assert (edited.channel_id, edited.owner_id, edited.notes) == (
+        retired.pk,
+        member.pk,
+        "Asked for references.",
+    )
+
+
+def test_a_new_card_cannot_take_a_deactivated_channel(stream, member):
+    retired = ChannelFactory(value_stream=stream, is_active=False)
+    collaboration = Cycle.objects.get(value_stream=stream, name=COLLABORATION)
+
+    response = logged_in(member).post(
+        reverse("boards:card-create", args=[stream.slug]),
+        {"cycle": collaboration.pk, "company": "Acme", "channel": retired.pk},
+        headers=HTMX,
+    )
+
+    assert b"Select a valid choice" in response.content
+    assert not Card.objects.exists()
 
 
 def test_card_edit_saves_and_bumps_the_version(stream, manager):
