@@ -17,22 +17,70 @@ from django.http import HttpRequest
 
 from boards import services
 from boards.models import Card, CardMove, Column, Handoff, Outcome
+from boards.services.columns import WIP_LIMIT_MAX, WIP_LIMIT_RULE
 from pdca import services as pdca_services
 from pdca.models import Cycle
 from vsm import services as vsm_services
 from vsm.actors import request_actor
-from vsm.admin import ServiceAdmin, ServiceTabularInline, changed, limit_choices, pk_of
+from vsm.admin import (
+    ProjectAdmin,
+    ServiceAdmin,
+    ServiceTabularInline,
+    changed,
+    limit_choices,
+    pk_of,
+)
 from vsm.errors import DomainError
-from vsm.models import Channel, Team, ValueStream
+from vsm.models import Channel, Membership, Role, Team, ValueStream
+
+
+class ValueStreamForm(forms.ModelForm):
+    """A stream's facts and manager, and (once it has teams) the team in which its
+    manager holds the value stream manager role."""
+
+    manager_team = forms.ModelChoiceField(
+        queryset=Team.objects.none(),
+        required=False,
+        label="Manager's team",
+        help_text="The team in which the manager holds the value stream manager role.",
+    )
+
+    class Meta:
+        model = ValueStream
+        fields = ["name", "slug", "customer_market", "description", "manager"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stream = self.instance
+        if stream.pk is None:
+            return
+        limit_choices(self, "manager_team", Team.objects.filter(value_stream=stream))
+        self.fields["manager_team"].required = True
+        self.initial.setdefault(
+            "manager_team",
+            Membership.objects.filter(
+                team__value_stream=stream,
+                user_id=stream.manager_id,
+                role=Role.VALUE_STREAM_MANAGER,
+            )
+            .values_list("team_id", flat=True)
+            .first(),
+        )
 
 
 @admin.register(ValueStream)
 class ValueStreamAdmin(ServiceAdmin):
+    form = ValueStreamForm
     list_display = ["name", "customer_market", "manager", "created_at"]
     list_select_related = ["manager"]
     search_fields = ["name", "customer_market"]
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["manager"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fields = ["name", "slug", "customer_market", "description", "manager"]
+        # A new stream's manager joins its default team, made with it.
+        return fields if obj is None else [*fields, "manager_team"]
 
     def service_create(self, request, obj, form):
         # A new stream gets its default team, cycles, columns and control points.
@@ -50,6 +98,8 @@ class ValueStreamAdmin(ServiceAdmin):
         values = changed(form, "name", "slug", "customer_market", "description")
         if "manager" in form.changed_data:
             values["manager_id"] = form.cleaned_data["manager"].pk
+        if "manager_team" in form.changed_data:
+            values["manager_team_id"] = form.cleaned_data["manager_team"].pk
         return vsm_services.value_stream_update(
             stream_id=obj.pk, actor=request_actor(request), **values
         )
@@ -58,11 +108,37 @@ class ValueStreamAdmin(ServiceAdmin):
         vsm_services.value_stream_delete(stream_id=obj.pk, actor=request_actor(request))
 
 
+class WipLimitField(forms.IntegerField):
+    """A WIP limit as the services take it: empty, or from 1 to WIP_LIMIT_MAX (the
+    model's field would say "at least 0" and let 0 and 100,000 through to a refusal)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.update(
+            required=False,
+            min_value=1,
+            max_value=WIP_LIMIT_MAX,
+            error_messages={
+                code: WIP_LIMIT_RULE for code in ("invalid", "min_value", "max_value", "step_size")
+            },
+            help_text=f"Empty: no limit. Otherwise a whole number from 1 to {WIP_LIMIT_MAX:,}.",
+        )
+        super().__init__(**kwargs)
+
+
+def _wip_limit_field(db_field: Any, request: HttpRequest, default: Any, **kwargs: Any) -> Any:
+    if db_field.name == "wip_limit":
+        return WipLimitField(label=db_field.verbose_name.capitalize())
+    return default(db_field, request, **kwargs)
+
+
 class ColumnInline(ServiceTabularInline):
     model = Column
     extra = 0
     fields = ["order", "name", "knowledge_level", "wip_limit", "split"]
     ordering = ["order"]
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return _wip_limit_field(db_field, request, super().formfield_for_dbfield, **kwargs)
 
     def service_create(self, request, parent, obj, form):
         data = form.cleaned_data
@@ -177,6 +253,10 @@ class ColumnAdmin(ServiceAdmin):
     list_select_related = ["cycle__value_stream"]
     ordering = ["cycle__value_stream__name", "cycle__order", "order"]
     search_fields = ["name", "cycle__name", "cycle__value_stream__name"]
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # The list's bulk edit and the change form alike.
+        return _wip_limit_field(db_field, request, super().formfield_for_dbfield, **kwargs)
 
     @admin.display(description="Value stream", ordering="cycle__value_stream__name")
     def stream(self, column: Column) -> str:
@@ -384,7 +464,7 @@ class CardAdmin(ServiceAdmin):
         return card
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ProjectAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -89,7 +89,14 @@ class HandoffForm(forms.Form):
             return set()
         if not isinstance(self.data, QueryDict):
             return set()
-        return {int(value) for value in self.data.getlist("criteria") if value.isdigit()}
+        ticked = RowIdField(required=False)
+        checked = set()
+        for value in self.data.getlist("criteria"):
+            try:
+                checked.add(ticked.clean(value))
+            except forms.ValidationError:
+                continue  # not an id: ticks nothing
+        return checked
 
 
 class PersonChoiceField(forms.ModelChoiceField):

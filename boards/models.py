@@ -59,11 +59,20 @@ class Column(models.Model):
             models.CheckConstraint(
                 condition=Q(knowledge_level__in=KnowledgeLevel.values),
                 name="boards_column_knowledge_level_valid",
+                violation_error_message=(
+                    "Choose a knowledge level: Data, Information, Knowledge or Wisdom."
+                ),
             ),
             models.CheckConstraint(
-                condition=Q(split__in=ColumnSplit.values), name="boards_column_split_valid"
+                condition=Q(split__in=ColumnSplit.values),
+                name="boards_column_split_valid",
+                violation_error_message="Choose whether the column is split, and how.",
             ),
-            models.CheckConstraint(condition=~Q(name=""), name="boards_column_name_not_blank"),
+            models.CheckConstraint(
+                condition=~Q(name=""),
+                name="boards_column_name_not_blank",
+                violation_error_message="A column needs a name.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -138,13 +147,17 @@ class Card(models.Model):
                 fields=["column", "position"],
                 condition=Q(outcome="open"),
                 name="boards_card_unique_open_position",
+                violation_error_message="Another open card of this column has that position.",
             ),
             models.CheckConstraint(
                 condition=~Q(person_name="") | ~Q(company=""),
                 name="boards_card_person_or_company",
+                violation_error_message="A prospect needs a person or a company.",
             ),
             models.CheckConstraint(
-                condition=Q(estimated_value__gte=0), name="boards_card_estimated_value_not_negative"
+                condition=Q(estimated_value__gte=0),
+                name="boards_card_estimated_value_not_negative",
+                violation_error_message="An estimated value is zero or more.",
             ),
             models.CheckConstraint(
                 condition=Q(is_blocked=False) | ~Q(blocked_reason=""),
@@ -152,15 +165,22 @@ class Card(models.Model):
                 violation_error_message="Say why the card is blocked.",
             ),
             models.CheckConstraint(
-                condition=Q(outcome__in=Outcome.values), name="boards_card_outcome_valid"
+                condition=Q(outcome__in=Outcome.values),
+                name="boards_card_outcome_valid",
+                violation_error_message="Choose an outcome: open, won or lost.",
             ),
             models.CheckConstraint(
                 condition=Q(outcome="open", closed_at__isnull=True)
                 | (~Q(outcome="open") & Q(closed_at__isnull=False)),
                 name="boards_card_closed_at_matches_outcome",
+                violation_error_message=(
+                    "A won or lost card has the time it was closed; an open card has none."
+                ),
             ),
             models.CheckConstraint(
-                condition=Q(version__gte=1), name="boards_card_version_positive"
+                condition=Q(version__gte=1),
+                name="boards_card_version_positive",
+                violation_error_message="A card's version is at least 1.",
             ),
         ]
 
@@ -222,13 +242,18 @@ class CardMove(ActorFields):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=MoveKind.values), name="boards_cardmove_kind_valid"
+                condition=Q(kind__in=MoveKind.values),
+                name="boards_cardmove_kind_valid",
+                violation_error_message="Choose a kind of move.",
             ),
             # Only a card's first event has no origin column.
             models.CheckConstraint(
                 condition=Q(kind="enter", from_column__isnull=True)
                 | (~Q(kind="enter") & Q(from_column__isnull=False)),
                 name="boards_cardmove_origin_matches_kind",
+                violation_error_message=(
+                    "Only a card's first move, into the stream, has no origin column."
+                ),
             ),
             *ActorFields.actor_constraints("boards_cardmove"),
         ]
@@ -267,6 +292,7 @@ class WipOverride(models.Model):
             models.CheckConstraint(
                 condition=~Q(reason="") | Q(erased_at__isnull=False),
                 name="boards_wipoverride_reason_unless_erased",
+                violation_error_message="Say why the move went over the WIP limit.",
             ),
         ]
 

@@ -10,11 +10,12 @@ from django.http import HttpRequest
 from metrics import services
 from metrics.models import ReviewEntry
 from vsm.actors import request_actor
+from vsm.admin import ProjectAdmin
 from vsm.errors import DomainError
 
 
 @admin.register(ReviewEntry)
-class ReviewEntryAdmin(admin.ModelAdmin):
+class ReviewEntryAdmin(ProjectAdmin):
     list_display = ["value_stream", "week_start", "kind", "author", "created_at", "withdrawn_at"]
     list_filter = ["value_stream", "kind", ("withdrawn_at", admin.EmptyFieldListFilter)]
     list_select_related = ["value_stream", "author"]

@@ -13,7 +13,14 @@ from django.contrib import admin
 from pdca import services
 from pdca.models import ControlPoint, Criterion, Cycle, Experiment
 from vsm.actors import request_actor
-from vsm.admin import ServiceAdmin, ServiceTabularInline, changed, limit_choices, pk_of
+from vsm.admin import (
+    ProjectAdmin,
+    ServiceAdmin,
+    ServiceTabularInline,
+    changed,
+    limit_choices,
+    pk_of,
+)
 from vsm.models import Team
 
 
@@ -112,7 +119,7 @@ class ControlPointAdmin(ServiceAdmin):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(ProjectAdmin):
     list_display = ["hypothesis", "cycle", "targeted_metric", "stage", "decision", "window_end"]
     list_filter = ["stage", "decision", "cycle__value_stream"]
     list_select_related = ["cycle__value_stream"]

@@ -28,7 +28,11 @@ class Cycle(models.Model):
             models.UniqueConstraint(
                 fields=["value_stream", "name"], name="pdca_cycle_unique_name_per_stream"
             ),
-            models.CheckConstraint(condition=~Q(name=""), name="pdca_cycle_name_not_blank"),
+            models.CheckConstraint(
+                condition=~Q(name=""),
+                name="pdca_cycle_name_not_blank",
+                violation_error_message="A cycle needs a name.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -61,7 +65,9 @@ class ControlPoint(models.Model):
                 fields=["from_cycle", "to_cycle"], name="pdca_controlpoint_unique_cycle_pair"
             ),
             models.CheckConstraint(
-                condition=~Q(from_cycle=F("to_cycle")), name="pdca_controlpoint_distinct_cycles"
+                condition=~Q(from_cycle=F("to_cycle")),
+                name="pdca_controlpoint_distinct_cycles",
+                violation_error_message="A control point leads from one cycle to another.",
             ),
         ]
 
@@ -83,7 +89,11 @@ class Criterion(models.Model):
         ordering = ["control_point", "order", "id"]
         verbose_name_plural = "criteria"
         constraints = [
-            models.CheckConstraint(condition=~Q(text=""), name="pdca_criterion_text_not_blank"),
+            models.CheckConstraint(
+                condition=~Q(text=""),
+                name="pdca_criterion_text_not_blank",
+                violation_error_message="A criterion cannot be empty.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -150,25 +160,38 @@ class Experiment(models.Model):
             models.CheckConstraint(
                 condition=Q(window_end__gte=F("window_start")),
                 name="pdca_experiment_window_ordered",
+                violation_error_message=(
+                    "An experiment's window ends on or after the day it starts."
+                ),
             ),
             models.CheckConstraint(
-                condition=Q(stage__in=ExperimentStage.values), name="pdca_experiment_stage_valid"
+                condition=Q(stage__in=ExperimentStage.values),
+                name="pdca_experiment_stage_valid",
+                violation_error_message="Choose a stage: Plan, Do, Check or Act.",
             ),
             models.CheckConstraint(
                 condition=Q(decision__in=ExperimentDecision.values),
                 name="pdca_experiment_decision_valid",
+                violation_error_message="Choose a decision: adopt, adapt or abandon (or none yet).",
             ),
             models.CheckConstraint(
                 condition=Q(targeted_metric__in=TargetedMetric.values),
                 name="pdca_experiment_targeted_metric_valid",
+                violation_error_message="Choose the metric the experiment targets.",
             ),
             models.CheckConstraint(
-                condition=~Q(hypothesis=""), name="pdca_experiment_hypothesis_not_blank"
+                condition=~Q(hypothesis=""),
+                name="pdca_experiment_hypothesis_not_blank",
+                violation_error_message="Say what the experiment's hypothesis is.",
             ),
             # A decision is the Act step: it cannot exist before the stage gets there.
             models.CheckConstraint(
                 condition=Q(decision="") | Q(stage=ExperimentStage.ACT),
                 name="pdca_experiment_decision_only_when_acting",
+                violation_error_message=(
+                    "A decision is taken at the Act stage: set the stage to Act, or leave the "
+                    "decision empty."
+                ),
             ),
         ]
 

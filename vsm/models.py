@@ -31,8 +31,16 @@ class ValueStream(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=~Q(name=""), name="vsm_valuestream_name_not_blank"),
-            models.CheckConstraint(condition=~Q(slug=""), name="vsm_valuestream_slug_not_blank"),
+            models.CheckConstraint(
+                condition=~Q(name=""),
+                name="vsm_valuestream_name_not_blank",
+                violation_error_message="A value stream needs a name.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(slug=""),
+                name="vsm_valuestream_slug_not_blank",
+                violation_error_message="A value stream needs a slug.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -51,7 +59,11 @@ class Team(models.Model):
             models.UniqueConstraint(
                 fields=["value_stream", "name"], name="vsm_team_unique_name_per_stream"
             ),
-            models.CheckConstraint(condition=~Q(name=""), name="vsm_team_name_not_blank"),
+            models.CheckConstraint(
+                condition=~Q(name=""),
+                name="vsm_team_name_not_blank",
+                violation_error_message="A team needs a name.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -79,7 +91,9 @@ class Membership(models.Model):
                 fields=["user", "team"], name="vsm_membership_unique_user_team"
             ),
             models.CheckConstraint(
-                condition=Q(role__in=Role.values), name="vsm_membership_role_valid"
+                condition=Q(role__in=Role.values),
+                name="vsm_membership_role_valid",
+                violation_error_message="Choose one of the team roles.",
             ),
         ]
 
@@ -112,9 +126,15 @@ class Channel(models.Model):
             models.UniqueConstraint(
                 fields=["value_stream", "name"], name="vsm_channel_unique_name_per_stream"
             ),
-            models.CheckConstraint(condition=~Q(name=""), name="vsm_channel_name_not_blank"),
             models.CheckConstraint(
-                condition=Q(kind__in=ChannelKind.values), name="vsm_channel_kind_valid"
+                condition=~Q(name=""),
+                name="vsm_channel_name_not_blank",
+                violation_error_message="A channel needs a name.",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=ChannelKind.values),
+                name="vsm_channel_kind_valid",
+                violation_error_message="Choose one of the kinds of channel.",
             ),
         ]
 
@@ -155,15 +175,21 @@ class ActorFields(models.Model):
         """The named constraints that keep the actor columns consistent with the kind."""
         return [
             models.CheckConstraint(
-                condition=Q(actor_kind__in=ActorKind.values), name=f"{prefix}_actor_kind_valid"
+                condition=Q(actor_kind__in=ActorKind.values),
+                name=f"{prefix}_actor_kind_valid",
+                violation_error_message=(
+                    "Choose a kind of actor: a person, an API token or the system."
+                ),
             ),
             models.CheckConstraint(
                 condition=~Q(actor_kind=ActorKind.TOKEN) | Q(actor_token_id__isnull=False),
                 name=f"{prefix}_token_actor_has_token",
+                violation_error_message="An API token's action names its token.",
             ),
             models.CheckConstraint(
                 condition=~Q(actor_kind=ActorKind.SYSTEM) | ~Q(actor_system=""),
                 name=f"{prefix}_system_actor_has_name",
+                violation_error_message="A system action names the part of the system that did it.",
             ),
         ]
 
@@ -216,6 +242,7 @@ class AuditEntry(ActorFields):
             models.CheckConstraint(
                 condition=Q(action__regex=r"^[a-z_]+\.[a-z_]+$"),
                 name="vsm_auditentry_action_format",
+                violation_error_message="An audit action is “entity.verb”, in lower case.",
             ),
         ]
 

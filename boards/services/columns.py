@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from boards.errors import ColumnNotFound, InvalidMove
-from boards.models import Card, CardMove, Column, ColumnSplit, KnowledgeLevel, Outcome
+from boards.models import Card, CardMove, Column, ColumnSplit, KnowledgeLevel
 from boards.services.locks import _lock_columns
 from pdca.errors import CycleNotFound
 from pdca.models import Cycle
@@ -30,6 +30,8 @@ from vsm.transactions import locking_transaction
 
 # The largest WIP limit a column takes: above it a limit limits nothing.
 WIP_LIMIT_MAX = 10_000
+# What a WIP limit may be, as every form and refusal says it.
+WIP_LIMIT_RULE = f"A WIP limit is empty or a whole number from 1 to {WIP_LIMIT_MAX:,}."
 
 
 def column_set_wip_limit(*, column_id: int, wip_limit: int | None, actor: Actor) -> Column:
@@ -66,7 +68,7 @@ def _wip_limit_check(wip_limit: int | None) -> int | None:
     """Raises: InvalidMove unless the limit is None or from 1 to WIP_LIMIT_MAX."""
     if wip_limit is not None and not 1 <= wip_limit <= WIP_LIMIT_MAX:
         raise InvalidMove(
-            f"A WIP limit is empty or a whole number from 1 to {WIP_LIMIT_MAX:,}.",
+            WIP_LIMIT_RULE,
             data={"wip_limit": wip_limit},
             field="wip_limit",
         )
@@ -187,12 +189,13 @@ def column_update(
     """Change a column's name, knowledge level, order, split or WIP limit, or move it to
     another cycle of its stream.
 
-    A column moves to another cycle only while it holds no open card: the cards would
-    change cycle without passing the control point, and the board would lose them.
-    The WIP limit follows ``column_set_wip_limit``'s rule.
+    A column moves to another cycle only while no card and no move names it: open
+    cards would change cycle without passing the control point, and a column's history
+    (the cards it holds, won and lost too, and its moves) belongs to its cycle, whose
+    metrics derive from it. The WIP limit follows ``column_set_wip_limit``'s rule.
     Locks: the stream, then the column (so no card enters it meanwhile).
     Raises: ColumnNotFound, PermissionRefused, InvalidInput, InvalidMove (the WIP
-    limit), NotUnique (name, order), NotInStream (the cycle), InUse (open cards).
+    limit), NotUnique (name, order), NotInStream (the cycle), InUse (cards or moves).
     Side effects: an audit row; "stream changed" (settings) after commit.
     """
     _column_settings_check(name=name, knowledge_level=knowledge_level, split=split)
@@ -236,20 +239,30 @@ def column_update(
 
 
 def _column_move_check(*, column: Column, stream: ValueStream, cycle_id: int) -> None:
-    """Raises: NotInStream (a cycle of another stream), InUse (open cards)."""
+    """Raises: NotInStream (a cycle of another stream), InUse (cards, open or closed, or
+    moves name it), as column_delete refuses."""
     if not Cycle.objects.filter(pk=cycle_id, value_stream=stream).exists():
         raise NotInStream(
             "A column moves only to another cycle of its own value stream.",
             data={"column_id": column.pk, "cycle_id": cycle_id},
             field="cycle",
         )
-    open_cards = Card.objects.filter(column=column, outcome=Outcome.OPEN).count()
-    if open_cards:
+    stays = (
+        "its history belongs to its cycle, so it stays there. Add a new column to the other "
+        "cycle instead."
+    )
+    cards = Card.objects.filter(column=column).count()
+    if cards:
         raise InUse(
-            f"{column.name} still holds {_cards(open_cards, 'open card')}: move "
-            f"{'it' if open_cards == 1 else 'them'} out before moving the column to another "
-            "cycle.",
-            data={"column_id": column.pk, "open_cards": open_cards},
+            f"{column.name} still holds {_cards(cards, 'card')} (open, won or lost); {stays}",
+            data={"column_id": column.pk, "cards": cards},
+            field="cycle",
+        )
+    moves = CardMove.objects.filter(Q(from_column=column) | Q(to_column=column)).count()
+    if moves:
+        raise InUse(
+            f"{column.name} is in the move log ({_cards(moves, 'move')}); {stays}",
+            data={"column_id": column.pk, "moves": moves},
             field="cycle",
         )
 

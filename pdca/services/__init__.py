@@ -15,11 +15,19 @@ from pdca.services.control_points import (
     criterion_delete,
     criterion_update,
 )
-from pdca.services.cycles import ORDER_MAX, cycle_create, cycle_delete, cycle_update, order_check
+from pdca.services.cycles import (
+    ORDER_MAX,
+    NotNextCycle,
+    cycle_create,
+    cycle_delete,
+    cycle_update,
+    order_check,
+)
 
 __all__ = [
     "ORDER_MAX",
     "CriterionNotFound",
+    "NotNextCycle",
     "control_point_create",
     "control_point_delete",
     "control_point_update",

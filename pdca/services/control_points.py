@@ -8,6 +8,7 @@ from pdca.errors import ControlPointNotFound, CycleNotFound
 from pdca.models import ControlPoint, Criterion, Cycle
 from pdca.services.cycles import (
     cycle_of_stream,
+    next_cycle_check,
     order_check,
     stream_id_of,
     team_of_stream_check,
@@ -21,6 +22,7 @@ from vsm.services import (
     InUse,
     Keep,
     NotUnique,
+    count_of,
     settings_change_record,
     stream_lock_for_steering,
 )
@@ -57,8 +59,10 @@ def _control_point_check(
     to_cycle_id: int,
     receiving_team_id: int | None,
     control_point_id: int | None = None,
+    cycles_changed: bool = True,
 ) -> None:
-    """Raises: NotInStream, InvalidInput (one cycle to itself), NotUnique (the pair)."""
+    """Raises: NotInStream, InvalidInput (one cycle to itself), NotNextCycle (when
+    ``cycles_changed``: the cycles skip or go back), NotUnique (the pair)."""
     cycle_of_stream(stream, from_cycle_id, field="from_cycle")
     cycle_of_stream(stream, to_cycle_id, field="to_cycle")
     if from_cycle_id == to_cycle_id:
@@ -67,6 +71,8 @@ def _control_point_check(
             data={"cycle_id": from_cycle_id},
             field="to_cycle",
         )
+    if cycles_changed:
+        next_cycle_check(stream, from_cycle_id=from_cycle_id, to_cycle_id=to_cycle_id)
     team_of_stream_check(stream, receiving_team_id, field="receiving_team")
     pairs = ControlPoint.objects.filter(from_cycle_id=from_cycle_id, to_cycle_id=to_cycle_id)
     if control_point_id is not None:
@@ -95,12 +101,13 @@ def control_point_create(
     name: str = "",
     receiving_team_id: int | None = None,
 ) -> ControlPoint:
-    """Add the gate from one cycle to another of the same stream.
+    """Add the gate from one cycle to the next of the same stream (by the cycles' order:
+    a card passes from one loop to the next, never past one or back).
 
     ``receiving_team_id``: the team a card belongs to after the handoff (None: the next
     cycle's team).
     Locks: the stream. Raises: CycleNotFound, PermissionRefused, NotInStream,
-    InvalidInput, NotUnique.
+    InvalidInput, NotNextCycle, NotUnique.
     Side effects: an audit row; "stream changed" (settings) after commit.
     """
     missing = CycleNotFound(data={"cycle_id": from_cycle_id}, field="from_cycle")
@@ -143,16 +150,18 @@ def control_point_update(
     name: str | None = None,
     receiving_team_id: int | None | Keep = UNCHANGED,
 ) -> ControlPoint:
-    """Change a control point's cycles (within its stream), name or receiving team.
+    """Change a control point's cycles (within its stream, from one to the next), name
+    or receiving team.
 
     Locks: the stream, then the control point. Raises: ControlPointNotFound,
-    PermissionRefused, NotInStream, InvalidInput, NotUnique.
+    PermissionRefused, NotInStream, InvalidInput, NotNextCycle, NotUnique.
     Side effects: an audit row; "stream changed" (settings) after commit.
     """
     with locking_transaction():
         control_point, stream = _control_point_locked(
             control_point_id=control_point_id, actor=actor
         )
+        cycles = (control_point.from_cycle_id, control_point.to_cycle_id)
         if from_cycle_id is not None:
             control_point.from_cycle_id = from_cycle_id
         if to_cycle_id is not None:
@@ -167,6 +176,7 @@ def control_point_update(
             to_cycle_id=control_point.to_cycle_id,
             receiving_team_id=control_point.receiving_team_id,
             control_point_id=control_point.pk,
+            cycles_changed=cycles != (control_point.from_cycle_id, control_point.to_cycle_id),
         )
         control_point.save()
         settings_change_record(
@@ -299,13 +309,25 @@ def criterion_update(
 
 
 def criterion_delete(*, criterion_id: int, actor: Actor) -> None:
-    """Take an item off a control point's checklist (handoffs that ticked it lose the tick).
+    """Take an item off a control point's checklist, if no handoff ticked it (rewording
+    it, or making it optional, is allowed: the handoffs keep their tick).
 
-    Locks: the stream, then the criterion. Raises: CriterionNotFound, PermissionRefused.
+    Locks: the stream, then the criterion. Raises: CriterionNotFound, PermissionRefused,
+    InUse (handoffs ticked it: the handoff log keeps what was checked).
     Side effects: an audit row; "stream changed" (settings) after commit.
     """
     with locking_transaction():
         criterion, stream = _criterion_locked(criterion_id=criterion_id, actor=actor)
+        # Handoffs live in boards, which pdca does not import: through the reverse
+        # accessor of their many-to-many field.
+        handoffs = criterion.handoffs.count()
+        if handoffs:
+            raise InUse(
+                f"“{criterion.text}” was ticked in {count_of(handoffs, 'handoff')}: it stays "
+                "so the handoff log keeps what was checked. Reword it or make it optional "
+                "instead.",
+                data={"criterion_id": criterion.pk, "handoffs": handoffs},
+            )
         control_point_id = criterion.control_point_id
         criterion.delete()
         settings_change_record(

@@ -71,6 +71,62 @@ def cycle_of_stream(stream: ValueStream, cycle_id: int, *, field: str) -> Cycle:
     return cycle
 
 
+class NotNextCycle(InvalidInput):
+    """A control point that would skip cycles or lead back: a card passes from one loop
+    of the stream to the next, and the metrics follow the flow in the cycles' order."""
+
+    code = "not_next_cycle"
+    default_message = "A control point leads from a cycle to the next one."
+
+
+def _next_cycles(orders: dict[int, int]) -> dict[int, int | None]:
+    """{cycle id: the id of the cycle after it by order, or None for the last one}."""
+    ordered = sorted(orders, key=orders.__getitem__)
+    return dict(zip(ordered, [*ordered[1:], None], strict=True))
+
+
+def next_cycle_check(stream: ValueStream, *, from_cycle_id: int, to_cycle_id: int) -> None:
+    """Raises: NotNextCycle unless ``to_cycle_id`` is the cycle after ``from_cycle_id``
+    in the stream's order (both are the stream's)."""
+    cycles = {cycle.pk: cycle for cycle in stream.cycles.all()}
+    following = _next_cycles({pk: cycle.order for pk, cycle in cycles.items()})[from_cycle_id]
+    if following == to_cycle_id:
+        return
+    source = cycles[from_cycle_id].name
+    raise NotNextCycle(
+        f"{source} is the last cycle of this value stream: no control point leads on from it."
+        if following is None
+        else f"A control point leads from a cycle to the next one: after {source} comes "
+        f"{cycles[following].name}.",
+        data={"from_cycle_id": from_cycle_id, "to_cycle_id": to_cycle_id},
+        field="to_cycle",
+    )
+
+
+def control_points_follow_check(
+    stream: ValueStream, *, cycle_id: int | None, name: str, order: int
+) -> None:
+    """Raises: NotNextCycle when putting the cycle ``cycle_id`` (None: a new one, named
+    ``name``) at number ``order`` makes a control point of the stream that leads to the
+    next cycle now skip a cycle or lead back."""
+    before = dict(stream.cycles.values_list("pk", "order"))
+    after = before | {cycle_id or 0: order}  # no cycle has the id 0
+    next_before, next_after = _next_cycles(before), _next_cycles(after)
+    control_points = ControlPoint.objects.filter(from_cycle__value_stream=stream).select_related(
+        "from_cycle", "to_cycle"
+    )
+    for control_point in control_points.order_by("pk"):
+        pair = (control_point.from_cycle_id, control_point.to_cycle_id)
+        if next_before[pair[0]] == pair[1] and next_after[pair[0]] != pair[1]:
+            raise NotNextCycle(
+                f"With {name} at number {order}, the control point {control_point} would no "
+                "longer lead to the next cycle: a control point leads from a cycle to the "
+                "next one. Change or delete the control point first.",
+                data={"control_point_id": control_point.pk, "order": order},
+                field="order",
+            )
+
+
 def stream_id_of(model: type[Cycle | ControlPoint | Criterion], pk: int, path: str) -> int | None:
     """The stream of the row ``pk`` of ``model`` (``path`` leads to it), or None."""
     return model.objects.filter(pk=pk).values_list(path, flat=True).first()
@@ -99,10 +155,11 @@ def cycle_create(
     owning_team_id: int | None = None,
 ) -> Cycle:
     """Add a PDCA cycle to a stream (at the end unless ``order`` says where). It has no
-    columns yet: cards enter a cycle once it has one.
+    columns yet: cards enter a cycle once it has one. It does not come between the two
+    cycles of a control point.
 
     Locks: the stream. Raises: StreamNotFound, PermissionRefused, InvalidInput,
-    NotUnique (name, order), NotInStream (the owning team).
+    NotUnique (name, order), NotInStream (the owning team), NotNextCycle.
     Side effects: an audit row; "stream changed" (settings) after commit.
     """
     name = text_check(name, what="A cycle's name", field="name", max_length=120)
@@ -114,6 +171,7 @@ def cycle_create(
             last = cycles.order_by("-order").values_list("order", flat=True).first()
             order = (last or 0) + 1
         _order_free_check(cycles, order_check(order))
+        control_points_follow_check(stream, cycle_id=None, name=name, order=order)
         team_of_stream_check(stream, owning_team_id, field="owning_team")
         cycle = Cycle.objects.create(
             value_stream=stream, name=name, order=order, owning_team_id=owning_team_id
@@ -147,9 +205,10 @@ def cycle_update(
     owning_team_id: int | None | Keep = UNCHANGED,
 ) -> Cycle:
     """Rename, reorder a cycle or give it to another team of its stream (None: no team).
+    A new order keeps every control point leading to the next cycle.
 
     Locks: the stream, then the cycle. Raises: CycleNotFound, PermissionRefused,
-    InvalidInput, NotUnique (name, order), NotInStream (the owning team).
+    InvalidInput, NotUnique (name, order), NotInStream (the owning team), NotNextCycle.
     Side effects: an audit row; "stream changed" (settings) after commit.
     """
     with locking_transaction():
@@ -159,8 +218,9 @@ def cycle_update(
             name = text_check(name, what="A cycle's name", field="name", max_length=120)
             name_free_check(others, name=name, what="A cycle")
             cycle.name = name
-        if order is not None:
+        if order is not None and order != cycle.order:
             _order_free_check(others, order_check(order))
+            control_points_follow_check(stream, cycle_id=cycle.pk, name=cycle.name, order=order)
             cycle.order = order
         if owning_team_id is not UNCHANGED:
             team_of_stream_check(stream, owning_team_id, field="owning_team")

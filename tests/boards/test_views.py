@@ -443,6 +443,29 @@ def test_handoff_without_required_criteria_shows_the_error(stream, member, manag
     assert not Handoff.objects.exists()
 
 
+@pytest.mark.parametrize("tick", ["\u00b2", "-1", str(2**63), "x"])
+def test_a_criterion_tick_that_is_no_id_is_refused_without_an_error(
+    stream, member, manager, control_point, tick
+):
+    card = new_card(stream, manager, column_name="Wisdom")
+    optional = control_point.criteria.get(required=False)
+
+    response = logged_in(member).post(
+        handoff_url(stream, card),
+        {
+            "to_column": column_of(stream, SALES, "Data").pk,
+            "version": card.version,
+            "criteria": [optional.pk, tick],
+        },
+        headers=HTMX,
+    )
+
+    assert response.status_code == 200
+    assert b"could not be read" in response.content or b"Select a valid choice" in response.content
+    assert f'value="{optional.pk}" checked'.encode() in response.content
+    assert not Handoff.objects.exists()
+
+
 def test_handoff_with_required_criteria_passes_the_card(stream, member, manager, control_point):
     card = new_card(stream, manager, column_name="Wisdom")
     required = list(control_point.criteria.filter(required=True))

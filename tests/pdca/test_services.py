@@ -199,8 +199,8 @@ def test_control_point_create_refusals(cycles, other_stream, announced):  # noqa
             )
         with pytest.raises(NotInStream) as other_team:
             services.control_point_create(
-                from_cycle_id=cycles[2].pk,
-                to_cycle_id=cycles[0].pk,
+                from_cycle_id=cycles[1].pk,
+                to_cycle_id=cycles[2].pk,
                 receiving_team_id=foreign_team.pk,
                 actor=TEST_SYSTEM,
             )
@@ -336,3 +336,104 @@ def test_criterion_refusals(stream, member):
 
     assert blank.value.field == "text"
     assert Criterion.objects.filter(pk=criterion.pk).exists()
+
+
+# --- criteria that handoffs ticked ---------------------------------------------------
+
+
+def test_a_criterion_ticked_in_a_handoff_is_reworded_not_deleted(stream, manager, cycles):
+    control_point = ControlPoint.objects.get(from_cycle=cycles[0])
+    ticked, unticked = list(control_point.criteria.order_by("order"))[:2]
+    card = card_create(cycle_id=cycles[0].pk, actor=as_actor(manager), company="Acme").card
+    handoff_pass(
+        card_id=card.pk,
+        control_point_id=control_point.pk,
+        criteria_met_ids=[ticked.pk, unticked.pk],
+        actor=as_actor(manager),
+    )
+    fresh = services.criterion_create(
+        control_point_id=control_point.pk, text="Budget known", actor=TEST_SYSTEM
+    )
+
+    with pytest.raises(InUse) as refused:
+        services.criterion_delete(criterion_id=ticked.pk, actor=TEST_SYSTEM)
+    services.criterion_update(criterion_id=ticked.pk, text="Problem understood", actor=TEST_SYSTEM)
+    services.criterion_delete(criterion_id=fresh.pk, actor=TEST_SYSTEM)
+
+    assert (refused.value.code, refused.value.data) == (
+        "in_use",
+        {"criterion_id": ticked.pk, "handoffs": 1},
+    )
+    assert Criterion.objects.get(pk=ticked.pk).text == "Problem understood"
+    assert not Criterion.objects.filter(pk=fresh.pk).exists()
+    assert not AuditEntry.objects.filter(action="criterion.deleted", target_id=ticked.pk).exists()
+
+
+# --- control points lead to the next cycle -------------------------------------------
+
+
+@pytest.mark.parametrize(("from_index", "to_index"), [(0, 2), (2, 0), (1, 0), (2, 1)])
+def test_control_point_create_refuses_to_skip_or_reverse_cycles(
+    cycles,
+    from_index,
+    to_index,
+    announced,  # noqa: F811
+):
+    with announced() as sent, pytest.raises(services.NotNextCycle) as refused:
+        services.control_point_create(
+            from_cycle_id=cycles[from_index].pk,
+            to_cycle_id=cycles[to_index].pk,
+            actor=TEST_SYSTEM,
+        )
+
+    assert (refused.value.code, refused.value.field) == ("not_next_cycle", "to_cycle")
+    assert ControlPoint.objects.filter(from_cycle__value_stream=cycles[0].value_stream).count() == 2
+    assert sent == []
+
+
+def test_control_point_update_keeps_it_leading_to_the_next_cycle(cycles):
+    control_point = ControlPoint.objects.get(from_cycle=cycles[0])
+
+    with pytest.raises(services.NotNextCycle):
+        services.control_point_update(
+            control_point_id=control_point.pk, to_cycle_id=cycles[2].pk, actor=TEST_SYSTEM
+        )
+    services.control_point_update(
+        control_point_id=control_point.pk, name="Qualified", actor=TEST_SYSTEM
+    )
+
+    row = ControlPoint.objects.get(pk=control_point.pk)
+    assert (row.to_cycle_id, row.name) == (cycles[1].pk, "Qualified")
+
+
+def test_a_cycles_order_keeps_every_control_point_leading_to_the_next_cycle(stream, cycles):
+    with pytest.raises(services.NotNextCycle) as moved:
+        services.cycle_update(cycle_id=cycles[0].pk, order=9, actor=TEST_SYSTEM)
+    # Renumbering without changing the sequence is fine.
+    services.cycle_update(cycle_id=cycles[2].pk, order=7, actor=TEST_SYSTEM)
+    with pytest.raises(services.NotNextCycle) as between:
+        services.cycle_create(stream_id=stream.pk, name="Referral", order=5, actor=TEST_SYSTEM)
+    referral = services.cycle_create(stream_id=stream.pk, name="Referral", actor=TEST_SYSTEM)
+    onward = services.control_point_create(
+        from_cycle_id=cycles[2].pk, to_cycle_id=referral.pk, actor=TEST_SYSTEM
+    )
+
+    assert (moved.value.field, between.value.field) == ("order", "order")
+    assert moved.value.data == {
+        "control_point_id": ControlPoint.objects.get(from_cycle=cycles[0]).pk,
+        "order": 9,
+    }
+    assert list(
+        Cycle.objects.filter(value_stream=stream).order_by("order").values_list("name", "order")
+    ) == [("Collaboration", 1), ("Sales/Buying", 2), ("Repeat/Upsell", 7), ("Referral", 8)]
+    assert (onward.from_cycle_id, onward.to_cycle_id) == (cycles[2].pk, referral.pk)
+
+
+def test_a_cycle_name_is_taken_in_any_case(stream, cycles):
+    with pytest.raises(NotUnique) as taken:
+        services.cycle_create(stream_id=stream.pk, name="sales/buying", actor=TEST_SYSTEM)
+    with pytest.raises(NotUnique):
+        services.cycle_update(cycle_id=cycles[0].pk, name="REPEAT/UPSELL", actor=TEST_SYSTEM)
+
+    assert taken.value.message == "A cycle “Sales/Buying” already exists here."
+    assert Cycle.objects.filter(value_stream=stream).count() == 3

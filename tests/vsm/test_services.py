@@ -182,17 +182,22 @@ def test_a_new_manager_takes_the_manager_role_and_the_old_one_becomes_a_member(
         "previous_manager_id": manager.pk,
         "manager_id": member.pk,
         "team_id": team.pk,
+        "membership_id": Membership.objects.get(user=member, team=team).pk,
+        "role_given": True,
+        "membership_created": False,
+        "previous_role": services.ROLE_NUMBERS[Role.MEMBER],
     }
     assert last_audit("stream.updated").data["changed_manager"] is True
     assert sent == [(stream.pk, ["settings"])]
 
 
-def test_a_new_manager_from_outside_joins_the_team_the_role_was_in(stream, manager, team):
+def test_a_new_manager_from_outside_joins_the_streams_first_team(stream, manager, team, spare_team):
     outsider = UserFactory()
 
     services.value_stream_update(stream_id=stream.pk, actor=TEST_SYSTEM, manager_id=outsider.pk)
 
     assert vsm_memberships(stream) == [(outsider.pk, team.pk)]
+    assert not Membership.objects.filter(user=outsider, team=spare_team).exists()
     assert Membership.objects.get(user=manager).role == Role.MEMBER
 
 
@@ -481,3 +486,135 @@ def test_channels_are_steered(stream, member, user):
         services.channel_deactivate(channel_id=channel.pk, actor=as_actor(user))
 
     assert Channel.objects.get(pk=channel.pk).is_active
+
+
+# --- names in any case ---------------------------------------------------------------
+
+
+def test_names_that_differ_only_in_case_are_taken(stream, team, spare_team, other_stream):
+    services.channel_create(stream_id=stream.pk, name="Referral", actor=TEST_SYSTEM)
+    web = services.channel_create(stream_id=stream.pk, name="Web form", actor=TEST_SYSTEM)
+    services.team_create(stream_id=stream.pk, name="Ärzte", actor=TEST_SYSTEM)
+
+    refusals = [
+        lambda: services.team_create(stream_id=stream.pk, name="events", actor=TEST_SYSTEM),
+        lambda: services.team_create(stream_id=stream.pk, name="ÄRZTE", actor=TEST_SYSTEM),
+        lambda: services.team_rename(
+            team_id=spare_team.pk, name=team.name.upper(), actor=TEST_SYSTEM
+        ),
+        lambda: services.channel_create(stream_id=stream.pk, name="referral", actor=TEST_SYSTEM),
+        lambda: services.channel_update(channel_id=web.pk, name="REFERRAL", actor=TEST_SYSTEM),
+        lambda: services.value_stream_update(
+            stream_id=stream.pk, name="private clinics", actor=TEST_SYSTEM
+        ),
+        lambda: services.value_stream_update(
+            stream_id=stream.pk, slug="Private-Clinics", actor=TEST_SYSTEM
+        ),
+    ]
+    messages = []
+    for refused in refusals:
+        with pytest.raises(services.NotUnique) as taken:
+            refused()
+        messages.append(taken.value.message)
+
+    assert messages == [
+        "A team “Events” already exists here.",
+        "A team “Ärzte” already exists here.",
+        f"A team “{team.name}” already exists here.",
+        "A channel “Referral” already exists here.",
+        "A channel “Referral” already exists here.",
+        "A value stream “Private clinics” already exists here.",
+        "The slug “private-clinics” already exists here.",
+    ]
+    assert sorted(Team.objects.filter(value_stream=stream).values_list("name", flat=True)) == [
+        "Events",
+        "Industrial pumps team",
+        "Ärzte",
+    ]
+    assert Channel.objects.get(pk=web.pk).name == "Web form"
+    # A name may change its own case.
+    services.team_rename(team_id=spare_team.pk, name="EVENTS", actor=TEST_SYSTEM)
+    assert Team.objects.get(pk=spare_team.pk).name == "EVENTS"
+
+
+# --- the manager's role membership ---------------------------------------------------
+
+
+def test_a_new_manager_holds_the_role_in_a_team_they_are_in(stream, manager, team, spare_team):
+    successor = MembershipFactory(team=spare_team, role=Role.TEAM_COORDINATOR).user
+
+    services.value_stream_update(stream_id=stream.pk, actor=TEST_SYSTEM, manager_id=successor.pk)
+
+    assert vsm_memberships(stream) == [(successor.pk, spare_team.pk)]
+    assert not Membership.objects.filter(user=successor, team=team).exists()
+    assert Membership.objects.get(user=manager, team=team).role == Role.MEMBER
+
+
+def test_switching_the_manager_back_gives_each_their_membership_as_it_was(
+    stream, manager, team, spare_team
+):
+    coordinator = MembershipFactory(team=team, role=Role.TEAM_COORDINATOR).user
+    outsider = UserFactory()
+
+    for manager_id in (coordinator.pk, outsider.pk, manager.pk):
+        services.value_stream_update(stream_id=stream.pk, actor=TEST_SYSTEM, manager_id=manager_id)
+
+    assert vsm_memberships(stream) == [(manager.pk, team.pk)]
+    assert Membership.objects.get(user=coordinator).role == Role.TEAM_COORDINATOR
+    # The outsider joined the team for the role only, and left it with the role.
+    assert not Membership.objects.filter(user=outsider).exists()
+    assert [
+        (entry.action, entry.data["user_id"])
+        for entry in AuditEntry.objects.filter(target_type="membership").order_by("id")
+    ] == [
+        ("membership.role_set", manager.pk),  # the stream's first manager: a member
+        ("membership.role_set", coordinator.pk),  # back to coordinator
+        ("membership.removed", outsider.pk),
+    ]
+
+
+def test_moving_the_role_to_a_team_the_manager_was_not_in_and_back(
+    stream, manager, team, spare_team
+):
+    services.value_stream_update(
+        stream_id=stream.pk, actor=TEST_SYSTEM, manager_team_id=spare_team.pk
+    )
+    services.value_stream_update(stream_id=stream.pk, actor=TEST_SYSTEM, manager_team_id=team.pk)
+
+    assert vsm_memberships(stream) == [(manager.pk, team.pk)]
+    assert not Membership.objects.filter(user=manager, team=spare_team).exists()
+
+
+def test_the_manager_holds_the_role_in_one_team_only(stream, manager, team, spare_team):
+    membership = services.membership_add(
+        team_id=spare_team.pk, user_id=manager.pk, actor=TEST_SYSTEM
+    )
+
+    with pytest.raises(services.ManagerRoleHeldElsewhere) as promoted:
+        services.membership_set_role(
+            membership_id=membership.pk, role=Role.VALUE_STREAM_MANAGER, actor=TEST_SYSTEM
+        )
+    services.membership_remove(membership_id=membership.pk, actor=TEST_SYSTEM)
+    with pytest.raises(services.ManagerRoleHeldElsewhere) as added:
+        services.membership_add(
+            team_id=spare_team.pk,
+            user_id=manager.pk,
+            role=Role.VALUE_STREAM_MANAGER,
+            actor=TEST_SYSTEM,
+        )
+
+    assert (promoted.value.code, promoted.value.field, added.value.field) == (
+        "manager_role_held_elsewhere",
+        "role",
+        "role",
+    )
+    assert promoted.value.data == {
+        "membership_id": Membership.objects.get(user=manager, team=team).pk,
+        "team_id": team.pk,
+    }
+    assert vsm_memberships(stream) == [(manager.pk, team.pk)]
+    # Their own membership may be set to the role it has.
+    own = Membership.objects.get(user=manager, team=team)
+    services.membership_set_role(
+        membership_id=own.pk, role=Role.VALUE_STREAM_MANAGER, actor=TEST_SYSTEM
+    )

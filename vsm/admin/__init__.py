@@ -1,4 +1,5 @@
-"""Admin: teams, memberships and channels through the services; the audit log, read-only.
+"""Admin: teams, memberships and channels through the services; the audit log, read-only;
+Django's users and groups on the project's admin base.
 
 ValueStream is registered in boards.admin: creating one builds its default cycles,
 columns and control points, which live in the higher apps.
@@ -10,29 +11,39 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from vsm import services
 from vsm.actors import request_actor
 from vsm.admin.base import (
+    ROW_ID_MAX,
+    ProjectAdmin,
     ServiceAdmin,
     ServiceTabularInline,
     changed,
     delete_refusal,
     limit_choices,
     pk_of,
+    row_id,
 )
 from vsm.errors import DomainError, InvalidInput
 from vsm.models import AuditEntry, Channel, Membership, Team, ValueStream
 
 __all__ = [
+    "ROW_ID_MAX",
+    "ProjectAdmin",
     "ServiceAdmin",
     "ServiceTabularInline",
     "changed",
     "delete_refusal",
     "limit_choices",
     "pk_of",
+    "row_id",
 ]
 
 
@@ -175,8 +186,8 @@ class StreamFilter(admin.SimpleListFilter):
         return [(str(pk), name) for pk, name in ValueStream.objects.values_list("pk", "name")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> Any:
-        value = self.value()
-        return queryset.filter(stream_id=value) if value and value.isdigit() else queryset
+        stream_id = row_id(self.value()) if self.value() else None
+        return queryset if stream_id is None else queryset.filter(stream_id=stream_id)
 
 
 class RefusedFilter(admin.SimpleListFilter):
@@ -194,8 +205,25 @@ class RefusedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class AuditChangeList(ChangeList):
+    """The audit log's page, with the names of its streams looked up in one query."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        entries: list[Any] = list(self.result_list)
+        stream_ids = {entry.stream_id for entry in entries if entry.stream_id is not None}
+        names = dict(
+            ValueStream.objects.filter(pk__in=stream_ids).values_list("pk", "name")
+            if stream_ids
+            else []
+        )
+        for entry in entries:
+            entry.stream_name = names.get(entry.stream_id)
+        self.result_list = entries
+
+
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ProjectAdmin):
     """The audit log, read-only: written by the services only, and append-only."""
 
     list_display = [
@@ -203,7 +231,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
         "action",
         "who",
         "actor_kind",
-        "stream_id",
+        "stream",
         "target_type",
         "target_id",
         "refused_code",
@@ -214,9 +242,21 @@ class AuditEntryAdmin(admin.ModelAdmin):
     search_fields = ["action", "refused_code"]
     show_full_result_count = False
 
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return AuditChangeList
+
     @admin.display(description="Actor")
     def who(self, entry: AuditEntry) -> str:
         return entry.actor_label
+
+    @admin.display(description="Value stream", ordering="stream_id")
+    def stream(self, entry: AuditEntry) -> str | None:
+        """The stream's name (looked up for the whole page by AuditChangeList); a stream
+        deleted since is named by its id, which the log keeps."""
+        if entry.stream_id is None:
+            return None
+        name: str | None = getattr(entry, "stream_name", None)
+        return name or f"Stream {entry.stream_id} (deleted)"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -226,3 +266,20 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# Django's own admins of users and groups, on the project's base: their list actions
+# (delete selected) refuse crafted row ids as ours do.
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class UserAdmin(ProjectAdmin, auth_admin.UserAdmin):
+    pass
+
+
+@admin.register(Group)
+class GroupAdmin(ProjectAdmin, auth_admin.GroupAdmin):
+    pass

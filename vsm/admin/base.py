@@ -1,18 +1,22 @@
-"""How every admin of the project writes: through the services.
+"""How every admin of the project reads its input and writes: through the services.
 
-``ServiceAdmin`` and ``ServiceTabularInline`` save and delete by calling services, and
-a service's refusal becomes an error on the form the admin typed into (its field, or
-the form as a whole), never a 500.
+``ProjectAdmin`` is the base of every admin of ours: crafted list input (the rows an
+action is for, a list edit's row ids, the date drill-down) is answered with a message,
+never a 500. ``ServiceAdmin`` and ``ServiceTabularInline`` save and delete by calling
+services, and a service's refusal becomes an error on the form the admin typed into
+(its field, the row of a list edit or an inline, or the form as a whole), never a 500.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final, Literal
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -28,6 +32,32 @@ from vsm.errors import DomainError, NotFound, PermissionRefused, Stale
 _REFUSAL_ATTRIBUTE = "vsm_admin_refusal"
 _RERUN_ATTRIBUTE = "vsm_admin_rerun"
 
+# The largest id a row can have: every model of ours has a whole-number key of at most
+# 64 bits (the same bound as the board's forms, which vsm does not import).
+ROW_ID_MAX: Final = 2**63 - 1
+_ROW_ID = forms.IntegerField(min_value=1, max_value=ROW_ID_MAX)
+# The date drill-down of a list: Django builds a date of them, and a number no date
+# holds fails that date (an OverflowError Django does not catch).
+_DATE_PARTS: Final = {
+    "year": forms.IntegerField(min_value=1, max_value=9999),
+    "month": forms.IntegerField(min_value=1, max_value=12),
+    "day": forms.IntegerField(min_value=1, max_value=31),
+}
+
+
+def _clean_or_none(field: forms.IntegerField, value: object) -> int | None:
+    try:
+        number: int | None = field.clean(value)
+    except ValidationError:
+        return None
+    return number
+
+
+def row_id(value: object) -> int | None:
+    """The row id that ``value`` (typed or crafted input) names, or None when it names
+    none: ids are whole numbers from 1 to ROW_ID_MAX ("²", "abc" and 2**63 name none)."""
+    return _clean_or_none(_ROW_ID, value)
+
 
 @dataclass(frozen=True)
 class _Refusal:
@@ -39,6 +69,7 @@ class _Refusal:
     formset_prefix: str = ""
     form_index: int = 0
     deleting: bool = False
+    row: str = ""
 
     @property
     def message(self) -> str:
@@ -74,11 +105,44 @@ def _formset_showing(formset_class: type[Any], refusal: _Refusal) -> type[Any]:
             if self.prefix != refusal.formset_prefix:
                 return
             if refusal.deleting or refusal.form_index >= len(self.forms):
-                raise ValidationError(refusal.message)
+                raise ValidationError(
+                    f"{refusal.row}: {refusal.message}" if refusal.row else refusal.message
+                )
             form = self.forms[refusal.form_index]
             form.add_error(refusal.field if refusal.field in form.fields else None, refusal.message)
 
     return RefusedFormSet
+
+
+def _refusing_stale_rows(formset_class: type[Any]) -> type[Any]:
+    """``formset_class``, refusing a row that is no longer the row it was: deleted
+    meanwhile by someone else, or (crafted) a row of another parent. Django would make
+    it a new row (an inline) or refuse it on its hidden id, which no page shows."""
+
+    class StaleRowsRefused(formset_class):
+        def clean(self) -> None:
+            super().clean()
+            for form in self.initial_forms:
+                if not form.instance._state.adding:
+                    continue
+                if self.can_delete and self._should_delete_form(form):
+                    continue  # gone already, as asked: saving skips it
+                form.add_error(None, _stale_row_message(self.model, form))
+
+    return StaleRowsRefused
+
+
+def _stale_row_message(model: type[models.Model], form: forms.BaseForm) -> str:
+    pk = row_id(form.data.get(form.add_prefix(model._meta.pk.name)))
+    if pk is not None and model._default_manager.filter(pk=pk).exists():
+        return (
+            "This row is not one of this page's rows; nothing was saved. Reload this page to "
+            "see its rows."
+        )
+    return (
+        "This row was removed meanwhile (someone else deleted it); nothing was saved. Reload "
+        "this page to see the rows as they are now."
+    )
 
 
 def _adopt(obj: models.Model, saved: models.Model) -> None:
@@ -115,7 +179,75 @@ def _record_authorization_refusal(request: HttpRequest, action: str, error: Doma
     )
 
 
-class ServiceAdmin(admin.ModelAdmin):
+class ProjectAdmin(admin.ModelAdmin):
+    """The base of every admin of the project: input no row can answer is refused with
+    a message before Django builds a query of it (a value no database key holds makes
+    the query itself fail, a 500).
+
+    Checked: the rows an action is for (``_selected_action``), the row ids of a list
+    edit, and the list's date drill-down.
+    """
+
+    def response_action(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        action_location: admin.ActionLocation = admin.ActionLocation.CHANGE_LIST,
+    ) -> HttpResponse | None:
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if any(row_id(value) is None for value in selected):
+            self.message_user(
+                request,
+                "Nothing was done: the selection names rows that do not exist. Select the "
+                "rows again.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset, action_location)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method == "POST" and "_save" in request.POST and self.list_editable:
+            pattern = re.compile(rf"form-\d+-{re.escape(self.opts.pk.name)}$")
+            ids = [v for k, v in request.POST.items() if pattern.match(k)]
+            if any(row_id(value) is None for value in ids):
+                self.message_user(
+                    request,
+                    "Nothing was changed: the list names rows that do not exist. Reload the "
+                    "page and edit it again.",
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(request.get_full_path())
+        drilldown = self._date_drilldown_refused(request)
+        if drilldown is not None:
+            return drilldown
+        return super().changelist_view(request, extra_context)
+
+    def _date_drilldown_refused(self, request: HttpRequest) -> HttpResponse | None:
+        """The list without its date drill-down, if a part of it is no date's."""
+        if not self.date_hierarchy:
+            return None
+        names = {part: f"{self.date_hierarchy}__{part}" for part in _DATE_PARTS}
+        if all(
+            _clean_or_none(field, value) is not None
+            for part, field in _DATE_PARTS.items()
+            for value in request.GET.getlist(names[part])
+        ):
+            return None
+        params = request.GET.copy()
+        for name in names.values():
+            params.pop(name, None)
+        self.message_user(
+            request,
+            "That date is not in the calendar: the list is shown for every date.",
+            messages.WARNING,
+        )
+        query = params.urlencode()
+        return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
+
+
+class ServiceAdmin(ProjectAdmin):
     """A ModelAdmin whose saves and deletes call services (``service_create``,
     ``service_update``, ``service_delete``), and whose inlines do the same
     (``ServiceTabularInline``).
@@ -124,7 +256,9 @@ class ServiceAdmin(admin.ModelAdmin):
     page is shown again with the refusal as a form error, keeping what was typed. A
     delete is asked of the service first, in a transaction rolled back, so the page says
     why it is refused before anyone confirms; a refused list edit changes nothing and
-    says why.
+    shows the list again as typed, the refusal on its row. A save whose page changed
+    only inline rows does not update (nor record an update of) the row itself, and an
+    inline or list row that is no longer the row the page showed is refused on its row.
     """
 
     # Where a refusal shows, when the service's field name differs from the form's:
@@ -162,11 +296,31 @@ class ServiceAdmin(admin.ModelAdmin):
         return actions
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        saved = (
-            self.service_update(request, obj, form)
-            if change
-            else self.service_create(request, obj, form)
-        )
+        if change and not form.has_changed():
+            # Only the inlines changed (a cycle's columns, a control point's criteria):
+            # the row itself is not updated, and no update of it is recorded.
+            return
+        try:
+            saved = (
+                self.service_update(request, obj, form)
+                if change
+                else self.service_create(request, obj, form)
+            )
+        except DomainError as error:
+            if form.prefix:  # a row of the list's edit ("form-3"): the refusal goes there
+                formset_prefix, _, index = form.prefix.rpartition("-")
+                setattr(
+                    request,
+                    _REFUSAL_ATTRIBUTE,
+                    _Refusal(
+                        error=error,
+                        field=self.refusal_field(error),
+                        formset_prefix=formset_prefix,
+                        form_index=int(index),
+                        row=str(obj),
+                    ),
+                )
+            raise
         _adopt(obj, saved)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
@@ -240,6 +394,13 @@ class ServiceAdmin(admin.ModelAdmin):
             )
         )
 
+    def get_changelist_formset(self, request: HttpRequest, **kwargs: Any) -> Any:
+        formset_class = _refusing_stale_rows(super().get_changelist_formset(request, **kwargs))
+        refusal = _refusal(request)
+        if refusal is not None and refusal.formset_prefix:
+            formset_class = _formset_showing(formset_class, refusal)
+        return formset_class
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -248,6 +409,15 @@ class ServiceAdmin(admin.ModelAdmin):
         except DomainError as error:
             # The list edit's transaction was rolled back: no row changed.
             _record_authorization_refusal(request, f"admin.{self.opts.model_name}", error)
+            refusal = _refusal(request)
+            if (
+                refusal is not None
+                and refusal.error is error
+                and not getattr(request, _RERUN_ATTRIBUTE, False)
+            ):
+                # The list again, as typed, with the refusal on the row it is about.
+                setattr(request, _RERUN_ATTRIBUTE, True)
+                return super().changelist_view(request, extra_context)
             self.message_user(request, f"Nothing was changed: {error.message}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
@@ -273,7 +443,7 @@ class ServiceTabularInline(admin.TabularInline):
         raise NotImplementedError
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        formset_class: type[Any] = super().get_formset(request, obj, **kwargs)
+        formset_class = _refusing_stale_rows(super().get_formset(request, obj, **kwargs))
         formset_class.service_inline = self  # read by ServiceAdmin.save_formset
         inline = self
         form_class: type[Any] = formset_class.form
@@ -300,27 +470,34 @@ class ServiceTabularInline(admin.TabularInline):
         initial = list(enumerate(formset.initial_forms))
         extra = list(enumerate(formset.extra_forms, start=len(initial)))
         for index, form in initial:
-            if form in deleted:
-                self._attempt(request, formset, index, form, deleting=True)
+            if form in deleted and not form.instance._state.adding:  # (else: gone already)
+                self._attempt(request, formset, index, form, "delete")
                 formset.deleted_objects.append(form.instance)
         for index, form in initial:
             if form not in deleted and form.has_changed():
-                saved = self._attempt(request, formset, index, form, deleting=False)
+                saved = self._attempt(request, formset, index, form, "update")
                 formset.changed_objects.append((saved, form.changed_data))
         for index, form in extra:
             if form not in deleted and form.has_changed():
-                saved = self._attempt(request, formset, index, form, deleting=False)
+                saved = self._attempt(request, formset, index, form, "create")
                 formset.new_objects.append(saved)
 
     def _attempt(
-        self, request: HttpRequest, formset: Any, index: int, form: Any, *, deleting: bool
+        self,
+        request: HttpRequest,
+        formset: Any,
+        index: int,
+        form: Any,
+        write: Literal["create", "update", "delete"],
     ) -> Any:
+        """``write`` ("create", "update" or "delete") the row of ``form`` through its
+        service: an initial form's row is updated or deleted, never created anew."""
         parent = formset.instance
         try:
-            if deleting:
+            if write == "delete":
                 self.service_delete(request, parent, form.instance)
                 return None
-            if form.instance.pk is None or form.instance._state.adding:
+            if write == "create":
                 return self.service_create(request, parent, form.instance, form)
             return self.service_update(request, parent, form.instance, form)
         except DomainError as error:
@@ -332,7 +509,7 @@ class ServiceTabularInline(admin.TabularInline):
                 field=field,
                 formset_prefix=formset.prefix,
                 form_index=index,
-                deleting=deleting,
+                deleting=write == "delete",
             )
             setattr(request, _REFUSAL_ATTRIBUTE, refusal)
             raise

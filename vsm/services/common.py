@@ -58,6 +58,17 @@ class ManagerRoleReserved(Conflict):
     )
 
 
+class ManagerRoleHeldElsewhere(Conflict):
+    """The stream's manager holds the value stream manager role in one team of the
+    stream: a second membership with it would leave "their team" ambiguous."""
+
+    code = "manager_role_held_elsewhere"
+    default_message = (
+        "The stream's manager holds the value stream manager role in another team already: "
+        "change the manager's team on the value stream instead."
+    )
+
+
 class ManagerMembershipRequired(Conflict):
     """The stream's manager keeps a membership with the manager role in one of its teams."""
 
@@ -129,9 +140,18 @@ def name_free_check(
     queryset: QuerySet[Model], *, name: str, what: str, field: str = "name", lookup: str = "name"
 ) -> None:
     """Raises: NotUnique when a row of ``queryset`` (the scope, without the row being
-    changed) already has ``name``."""
-    if queryset.filter(**{lookup: name}).exists():
-        raise NotUnique(f"{what} “{name}” already exists here.", field=field)
+    changed) already has ``name``, in any case: "sales" beside "Sales" would read as one
+    team on every page and in every chart.
+
+    Compared in Python (``str.casefold``): SQLite folds the case of ASCII letters only,
+    and a scope (a stream's teams, channels or cycles, a cycle's columns, the streams)
+    holds few names. The configuration services call it under the stream's lock, so no
+    name of the scope is added meanwhile.
+    """
+    folded = name.casefold()
+    for taken in queryset.values_list(lookup, flat=True).iterator():
+        if taken.casefold() == folded:
+            raise NotUnique(f"{what} “{taken}” already exists here.", field=field)
 
 
 def settings_change_record(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db.models import ProtectedError
 
 from vsm.actors import Actor
 from vsm.audit import audit_record
-from vsm.errors import InvalidInput
-from vsm.models import Membership, Role, ValueStream
+from vsm.errors import DataValue, InvalidInput
+from vsm.models import AuditEntry, Membership, Role, ValueStream
 from vsm.services.common import (
     InUse,
     TeamNotFound,
@@ -19,7 +21,13 @@ from vsm.services.common import (
     stream_lock_for_steering,
     user_id_check,
 )
+from vsm.services.teams import ROLE_NUMBERS, membership_data
 from vsm.transactions import locking_transaction
+
+# A role by its number in the audit log; the manager role is never given back this way.
+_ROLES_BY_NUMBER: Final[dict[object, Role]] = {
+    number: Role(role) for role, number in ROLE_NUMBERS.items() if role != Role.VALUE_STREAM_MANAGER
+}
 
 
 def value_stream_update(
@@ -36,13 +44,15 @@ def value_stream_update(
     """Change a stream's name, slug, market, description or manager.
 
     The manager and the memberships agree: the manager holds the value stream manager
-    role in one team of the stream (``manager_team_id``, else the team where that role
-    is now, else the stream's first team), and nobody else holds it; a previous holder
-    stays in their team as a member.
+    role in one team of the stream (``manager_team_id``, else a team they are in, else
+    the stream's first team), and nobody else holds it; a previous holder gets back the
+    role they had in that team, or leaves it when they joined it for the role.
     Locks: the stream, then its memberships. Raises: StreamNotFound, PermissionRefused,
     InvalidInput (blank), NotUnique (name, slug), UserNotFound, TeamNotFound.
     Side effects: an audit row ("stream.updated", and "stream.manager_changed" when the
-    manager or their team changes); "stream changed" (settings) after commit.
+    manager or their team changes, with one "membership.role_set" or
+    "membership.removed" per previous holder of the role); "stream changed" (settings)
+    after commit.
     """
     with locking_transaction():
         stream = stream_lock_for_steering(
@@ -72,8 +82,8 @@ def value_stream_update(
         ) or manager_team_id is not None:
             previous_manager_id = stream.manager_id
             stream.manager_id = user_id_check(manager_id or previous_manager_id, field="manager")
-            team_id = _manager_role_give(
-                stream=stream, manager_id=stream.manager_id, team_id=manager_team_id
+            given = _manager_role_give(
+                stream=stream, manager_id=stream.manager_id, team_id=manager_team_id, actor=actor
             )
             if stream.manager_id != previous_manager_id:
                 changed.append("manager")
@@ -86,7 +96,7 @@ def value_stream_update(
                 data={
                     "previous_manager_id": previous_manager_id,
                     "manager_id": stream.manager_id,
-                    "team_id": team_id,
+                    **given,
                 },
             )
         stream.save()
@@ -114,10 +124,15 @@ def _slug_check(slug: str) -> str:
     return slug
 
 
-def _manager_role_give(*, stream: ValueStream, manager_id: int, team_id: int | None) -> int:
+def _manager_role_give(
+    *, stream: ValueStream, manager_id: int, team_id: int | None, actor: Actor
+) -> dict[str, DataValue]:
     """Make ``manager_id`` the one holder of the manager role in the stream, in the team
-    ``team_id`` (or where the role is now, or the first team); returns that team's id.
+    ``team_id`` (else as ``_manager_team_choice`` picks); the previous holders get back
+    what they had before (``_manager_role_take_back``).
 
+    Returns what the audit row of the change keeps: the team, the membership given the
+    role, whether it was made for it, and its role before (a number, or None).
     The caller holds the stream's lock, which every change of its memberships takes.
     """
     memberships = Membership.objects.filter(team__value_stream=stream)
@@ -125,25 +140,100 @@ def _manager_role_give(*, stream: ValueStream, manager_id: int, team_id: int | N
         if not stream.teams.filter(pk=team_id).exists():
             raise TeamNotFound(data={"team_id": team_id}, field="manager_team")
     else:
-        holders = memberships.filter(role=Role.VALUE_STREAM_MANAGER).order_by("team_id")
-        current = holders.filter(user_id=stream.manager_id).first() or holders.first()
-        team_id = current.team_id if current is not None else None
-        if team_id is None:
-            team_id = stream.teams.order_by("pk").values_list("pk", flat=True).first()
-        if team_id is None:
-            raise InvalidInput(
-                "This value stream has no team yet: add one before naming its manager.",
-                data={"stream_id": stream.pk},
-                field="manager",
-            )
-    # Everyone else who held the role stays in their team, as a member.
-    memberships.filter(role=Role.VALUE_STREAM_MANAGER).exclude(
+        team_id = _manager_team_choice(stream=stream, manager_id=manager_id)
+    holders = memberships.filter(role=Role.VALUE_STREAM_MANAGER).exclude(
         user_id=manager_id, team_id=team_id
-    ).update(role=Role.MEMBER)
-    Membership.objects.update_or_create(
-        user_id=manager_id, team_id=team_id, defaults={"role": Role.VALUE_STREAM_MANAGER}
     )
-    return team_id
+    for held in holders.order_by("pk"):
+        _manager_role_take_back(held=held, stream_id=stream.pk, actor=actor)
+    membership = memberships.filter(user_id=manager_id, team_id=team_id).first()
+    created = membership is None
+    previous_role = None if membership is None else ROLE_NUMBERS[membership.role]
+    given = membership is None or membership.role != Role.VALUE_STREAM_MANAGER
+    if membership is None:
+        membership = Membership.objects.create(
+            user_id=manager_id, team_id=team_id, role=Role.VALUE_STREAM_MANAGER
+        )
+    elif given:
+        membership.role = Role.VALUE_STREAM_MANAGER
+        membership.save(update_fields=["role"])
+    return {
+        "team_id": team_id,
+        "membership_id": membership.pk,
+        "role_given": given,
+        "membership_created": created,
+        "previous_role": previous_role if given else None,
+    }
+
+
+def _manager_team_choice(*, stream: ValueStream, manager_id: int) -> int:
+    """The team of the manager's role when none is named: one where they hold it
+    already, else one they are in (where the role is now, if they are in that team),
+    else the stream's first team. Raises: InvalidInput (the stream has no team)."""
+    memberships = Membership.objects.filter(team__value_stream=stream)
+    own = dict(
+        memberships.filter(user_id=manager_id).order_by("team_id").values_list("team_id", "role")
+    )
+    role_teams = set(
+        memberships.filter(role=Role.VALUE_STREAM_MANAGER).values_list("team_id", flat=True)
+    )
+    for team_id, role in own.items():
+        if role == Role.VALUE_STREAM_MANAGER:
+            return team_id
+    for team_id in own:
+        if team_id in role_teams:
+            return team_id
+    if own:
+        return next(iter(own))
+    first: int | None = stream.teams.order_by("pk").values_list("pk", flat=True).first()
+    if first is None:
+        raise InvalidInput(
+            "This value stream has no team yet: add one before naming its manager.",
+            data={"stream_id": stream.pk},
+            field="manager",
+        )
+    return first
+
+
+def _manager_role_take_back(*, held: Membership, stream_id: int, actor: Actor) -> None:
+    """Take the manager role from a previous holder's membership, back to what it was
+    before the role was given to it: its former role, or no membership at all when one
+    was made for the role (a manager from outside the team leaves it again). Without a
+    record of that (the stream's first manager), it stays as a member.
+
+    The record is the audit row of the change that gave the role: the model keeps no
+    history of a membership.
+    """
+    given = (
+        AuditEntry.objects.filter(
+            stream_id=stream_id,
+            action="stream.manager_changed",
+            data__membership_id=held.pk,
+            data__role_given=True,
+        )
+        .order_by("-id")
+        .values_list("data", flat=True)
+        .first()
+    )
+    membership_id = held.pk
+    if given is not None and given.get("membership_created") is True:
+        data = membership_data(held)
+        held.delete()
+        action = "membership.removed"
+    else:
+        previous = given.get("previous_role") if given is not None else None
+        held.role = _ROLES_BY_NUMBER.get(previous, Role.MEMBER)
+        held.save(update_fields=["role"])
+        data = membership_data(held)
+        action = "membership.role_set"
+    audit_record(
+        actor=actor,
+        action=action,
+        stream_id=stream_id,
+        target_type="membership",
+        target_id=membership_id,
+        data=data,
+    )
 
 
 def value_stream_delete(*, stream_id: int, actor: Actor) -> None:

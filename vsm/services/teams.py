@@ -10,6 +10,7 @@ from vsm.models import Membership, Role, Team, ValueStream
 from vsm.services.common import (
     InUse,
     ManagerMembershipRequired,
+    ManagerRoleHeldElsewhere,
     ManagerRoleReserved,
     MembershipNotFound,
     NotUnique,
@@ -161,6 +162,29 @@ def _membership_locked(*, membership_id: int, actor: Actor) -> tuple[Membership,
     return membership, stream
 
 
+def _manager_role_held_check(
+    *, stream: ValueStream, user_id: int, membership_id: int | None = None
+) -> None:
+    """Raises: ManagerRoleReserved unless ``user_id`` is the stream's manager;
+    ManagerRoleHeldElsewhere when they hold the role already in another membership."""
+    if user_id != stream.manager_id:
+        raise ManagerRoleReserved(data={"user_id": user_id}, field="role")
+    holding = Membership.objects.filter(
+        team__value_stream=stream, user_id=user_id, role=Role.VALUE_STREAM_MANAGER
+    )
+    if membership_id is not None:
+        holding = holding.exclude(pk=membership_id)
+    held = holding.select_related("team").first()
+    if held is not None:
+        raise ManagerRoleHeldElsewhere(
+            f"The stream's manager holds the value stream manager role in {held.team.name} "
+            "already: one team of the stream has it. Change the manager's team on the value "
+            "stream instead.",
+            data={"membership_id": held.pk, "team_id": held.team_id},
+            field="role",
+        )
+
+
 def _is_last_manager_membership(membership: Membership, stream: ValueStream) -> bool:
     """Whether ``membership`` is the one that gives the stream's manager the manager role."""
     if membership.user_id != stream.manager_id or membership.role != Role.VALUE_STREAM_MANAGER:
@@ -174,7 +198,8 @@ def _is_last_manager_membership(membership: Membership, stream: ValueStream) -> 
     )
 
 
-def _membership_data(membership: Membership) -> dict[str, int | bool | None]:
+def membership_data(membership: Membership) -> dict[str, int | bool | None]:
+    """A membership in the audit log: ids and the role's number."""
     return {
         "membership_id": membership.pk,
         "user_id": membership.user_id,
@@ -188,9 +213,10 @@ def membership_add(
 ) -> Membership:
     """Add a person to a team with a role (one membership per person and team).
 
-    The value stream manager role is the stream manager's only.
+    The value stream manager role is the stream manager's only, in one team.
     Locks: the stream. Raises: TeamNotFound, PermissionRefused, UserNotFound,
-    InvalidInput (role), NotUnique (already in the team), ManagerRoleReserved.
+    InvalidInput (role), NotUnique (already in the team), ManagerRoleReserved,
+    ManagerRoleHeldElsewhere.
     Side effects: an audit row; "stream changed" (settings) after commit.
     """
     role = _role_check(role)
@@ -203,8 +229,8 @@ def membership_add(
                 data={"team_id": team.pk, "user_id": user_id},
                 field="user",
             )
-        if role == Role.VALUE_STREAM_MANAGER and user_id != stream.manager_id:
-            raise ManagerRoleReserved(data={"user_id": user_id}, field="role")
+        if role == Role.VALUE_STREAM_MANAGER:
+            _manager_role_held_check(stream=stream, user_id=user_id)
         membership = Membership.objects.create(team=team, user_id=user_id, role=role)
         settings_change_record(
             actor=actor,
@@ -212,23 +238,27 @@ def membership_add(
             stream_id=stream.pk,
             target_type="membership",
             target_id=membership.pk,
-            data=_membership_data(membership),
+            data=membership_data(membership),
         )
     return membership
 
 
 def membership_set_role(*, membership_id: int, role: str, actor: Actor) -> Membership:
-    """Change a member's role in their team.
+    """Change a member's role in their team. The value stream manager role is the stream
+    manager's only, in one team.
 
     Locks: the stream, then the membership. Raises: MembershipNotFound,
-    PermissionRefused, InvalidInput, ManagerRoleReserved, ManagerMembershipRequired.
+    PermissionRefused, InvalidInput, ManagerRoleReserved, ManagerRoleHeldElsewhere,
+    ManagerMembershipRequired.
     Side effects: an audit row; "stream changed" (settings) after commit.
     """
     role = _role_check(role)
     with locking_transaction():
         membership, stream = _membership_locked(membership_id=membership_id, actor=actor)
-        if role == Role.VALUE_STREAM_MANAGER and membership.user_id != stream.manager_id:
-            raise ManagerRoleReserved(data={"membership_id": membership.pk}, field="role")
+        if role == Role.VALUE_STREAM_MANAGER:
+            _manager_role_held_check(
+                stream=stream, user_id=membership.user_id, membership_id=membership.pk
+            )
         if role != Role.VALUE_STREAM_MANAGER and _is_last_manager_membership(membership, stream):
             raise ManagerMembershipRequired(data={"membership_id": membership.pk}, field="role")
         membership.role = role
@@ -239,7 +269,7 @@ def membership_set_role(*, membership_id: int, role: str, actor: Actor) -> Membe
             stream_id=stream.pk,
             target_type="membership",
             target_id=membership.pk,
-            data=_membership_data(membership),
+            data=membership_data(membership),
         )
     return membership
 
@@ -255,7 +285,7 @@ def membership_remove(*, membership_id: int, actor: Actor) -> None:
         membership, stream = _membership_locked(membership_id=membership_id, actor=actor)
         if _is_last_manager_membership(membership, stream):
             raise ManagerMembershipRequired(data={"membership_id": membership.pk})
-        data = _membership_data(membership)
+        data = membership_data(membership)
         membership.delete()
         settings_change_record(
             actor=actor,

@@ -1,4 +1,5 @@
 import logging
+import re
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -27,7 +28,9 @@ class Command(BaseCommand):
             streams = (
                 by_slug
                 if by_slug.exists()
-                else streams.filter(Q(pk=int(stream)) if stream.isdigit() else Q(pk__in=[]))
+                else streams.filter(
+                    Q(pk=int(stream)) if re.fullmatch(r"[0-9]{1,18}", stream) else Q(pk__in=[])
+                )
             )
             if not streams.exists():
                 raise CommandError(f"No value stream {stream!r}.")
