@@ -7,12 +7,17 @@ can check that they really ran.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
+
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from boards.services import value_stream_create
 from tests.factories import MembershipFactory, UserFactory
 from tests.support import TEST_SYSTEM
+from vsm.celery import app as celery_app
 from vsm.models import Role, Team, ValueStream
 
 
@@ -77,3 +82,44 @@ def eager_tasks():
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = saved
+
+
+@pytest.fixture
+def other_stream(db) -> ValueStream:
+    return value_stream_create(
+        actor=TEST_SYSTEM,
+        name="Private clinics",
+        customer_market="Group practices",
+        manager=UserFactory(username="clinic-manager"),
+    )
+
+
+ANNOUNCED_TASK = "tests.stream_changed"
+
+
+@pytest.fixture
+def announced(settings, django_capture_on_commit_callbacks):
+    """``with announced() as sent:`` the block as one committed transaction: what was
+    pending before counts as committed already, and the block's on-commit callbacks run
+    and are cleared as a commit would; ``sent`` gets the (stream id, changes) of each
+    "stream changed" sent to the consumers."""
+    settings.VSM_STREAM_CHANGED_TASKS = [ANNOUNCED_TASK]
+    connection = transaction.get_connection()
+
+    @contextmanager
+    def capture() -> Iterator[list[tuple[int, list[str]]]]:
+        sent: list[tuple[int, list[str]]] = []
+        connection.run_on_commit.clear()
+        with (
+            mock.patch.object(celery_app, "signature") as signature,
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            yield sent
+        connection.run_on_commit.clear()
+        sent.extend(
+            call.kwargs["args"]
+            for call in signature.call_args_list
+            if call.args == (ANNOUNCED_TASK,)
+        )
+
+    return capture

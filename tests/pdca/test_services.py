@@ -9,28 +9,17 @@ from __future__ import annotations
 import pytest
 
 from boards.models import Column
-from boards.services import card_create, handoff_pass, value_stream_create
+from boards.services import card_create, handoff_pass
 from pdca import services
 from pdca.errors import ControlPointNotFound, CycleNotFound
 from pdca.models import ControlPoint, Criterion, Cycle
-from tests.factories import TeamFactory, UserFactory
+from tests.factories import TeamFactory
 from tests.support import TEST_SYSTEM, as_actor
-from tests.vsm.test_services import announced  # noqa: F401  (the fixture)
 from vsm.errors import InvalidInput, PermissionRefused
-from vsm.models import AuditEntry, Team, ValueStream
+from vsm.models import AuditEntry, Team
 from vsm.services import InUse, NotInStream, NotUnique
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def other_stream(db) -> ValueStream:
-    return value_stream_create(
-        actor=TEST_SYSTEM,
-        name="Private clinics",
-        customer_market="Group practices",
-        manager=UserFactory(username="clinic-manager"),
-    )
 
 
 @pytest.fixture
@@ -55,7 +44,7 @@ def test_cycle_update_gives_the_cycle_to_a_team_of_its_stream(
     manager,
     cycles,
     sales_team,
-    announced,  # noqa: F811
+    announced,
 ):
     with announced() as sent:
         services.cycle_update(
@@ -89,7 +78,7 @@ def test_a_cycle_is_owned_by_a_team_of_its_own_stream_only(
     cycles,
     team,
     other_stream,
-    announced,  # noqa: F811
+    announced,
 ):
     foreign_team = other_stream.teams.get()
 
@@ -160,7 +149,7 @@ def test_control_point_create_between_cycles_of_one_stream(
     stream,
     cycles,
     sales_team,
-    announced,  # noqa: F811
+    announced,
 ):
     ControlPoint.objects.filter(from_cycle=cycles[0]).delete()
 
@@ -377,7 +366,7 @@ def test_control_point_create_refuses_to_skip_or_reverse_cycles(
     cycles,
     from_index,
     to_index,
-    announced,  # noqa: F811
+    announced,
 ):
     with announced() as sent, pytest.raises(services.NotNextCycle) as refused:
         services.control_point_create(

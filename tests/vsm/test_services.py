@@ -6,69 +6,23 @@ announcement per committed write, none for a refusal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from unittest import mock
-
 import pytest
-from django.db import transaction
 
-from boards.services import card_create, value_stream_create
+from boards.services import card_create
 from pdca.models import ControlPoint, Cycle
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 from tests.support import TEST_SYSTEM, as_actor
 from vsm import services
 from vsm.access import StreamNotFound, stream_steer_check
 from vsm.actors import ActorKind, SystemActor
-from vsm.celery import app as celery_app
 from vsm.errors import InvalidInput, PermissionRefused
 from vsm.models import AuditEntry, Channel, ChannelKind, Membership, Role, Team, ValueStream
 
 pytestmark = pytest.mark.django_db
 
-ANNOUNCED_TASK = "tests.stream_changed"
-
-
-@pytest.fixture
-def announced(settings, django_capture_on_commit_callbacks):
-    """``with announced() as sent:`` the block as one committed transaction: what was
-    pending before counts as committed already, and the block's on-commit callbacks run
-    and are cleared as a commit would; ``sent`` gets the (stream id, changes) of each
-    "stream changed" sent to the consumers."""
-    settings.VSM_STREAM_CHANGED_TASKS = [ANNOUNCED_TASK]
-    connection = transaction.get_connection()
-
-    @contextmanager
-    def capture() -> Iterator[list[tuple[int, list[str]]]]:
-        sent: list[tuple[int, list[str]]] = []
-        connection.run_on_commit.clear()
-        with (
-            mock.patch.object(celery_app, "signature") as signature,
-            django_capture_on_commit_callbacks(execute=True),
-        ):
-            yield sent
-        connection.run_on_commit.clear()
-        sent.extend(
-            call.kwargs["args"]
-            for call in signature.call_args_list
-            if call.args == (ANNOUNCED_TASK,)
-        )
-
-    return capture
-
 
 def last_audit(action: str) -> AuditEntry:
     return AuditEntry.objects.filter(action=action).latest("id")
-
-
-@pytest.fixture
-def other_stream(db) -> ValueStream:
-    return value_stream_create(
-        actor=TEST_SYSTEM,
-        name="Private clinics",
-        customer_market="Group practices",
-        manager=UserFactory(username="clinic-manager"),
-    )
 
 
 @pytest.fixture
