@@ -51,6 +51,7 @@ from metrics.models import (
     CycleOutcome,
     FlowDuration,
 )
+from vsm.timing import timed
 
 logger = logging.getLogger(__name__)
 
@@ -446,13 +447,14 @@ def fold_moves(fold: Fold, moves: list[tuple]) -> int:
     fold, skipping those a card's flow state shows as folded already."""
     if not moves:
         return 0
-    fold.load(move[1] for move in moves)
-    states = fold.states
-    applied = 0
-    for move in sorted(moves):
-        state = states.get(move[1])
-        if state is not None and move[0] <= state.last_move_id:
-            continue  # folded by an earlier run: a duplicate or overlapping run
-        fold.apply(move)
-        applied += 1
+    with timed("metrics.fold", items=len(moves)):
+        fold.load(move[1] for move in moves)
+        states = fold.states
+        applied = 0
+        for move in sorted(moves):
+            state = states.get(move[1])
+            if state is not None and move[0] <= state.last_move_id:
+                continue  # folded by an earlier run: a duplicate or overlapping run
+            fold.apply(move)
+            applied += 1
     return applied

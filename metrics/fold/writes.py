@@ -14,6 +14,7 @@ from metrics.models import (
     CycleDay,
     FlowDuration,
 )
+from vsm.timing import timed
 
 # Every table the fold writes for a stream, dropped by a rebuild.
 AGGREGATES = (
@@ -35,6 +36,7 @@ def insert_rows(model, fields: tuple[str, ...], rows: list[tuple], *, copy: bool
     if copy:
         columns = ", ".join(model._meta.get_field(name).column for name in fields)
         with (
+            timed("metrics.fold.copy", items=len(rows)),
             connection.cursor() as cursor,
             cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as stream,
         ):

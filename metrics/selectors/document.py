@@ -36,8 +36,10 @@ from metrics.selectors.readmodel import (
 )
 from metrics.selectors.statistics import DAY, distribution, win_rate, xmr
 from pdca.models import Cycle
+from vsm.timing import timed_calls
 
 
+@timed_calls("metrics.document")
 def stream_metrics_compute(query: MetricsQuery) -> StreamMetricsDocument:
     """The metrics document of ``query.stream`` over its window, from the aggregates.
 
