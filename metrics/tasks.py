@@ -12,7 +12,10 @@ from celery import Task, shared_task
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, transaction
 
-from metrics import services
+from metrics import experiments, services
+from vsm.actors import SystemActor
+from vsm.errors import DomainError
+from vsm.events import stream_change_received
 from vsm.models import ValueStream
 
 logger = logging.getLogger(__name__)
@@ -251,6 +254,7 @@ def stream_changed(stream_id: int, changes: list[str]) -> None:
     "settings" (a card blocked, a WIP limit) for a fresh document. Coalesced here: a
     run already pending for the stream covers this change too. Never raises (a broker
     or cache error is logged; the sweeper catches up)."""
+    stream_change_received(stream_changed.name, stream_id, changes)
     if "moves" in changes:
         _publish_coalesced(stream_id)
     if "settings" in changes:
@@ -260,3 +264,19 @@ def stream_changed(stream_id: int, changes: list[str]) -> None:
             key=REFRESH_KEY,
             if_lost="the document catches up at the stream's next move",
         )
+
+
+@shared_task(name="metrics.experiment_check", **DATABASE_RETRIES)
+def experiment_check(experiment_id: int) -> dict:
+    """Take an experiment's Check as the system, once it has stopped or its window is
+    over (metrics.experiments.experiment_check). Safe to run twice: a Check may be taken
+    again until the Act. A refusal (not ready, decided, too little data, deleted) is no
+    failure: it is logged and returned, and nothing is retried."""
+    try:
+        experiment = experiments.experiment_check(
+            experiment_id=experiment_id, actor=SystemActor("experiment-check")
+        )
+    except DomainError as refusal:
+        logger.info("Experiment %s: no Check taken (%s)", experiment_id, refusal.code)
+        return {"experiment_id": experiment_id, "checked": False, "refused": refusal.code}
+    return {"experiment_id": experiment_id, "checked": True, "signal": experiment.signal}

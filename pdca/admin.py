@@ -1,4 +1,4 @@
-"""Admin: control points and their criteria through pdca.services; experiments.
+"""Admin: control points and their criteria through pdca.services; experiments, read-only.
 
 Cycle is registered in boards.admin, where its columns can be edited inline.
 """
@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from pdca import services
 from pdca.models import ControlPoint, Criterion, Cycle, Experiment
@@ -120,7 +121,43 @@ class ControlPointAdmin(ServiceAdmin):
 
 @admin.register(Experiment)
 class ExperimentAdmin(ProjectAdmin):
-    list_display = ["hypothesis", "cycle", "targeted_metric", "stage", "decision", "window_end"]
-    list_filter = ["stage", "decision", "cycle__value_stream"]
+    """Experiments, read-only: every stage is written by pdca.services (the measured
+    numbers by metrics.experiments), so the admin can neither type a result nor skip a
+    stage."""
+
+    list_display = [
+        "hypothesis_start",
+        "stream",
+        "cycle_name",
+        "targeted_metric",
+        "stage",
+        "window_start",
+        "planned_weeks",
+        "signal",
+        "decision",
+    ]
+    list_filter = ["stage", "decision", "targeted_metric", "signal", "cycle__value_stream"]
     list_select_related = ["cycle__value_stream"]
     search_fields = ["hypothesis"]
+    date_hierarchy = "window_start"
+
+    @admin.display(description="Hypothesis")
+    def hypothesis_start(self, experiment: Experiment) -> str:
+        return experiment.hypothesis[:80]
+
+    @admin.display(description="Value stream", ordering="cycle__value_stream__name")
+    def stream(self, experiment: Experiment) -> str:
+        return experiment.cycle.value_stream.name
+
+    @admin.display(description="Cycle", ordering="cycle__order")
+    def cycle_name(self, experiment: Experiment) -> str:
+        return experiment.cycle.name
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return False

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from unittest import mock
 
 import pytest
+from django.core.cache import cache
 from django.db import connection, transaction
 
 from boards.services import value_stream_create
@@ -110,6 +111,7 @@ def announced(settings, django_capture_on_commit_callbacks):
     def capture() -> Iterator[list[tuple[int, list[str]]]]:
         sent: list[tuple[int, list[str]]] = []
         connection.run_on_commit.clear()
+        cache.clear()  # as if the consumers had run: no announcement pending
         with (
             mock.patch.object(celery_app, "signature") as signature,
             django_capture_on_commit_callbacks(execute=True),

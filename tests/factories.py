@@ -106,16 +106,24 @@ class CriterionFactory(factory.django.DjangoModelFactory):
 
 
 class ExperimentFactory(factory.django.DjangoModelFactory):
+    """A plan on its cycle's stream: throughput of the cycle (no column, no channel),
+    four weeks from this week's Monday. Arrange later stages with their fields (the
+    named constraints say which each stage needs); act through pdca.services."""
+
     class Meta:
         model = Experiment
 
     cycle = factory.SubFactory(CycleFactory)
-    hypothesis = "Offering a trial raises Information->Knowledge conversion"
-    targeted_metric = TargetedMetric.CONVERSION
-    baseline = Decimal("20.00")
-    target = Decimal("30.00")
-    window_start = factory.LazyFunction(lambda: timezone.localdate())
-    window_end = factory.LazyAttribute(lambda e: e.window_start + datetime.timedelta(days=28))
+    team = factory.SubFactory(
+        TeamFactory, value_stream=factory.SelfAttribute("..cycle.value_stream")
+    )
+    hypothesis = "We believe a weekly pipeline review will raise throughput"
+    targeted_metric = TargetedMetric.THROUGHPUT
+    window_start = factory.LazyFunction(
+        lambda: timezone.localdate() - datetime.timedelta(days=timezone.localdate().weekday())
+    )
+    planned_weeks = 4
+    target = Decimal("5.00")
     stage = ExperimentStage.PLAN
 
 

@@ -2,8 +2,11 @@
 
 A lower app never imports a higher one to notify it: a write calls
 ``stream_changed``, and after its transaction commits each consumer task named in
-``settings.VSM_STREAM_CHANGED_TASKS`` is sent the stream's id. Each consumer owns its
-coalescing (the metrics worker skips a recompute that one already pending covers).
+``settings.VSM_STREAM_CHANGED_TASKS`` is sent the stream's id, unless an announcement
+of the same change is still pending for that consumer (it clears its marks when it
+starts: ``stream_change_received``). Each consumer owns what it does with a change and
+its own coalescing (the metrics worker skips a recompute that one already pending
+covers).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 from enum import StrEnum
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -58,19 +62,55 @@ def stream_changed(stream_id: int, change: StreamChange) -> None:
     transaction.on_commit(_Announcement(stream_id, change))
 
 
+# How long a sent announcement counts as pending for its consumer: a consumer clears the
+# mark when it starts (``stream_change_received``); a lost message's mark expires, and
+# the consumer's sweeper catches up meanwhile.
+PENDING_SECONDS = 30
+
+
+def _pending_key(task_name: str, stream_id: int, change: str) -> str:
+    return f"vsm:stream-changed:{task_name}:{stream_id}:{change}"
+
+
 def _send(stream_id: int, changes: list[str]) -> None:
+    """Send each consumer the changes it has no pending announcement of yet: a burst of
+    moves on one stream makes one message per consumer until it starts, not one each
+    (a message is a broker round trip for the request and a task run for the worker)."""
     from vsm.celery import app
 
     for task_name in settings.VSM_STREAM_CHANGED_TASKS:
+        fresh = [change for change in changes if _mark_pending(task_name, stream_id, change)]
+        if not fresh:
+            continue
         try:
             # A signature by name runs in-process when tasks are eager (the embedded
             # default) if its app registered it (each consumer's AppConfig.ready imports
             # its tasks), and is published to the broker otherwise.
-            app.signature(task_name, args=(stream_id, changes)).apply_async()
+            app.signature(task_name, args=(stream_id, fresh)).apply_async()
         except Exception:
+            stream_change_received(task_name, stream_id, fresh)
             logger.warning(
                 "Could not announce a change of stream %s to %s; its sweeper catches up",
                 stream_id,
                 task_name,
                 exc_info=True,
             )
+
+
+def _mark_pending(task_name: str, stream_id: int, change: str) -> bool:
+    """Mark the change pending for the consumer; False if it was pending already. With
+    the cache down every change is sent (nothing coalesces, nothing is lost)."""
+    try:
+        return bool(cache.add(_pending_key(task_name, stream_id, change), 1, PENDING_SECONDS))
+    except Exception:
+        logger.warning("Cache unavailable; announcing without coalescing", exc_info=True)
+        return True
+
+
+def stream_change_received(task_name: str, stream_id: int, changes: list[str]) -> None:
+    """A consumer calls this first when it runs: changes announced from now on are sent
+    to it again (it reads the stream after this, so it sees those before). Never raises."""
+    try:
+        cache.delete_many([_pending_key(task_name, stream_id, change) for change in changes])
+    except Exception:
+        logger.warning("Cache unavailable; the pending marks expire by themselves", exc_info=True)

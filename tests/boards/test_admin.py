@@ -33,7 +33,6 @@ from pdca import services as pdca_services
 from pdca.models import ControlPoint, Criterion, Cycle, Experiment
 from tests.factories import (
     ChannelFactory,
-    ExperimentFactory,
     MembershipFactory,
     TeamFactory,
     UserFactory,
@@ -739,14 +738,12 @@ def test_a_crafted_selection_is_refused_by_every_admin_with_a_message(
 ):
     card = new_card(stream, manager)
     channel = ChannelFactory(value_stream=stream)
-    experiment = ExperimentFactory(cycle=Cycle.objects.get(value_stream=stream, order=1))
     someone = UserFactory()
     group = Group.objects.create(name="Coaches")
     posts = [
         # With "index" (the action bar's button) and without (a confirmation page's post).
         (Card, {"action": "mark_won", "index": 0, "_selected_action": [card.pk, crafted]}),
         (Channel, {"action": "deactivate_channels", "_selected_action": [crafted]}),
-        (Experiment, {"action": "delete_selected", "_selected_action": [crafted], "post": "yes"}),
         (get_user_model(), {"action": "delete_selected", "_selected_action": [crafted]}),
         (Group, {"action": "delete_selected", "index": 0, "_selected_action": [crafted]}),
     ]
@@ -760,7 +757,6 @@ def test_a_crafted_selection_is_refused_by_every_admin_with_a_message(
         ]
     assert Card.objects.get(pk=card.pk).outcome == Outcome.OPEN
     assert Channel.objects.get(pk=channel.pk).is_active
-    assert Experiment.objects.filter(pk=experiment.pk).exists()
     assert get_user_model().objects.filter(pk=someone.pk).exists()
     assert Group.objects.filter(pk=group.pk).exists()
 
@@ -994,40 +990,23 @@ def test_the_card_form_says_the_cards_rules_in_words(admin_client, stream, manag
     assert (row.company, row.estimated_value, row.version) == ("Acme Pumps", 0, card.version)
 
 
-def test_the_control_point_and_experiment_forms_say_their_rules_in_words(admin_client, stream):
+def test_the_control_point_form_says_its_rules_in_words(admin_client, stream):
     cycle = Cycle.objects.get(value_stream=stream, order=1)
-    experiments = Experiment.objects.count()
 
     looped = admin_client.post(
         admin_url(ControlPoint, "add"),
         {"from_cycle": cycle.pk, "to_cycle": cycle.pk, "name": "", "receiving_team": ""}
         | criteria_management(),
     )
-    experiment = admin_client.post(
-        admin_url(Experiment, "add"),
-        {
-            "cycle": cycle.pk,
-            "hypothesis": "A trial raises conversion",
-            "targeted_metric": "conversion",
-            "baseline": "20",
-            "target": "30",
-            "window_start": "2026-03-01",
-            "window_end": "2026-02-01",
-            "stage": "plan",
-            "decision": "adopt",
-        },
-    )
 
     assert form_errors(looped) == {"__all__": ["A control point leads from one cycle to another."]}
-    assert form_errors(experiment) == {
-        "__all__": [
-            "An experiment's window ends on or after the day it starts.",
-            "A decision is taken at the Act stage: set the stage to Act, or leave the decision "
-            "empty.",
-        ]
-    }
     assert not ControlPoint.objects.filter(to_cycle=cycle).exists()
-    assert Experiment.objects.count() == experiments
+
+
+def test_experiments_cannot_be_added_in_the_admin(admin_client):
+    """Experiments are written by pdca.services only (tests/pdca/test_experiments.py):
+    the admin shows them read-only."""
+    assert admin_client.get(admin_url(Experiment, "add")).status_code == 403
 
 
 # --- finding 7: WIP limits in the column list and forms ------------------------------

@@ -15,6 +15,7 @@ from unittest import mock
 import pytest
 from celery import shared_task
 from celery.canvas import Signature
+from django.core.cache import cache
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerDown
 
@@ -32,7 +33,7 @@ from tests.factories import CardFactory, UserFactory
 from tests.support import TEST_SYSTEM, as_actor
 from vsm.celery import app as celery_app
 from vsm.errors import InvalidInput, PermissionRefused
-from vsm.events import StreamChange, stream_changed
+from vsm.events import StreamChange, stream_change_received, stream_changed
 from vsm.models import ValueStream
 
 pytestmark = pytest.mark.django_db
@@ -72,6 +73,7 @@ def announced(consumers, django_capture_on_commit_callbacks):
     @contextmanager
     def capture(*, broker_error: bool = False) -> Iterator[list[tuple[str, int, list[str]]]]:
         sent: list[tuple[str, int, list[str]]] = []
+        cache.clear()  # as if each consumer had run: no announcement pending
         with mock.patch.object(Signature, "apply_async", autospec=True) as apply_async:
             if broker_error:
                 apply_async.side_effect = [BrokerDown("broker down"), None, None]
@@ -313,6 +315,7 @@ class TestRealCommits:
 
     @pytest.fixture
     def sent(self, consumers):
+        cache.clear()
         with mock.patch.object(Signature, "apply_async", autospec=True) as apply_async:
             yield apply_async
 
@@ -331,6 +334,7 @@ class TestRealCommits:
             (CONSUMER, stream.pk, [SETTINGS]),
         ]
         sent.reset_mock()
+        stream_change_received(CONSUMER, stream.pk, [MOVES, SETTINGS])  # the consumer ran
 
         with transaction.atomic():
             card_move(card_id=card.pk, to_column_id=knowledge.pk, actor=as_actor(manager))
@@ -353,3 +357,41 @@ class TestRealCommits:
         stream_changed(stream.pk, StreamChange.SETTINGS)
 
         assert self.announcements(sent) == [(CONSUMER, stream.pk, [SETTINGS])]
+
+
+def test_a_change_pending_for_a_consumer_is_not_sent_again_until_it_runs(
+    stream, consumers, django_capture_on_commit_callbacks
+):
+    """A burst of moves makes one message per consumer until the consumer starts: each
+    message costs the request a broker round trip and the worker a task run."""
+    cache.clear()
+    with mock.patch.object(Signature, "apply_async", autospec=True) as apply_async:
+        for _ in range(3):  # three committed transactions, the consumer not run yet
+            with django_capture_on_commit_callbacks(execute=True):
+                stream_changed(stream.pk, StreamChange.MOVES)
+        assert apply_async.call_count == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            stream_changed(stream.pk, StreamChange.SETTINGS)  # another kind: sent
+        assert [call.args[0].args for call in apply_async.call_args_list] == [
+            (stream.pk, [MOVES]),
+            (stream.pk, [SETTINGS]),
+        ]
+
+        stream_change_received(CONSUMER, stream.pk, [MOVES])  # the consumer starts
+        with django_capture_on_commit_callbacks(execute=True):
+            stream_changed(stream.pk, StreamChange.MOVES)
+        assert apply_async.call_count == 3
+
+
+def test_a_failed_send_leaves_nothing_pending(
+    stream, consumers, django_capture_on_commit_callbacks
+):
+    cache.clear()
+    with mock.patch.object(Signature, "apply_async", autospec=True) as apply_async:
+        apply_async.side_effect = [BrokerDown("broker down"), None]
+        for _ in range(2):
+            with django_capture_on_commit_callbacks(execute=True):
+                stream_changed(stream.pk, StreamChange.MOVES)
+
+    # The second change was sent: the first send's failure did not leave it "pending".
+    assert apply_async.call_count == 2

@@ -18,7 +18,7 @@ from boards.services import (
     handoff_pass,
 )
 from metrics.models import ReviewEntry
-from pdca.models import ControlPoint, Cycle
+from pdca.models import ControlPoint, Cycle, Experiment
 from tests.factories import PASSWORD, ChannelFactory, ExperimentFactory, UserFactory
 from tests.pages import cards_by_column
 from tests.support import as_actor, logged_in
@@ -63,9 +63,9 @@ def test_login_page_is_public_and_logs_in(client, user):
     assert client.get(reverse("boards:stream-list")).status_code == 200
 
 
-# Their rows are written by their services only (board moves, review entries): the
-# admin shows them read-only.
-READ_ONLY = {AuditEntry, CardMove, Handoff, ReviewEntry}
+# Their rows are written by their services only (board moves, review entries,
+# experiments): the admin shows them read-only.
+READ_ONLY = {AuditEntry, CardMove, Experiment, Handoff, ReviewEntry}
 REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)
 
 

@@ -1,0 +1,867 @@
+"""Experiments through the pdca services: each stage transition, each refusal, the audit
+rows and announcements, who may run them, the selectors, and the read-only admin.
+
+The numbers a start and a Check record are given here as the metrics side would pass
+them (tests/metrics/test_experiment_check.py measures them on a scripted stream).
+Dates: planned on Thursday 2025-04-10, the window from Monday 2025-04-14 for 4 weeks
+(to Sunday 2025-05-11), started on its Monday; settings.TIME_ZONE is UTC.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pdca import services
+from pdca.errors import (
+    CheckNotReady,
+    CycleNotFound,
+    ExperimentDecided,
+    ExperimentNotChecked,
+    ExperimentNotFound,
+    ExperimentNotRunning,
+    ExperimentStarted,
+    ScopeInvalid,
+    TargetIsBaseline,
+    TooLittleData,
+    WindowNotOpen,
+    WindowPassed,
+)
+from pdca.models import (
+    BASELINE_MIN_WEEKS,
+    MIN_CHECK_CARDS,
+    Cycle,
+    Experiment,
+    ExperimentDecision,
+    ExperimentStage,
+    SignalRule,
+    TargetedMetric,
+)
+from pdca.selectors import (
+    ExperimentQuery,
+    cycles_running,
+    experiment_get,
+    experiment_runner,
+    experiments_by_cycle,
+    experiments_check_ready,
+)
+from tests.factories import ChannelFactory, MembershipFactory, TeamFactory, UserFactory
+from tests.support import COLLABORATION, SALES, TEST_SYSTEM, as_actor, column_of, logged_in
+from vsm.actors import TokenActor
+from vsm.errors import InvalidInput, PermissionRefused, Stale
+from vsm.models import AuditEntry, Role, Team
+from vsm.services import NotInStream
+
+pytestmark = pytest.mark.django_db
+
+UTC = datetime.UTC
+PLANNED_AT = datetime.datetime(2025, 4, 10, 9, 0, tzinfo=UTC)
+MONDAY = datetime.date(2025, 4, 14)
+STARTED_AT = datetime.datetime(2025, 4, 14, 9, 0, tzinfo=UTC)
+IN_THE_WINDOW = datetime.datetime(2025, 4, 30, 12, 0, tzinfo=UTC)
+WINDOW_ENDS_AT = datetime.datetime(2025, 5, 12, 0, 0, tzinfo=UTC)
+# The baseline of a 4-week experiment rests on BASELINE_MIN_WEEKS (6) weeks.
+BASELINE_WEEKLY = [25.0, 50.0, 25.0, 50.0, 25.0, 25.0]
+HYPOTHESIS = (
+    "We believe that offering a trial will raise Information to Knowledge conversion; "
+    "we will know because more cards move on from Information."
+)
+
+
+@pytest.fixture
+def leader(team):
+    return MembershipFactory(team=team, role=Role.TEAM_LEADER).user
+
+
+@pytest.fixture
+def sales(stream) -> Cycle:
+    return Cycle.objects.get(value_stream=stream, name=SALES)
+
+
+@pytest.fixture
+def information(stream):
+    return column_of(stream, SALES, "Information")
+
+
+@pytest.fixture
+def plan(sales, team, information, leader):
+    """``plan(**changes)``: plan the conversion experiment as the team leader."""
+
+    def planned(**changes) -> Experiment:
+        fields = {
+            "cycle_id": sales.pk,
+            "team_id": team.pk,
+            "hypothesis": HYPOTHESIS,
+            "targeted_metric": TargetedMetric.CONVERSION,
+            "column_id": information.pk,
+            "window_start": MONDAY,
+            "planned_weeks": 4,
+            "target": Decimal("40"),
+            "actor": as_actor(leader),
+            "at": PLANNED_AT,
+        }
+        return services.experiment_plan(**(fields | changes))
+
+    return planned
+
+
+def start(experiment: Experiment, actor, **changes) -> Experiment:
+    fields = {
+        "experiment_id": experiment.pk,
+        "actor": as_actor(actor),
+        "baseline": Decimal("33.33"),
+        "baseline_cards": 24,
+        "baseline_weekly": BASELINE_WEEKLY,
+        "at": STARTED_AT,
+    }
+    return services.experiment_start(**(fields | changes))
+
+
+def check(experiment: Experiment, actor, **changes) -> Experiment:
+    fields = {
+        "experiment_id": experiment.pk,
+        "actor": as_actor(actor),
+        "measured_value": Decimal("81.25"),
+        "measured_cards": 16,
+        "measured_weekly": [75.0, 75.0, 100.0, 75.0],
+        "signal_rule": SignalRule.BEYOND_UPPER_LIMIT,
+    }
+    return services.experiment_check_record(**(fields | changes))
+
+
+@pytest.fixture
+def checked(plan, leader):
+    """A conversion experiment started, run through its window and checked."""
+    return check(start(plan(), leader), leader)
+
+
+def audit(action: str) -> AuditEntry:
+    return AuditEntry.objects.filter(action=action).latest("id")
+
+
+# --- Plan ----------------------------------------------------------------------------
+
+
+def test_a_team_leader_plans_an_experiment(
+    plan, stream, sales, team, information, leader, announced
+):
+    with announced() as sent:
+        experiment = plan()
+
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.stage, row.cycle_id, row.team_id, row.column_id, row.channel_id) == (
+        ExperimentStage.PLAN,
+        sales.pk,
+        team.pk,
+        information.pk,
+        None,
+    )
+    assert (row.window_start, row.planned_weeks, row.target) == (MONDAY, 4, Decimal("40.00"))
+    assert (row.created_by_id, row.created_at, row.version) == (leader.pk, PLANNED_AT, 1)
+    assert (row.baseline, row.started_at, row.measured_value, row.decision) == (
+        None,
+        None,
+        None,
+        "",
+    )
+    assert row.window_last_day == datetime.date(2025, 5, 11)
+    assert row.window_ends_at == WINDOW_ENDS_AT
+    assert (row.baseline_weeks, row.baseline_first_day) == (6, datetime.date(2025, 3, 3))
+    entry = audit("experiment.planned")
+    assert (entry.actor_id, entry.stream_id, entry.target_type, entry.target_id) == (
+        leader.pk,
+        stream.pk,
+        "experiment",
+        row.pk,
+    )
+    assert entry.data == {
+        "cycle_id": sales.pk,
+        "version": 1,
+        "team_id": team.pk,
+        "column_id": information.pk,
+        "channel_id": None,
+        "planned_weeks": 4,
+        "target": "40.00",
+        "follow_up_of_id": None,
+    }
+    assert sent == [(stream.pk, ["settings"])]
+
+
+@pytest.mark.parametrize("role", [Role.TEAM_LEADER, Role.TEAM_COORDINATOR])
+def test_leaders_and_coordinators_of_the_team_run_its_experiments(plan, team, role):
+    runner = MembershipFactory(team=team, role=role).user
+
+    assert plan(actor=as_actor(runner)).created_by_id == runner.pk
+
+
+def test_the_stream_manager_and_the_system_run_every_team_s_experiments(plan, stream, manager):
+    other_team = TeamFactory(value_stream=stream, name="Field sales")
+
+    assert plan(actor=as_actor(manager), team_id=other_team.pk).team_id == other_team.pk
+    assert plan(actor=TEST_SYSTEM).created_by_id is None
+
+
+def test_a_member_sees_experiments_but_may_not_plan_one(plan, member, stream, announced):
+    with announced() as sent, pytest.raises(PermissionRefused) as refused:
+        plan(actor=as_actor(member))
+
+    assert refused.value.data["stream_id"] == stream.pk
+    assert not Experiment.objects.exists()
+    assert not AuditEntry.objects.filter(action="experiment.planned").exists()
+    assert sent == []
+
+
+def test_a_leader_of_another_team_may_not_plan_for_this_team(plan, stream):
+    other_team_leader = MembershipFactory(
+        team=TeamFactory(value_stream=stream, name="Field sales"), role=Role.TEAM_LEADER
+    ).user
+
+    with pytest.raises(PermissionRefused):
+        plan(actor=as_actor(other_team_leader))
+
+
+def test_outside_the_stream_the_cycle_is_not_found(plan, sales):
+    with pytest.raises(CycleNotFound) as refused:
+        plan(actor=as_actor(UserFactory()))
+
+    assert refused.value.data == {"cycle_id": sales.pk}
+
+
+def test_an_api_token_of_the_stream_may_not_plan(plan, stream):
+    with pytest.raises(PermissionRefused):
+        plan(actor=TokenActor(token_id=1, stream_id=stream.pk))
+
+
+def test_a_team_of_another_stream_is_refused(plan, other_stream, manager):
+    with pytest.raises(NotInStream) as refused:
+        plan(actor=as_actor(manager), team_id=Team.objects.filter(value_stream=other_stream)[0].pk)
+
+    assert refused.value.field == "team"
+
+
+def test_another_stream_s_column_is_no_scope(plan, other_stream):
+    with pytest.raises(NotInStream) as refused:
+        plan(column_id=column_of(other_stream, SALES, "Information").pk)
+
+    assert refused.value.field == "column"
+    assert not Experiment.objects.exists()
+
+
+def test_another_stream_s_channel_is_no_scope(plan, other_stream):
+    channel = ChannelFactory(value_stream=other_stream)
+
+    with pytest.raises(NotInStream) as refused:
+        plan(targeted_metric=TargetedMetric.ARRIVALS, column_id=None, channel_id=channel.pk)
+
+    assert refused.value.field == "channel"
+
+
+def test_a_column_of_another_cycle_is_no_scope(plan, stream):
+    with pytest.raises(ScopeInvalid) as refused:
+        plan(column_id=column_of(stream, COLLABORATION, "Information").pk)
+
+    assert (refused.value.code, refused.value.field) == ("scope_invalid", "column")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"column_id": None}, "column"),  # conversion needs its column
+        ({"targeted_metric": TargetedMetric.THROUGHPUT}, "column"),  # a cycle metric: none
+        ({"targeted_metric": TargetedMetric.WIN_RATE, "column_id": None}, "channel"),
+    ],
+)
+def test_each_metric_takes_the_scope_it_needs(plan, changes, field):
+    with pytest.raises(ScopeInvalid) as refused:
+        plan(**changes)
+
+    assert refused.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"hypothesis": "   "}, "hypothesis"),
+        ({"targeted_metric": "vanity"}, "targeted_metric"),
+        ({"planned_weeks": 0}, "planned_weeks"),
+        ({"planned_weeks": 27}, "planned_weeks"),
+        ({"window_start": MONDAY + datetime.timedelta(days=1)}, "window_start"),
+        ({"target": Decimal("100.01")}, "target"),  # a share is at most 100%
+        ({"target": Decimal("-1")}, "target"),
+        ({"at": datetime.datetime(2025, 4, 10, 9, 0)}, "at"),  # naive
+    ],
+)
+def test_a_plan_is_refused_what_it_cannot_hold(plan, changes, field):
+    with pytest.raises(InvalidInput) as refused:
+        plan(**changes)
+
+    assert refused.value.field == field
+    assert not Experiment.objects.exists()
+
+
+def test_a_window_whose_first_week_is_over_cannot_be_planned(plan):
+    with pytest.raises(WindowPassed) as refused:
+        plan(at=datetime.datetime(2025, 4, 21, 0, 0, tzinfo=UTC))
+
+    assert refused.value.field == "window_start"
+
+
+def test_the_plan_changes_until_the_start(plan, leader, information):
+    experiment = plan()
+
+    changed = services.experiment_update_plan(
+        experiment_id=experiment.pk,
+        actor=as_actor(leader),
+        target=Decimal("45"),
+        planned_weeks=6,
+        hypothesis="We believe a trial and a call raise it.",
+        expected_version=1,
+        at=PLANNED_AT,
+    )
+
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.target, row.planned_weeks, row.hypothesis, row.version) == (
+        Decimal("45.00"),
+        6,
+        "We believe a trial and a call raise it.",
+        2,
+    )
+    assert changed.column_id == information.pk
+    assert audit("experiment.plan_updated").data["target"] == "45.00"
+
+
+def test_a_plan_changed_meanwhile_is_stale(plan, leader):
+    experiment = plan()
+
+    with pytest.raises(Stale):
+        services.experiment_update_plan(
+            experiment_id=experiment.pk,
+            actor=as_actor(leader),
+            target=Decimal("45"),
+            expected_version=7,
+        )
+
+    assert Experiment.objects.get(pk=experiment.pk).target == Decimal("40.00")
+
+
+def test_a_new_metric_takes_its_new_scope(plan, leader, stream):
+    channel = ChannelFactory(value_stream=stream)
+    experiment = plan()
+
+    services.experiment_update_plan(
+        experiment_id=experiment.pk,
+        actor=as_actor(leader),
+        targeted_metric=TargetedMetric.ARRIVALS,
+        column_id=None,
+        channel_id=channel.pk,
+        target=Decimal("12"),
+    )
+
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.targeted_metric, row.column_id, row.channel_id) == (
+        TargetedMetric.ARRIVALS,
+        None,
+        channel.pk,
+    )
+
+
+# --- Do ------------------------------------------------------------------------------
+
+
+def test_the_start_freezes_the_baseline(plan, leader, stream, announced):
+    experiment = plan()
+
+    with announced() as sent:
+        started = start(experiment, leader)
+
+    row = Experiment.objects.get(pk=started.pk)
+    assert (row.stage, row.started_at, row.started_by_id) == (
+        ExperimentStage.DO,
+        STARTED_AT,
+        leader.pk,
+    )
+    assert (row.baseline, row.baseline_cards, row.baseline_weekly) == (
+        Decimal("33.33"),
+        24,
+        BASELINE_WEEKLY,
+    )
+    assert (row.is_running, row.direction, row.version) == (True, 1, 2)
+    assert audit("experiment.started").data == {
+        "cycle_id": row.cycle_id,
+        "version": 2,
+        "baseline": "33.33",
+        "baseline_cards": 24,
+        "target": "40.00",
+    }
+    assert sent == [(stream.pk, ["settings"])]
+
+
+def test_changing_the_target_after_the_start_is_refused(plan, leader):
+    experiment = start(plan(), leader)
+
+    with pytest.raises(ExperimentStarted) as refused:
+        services.experiment_update_plan(
+            experiment_id=experiment.pk, actor=as_actor(leader), target=Decimal("60")
+        )
+
+    assert (refused.value.code, refused.value.field) == ("experiment_started", "target")
+    assert Experiment.objects.get(pk=experiment.pk).target == Decimal("40.00")
+
+
+def test_an_experiment_starts_once(plan, leader):
+    experiment = start(plan(), leader)
+
+    with pytest.raises(ExperimentStarted):
+        start(experiment, leader, baseline=Decimal("20"))
+
+    assert Experiment.objects.get(pk=experiment.pk).baseline == Decimal("33.33")
+
+
+def test_a_member_may_not_start_an_experiment(plan, member):
+    experiment = plan()
+
+    with pytest.raises(PermissionRefused):
+        start(experiment, member)
+
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.PLAN
+
+
+def test_it_starts_in_its_window_s_first_week(plan, leader):
+    experiment = plan()
+
+    with pytest.raises(WindowNotOpen):
+        start(experiment, leader, at=datetime.datetime(2025, 4, 13, 23, 59, tzinfo=UTC))
+    with pytest.raises(WindowPassed):
+        start(experiment, leader, at=datetime.datetime(2025, 4, 21, 0, 0, tzinfo=UTC))
+    assert start(experiment, leader, at=datetime.datetime(2025, 4, 20, 23, 59, tzinfo=UTC)).pk
+
+
+def test_a_baseline_on_too_few_cards_is_refused(plan, leader):
+    experiment = plan()
+
+    with pytest.raises(TooLittleData) as refused:
+        start(experiment, leader, baseline_cards=MIN_CHECK_CARDS - 1)
+
+    assert refused.value.data == {
+        "experiment_id": experiment.pk,
+        "cards": MIN_CHECK_CARDS - 1,
+        "min_cards": MIN_CHECK_CARDS,
+    }
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.PLAN
+
+
+def test_a_count_needs_no_minimum_of_cards_but_two_weeks_with_a_value(plan, leader):
+    experiment = plan(
+        targeted_metric=TargetedMetric.THROUGHPUT, column_id=None, target=Decimal("5")
+    )
+    one_week = [1.0, None, None, None, None, None]
+
+    with pytest.raises(TooLittleData) as refused:
+        start(experiment, leader, baseline=Decimal("1"), baseline_cards=1, baseline_weekly=one_week)
+    assert refused.value.data["weeks_with_value"] == 1
+
+    started = start(
+        experiment,
+        leader,
+        baseline=Decimal("0.17"),
+        baseline_cards=1,
+        baseline_weekly=[0, 0, 0, 0, 0, 1],
+    )
+    assert (started.baseline, started.baseline_cards) == (Decimal("0.17"), 1)
+
+
+def test_no_baseline_is_too_little_data(plan, leader):
+    with pytest.raises(TooLittleData):
+        start(plan(), leader, baseline=None, baseline_cards=0, baseline_weekly=[None] * 6)
+
+
+def test_a_baseline_has_one_value_per_baseline_week(plan, leader):
+    with pytest.raises(InvalidInput) as refused:
+        start(plan(), leader, baseline_weekly=BASELINE_WEEKLY[:4])
+
+    assert refused.value.data == {"weeks": BASELINE_MIN_WEEKS, "values": 4}
+
+
+def test_a_target_equal_to_the_baseline_is_refused(plan, leader):
+    with pytest.raises(TargetIsBaseline) as refused:
+        start(plan(), leader, baseline=Decimal("40"))
+
+    assert refused.value.field == "target"
+
+
+def test_stopping_early_is_recorded(plan, leader, announced):
+    experiment = start(plan(), leader)
+
+    with announced() as sent:
+        stopped = services.experiment_stop(
+            experiment_id=experiment.pk, actor=as_actor(leader), at=IN_THE_WINDOW
+        )
+
+    row = Experiment.objects.get(pk=stopped.pk)
+    assert (row.stage, row.stopped_at, row.stopped_by_id, row.stopped_early) == (
+        ExperimentStage.DO,
+        IN_THE_WINDOW,
+        leader.pk,
+        True,
+    )
+    # Stopped on Wednesday Apr 30: the Do's last whole day is Tuesday; 2 full weeks.
+    assert (row.measured_last_day, row.measured_weeks) == (datetime.date(2025, 4, 29), 2)
+    assert audit("experiment.stopped").data["stopped_early"] is True
+    assert len(sent) == 1
+
+
+def test_stopping_at_the_window_s_end_is_not_early(plan, leader):
+    experiment = start(plan(), leader)
+
+    stopped = services.experiment_stop(
+        experiment_id=experiment.pk, actor=as_actor(leader), at=WINDOW_ENDS_AT
+    )
+
+    assert (stopped.stopped_early, stopped.measured_weeks) == (False, 4)
+
+
+def test_only_a_running_experiment_stops(plan, leader):
+    experiment = plan()
+    with pytest.raises(ExperimentNotRunning):
+        services.experiment_stop(experiment_id=experiment.pk, actor=as_actor(leader))
+
+    start(experiment, leader)
+    services.experiment_stop(experiment_id=experiment.pk, actor=as_actor(leader), at=IN_THE_WINDOW)
+    with pytest.raises(ExperimentNotRunning):
+        services.experiment_stop(experiment_id=experiment.pk, actor=as_actor(leader))
+
+
+def test_a_stop_before_the_start_is_refused(plan, leader):
+    experiment = start(plan(), leader)
+
+    with pytest.raises(InvalidInput) as refused:
+        services.experiment_stop(
+            experiment_id=experiment.pk,
+            actor=as_actor(leader),
+            at=STARTED_AT - datetime.timedelta(minutes=1),
+        )
+
+    assert refused.value.field == "at"
+
+
+# --- Check ---------------------------------------------------------------------------
+
+
+def test_the_check_records_the_measured_result(plan, leader, stream, announced):
+    experiment = start(plan(), leader)
+
+    with announced() as sent:
+        checked = check(experiment, leader)
+
+    row = Experiment.objects.get(pk=checked.pk)
+    assert row.stage == ExperimentStage.CHECK
+    assert (row.measured_value, row.measured_cards, row.measured_weekly) == (
+        Decimal("81.25"),
+        16,
+        [75.0, 75.0, 100.0, 75.0],
+    )
+    assert (row.signal, row.signal_rule) == (True, SignalRule.BEYOND_UPPER_LIMIT)
+    assert row.checked_at is not None
+    # The window ran out without a stop: its end is recorded as the stop, not early.
+    assert (row.stopped_at, row.stopped_early, row.stopped_by_id) == (WINDOW_ENDS_AT, False, None)
+    assert audit("experiment.checked").data == {
+        "cycle_id": row.cycle_id,
+        "version": 3,
+        "baseline": "33.33",
+        "measured_value": "81.25",
+        "measured_cards": 16,
+        "signal": True,
+    }
+    assert sent == [(stream.pk, ["settings"])]
+
+
+def test_no_check_while_the_window_runs(plan, leader):
+    experiment = start(plan(), leader)
+
+    with pytest.raises(CheckNotReady):
+        check(experiment, leader, at=IN_THE_WINDOW)
+
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.DO
+
+
+def test_no_check_of_a_plan(plan, leader):
+    with pytest.raises(CheckNotReady):
+        check(plan(), leader)
+
+
+def test_a_check_after_an_early_stop_measures_the_weeks_it_ran(plan, leader):
+    experiment = start(plan(), leader)
+    services.experiment_stop(experiment_id=experiment.pk, actor=as_actor(leader), at=IN_THE_WINDOW)
+
+    with pytest.raises(InvalidInput) as refused:
+        check(experiment, leader)  # four weekly values for a Do of two full weeks
+    assert refused.value.data == {"weeks": 2, "values": 4}
+
+    checked = check(
+        experiment,
+        leader,
+        measured_value=Decimal("75"),
+        measured_cards=12,
+        measured_weekly=[75.0, 75.0],
+        signal_rule=SignalRule.NONE,
+    )
+    assert (checked.stage, checked.signal, checked.stopped_at) == (
+        ExperimentStage.CHECK,
+        False,
+        IN_THE_WINDOW,
+    )
+
+
+def test_a_check_with_too_little_data_is_refused(plan, leader, announced):
+    experiment = start(plan(), leader)
+
+    with announced() as sent, pytest.raises(TooLittleData) as refused:
+        check(experiment, leader, measured_cards=MIN_CHECK_CARDS - 1)
+
+    assert refused.value.code == "too_little_data"
+    assert refused.value.data["cards"] == MIN_CHECK_CARDS - 1
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.stage, row.measured_value, row.stopped_at) == (ExperimentStage.DO, None, None)
+    assert sent == []
+
+
+def test_a_do_shorter_than_a_week_is_too_little_data(plan, leader):
+    experiment = start(plan(), leader)
+    services.experiment_stop(
+        experiment_id=experiment.pk,
+        actor=as_actor(leader),
+        at=STARTED_AT + datetime.timedelta(days=3),
+    )
+
+    with pytest.raises(TooLittleData) as refused:
+        check(experiment, leader, measured_weekly=[])
+
+    assert refused.value.data["weeks_with_value"] == 0
+
+
+def test_a_check_may_be_taken_again_until_the_act(checked, leader):
+    again = check(checked, leader, measured_value=Decimal("80"), measured_cards=17)
+
+    assert (again.stage, again.measured_value, again.measured_cards) == (
+        ExperimentStage.CHECK,
+        Decimal("80.00"),
+        17,
+    )
+
+
+def test_an_unknown_signal_rule_is_refused(checked, leader):
+    with pytest.raises(InvalidInput) as refused:
+        check(checked, leader, signal_rule="gut_feeling")
+
+    assert refused.value.field == "signal_rule"
+
+
+# --- Act -----------------------------------------------------------------------------
+
+
+def test_act_before_check_is_refused(plan, leader):
+    experiment = start(plan(), leader)
+
+    with pytest.raises(ExperimentNotChecked) as refused:
+        services.experiment_act(
+            experiment_id=experiment.pk, actor=as_actor(leader), decision=ExperimentDecision.ADOPT
+        )
+
+    assert (refused.value.code, refused.value.http_status) == ("experiment_not_checked", 409)
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.stage, row.decision) == (ExperimentStage.DO, "")
+
+
+def test_adopt_decides_with_notes_who_and_when(checked, leader, stream, announced):
+    decided_at = datetime.datetime(2025, 5, 13, 10, 0, tzinfo=UTC)
+
+    with announced() as sent:
+        acted = services.experiment_act(
+            experiment_id=checked.pk,
+            actor=as_actor(leader),
+            decision=ExperimentDecision.ADOPT,
+            notes="  Trials become the standard offer.  ",
+            at=decided_at,
+        )
+
+    assert acted.follow_up is None
+    row = Experiment.objects.get(pk=checked.pk)
+    assert (row.stage, row.decision, row.decision_notes, row.decided_by_id, row.decided_at) == (
+        ExperimentStage.ACT,
+        ExperimentDecision.ADOPT,
+        "Trials become the standard offer.",
+        leader.pk,
+        decided_at,
+    )
+    assert audit("experiment.adopted").data == {
+        "cycle_id": row.cycle_id,
+        "version": 4,
+        "signal": True,
+        "measured_value": "81.25",
+    }
+    assert sent == [(stream.pk, ["settings"])]
+
+
+def test_adapt_plans_a_follow_up_from_the_next_monday(checked, leader):
+    decided_at = datetime.datetime(2025, 5, 14, 16, 0, tzinfo=UTC)  # a Wednesday
+
+    acted = services.experiment_act(
+        experiment_id=checked.pk,
+        actor=as_actor(leader),
+        decision=ExperimentDecision.ADAPT,
+        notes="Keep the trial, shorten it.",
+        at=decided_at,
+    )
+
+    follow_up = Experiment.objects.get(pk=acted.follow_up.pk)
+    assert follow_up.follow_up_of_id == checked.pk
+    assert follow_up.stage == ExperimentStage.PLAN
+    assert follow_up.window_start == datetime.date(2025, 5, 19)
+    same = ("cycle_id", "team_id", "hypothesis", "targeted_metric", "column_id", "channel_id")
+    same += ("planned_weeks", "target")
+    assert [getattr(follow_up, name) for name in same] == [getattr(checked, name) for name in same]
+    assert (follow_up.baseline, follow_up.created_by_id, follow_up.created_at) == (
+        None,
+        leader.pk,
+        decided_at,
+    )
+    assert audit("experiment.adapted").target_id == checked.pk
+    planned = audit("experiment.planned")
+    assert (planned.target_id, planned.data["follow_up_of_id"]) == (follow_up.pk, checked.pk)
+    assert list(Experiment.objects.get(pk=checked.pk).follow_ups.all()) == [follow_up]
+
+
+def test_abandon_decides_and_the_decision_stays(checked, leader):
+    services.experiment_act(
+        experiment_id=checked.pk, actor=as_actor(leader), decision=ExperimentDecision.ABANDON
+    )
+    assert audit("experiment.abandoned").target_id == checked.pk
+
+    with pytest.raises(ExperimentDecided):
+        services.experiment_act(
+            experiment_id=checked.pk, actor=as_actor(leader), decision=ExperimentDecision.ADOPT
+        )
+    with pytest.raises(ExperimentDecided):
+        check(checked, leader)
+    assert Experiment.objects.get(pk=checked.pk).decision == ExperimentDecision.ABANDON
+
+
+@pytest.mark.parametrize("decision", ["", "ignore"])
+def test_a_decision_is_adopt_adapt_or_abandon(checked, leader, decision):
+    with pytest.raises(InvalidInput) as refused:
+        services.experiment_act(experiment_id=checked.pk, actor=as_actor(leader), decision=decision)
+
+    assert refused.value.field == "decision"
+
+
+def test_a_member_may_not_act(checked, member):
+    with pytest.raises(PermissionRefused):
+        services.experiment_act(
+            experiment_id=checked.pk, actor=as_actor(member), decision=ExperimentDecision.ADOPT
+        )
+
+
+def test_outside_the_stream_an_experiment_is_not_found(checked):
+    with pytest.raises(ExperimentNotFound) as refused:
+        services.experiment_act(
+            experiment_id=checked.pk, actor=as_actor(UserFactory()), decision="adopt"
+        )
+
+    assert refused.value.data == {"experiment_id": checked.pk}
+
+
+# --- selectors -----------------------------------------------------------------------
+
+
+def test_experiments_are_listed_per_cycle_with_their_stage(plan, leader, stream, sales):
+    running = start(plan(), leader)
+    planned = plan(window_start=MONDAY + datetime.timedelta(weeks=1))
+
+    listed = experiments_by_cycle(ExperimentQuery(stream=stream))
+
+    assert [entry.cycle.name for entry in listed] == [
+        cycle.name for cycle in stream.cycles.order_by("order")
+    ]
+    sales_entry = next(entry for entry in listed if entry.cycle.pk == sales.pk)
+    assert [(e.pk, e.stage) for e in sales_entry.experiments] == [
+        (planned.pk, ExperimentStage.PLAN),
+        (running.pk, ExperimentStage.DO),
+    ]
+    assert sales_entry.running == [running]
+    assert experiments_by_cycle(ExperimentQuery(stream=stream, stages=(ExperimentStage.PLAN,)))[
+        1
+    ].experiments == [planned]
+
+
+def test_cycles_with_a_running_experiment(plan, leader, stream, sales):
+    experiment = start(plan(), leader)
+    assert cycles_running(ExperimentQuery(stream=stream)) == {sales.pk: 1}
+
+    services.experiment_stop(experiment_id=experiment.pk, actor=as_actor(leader), at=IN_THE_WINDOW)
+    assert cycles_running(ExperimentQuery(stream=stream)) == {}
+
+
+def test_checks_ready_are_stopped_or_past_their_window_and_not_checked(plan, leader, stream):
+    running = start(plan(), leader)
+    stopped = start(plan(), leader)
+    services.experiment_stop(experiment_id=stopped.pk, actor=as_actor(leader), at=IN_THE_WINDOW)
+    check(start(plan(), leader), leader)  # checked already
+    plan()  # not started
+    query = ExperimentQuery(stream=stream)
+
+    assert experiments_check_ready(query, at=IN_THE_WINDOW) == [stopped]
+    # Once the window is over, the one that ran to its end is ready too.
+    assert experiments_check_ready(query, at=WINDOW_ENDS_AT) == [running, stopped]
+
+
+def test_an_experiment_is_read_by_those_who_see_its_stream(plan, member):
+    experiment = plan()
+
+    read = experiment_get(actor=as_actor(member), experiment_id=experiment.pk)
+    assert (read.pk, read.cycle.value_stream.viewer_manages) == (experiment.pk, False)
+    with pytest.raises(ExperimentNotFound):
+        experiment_get(actor=as_actor(UserFactory()), experiment_id=experiment.pk)
+    with pytest.raises(ExperimentNotFound):
+        experiment_get(actor=as_actor(member), experiment_id=experiment.pk + 1000)
+
+
+def test_who_runs_a_team_s_experiments(stream, team, leader, member, manager):
+    stream = stream.__class__.objects.get(pk=stream.pk)
+
+    assert experiment_runner(actor=as_actor(leader), stream=stream, team_id=team.pk)
+    assert experiment_runner(actor=as_actor(manager), stream=stream, team_id=None)
+    assert not experiment_runner(actor=as_actor(member), stream=stream, team_id=team.pk)
+    assert not experiment_runner(actor=as_actor(leader), stream=stream, team_id=None)
+
+
+# --- the admin and the app graph -----------------------------------------------------
+
+
+def test_the_admin_shows_experiments_read_only(checked):
+    admin = logged_in(UserFactory(is_staff=True, is_superuser=True))
+
+    assert admin.get("/admin/pdca/experiment/").status_code == 200
+    page = admin.get(f"/admin/pdca/experiment/{checked.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert admin.get("/admin/pdca/experiment/add/").status_code == 403
+    assert admin.get(f"/admin/pdca/experiment/{checked.pk}/delete/").status_code == 403
+
+
+def test_pdca_imports_neither_metrics_nor_boards():
+    """pdca measures nothing itself: the numbers come from metrics, which imports pdca
+    (lint-imports checks the whole graph; this names the rule for experiments)."""
+    imported = set()
+    for path in Path(services.__file__).parents[1].rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+
+    assert {"pdca", "vsm"} <= imported
+    assert not imported & {"metrics", "boards"}
