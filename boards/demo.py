@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -233,7 +234,14 @@ class SeedReport:
 
 
 class _StreamSimulation:
-    def __init__(self, spec: StreamSpec, rng: random.Random, start: datetime) -> None:
+    def __init__(
+        self,
+        spec: StreamSpec,
+        rng: random.Random,
+        start: datetime,
+        measuring: DemoMeasuring | None = None,
+    ) -> None:
+        self.measuring = measuring
         self.spec = spec
         self.rng = rng
         self.start = start
@@ -431,7 +439,9 @@ class _StreamSimulation:
         self.open: dict[int, tuple[ChannelSpec, int, int]] = {}
         self.counts: Counter[tuple[int, int]] = Counter()
         rng = self.rng
+        experiments = _DemoExperiments(self, self.measuring)
         for day in range(HISTORY_DAYS):
+            experiments.on(day)
             # Pull from the right: cards nearest to done move first, freeing room.
             for card_id in sorted(self.open, key=lambda c: (-self.open[c][1], -self.open[c][2])):
                 self._advance(card_id, day)
@@ -444,6 +454,7 @@ class _StreamSimulation:
                 self._new_card(day)
         self._manager_override()
         self._block_some()
+        experiments.on(HISTORY_DAYS)
 
     def _manager_override(self) -> None:
         """One documented WIP override by the manager, so the move log shows one."""
@@ -477,8 +488,218 @@ class _StreamSimulation:
             )
 
 
-def seed_demo() -> SeedReport:
-    """Create the demo streams unless they exist. Deterministic: same seed, same data."""
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A demo experiment: its plan, and the history's days (as Mondays before today's
+    week: ``weeks_back``) on which its steps were taken; None: not taken (yet)."""
+
+    cycle_order: int
+    hypothesis: str
+    metric: str
+    target: Decimal
+    weeks_back: int  # its window starts this many Mondays before this week's
+    planned_weeks: int
+    column_order: int | None = None
+    channel: str | None = None
+    start: bool = True
+    stop_after_days: int | None = None  # early, from the window's start
+    check: bool = True
+    decision: str = ""
+    notes: str = ""
+
+
+# Each stage on each stream, windows inside the history, so the Checks are real.
+EXPERIMENTS: dict[str, list[ExperimentSpec]] = {
+    "manufacturing": [
+        ExperimentSpec(
+            1,
+            "We believe that a short discovery call on the first day will cut the time "
+            "enquiries wait in Information; we will know because their median time there "
+            "falls.",
+            "time_in_column_p50",
+            Decimal("2"),
+            column_order=2,
+            weeks_back=14,
+            planned_weeks=4,
+            stop_after_days=24,
+            decision="adopt",
+            notes="The call is now part of every qualified deal.",
+        ),
+        ExperimentSpec(
+            2,
+            "We believe that offering a two-week trial will raise Information to Knowledge "
+            "conversion in Sales/Buying from 30% to 40%; we will know because more of the "
+            "qualified prospects move on to proposal and demo.",
+            "conversion",
+            Decimal("40"),
+            weeks_back=10,
+            planned_weeks=8,
+            column_order=2,
+        ),
+        ExperimentSpec(
+            1,
+            "We believe that answering web-form enquiries within a day will lift arrivals "
+            "from the web form; we will know because more prospects arrive through it.",
+            "arrivals",
+            Decimal("4"),
+            weeks_back=2,
+            planned_weeks=6,
+            channel="Web form",
+            check=False,
+        ),
+        ExperimentSpec(
+            2,
+            "We believe that a WIP limit of 4 on proposal and demo will shorten waiting; we "
+            "will know because its WIP stays lower.",
+            "wip",
+            Decimal("4"),
+            weeks_back=-1,
+            planned_weeks=4,
+            column_order=3,
+            start=False,
+        ),
+    ],
+    "clinics": [
+        ExperimentSpec(
+            1,
+            "We believe that a clinician's case study sent with the first reply will move "
+            "more practices through Collaboration; we will know because more cards leave it "
+            "each week.",
+            "throughput",
+            Decimal("9"),
+            weeks_back=12,
+            planned_weeks=6,
+            decision="adapt",
+            notes="A small lift: try it with a reference from the same specialty.",
+        ),
+        ExperimentSpec(
+            1,
+            "We believe that a monthly webinar will bring more arrivals through it; we will "
+            "know because webinar arrivals per week rise.",
+            "arrivals",
+            Decimal("2"),
+            weeks_back=5,
+            planned_weeks=4,
+            channel="Webinar",
+            check=False,
+        ),
+        ExperimentSpec(
+            1,
+            "We believe that booking the discovery call in the first reply will cut the time "
+            "practices wait in Information; we will know because their median time there "
+            "falls.",
+            "time_in_column_p50",
+            Decimal("2"),
+            weeks_back=1,
+            planned_weeks=4,
+            column_order=2,
+            check=False,
+        ),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class DemoMeasuring:
+    """What measures the demo's experiments: ``metrics.experiments``'
+    ``experiment_baseline_start`` and ``experiment_check`` (boards does not import
+    metrics: the caller that may, metrics.demo, passes them)."""
+
+    start: Callable[..., object]
+    check: Callable[..., object]
+
+
+class _DemoExperiments:
+    """Takes a stream's demo experiments' steps on the history's days, through the
+    services (and the metrics' measuring, which folds the moves written so far): the
+    baseline is what the board held when the experiment started, as on a live stream."""
+
+    def __init__(self, simulation: _StreamSimulation, measuring: DemoMeasuring | None) -> None:
+        self.simulation = simulation
+        self.measuring = measuring
+        today = simulation.start + timedelta(days=HISTORY_DAYS)
+        this_monday = (today - timedelta(days=today.weekday())).date()
+        self.steps: dict[int, list[tuple[int, str, ExperimentSpec]]] = {}
+        self.ids: dict[int, int] = {}
+        for index, spec in enumerate(EXPERIMENTS.get(simulation.spec.slug, [])):
+            monday = this_monday - timedelta(weeks=spec.weeks_back)
+            first = self._day(monday)
+            plan_day = max(0, min(first - 3, HISTORY_DAYS))
+            self._at(plan_day, index, "plan", spec)
+            if not spec.start:
+                continue
+            self._at(first, index, "start", spec)
+            window_days = spec.planned_weeks * 7
+            if spec.stop_after_days is not None:
+                stop = first + spec.stop_after_days
+                self._at(stop, index, "stop", spec)
+                check = stop + 1
+            else:
+                check = first + window_days + 1
+            if spec.check:
+                self._at(check, index, "check", spec)
+                if spec.decision:
+                    self._at(check + 1, index, "act", spec)
+
+    def _day(self, monday) -> int:
+        return (monday - self.simulation.start.date()).days
+
+    def _at(self, day: int, index: int, step: str, spec: ExperimentSpec) -> None:
+        self.steps.setdefault(min(day, HISTORY_DAYS), []).append((index, step, spec))
+
+    def on(self, day: int) -> None:
+        for index, step, spec in self.steps.get(day, []):
+            self._take(day, index, step, spec)
+
+    def _take(self, day: int, index: int, step: str, spec: ExperimentSpec) -> None:
+        sim = self.simulation
+        measuring = self.measuring
+        if measuring is None and step != "plan":
+            return  # nothing measures: the experiments stay planned
+        cycle_order = spec.cycle_order
+        leader = UserActor(sim.leaders[cycle_order - 1])
+        # Steps late in the working day; today's (the plan of a future window) now.
+        at = min(sim.start + timedelta(days=day, hours=17), timezone.now() - timedelta(minutes=1))
+        if step == "plan":
+            monday = (sim.start + timedelta(days=HISTORY_DAYS)).date()
+            monday -= timedelta(days=monday.weekday(), weeks=spec.weeks_back)
+            column = sim.columns[(cycle_order, spec.column_order)] if spec.column_order else None
+            channel = sim.channels[spec.channel] if spec.channel else None
+            self.ids[index] = pdca_services.experiment_plan(
+                cycle_id=sim.cycles[cycle_order - 1].pk,
+                team_id=sim.teams[cycle_order - 1].pk,
+                hypothesis=spec.hypothesis,
+                targeted_metric=spec.metric,
+                column_id=column.pk if column else None,
+                channel_id=channel.pk if channel else None,
+                window_start=monday,
+                planned_weeks=spec.planned_weeks,
+                target=spec.target,
+                actor=leader,
+                at=at,
+            ).pk
+        elif step == "start":
+            assert measuring is not None
+            measuring.start(experiment_id=self.ids[index], actor=leader, at=at.replace(hour=9))
+        elif step == "stop":
+            pdca_services.experiment_stop(experiment_id=self.ids[index], actor=leader, at=at)
+        elif step == "check":
+            assert measuring is not None
+            measuring.check(experiment_id=self.ids[index], actor=leader, at=at)
+        elif step == "act":
+            pdca_services.experiment_act(
+                experiment_id=self.ids[index],
+                actor=leader,
+                decision=spec.decision,
+                notes=spec.notes,
+                at=at,
+            )
+
+
+def seed_demo(*, measuring: DemoMeasuring | None = None) -> SeedReport:
+    """Create the demo streams unless they exist. Deterministic: same seed, same data.
+    ``measuring``: what starts and checks the demo's experiments on their days in the
+    history (metrics.demo.seed_demo passes it); without it they stay planned."""
     admin = _user("admin", "Ada", "Admin", superuser=True)
     logins = [(admin.username, "admin (Django admin and every board)")]
     if ValueStream.objects.filter(slug__in=[s.slug for s in STREAMS]).exists():
@@ -488,7 +709,7 @@ def seed_demo() -> SeedReport:
     start = today - timedelta(days=HISTORY_DAYS)
     report = SeedReport(created=True, logins=logins)
     for spec in STREAMS:
-        simulation = _StreamSimulation(spec, rng, start)
+        simulation = _StreamSimulation(spec, rng, start, measuring)
         with transaction.atomic():
             simulation.run()
         report.logins += simulation.logins

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, dataclass, field
-from datetime import date
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, timedelta
 
 from boards.templatetags.board_tags import card_url_prefix
 from metrics.selectors.cards import AgingCard, FinishedCard, aging_cards, finished_cards
@@ -20,6 +20,7 @@ from metrics.selectors.flow import cumulative_flow
 from metrics.selectors.query import MetricsQuery
 from metrics.selectors.readmodel import StreamMetricsDocument, WeeklySeries, XmR
 from metrics.selectors.statistics import xmr
+from pdca.models import METRIC_UNIT, Experiment
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
 # such a text cell is written with a leading apostrophe.
@@ -58,6 +59,26 @@ class Dots:
 
 
 @dataclass(frozen=True)
+class Band:
+    """A span marked on the x axis (an experiment's window), in the axis's own values:
+    week labels (Mondays) on a weekly chart, ISO days on a time axis; drawn as a box."""
+
+    label: str
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class Window:
+    """Days to mark on charts with a time axis: an experiment's window, first to last
+    day inclusive."""
+
+    label: str
+    first_day: date
+    last_day: date
+
+
+@dataclass(frozen=True)
 class Chart:
     key: str
     title: str
@@ -73,6 +94,7 @@ class Chart:
     # The chart's answer in one sentence, shown above it (None: it has no single answer).
     verdict: str | None = None
     dots: Dots | None = None
+    bands: list[Band] = field(default_factory=list)
 
     def to_json(self) -> dict:
         # Not dataclasses.asdict: it deep-copies every row, slow for thousands of dots.
@@ -91,6 +113,7 @@ class Chart:
             "empty_reason": self.empty_reason,
             "verdict": self.verdict,
             "dots": asdict(self.dots) if self.dots is not None else None,
+            "bands": [asdict(band) for band in self.bands],
         }
 
     @property
@@ -622,4 +645,78 @@ def _aging_verdict(dots, columns, position) -> str | None:
     return (
         f"{len(late)} of {len(dots)} open cards have stayed in their column longer than 85% "
         f"of the cards before them; the oldest, {late[0].name}, {late[0].days:g} days."
+    )
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def with_windows(chart: Chart, windows: list[Window], *, weekly: bool) -> Chart:
+    """``chart`` with ``windows`` marked as bands, clipped to its x range (a window
+    outside it is left out). ``weekly``: the labels are week Mondays (a window covers the
+    weeks its days fall in); else ISO days on a time axis."""
+    if not windows or not chart.labels:
+        return chart
+    first, last = min(chart.labels), max(chart.labels)
+    bands = []
+    for window in windows:
+        start, end = window.first_day, window.last_day
+        if weekly:
+            start, end = _monday(start), _monday(end)
+        start_label, end_label = max(start.isoformat(), first), min(end.isoformat(), last)
+        if start_label <= end_label:
+            bands.append(Band(window.label, start_label, end_label))
+    return replace(chart, bands=bands) if bands else chart
+
+
+def experiment_chart(experiment: Experiment, limits: XmR) -> Chart:
+    """An experiment's metric per full week: the baseline's weeks, then the window's
+    (its measured weeks once checked), with the baseline's central line and natural
+    process limits, the target, and the window marked."""
+    unit = METRIC_UNIT[experiment.targeted_metric]
+    baseline_mondays = [
+        experiment.baseline_first_day + timedelta(weeks=n) for n in range(experiment.baseline_weeks)
+    ]
+    window_mondays = [
+        experiment.window_start + timedelta(weeks=n) for n in range(experiment.planned_weeks)
+    ]
+    baseline = list(experiment.baseline_weekly) or [None] * len(baseline_mondays)
+    measured = list(experiment.measured_weekly)
+    measured += [None] * (len(window_mondays) - len(measured))
+    labels = [monday.isoformat() for monday in baseline_mondays + window_mondays]
+    values: list[float | int | None] = [*baseline, *measured]
+    lines = [
+        ReferenceLine(label, value)
+        for label, value in (
+            ("central line", limits.mean),
+            ("upper natural process limit", limits.upper),
+            ("lower natural process limit", limits.lower),
+            ("target", float(experiment.target)),
+        )
+        if value is not None
+    ]
+    periods = ["baseline"] * len(baseline_mondays) + ["window"] * len(window_mondays)
+    return Chart(
+        key="experiment",
+        title=f"{experiment.get_targeted_metric_display()} per week",
+        caption=(
+            f"Each bar is one full week's value ({unit}): the {len(baseline_mondays)} baseline "
+            f"weeks before the window, then the {len(window_mondays)} weeks of the window "
+            "(shaded). Between the baseline's natural process limits a week differs by "
+            "routine variation; beyond them, or in a long run on one side of the central "
+            "line, the change is a signal."
+        ),
+        labels=labels,
+        series=[Series(f"{experiment.get_targeted_metric_display()} ({unit})", values)],
+        columns=["week", "period", unit],
+        rows=[
+            [label, period, value]
+            for label, period, value in zip(labels, periods, values, strict=True)
+        ],
+        lines=lines,
+        empty_reason=None
+        if experiment.baseline_weekly
+        else "The baseline is measured when the experiment starts: nothing to draw yet.",
+        bands=[Band("window", window_mondays[0].isoformat(), window_mondays[-1].isoformat())],
     )

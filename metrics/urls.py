@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from metrics.views import dashboard, digest, forecast, review
+from metrics.views import dashboard, digest, experiments, forecast, review
 
 register_converter(review.IsoDateConverter, "isodate")
 
@@ -32,6 +32,27 @@ urlpatterns = [
         "<slug:stream_slug>/review/<isodate:week>/entries/<int:entry_id>/withdraw/",
         review.review_entry_withdraw,
         name="review-entry-withdraw",
+    ),
+    # PDCA experiments (metrics/views/experiments.py).
+    path("<slug:stream_slug>/experiments/", experiments.experiments, name="experiments"),
+    path(
+        "<slug:stream_slug>/experiments/<int:experiment_id>/",
+        experiments.experiment,
+        name="experiment",
+    ),
+    path(
+        "<slug:stream_slug>/experiments/<int:experiment_id>/act/",
+        experiments.experiment_act,
+        name="experiment-act",
+    ),
+    *(
+        path(
+            f"<slug:stream_slug>/experiments/<int:experiment_id>/{step}/",
+            experiments.experiment_step,
+            {"step": step},
+            name=f"experiment-{step}",
+        )
+        for step in experiments.STEPS
     ),
     # Weekly digest (metrics/views/digest.py).
     path("<slug:stream_slug>/digest/", digest.digest_subscription, name="digest-subscription"),

@@ -27,6 +27,7 @@ from django.db.models.functions import RowNumber
 from boards.models import Card, CardMove, Column, Outcome
 from boards.selectors.cards import column_in_stream
 from pdca.models import ControlPoint, Cycle
+from pdca.selectors import ExperimentQuery, cycles_running
 from vsm.models import Channel, ValueStream
 
 COLUMN_PAGE_SIZE = 25
@@ -104,6 +105,8 @@ class CycleView:
     cycle: Cycle
     columns: list[ColumnView]
     outgoing_control_point: ControlPoint | None = None
+    # How many experiments run in the cycle (pdca.selectors.cycles_running): its badge.
+    running_experiments: int = 0
 
 
 @dataclass
@@ -259,6 +262,7 @@ def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Bo
         .select_related("from_cycle", "to_cycle")
         .order_by()
     }
+    running = cycles_running(ExperimentQuery(stream=stream))
     cycles: dict[int, CycleView] = {}
     for column in columns:
         cycle_view = cycles.get(column.cycle_id)
@@ -267,6 +271,7 @@ def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Bo
                 cycle=column.cycle,
                 columns=[],
                 outgoing_control_point=control_points.get(column.cycle_id),
+                running_experiments=running.get(column.cycle_id, 0),
             )
         cycle_view.columns.append(views[column.pk])
     return Board(

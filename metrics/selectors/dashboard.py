@@ -26,6 +26,7 @@ from metrics.fold.timeline import metrics_zone
 from metrics.models import StreamMetrics
 from metrics.selectors.cards import AgingCard, FinishedCard, aging_cards, finished_cards
 from metrics.selectors.document import stream_metrics_compute
+from metrics.selectors.experiments import experiment_windows
 from metrics.selectors.flow import cumulative_flow
 from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, week_start
 from metrics.selectors.readmodel import (
@@ -221,6 +222,12 @@ def _chart_builders(
     return builders
 
 
+# The charts with a time axis, which mark the running and checked experiments' windows:
+# by week (their labels are Mondays) or by day.
+WEEKLY_CHARTS = frozenset({"throughput", "demand"})
+DAILY_CHARTS = frozenset({"cumulative-flow", "cycle-time"})
+
+
 def dashboard_get(
     query: MetricsQuery, *, document: StreamMetricsDocument | None = None
 ) -> Dashboard:
@@ -239,12 +246,18 @@ def dashboard_get(
     reads = _reads_for(query, document, worker_stored=worker_stored and stored)
     builders = _chart_builders(query, document, lambda: reads)
     weeks = document.window.weeks
+    windows = experiment_windows(query.stream)
     return Dashboard(
         query=query,
         document=document,
         week=weeks[-1] if weeks else None,
         tiles=headline_tiles(document, flow=reads.flow, finished=reads.finished),
-        charts=[build() for build in builders.values()],
+        charts=[
+            charts.with_windows(build(), windows, weekly=key in WEEKLY_CHARTS)
+            if key in WEEKLY_CHARTS | DAILY_CHARTS
+            else build()
+            for key, build in builders.items()
+        ],
         stored=stored,
     )
 

@@ -10,7 +10,7 @@ settings.VSM_BASE_URL (a task has no request to build them from).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,7 @@ from metrics.selectors.readmodel import StreamMetricsDocument, XmR
 from metrics.selectors.review import WeekNotReviewable, week_dashboard_get, week_query
 from metrics.selectors.statistics import DAY
 from metrics.templatetags.metrics_tags import metric
+from pdca.selectors import ExperimentQuery, experiments_check_ready
 from vsm.models import Membership, ValueStream
 
 if TYPE_CHECKING:
@@ -119,6 +120,9 @@ class WeeklyDigest:
     aging_count: int
     review_url: str
     dashboard_url: str
+    # The experiments whose Check can be taken (pdca.selectors.experiments_check_ready):
+    # (what, absolute link).
+    check_ready: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def aging_text(self) -> str:
@@ -210,6 +214,13 @@ def weekly_digest_get(stream: ValueStream, monday: date) -> WeeklyDigest | None:
         aging_count=document.aging.over_cycle_p85_count,
         review_url=base + reverse(REVIEW_URL_NAME, args=[stream.slug, monday.isoformat()]),
         dashboard_url=base + reverse("metrics:dashboard", args=[stream.slug]),
+        check_ready=[
+            (
+                f"{experiment.cycle.name}: {experiment.hypothesis[:90]}",
+                base + reverse("metrics:experiment", args=[stream.slug, experiment.pk]),
+            )
+            for experiment in experiments_check_ready(ExperimentQuery(stream=stream))
+        ],
     )
 
 

@@ -24,6 +24,7 @@ from metrics.selectors.review import (
     week_chart_get,
     weekly_review_get,
 )
+from pdca.selectors import ExperimentQuery, experiments_check_ready
 from vsm.actors import request_actor
 from vsm.http import form_status, refusals_shown_on, respond_to_refusals
 from vsm.models import ValueStream
@@ -111,6 +112,7 @@ def _page(
         "can_record": board_selectors.viewer_manages_stream(
             actor=request_actor(request), stream=stream
         ),
+        "check_ready": experiments_check_ready(ExperimentQuery(stream=stream)),
     }
     return render(request, "metrics/review.html", context, status=status)
 

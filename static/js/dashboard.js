@@ -27,7 +27,9 @@
     aging: { y: "days in column" },
     demand: { y: "cards per week", weeks: true },
     "littles-law": { y: "cards" },
+    experiment: { weeks: true },
   };
+  const BAND = "#CC79A7"; // reddish purple: an experiment's window
 
   const charts = (window.vsmCharts = window.vsmCharts || {});
 
@@ -120,6 +122,37 @@
         },
       };
       legend.push({ text: text, colour: tone, line: true, dash: dash });
+    });
+  }
+
+  // Spans of the x axis (an experiment's window), each a shaded box named in the legend.
+  // On a category axis (weeks) the box covers the named labels whole; on a time axis it
+  // runs from day to day.
+  function addBands(options, legend, data, onTimeAxis) {
+    const annotations = options.plugins.annotation.annotations;
+    (data.bands || []).forEach(function (band, index) {
+      const from = onTimeAxis ? band.start : data.labels.indexOf(band.start) - 0.5;
+      const to = onTimeAxis ? band.end : data.labels.indexOf(band.end) + 0.5;
+      annotations["band" + index] = {
+        type: "box",
+        xMin: from,
+        xMax: to,
+        backgroundColor: translucent(BAND, 0.12),
+        borderColor: translucent(BAND, 0.6),
+        borderWidth: 1,
+        drawTime: "beforeDatasetsDraw",
+        label: {
+          display: true,
+          content: band.label,
+          position: { x: "start", y: "start" },
+          color: BAND,
+          font: { size: 10, weight: "600" },
+          padding: 2,
+        },
+      };
+      if (legend.every(function (item) { return item.text !== band.label; })) {
+        legend.push({ text: band.label, colour: translucent(BAND, 0.35) });
+      }
     });
   }
 
@@ -259,6 +292,7 @@
       };
     }
     addReferenceLines(options, legend, data, lineScale, lineFormat);
+    addBands(options, legend, data, false);
     if (marks.size) {
       legend.push({ text: "marked: " + Array.from(new Set(marks.values())).join("; "), colour: MARKED });
     }
@@ -340,7 +374,9 @@
         fill: index === 0 ? "origin" : "-1",
       };
     });
-    return { type: "line", data: { labels: data.labels, datasets: datasets }, options: withLegend(options, []) };
+    const legend = [];
+    addBands(options, legend, data, true);
+    return { type: "line", data: { labels: data.labels, datasets: datasets }, options: withLegend(options, legend) };
   }
 
   // A dot's card: its name and link (the server sends the cards of a dot chart as
@@ -386,6 +422,7 @@
     };
     const legend = [];
     addReferenceLines(options, legend, data);
+    addBands(options, legend, data, true);
     withLegend(options, legend);
     // The dots need no legend entry: the caption says what they are.
     options.plugins.legend.labels.filter = function (item) {
@@ -499,6 +536,7 @@
     aging: agingConfig,
     demand: barConfig,
     "littles-law": littlesLawConfig,
+    experiment: barConfig,
   };
 
   function render(figure) {

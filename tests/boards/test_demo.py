@@ -15,8 +15,9 @@ from django.db import transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from boards.demo import HISTORY_DAYS, STREAMS, seed_demo
+from boards.demo import HISTORY_DAYS, STREAMS
 from boards.models import Card, CardMove, Column, Handoff, MoveKind, Outcome
+from metrics.demo import seed_demo
 from tests.support import SALES, column_of
 from vsm.models import Channel, Membership, Role, ValueStream
 
@@ -130,3 +131,22 @@ def test_sales_knowledge_is_the_constraint(seeded, slug):
     assert knowledge >= knowledge_column.wip_limit
     assert wisdom < knowledge
     assert information >= knowledge  # the queue before the constraint
+
+
+def test_demo_has_experiments_at_each_stage_with_real_checks(seeded):
+    from pdca.models import Experiment, ExperimentStage
+
+    stages = set(Experiment.objects.values_list("stage", flat=True))
+    assert stages == set(ExperimentStage.values)
+    manufacturing = Experiment.objects.filter(cycle__value_stream__slug="manufacturing")
+    assert set(manufacturing.values_list("stage", flat=True)) == set(ExperimentStage.values)
+    conversion = manufacturing.get(targeted_metric="conversion", cycle__name=SALES)
+    assert "from 30% to 40%" in conversion.hypothesis
+    assert conversion.column.name == "Information"
+    assert conversion.stage == ExperimentStage.CHECK
+    assert conversion.measured_value is not None and conversion.baseline is not None
+    assert conversion.measured_cards >= 10
+    # Windows lie in the demo history; a running one is running today.
+    oldest = timezone.now().date() - timedelta(days=HISTORY_DAYS)
+    assert all(e.window_start > oldest for e in Experiment.objects.all())
+    assert any(e.is_running for e in Experiment.objects.all())

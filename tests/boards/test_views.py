@@ -857,7 +857,8 @@ def test_show_more_returns_the_rest_of_a_column(stream, manager):
 
 # PostgreSQL's counts; SQLite has no transaction bounds to set (one statement less).
 # A move writes its audit row in its transaction: one insert.
-BOARD_QUERY_BUDGET = 10
+# The board page: one more for the cycles with a running experiment (their badge).
+BOARD_QUERY_BUDGET = 11
 POLL_QUERY_BUDGET = 4
 DRAG_QUERY_BUDGET = 13
 KEYBOARD_MOVE_QUERY_BUDGET = 16
@@ -959,3 +960,29 @@ def test_the_board_narrowed_to_one_column_shows_only_its_cards(stream, manager):
     assert f'name="column" value="{information.pk}"'.encode() in page.content
     whole = cards_by_column(client.get(reverse("boards:board", args=[stream.slug])).content)
     assert whole[data_column.pk] == [in_data.pk]
+
+
+def test_the_board_marks_a_cycle_with_a_running_experiment(stream, member):
+    from datetime import timedelta
+
+    from pdca.models import ExperimentStage
+    from tests.factories import ExperimentFactory
+
+    sales = Cycle.objects.get(value_stream=stream, name=SALES)
+    ExperimentFactory(
+        cycle=sales,
+        window_start=timezone.localdate() - timedelta(days=timezone.localdate().weekday()),
+        stage=ExperimentStage.DO,
+        started_at=timezone.now(),
+        baseline=Decimal("3"),
+        baseline_cards=20,
+        baseline_weekly=[3, 3, 3, 3, 3, 3],
+    )
+    ExperimentFactory(cycle=Cycle.objects.get(value_stream=stream, order=1))  # a plan
+
+    page = logged_in(member).get(reverse("boards:board", args=[stream.slug]))
+
+    badges = [line for line in page.text.splitlines() if "experiment-badge" in line]
+    assert len(badges) == 1
+    assert "1 experiment running" in badges[0]
+    assert f"/experiments/#cycle-{sales.pk}" in badges[0]

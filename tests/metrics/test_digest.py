@@ -643,3 +643,33 @@ def test_the_digest_shows_the_week_as_the_review_does_from_its_snapshot(board): 
         data=data,
     )
     assert weekly_digest_get(stream, monday).constraint == "As the snapshot recorded it"
+
+
+def test_it_lists_the_experiments_ready_for_their_check(scripted, stream, manager):
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from pdca.models import Cycle, ExperimentStage
+    from tests.factories import ExperimentFactory
+
+    started = timezone.now() - datetime.timedelta(days=30)
+    experiment = ExperimentFactory(
+        cycle=Cycle.objects.get(value_stream=stream, order=1),
+        window_start=(started - datetime.timedelta(days=started.weekday())).date(),
+        planned_weeks=1,
+        stage=ExperimentStage.DO,
+        started_at=started,
+        baseline=Decimal("3"),
+        baseline_cards=30,
+        baseline_weekly=[3, 2, 3, 4, 3, 3],
+        hypothesis="We believe a weekly call will help",
+    )
+
+    assert send(stream) == 1
+    text, html = parts(mail.outbox[0])
+
+    url = f"{BASE_URL}/streams/{stream.slug}/experiments/{experiment.pk}/"
+    assert "Experiments ready for their Check" in text
+    assert f"- Collaboration: We believe a weekly call will help: {url}" in text
+    assert f'href="{url}"' in html

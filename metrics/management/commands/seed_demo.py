@@ -1,13 +1,15 @@
 from django.core.management.base import BaseCommand
 
-from boards.demo import DEMO_PASSWORD, seed_demo
+from boards.demo import DEMO_PASSWORD
 from boards.models import Card, CardMove
+from metrics.demo import seed_demo
 from vsm.models import ValueStream
 
 
 class Command(BaseCommand):
     help = (
-        "Load deterministic demo data (two value streams, six months of history) and print logins."
+        "Load deterministic demo data (two value streams, six months of history, experiments "
+        "at each stage) and print logins."
     )
 
     def handle(self, *args, **options) -> None:

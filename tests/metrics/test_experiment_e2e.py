@@ -1,0 +1,135 @@
+"""A team leader plans, starts, stops and checks an experiment in a real browser, and
+reads its measured value and verdict.
+
+The Check measures whole weeks of the window, so the test moves the server's clock on
+(``timezone.now``, which the live server's thread shares with the test) past the
+window's first week, and writes that week's cards at their dated times meanwhile.
+"""
+
+from __future__ import annotations
+
+import datetime
+from unittest import mock
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from boards.models import Outcome
+from metrics.services import stream_metrics_advance
+from pdca.models import Experiment, ExperimentStage
+from tests.boards.conftest import browser_type_launch_args, log_in  # noqa: F401 (fixtures)
+from tests.factories import MembershipFactory
+from tests.metrics.scripted import Board
+from tests.support import SALES
+from vsm.models import Role
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = "/tmp/experiment-{page}-{width}.png"
+
+
+def monday() -> datetime.datetime:
+    now = timezone.now()
+    day = now - datetime.timedelta(days=now.weekday())
+    return day.replace(hour=9, minute=0, second=0, microsecond=0)
+
+
+def sales_week(
+    board: Board, week_start: datetime.datetime, tag: str, moving_on: int, cards: int = 5
+) -> None:
+    """``cards`` enter Sales/Buying on the week's Monday and reach Information on
+    Tuesday; on Wednesday ``moving_on`` of them move on to Knowledge and are won, one an
+    hour, the others are lost in Information (the columns stay under their limits)."""
+    for n in range(cards):
+        key = f"{tag}-{n}"
+        board.enter(key, None, 1000, week_start, cycle=SALES)
+        board.move(key, "Information", week_start + datetime.timedelta(days=1))
+    for n in range(cards):
+        key, hour = f"{tag}-{n}", week_start + datetime.timedelta(days=2, hours=n)
+        if n < moving_on:
+            board.move(key, "Knowledge", hour)
+            board.close(key, Outcome.WON, hour + datetime.timedelta(minutes=30))
+        else:
+            board.close(key, Outcome.LOST, hour)
+
+
+@pytest.fixture
+def leader(team):
+    return MembershipFactory(team=team, role=Role.TEAM_LEADER).user
+
+
+@pytest.fixture
+def board(stream, manager) -> Board:
+    """Six baseline weeks before this week: 1, 2, 1, 2, 1, 2 of 5 move on (30%)."""
+    board = Board(stream, manager)
+    with transaction.atomic():
+        for week, moving_on in enumerate([1, 2, 1, 2, 1, 2]):
+            start = monday() - datetime.timedelta(weeks=6 - week)
+            sales_week(board, start, f"b{week}", moving_on)
+    stream_metrics_advance(stream_id=stream.pk)
+    return board
+
+
+def shoot(page, name: str) -> None:
+    """Screenshots at a desktop's and a phone's width; neither scrolls sideways."""
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(300)  # Chart.js redraws for the new width on its resize observer
+        page.screenshot(path=SCREENSHOTS.format(page=name, width=width), full_page=True)
+        wide = page.evaluate(
+            "() => Array.from(document.querySelectorAll('body *')).filter("
+            "(e) => e.getBoundingClientRect().right > window.innerWidth + 1)"
+            ".slice(0, 5).map((e) => e.tagName + '.' + e.className)"
+        )
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (name, wide)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_a_leader_plans_starts_stops_and_checks(live_server, page, log_in, stream, leader, board):  # noqa: F811
+    window_start = monday()
+    log_in(page, leader)
+    page.goto(f"{live_server.url}/streams/{stream.slug}/experiments/")
+    page.get_by_label("Cycle").select_option(label=SALES)
+    page.get_by_label("Hypothesis").fill(
+        "We believe that offering a trial will raise Information to Knowledge conversion "
+        "from 30% to 40%; we will know because more prospects move on to proposal."
+    )
+    page.get_by_label("Targeted metric").select_option("conversion")
+    expect(page.get_by_label("Channel")).to_be_hidden()  # a column metric: no channel
+    page.get_by_label("Column").select_option(label=f"{SALES} / Information")
+    page.get_by_label("Window starts (a Monday)").fill(window_start.date().isoformat())
+    page.get_by_label("Planned weeks").fill("2")
+    page.get_by_label("Target value").fill("40")
+    page.get_by_role("button", name="Plan the experiment").click()
+
+    expect(page.get_by_test_id("stage")).to_have_text("Plan")
+    page.get_by_role("button", name="Start: measure the baseline").click()
+    expect(page.get_by_test_id("stage")).to_have_text("Do")
+    expect(page.get_by_test_id("baseline")).to_contain_text("30 %")
+
+    # Eight days on: the window's first week is over; its cards moved meanwhile.
+    later = timezone.now() + datetime.timedelta(days=8)
+    real_now = timezone.now
+    with mock.patch("django.utils.timezone.now", lambda: real_now() + datetime.timedelta(days=8)):
+        with transaction.atomic():
+            sales_week(board, window_start, "w0", moving_on=9, cards=10)
+        assert timezone.now() >= later - datetime.timedelta(seconds=5)
+        page.reload()
+        page.get_by_role("button", name="Stop").click()
+        expect(page.locator(".pdca-do")).to_contain_text("Stopped")
+        page.get_by_role("button", name="Check: measure the window").click()
+
+        expect(page.get_by_test_id("stage")).to_have_text("Check")
+        expect(page.get_by_test_id("measured")).to_contain_text("90 %")
+        expect(page.get_by_test_id("verdict")).to_contain_text(
+            "Signal: a week above the upper natural process limit"
+        )
+        expect(page.locator("html")).to_have_attribute("data-charts-ready", "true")
+        experiment = Experiment.objects.get()
+        assert experiment.stage == ExperimentStage.CHECK
+        assert experiment.signal
+        shoot(page, "detail")
+        page.goto(f"{live_server.url}/streams/{stream.slug}/experiments/")
+        shoot(page, "list")
