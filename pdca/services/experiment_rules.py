@@ -44,6 +44,9 @@ CLOCK_SKEW = timedelta(minutes=5)
 # the change as part of the Do; an earlier one would measure a baseline whose last week
 # is not over yet.
 START_WITHIN = timedelta(days=7)
+# How far ahead a window may be planned: a team plans its next improvements, not a
+# year's (and a far date would overflow the window's arithmetic).
+PLAN_AHEAD_MAX = timedelta(weeks=26)
 # Targets and measured values fit the columns (12 digits, 2 decimals).
 VALUE_MAX = Decimal("9999999999.99")
 CENTS = Decimal("0.01")
@@ -94,11 +97,16 @@ def weeks_check(weeks: int) -> int:
 
 
 def window_start_check(window_start: date, *, at: datetime) -> date:
-    """Raises: InvalidInput (not a Monday), WindowPassed (its first week is over at
-    ``at``: the experiment could never start)."""
+    """Raises: InvalidInput (not a Monday, or more than PLAN_AHEAD_MAX ahead of ``at``),
+    WindowPassed (its first week is over at ``at``: the experiment could never start)."""
     if window_start.weekday() != 0:
         raise InvalidInput(
             "An experiment's window starts on a Monday: it runs in whole ISO weeks.",
+            field="window_start",
+        )
+    if window_start > local_day(at) + PLAN_AHEAD_MAX:
+        raise InvalidInput(
+            f"Plan a window that starts within {PLAN_AHEAD_MAX.days // 7} weeks.",
             field="window_start",
         )
     if local_day(at) >= window_start + START_WITHIN:

@@ -310,6 +310,16 @@ def test_a_window_whose_first_week_is_over_cannot_be_planned(plan):
     assert refused.value.field == "window_start"
 
 
+@pytest.mark.parametrize("window_start", [datetime.date(9999, 12, 27), datetime.date(2030, 1, 7)])
+def test_a_window_far_ahead_is_refused_with_a_message(plan, window_start):
+    # 9999-12-27 overflowed the window's arithmetic: a 500 found by a tryout.
+    with pytest.raises(InvalidInput, match="within 26 weeks") as refused:
+        plan(window_start=window_start)
+
+    assert refused.value.field == "window_start"
+    assert not Experiment.objects.exists()
+
+
 def test_the_plan_changes_until_the_start(plan, leader, information):
     experiment = plan()
 
