@@ -8,10 +8,11 @@ their ``MetricsQuery``.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from pdca.errors import ExperimentNotFound
@@ -126,15 +127,21 @@ def experiments_check_ready(
     return [experiment for experiment in doing if experiment.check_ready(at)]
 
 
-def cycles_running(query: ExperimentQuery) -> dict[int, int]:
+def cycles_running(query: ExperimentQuery, *, at: datetime | None = None) -> dict[int, int]:
     """{cycle id: how many experiments run in it}, for the cycles with a running one
-    (started, not stopped): the board marks them. One query."""
-    running = (
+    (started, not stopped, its window not over at ``at``, default now): the board marks
+    them. One query."""
+    started = (
         query.experiments()
         .filter(stage=ExperimentStage.DO, stopped_at__isnull=True)
-        .values("cycle_id")
-        .annotate(n=Count("id"))
         .order_by()
-        .values_list("cycle_id", "n")
+        .values_list("cycle_id", "window_start", "planned_weeks")
     )
+    now = at or timezone.now()
+    running: Counter[int] = Counter()
+    # Few rows (a stream's running experiments): the window's end is computed here,
+    # where date arithmetic is the same on every database.
+    for cycle_id, window_start, planned_weeks in started:
+        if now < Experiment(window_start=window_start, planned_weeks=planned_weeks).window_ends_at:
+            running[cycle_id] += 1
     return dict(running)

@@ -41,6 +41,7 @@ class ExperimentPage:
     experiment: Experiment
     can_run: bool
     check_ready: bool
+    window_over: bool
     unit: str
     limits: XmR
     verdict: str
@@ -62,10 +63,12 @@ def experiment_page_get(
     """Raises: ExperimentNotFound (missing, out of reach, or of another stream)."""
     experiment = experiment_in_stream(actor=actor, stream=stream, experiment_id=experiment_id)
     limits = experiment_limits(experiment)
+    now = at or timezone.now()
     return ExperimentPage(
         experiment=experiment,
         can_run=experiment_runner(actor=actor, stream=stream, team_id=experiment.team_id),
-        check_ready=experiment.check_ready(at or timezone.now()),
+        check_ready=experiment.check_ready(now),
+        window_over=now >= experiment.window_ends_at,
         unit=METRIC_UNIT[experiment.targeted_metric],
         limits=limits,
         verdict=check_verdict(experiment, limits),

@@ -809,10 +809,13 @@ def test_experiments_are_listed_per_cycle_with_their_stage(plan, leader, stream,
 
 def test_cycles_with_a_running_experiment(plan, leader, stream, sales):
     experiment = start(plan(), leader)
-    assert cycles_running(ExperimentQuery(stream=stream)) == {sales.pk: 1}
+    query = ExperimentQuery(stream=stream)
+    assert cycles_running(query, at=IN_THE_WINDOW) == {sales.pk: 1}
+    # Once its window is over it no longer runs, stopped or not: its Check is due.
+    assert cycles_running(query, at=experiment.window_ends_at) == {}
 
     services.experiment_stop(experiment_id=experiment.pk, actor=as_actor(leader), at=IN_THE_WINDOW)
-    assert cycles_running(ExperimentQuery(stream=stream)) == {}
+    assert cycles_running(query, at=IN_THE_WINDOW) == {}
 
 
 def test_checks_ready_are_stopped_or_past_their_window_and_not_checked(plan, leader, stream):
