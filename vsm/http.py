@@ -54,11 +54,22 @@ def respond_to_refusals(request: HttpRequest, responder: RefusalResponder) -> No
     setattr(request, _RESPONDER_ATTRIBUTE, responder)
 
 
+def refuse_back_to(request: HttpRequest, url: str) -> None:
+    """Have the rest of this request's refusals (except not found) answered with their
+    message and a redirect to ``url`` (the page the action belongs to)."""
+
+    def respond(error: DomainError) -> HttpResponse:
+        messages.error(request, error.message)
+        return HttpResponseRedirect(url, status=303)
+
+    respond_to_refusals(request, respond)
+
+
 def refusal_response(request: HttpRequest, error: DomainError) -> HttpResponse:
     """The default answer to a refusal (see the module's docstring)."""
     if isinstance(error, NotFound):
         return page_not_found(request, error)
-    if request.headers.get("HX-Request") == "true":
+    if getattr(request, "htmx", False):
         response = render(
             request, "partials/toast.html", {"message": error.message, "level": "error"}
         )
@@ -137,7 +148,7 @@ def refusals_shown_on(form: forms.Form, request: HttpRequest) -> Iterator[None]:
 def form_status(request: HttpRequest, form: forms.Form) -> int:
     """The status of a page that shows ``form`` again: 200 for htmx (which swaps only
     2xx answers), else the refusal's status, or 400 for input that could not be read."""
-    if request.headers.get("HX-Request") == "true" or not form.errors:
+    if getattr(request, "htmx", False) or not form.errors:
         return 200
     refusal: DomainError | None = getattr(form, "refusal", None)
     return refusal.http_status if refusal is not None else 400

@@ -72,18 +72,19 @@ def card_form_choices(*, stream: ValueStream, card: Card | None = None) -> dict[
     """The channels and owners a card's form offers: the stream's active channels and
     its members, plus what the card already has (a channel deactivated since, an owner
     who left the stream's teams), so that saving the form keeps them."""
-    channels = Channel.objects.filter(value_stream=stream).filter(
-        Q(is_active=True) | Q(pk=card.channel_id if card else None)
-    )
-    owners = (
-        get_user_model()
-        .objects.filter(
-            Q(memberships__team__value_stream=stream) | Q(pk=card.owner_id if card else None)
+    channels = stream_channels(stream=stream, active_only=True)
+    owners = stream_members(stream=stream)
+    if card is not None and card.channel_id is not None:
+        channels = (channels | stream_channels(stream=stream).filter(pk=card.channel_id)).order_by(
+            "name"
         )
-        .distinct()
-        .order_by("first_name", "username")
-    )
-    return {"channels": channels.order_by("name"), "owners": owners}
+    if card is not None and card.owner_id is not None:
+        owners = (
+            get_user_model()
+            .objects.filter(Q(pk__in=owners.values("pk")) | Q(pk=card.owner_id))
+            .order_by("first_name", "username")
+        )
+    return {"channels": channels, "owners": owners}
 
 
 def stream_members(*, stream: ValueStream) -> QuerySet[AbstractBaseUser]:

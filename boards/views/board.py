@@ -7,25 +7,25 @@ from django.views.decorators.http import require_GET, require_POST
 from boards import selectors, services
 from boards.forms import BoardFilterForm, ColumnPageForm, WipLimitForm
 from boards.views.common import (
-    actor,
     back_to_board,
     board_context,
     columns_response,
     refuse_with_columns,
 )
+from vsm.actors import request_actor
 from vsm.errors import InvalidInput
 from vsm.http import HtmxHttpRequest
 
 
 @require_GET
 def stream_list(request: HtmxHttpRequest) -> HttpResponse:
-    streams = selectors.value_streams_for_actor(actor=actor(request))
+    streams = selectors.value_streams_for_actor(actor=request_actor(request))
     return render(request, "boards/stream_list.html", {"streams": streams})
 
 
 @require_GET
 def board(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
-    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
+    stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     filter_form = BoardFilterForm(request.GET)
     context = board_context(request, stream)
     context.update(
@@ -40,7 +40,7 @@ def board(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
 @require_GET
 def board_poll(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     """Live updates: 204 while the board is unchanged, else the fresh board."""
-    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
+    stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     if request.GET.get("version") == selectors.board_version(stream=stream):
         return HttpResponse(status=204)
     context = board_context(request, stream)
@@ -50,7 +50,7 @@ def board_poll(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
 
 @require_GET
 def column_more(request: HtmxHttpRequest, stream_slug: str, column_id: int) -> HttpResponse:
-    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
+    stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     filters = BoardFilterForm(request.GET).filters()
     offset = ColumnPageForm(request.GET).offset_value()
     column, cards, has_more = selectors.column_cards_page(
@@ -69,14 +69,14 @@ def column_more(request: HtmxHttpRequest, stream_slug: str, column_id: int) -> H
 
 @require_POST
 def column_wip_limit(request: HtmxHttpRequest, stream_slug: str, column_id: int) -> HttpResponse:
-    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
+    stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     column = selectors.column_in_stream(stream=stream, column_id=column_id)
     refuse_with_columns(request, stream, [column.pk])
     form = WipLimitForm(request.POST)
     if not form.is_valid():
         raise InvalidInput(form.refusal(), field="wip_limit")
     services.column_set_wip_limit(
-        column_id=column.pk, wip_limit=form.cleaned_data["wip_limit"], actor=actor(request)
+        column_id=column.pk, wip_limit=form.cleaned_data["wip_limit"], actor=request_actor(request)
     )
     message = f"WIP limit of {column.name} saved."
     if not request.htmx:

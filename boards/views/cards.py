@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boards import selectors, services
@@ -26,28 +27,28 @@ from boards.forms import (
 )
 from boards.models import Card
 from boards.views.common import (
-    actor,
     back_to_board,
     columns_response,
     move_done_response,
     refuse_with_columns,
 )
+from vsm.actors import request_actor
 from vsm.errors import InvalidInput
-from vsm.http import HtmxHttpRequest, form_status, refusals_shown_on, respond_to_refusals
+from vsm.http import HtmxHttpRequest, form_status, refusals_shown_on, refuse_back_to
 from vsm.models import ValueStream
 
 
 def _card_page(
     request: HtmxHttpRequest, stream_slug: str, card_id: int
 ) -> tuple[ValueStream, Card]:
-    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
+    stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     return stream, selectors.card_in_stream(stream=stream, card_id=card_id)
 
 
 @require_POST
 def card_move(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, column_id = selectors.stream_and_card_column_for_actor(
-        actor=actor(request), slug=stream_slug, card_id=card_id
+        actor=request_actor(request), slug=stream_slug, card_id=card_id
     )
     form = CardMoveForm(request.POST)
     if not form.is_valid():
@@ -58,7 +59,7 @@ def card_move(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpR
     result = services.card_move(
         card_id=card_id,
         to_column_id=data["to_column"],
-        actor=actor(request),
+        actor=request_actor(request),
         expected_version=data["version"],
         after_card_id=data["after"],
         before_card_id=data["before"],
@@ -120,7 +121,7 @@ def card_handoff(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Ht
                 card_id=card.pk,
                 control_point_id=control_point.pk,
                 criteria_met_ids=form.cleaned_data["criteria"],
-                actor=actor(request),
+                actor=request_actor(request),
                 expected_version=form.cleaned_data["version"],
                 wip_override_reason=form.cleaned_data["override_reason"],
             )
@@ -138,7 +139,7 @@ def card_handoff(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Ht
         "control_point": control_point,
         "form": form,
         "no_route": no_route,
-        "can_manage": selectors.viewer_manages_stream(actor=actor(request), stream=stream),
+        "can_manage": selectors.viewer_manages_stream(actor=request_actor(request), stream=stream),
     }
     template = "boards/card_handoff.html#dialog" if request.htmx else "boards/card_handoff.html"
     return render(request, template, context, status=form_status(request, form))
@@ -146,7 +147,7 @@ def card_handoff(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Ht
 
 @require_http_methods(["GET", "POST"])
 def card_create(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
-    stream = selectors.stream_for_actor(actor=actor(request), slug=stream_slug)
+    stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     form = CardCreateForm(
         request.POST or None,
         cycles=selectors.stream_cycles(stream=stream),
@@ -159,7 +160,7 @@ def card_create(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
             result = services.card_create(
                 cycle_id=data["cycle"].pk,
                 stream_id=stream.pk,
-                actor=actor(request),
+                actor=request_actor(request),
                 person_name=data["person_name"],
                 company=data["company"],
                 email=data["email"],
@@ -222,7 +223,7 @@ def card_edit(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpR
         with refusals_shown_on(form, request):
             services.card_update(
                 card_id=card.pk,
-                actor=actor(request),
+                actor=request_actor(request),
                 expected_version=version.cleaned_data["version"],
                 person_name=data["person_name"],
                 company=data["company"],
@@ -245,20 +246,10 @@ def _back_to_card(request: HtmxHttpRequest, stream: ValueStream, card: Card, mes
     return redirect("boards:card-detail", stream_slug=stream.slug, card_id=card.pk)
 
 
-def _refuse_back_to_card(request: HtmxHttpRequest, stream: ValueStream, card: Card) -> None:
-    """A refused action of the card page returns to the card page with its message."""
-
-    def respond(error):
-        messages.error(request, error.message)
-        return redirect("boards:card-detail", stream_slug=stream.slug, card_id=card.pk)
-
-    respond_to_refusals(request, respond)
-
-
 @require_POST
 def card_block(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
-    _refuse_back_to_card(request, stream, card)
+    refuse_back_to(request, reverse("boards:card-detail", args=[stream.slug, card.pk]))
     form = BlockForm(request.POST)
     if not form.is_valid():
         reasons = [str(message) for message in form.errors.get("reason", [])]
@@ -268,7 +259,7 @@ def card_block(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Http
         card_id=card.pk,
         blocked=blocked,
         reason=form.cleaned_data["reason"],
-        actor=actor(request),
+        actor=request_actor(request),
         expected_version=form.cleaned_data["version"],
     )
     return _back_to_card(request, stream, card, "Blocked." if blocked else "Unblocked.")
@@ -277,7 +268,7 @@ def card_block(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Http
 @require_POST
 def card_close(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
-    _refuse_back_to_card(request, stream, card)
+    refuse_back_to(request, reverse("boards:card-detail", args=[stream.slug, card.pk]))
     form = CloseForm(request.POST)
     if not form.is_valid():
         raise InvalidInput()
@@ -285,7 +276,7 @@ def card_close(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Http
     services.card_close(
         card_id=card.pk,
         outcome=outcome,
-        actor=actor(request),
+        actor=request_actor(request),
         expected_version=form.cleaned_data["version"],
     )
     return _back_to_card(request, stream, card, f"Marked {outcome.label.lower()}.")
@@ -294,13 +285,13 @@ def card_close(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Http
 @require_POST
 def card_reopen(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     stream, card = _card_page(request, stream_slug, card_id)
-    _refuse_back_to_card(request, stream, card)
+    refuse_back_to(request, reverse("boards:card-detail", args=[stream.slug, card.pk]))
     form = VersionForm(request.POST)
     if not form.is_valid():
         raise InvalidInput()
     services.card_reopen(
         card_id=card.pk,
-        actor=actor(request),
+        actor=request_actor(request),
         expected_version=form.cleaned_data["version"],
         wip_override_reason=form.cleaned_data["override_reason"],
     )

@@ -13,20 +13,16 @@ from boards import selectors
 from boards.errors import WipLimitReached
 from boards.forms import board_filters
 from boards.services import MoveResult
-from vsm.actors import Actor, request_actor
+from vsm.actors import request_actor
 from vsm.errors import DomainError, Stale
 from vsm.http import HtmxHttpRequest, respond_to_refusals
 from vsm.models import ValueStream
 
 
-def actor(request: HtmxHttpRequest) -> Actor:
-    return request_actor(request)
-
-
 def board_context(request: HtmxHttpRequest, stream: ValueStream) -> dict:
     return {
         "stream": stream,
-        "can_manage": selectors.viewer_manages_stream(actor=actor(request), stream=stream),
+        "can_manage": selectors.viewer_manages_stream(actor=request_actor(request), stream=stream),
         "filters": board_filters(request.GET),
     }
 
@@ -87,7 +83,7 @@ def refuse_with_columns(
         if (
             isinstance(error, WipLimitReached)
             and override_card_id is not None
-            and selectors.viewer_manages_stream(actor=actor(request), stream=stream)
+            and selectors.viewer_manages_stream(actor=request_actor(request), stream=stream)
         ):
             extra["override_offer"] = {"card_id": override_card_id, "to_column_id": error.column_id}
         named = error.data.get("column_id")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from boards import selectors as board_selectors
 from metrics import services
 from metrics.views import HtmxHttpRequest
 from vsm.actors import request_actor
-from vsm.http import respond_to_refusals
-from vsm.models import ValueStream
+from vsm.http import refuse_back_to
 
 CHOICES = {"1": True, "0": False}
 
@@ -27,7 +27,7 @@ def digest_subscription(request: HtmxHttpRequest, stream_slug: str) -> HttpRespo
     if subscribe is None:
         return HttpResponseBadRequest("subscribe must be 1 or 0.")
     if not request.htmx:
-        respond_to_refusals(request, lambda error: _to_dashboard(request, error.message, stream))
+        refuse_back_to(request, reverse("metrics:dashboard", args=[stream.slug]))
     receives = services.digest_subscription_set(
         actor=request_actor(request), stream_id=stream.pk, subscribed=subscribe
     )
@@ -39,9 +39,4 @@ def digest_subscription(request: HtmxHttpRequest, stream_slug: str) -> HttpRespo
         if receives
         else "You will no longer receive the weekly digest.",
     )
-    return redirect("metrics:dashboard", stream_slug=stream.slug)
-
-
-def _to_dashboard(request: HttpRequest, message: str, stream: ValueStream) -> HttpResponse:
-    messages.error(request, message)
     return redirect("metrics:dashboard", stream_slug=stream.slug)

@@ -26,7 +26,7 @@ from metrics.selectors.review import (
 )
 from pdca.selectors import ExperimentQuery, experiments_check_ready
 from vsm.actors import request_actor
-from vsm.http import form_status, refusals_shown_on, respond_to_refusals
+from vsm.http import form_status, refusals_shown_on, refuse_back_to
 from vsm.models import ValueStream
 
 
@@ -189,12 +189,7 @@ def review_entry_withdraw(
     if not review_entry_in_week(stream, week, entry_id):
         raise services.ReviewEntryNotFound(data={"entry_id": entry_id})
     back = _review_url(stream, week, "#entries")
-    respond_to_refusals(request, lambda error: _message_and_go(request, error.message, back))
+    refuse_back_to(request, back)
     services.review_entry_withdraw(entry_id=entry_id, actor=request_actor(request))
     messages.success(request, "Withdrawn: it stays listed, marked as withdrawn.")
     return redirect(back)
-
-
-def _message_and_go(request: HttpRequest, message: str, url: str) -> HttpResponse:
-    messages.error(request, message)
-    return redirect(url)

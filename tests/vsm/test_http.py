@@ -12,6 +12,7 @@ from django.contrib.messages import get_messages
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 from django.urls import path, reverse
+from django_htmx.middleware import HtmxDetails
 
 from boards.models import Card, CardMove, Column
 from boards.services import DEFAULT_CYCLES
@@ -319,6 +320,7 @@ def form_request(rf: RequestFactory, user):
     def make(*, htmx: bool = False) -> HttpRequest:
         request = rf.post("/somewhere/", headers=HTMX if htmx else {})
         request.user = user
+        request.htmx = HtmxDetails(request)  # as django-htmx's middleware leaves it
         return request
 
     return make
