@@ -140,7 +140,7 @@ def test_the_block_view_answers_busy_try_again(client, stream, card, member):
             {"action": "block", "reason": "Waiting", "version": card.version},
         )
 
-    assert response.status_code == 302
+    assert response.status_code == 303  # see other: back to the card page, as a GET
     assert response["Location"] == reverse("boards:card-detail", args=[stream.slug, card.pk])
     assert [str(m) for m in get_messages(response.wsgi_request)] == [Busy.default_message]
     assert Card.objects.get(pk=card.pk).is_blocked is False
