@@ -120,7 +120,7 @@ CHANNELS = [
 # chance it is lost there, and the column's WIP limit.
 FLOW = {
     1: {1: (0.30, 0.020, None), 2: (0.16, 0.018, 12), 3: (0.14, 0.012, 8), 4: (0.25, 0.010, 5)},
-    2: {1: (0.35, 0.010, None), 2: (0.30, 0.008, 16), 3: (0.045, 0.010, 5), 4: (0.30, 0.015, 4)},
+    2: {1: (0.35, 0.010, None), 2: (0.30, 0.055, 16), 3: (0.045, 0.010, 5), 4: (0.30, 0.015, 4)},
     3: {1: (0.20, 0.008, None), 2: (0.12, 0.010, 10), 3: (0.10, 0.010, 6), 4: (0.20, 0.015, 4)},
 }
 CONSTRAINT = (2, 3)  # Sales/Buying, Knowledge
@@ -245,6 +245,8 @@ class _StreamSimulation:
         self.spec = spec
         self.rng = rng
         self.start = start
+        # A running demo experiment's effect: (cycle, column) -> factor on its losses.
+        self.loss_factors: dict[tuple[int, int], float] = {}
         self.logins: list[tuple[str, str]] = []
 
     def _people(self) -> None:
@@ -370,6 +372,7 @@ class _StreamSimulation:
         rng = self.rng
         channel, cycle_order, column_order = self.open[card_id]
         pull, loss, _ = FLOW[cycle_order][column_order]
+        loss *= self.loss_factors.get((cycle_order, column_order), 1.0)
         actor = UserActor(self._team_member(cycle_order))
         at = self._at(day)
         if rng.random() < loss * channel.loss:
@@ -506,6 +509,9 @@ class ExperimentSpec:
     check: bool = True
     decision: str = ""
     notes: str = ""
+    # What the change did in the history: the daily loss rate of the experiment's column
+    # times this, from the window's start to its end (or the stop).
+    loss_factor: float = 1.0
 
 
 # Each stage on each stream, windows inside the history, so the Checks are real.
@@ -535,6 +541,7 @@ EXPERIMENTS: dict[str, list[ExperimentSpec]] = {
             weeks_back=10,
             planned_weeks=8,
             column_order=2,
+            loss_factor=0.35,
         ),
         ExperimentSpec(
             1,
@@ -635,7 +642,11 @@ class _DemoExperiments:
                 self._at(stop, index, "stop", spec)
                 check = stop + 1
             else:
-                check = first + window_days + 1
+                stop = first + window_days
+                check = stop + 1
+            if spec.loss_factor != 1.0 and spec.column_order is not None:
+                self._at(first, index, "effect", spec)
+                self._at(stop, index, "effect_end", spec)
             if spec.check:
                 self._at(check, index, "check", spec)
                 if spec.decision:
@@ -654,6 +665,11 @@ class _DemoExperiments:
     def _take(self, day: int, index: int, step: str, spec: ExperimentSpec) -> None:
         sim = self.simulation
         measuring = self.measuring
+        if step in ("effect", "effect_end"):
+            assert spec.column_order is not None
+            key = (spec.cycle_order, spec.column_order)
+            sim.loss_factors[key] = spec.loss_factor if step == "effect" else 1.0
+            return
         if measuring is None and step != "plan":
             return  # nothing measures: the experiments stay planned
         cycle_order = spec.cycle_order

@@ -397,6 +397,98 @@ def conversion_funnel_chart(document: StreamMetricsDocument, *, cycle_id: int) -
     )
 
 
+@dataclass(frozen=True)
+class ConversionLine:
+    """One conversion step an experiment targets, week by week: ``step`` names it
+    ("Information → Knowledge, Sales/Buying"); ``weekly``: its conversion in % (0..100)
+    in each week of the chart, None for a week with nothing to measure; ``cards``: the
+    cards those values rest on; ``targets``: its experiments' targets, in %."""
+
+    step: str
+    weekly: list[float | None]
+    cards: int
+    targets: list[float] = field(default_factory=list)
+
+
+CONVERSION_WEEKLY_KEY = "conversion-weekly"
+CONVERSION_WEEKLY_EMPTY = (
+    "No running or checked experiment targets a conversion step. This chart would show "
+    "such a step's conversion week by week, with the experiment's window and target. "
+    "Plan an experiment on a conversion step to follow its conversion week by week."
+)
+
+
+def conversion_weekly_chart(
+    *,
+    weeks: list[date],
+    lines: list[ConversionLine],
+    windows: list[Window],
+    experiments: int,
+    left_out: int = 0,
+    all_channels: bool = False,
+) -> Chart:
+    """The weekly conversion (%) of each step that a running or checked experiment
+    targets, over ``weeks`` (Mondays of full weeks), the experiments' ``windows`` as
+    bands and their targets as reference lines. ``experiments``: how many such
+    experiments there are (0: the chart says how to get one); ``left_out``: the targeted
+    steps not drawn (the chart has a line cap); ``all_channels``: the page has a channel
+    filter that the measure does not apply."""
+    labels = [week.isoformat() for week in weeks]
+    more = (
+        f" {left_out} more targeted step{'s' if left_out != 1 else ''} not drawn: the chart "
+        "keeps the steps of the newest experiments; the experiments page lists them all."
+        if left_out
+        else ""
+    )
+    caption = (
+        "Each line is a conversion step that a running or checked experiment targets: of "
+        "the cards that left the step's column in a week, the share that moved on (not "
+        "back, not lost), in %, as the experiment's Check measures it (every channel). "
+        "Shaded: the experiments' windows; a horizontal line is an experiment's target. A "
+        "week in which no card left has no point." + more
+    )
+    if lines:
+        caption += (
+            " Cards that left over these weeks: "
+            + "; ".join(f"{line.cards} at {line.step}" for line in lines)
+            + "."
+        )
+    if not experiments:
+        empty: str | None = CONVERSION_WEEKLY_EMPTY
+    elif not weeks:
+        empty = "The experiments' baselines start after this range: no full week to draw yet."
+    elif not any(value is not None for line in lines for value in line.weekly):
+        empty = "No card passed the targeted steps in these weeks."
+    else:
+        empty = None
+    bands = window_bands(labels, windows, weekly=True)
+    in_window = [
+        "; ".join(band.label for band in bands if band.start <= label <= band.end)
+        for label in labels
+    ]
+    references: list[ReferenceLine] = []
+    for line in lines:
+        for target in line.targets:
+            reference = ReferenceLine(f"{line.step}: target", target)
+            if reference not in references:
+                references.append(reference)
+    return Chart(
+        key=CONVERSION_WEEKLY_KEY,
+        title="Conversion per week" + (" (all channels)" if all_channels else ""),
+        caption=caption,
+        labels=labels,
+        series=[Series(line.step, list(line.weekly), "line") for line in lines],
+        columns=["week", *(f"{line.step} (%)" for line in lines), "experiment window"],
+        rows=[
+            [label, *(line.weekly[index] for line in lines), in_window[index]]
+            for index, label in enumerate(labels)
+        ],
+        lines=references,
+        empty_reason=empty,
+        bands=bands,
+    )
+
+
 def channel_pareto_chart(document: StreamMetricsDocument) -> Chart:
     """Won value per channel, largest first, with the running share and the 80% set."""
     rows = document.channels.rows
@@ -652,13 +744,13 @@ def _monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def with_windows(chart: Chart, windows: list[Window], *, weekly: bool) -> Chart:
-    """``chart`` with ``windows`` marked as bands, clipped to its x range (a window
+def window_bands(labels: list[str], windows: list[Window], *, weekly: bool) -> list[Band]:
+    """``windows`` as bands on an x axis of ``labels``, clipped to its range (a window
     outside it is left out). ``weekly``: the labels are week Mondays (a window covers the
     weeks its days fall in); else ISO days on a time axis."""
-    if not windows or not chart.labels:
-        return chart
-    first, last = min(chart.labels), max(chart.labels)
+    if not windows or not labels:
+        return []
+    first, last = min(labels), max(labels)
     bands = []
     for window in windows:
         start, end = window.first_day, window.last_day
@@ -667,7 +759,41 @@ def with_windows(chart: Chart, windows: list[Window], *, weekly: bool) -> Chart:
         start_label, end_label = max(start.isoformat(), first), min(end.isoformat(), last)
         if start_label <= end_label:
             bands.append(Band(window.label, start_label, end_label))
+    return bands
+
+
+def with_windows(chart: Chart, windows: list[Window], *, weekly: bool) -> Chart:
+    """``chart`` with ``windows`` marked as bands (see window_bands)."""
+    bands = window_bands(chart.labels, windows, weekly=weekly)
     return replace(chart, bands=bands) if bands else chart
+
+
+def _experiment_caption(experiment: Experiment, limits: XmR, unit: str) -> str:
+    weeks, window = experiment.baseline_weeks, experiment.planned_weeks
+    length = (
+        "as long as the window"
+        if weeks == window
+        else f"{weeks} weeks although the window has {window}: limits drawn from fewer "
+        "weeks are too soft to tell a signal from noise"
+    )
+    caption = (
+        f"Each bar is one full week's value ({unit}): the {weeks} baseline weeks before the "
+        f"window ({length}), then the {window} weeks of the window (shaded). Between the "
+        "baseline's natural process limits a week differs by routine variation; beyond "
+        "them, or in a long run on one side of the central line, the change is a signal."
+    )
+    if (
+        limits.mean is not None
+        and experiment.baseline is not None
+        and abs(limits.mean - float(experiment.baseline)) >= 0.005
+    ):
+        caption += (
+            f" The central line, {limits.mean:.4g} {unit}, is the mean of the baseline's "
+            f"weekly values; the baseline figure, {experiment.baseline.normalize():f} "
+            f"{unit}, counts all its {experiment.baseline_cards} cards together: the two "
+            "differ when weeks hold different numbers of cards."
+        )
+    return caption
 
 
 def experiment_chart(experiment: Experiment, limits: XmR) -> Chart:
@@ -700,13 +826,7 @@ def experiment_chart(experiment: Experiment, limits: XmR) -> Chart:
     return Chart(
         key="experiment",
         title=f"{experiment.get_targeted_metric_display()} per week",
-        caption=(
-            f"Each bar is one full week's value ({unit}): the {len(baseline_mondays)} baseline "
-            f"weeks before the window, then the {len(window_mondays)} weeks of the window "
-            "(shaded). Between the baseline's natural process limits a week differs by "
-            "routine variation; beyond them, or in a long run on one side of the central "
-            "line, the change is a signal."
-        ),
+        caption=_experiment_caption(experiment, limits, unit),
         labels=labels,
         series=[Series(f"{experiment.get_targeted_metric_display()} ({unit})", values)],
         columns=["week", "period", unit],

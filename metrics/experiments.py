@@ -2,24 +2,22 @@
 the change is a signal or noise.
 
 ``MEASURES`` maps each targeted metric (``pdca.models.TargetedMetric``) to the function
-that measures it on the experiment's scope over a period of whole days, from the
-running aggregates the metrics document reads (never the raw move log), by the
-counting rules of docs/metrics.md: a card counts once, by its final state; percentiles
-are nearest-rank; days and ISO weeks are calendar days of settings.TIME_ZONE (UTC by
-default). Each returns a ``Measurement``: the value over the period, the cards it rests
-on, and its value in each full week of the period (a trailing partial week counts in
-the value, never as a weekly point).
+that measures it on the experiment's scope over a period of whole days, from the running
+aggregates the metrics document reads (conversion alone reads the move log of its
+column: see ``measure_conversion``), by the counting rules of docs/metrics.md: a card
+counts once, by its final state; percentiles are nearest-rank; days and ISO weeks are
+calendar days of settings.TIME_ZONE (UTC by default). Each returns a ``Measurement``:
+the value over the period, the cards it rests on, and its value in each full week of the
+period (a trailing partial week counts in the value, never as a weekly point).
 
 ``experiment_baseline_start`` and ``experiment_check`` measure and record through the
-pdca services (pdca never imports metrics). The Check's verdict compares the Do's
-weekly values with the natural process limits of the baseline's weekly values (XmR):
-see ``experiment_verdict``.
+pdca services (pdca never imports metrics). The Check's verdict compares the Do's weekly
+values with the natural process limits of the baseline's weekly values (XmR): see
+``experiment_verdict``.
 
-Like every metric, a measure reads the aggregates as the fold holds them: counts and
-intervals are dated, so a past period's counts do not change, but a conversion cohort
-counts its cards by their state at the time of measuring (as the dashboard's funnel
-does). Measured promptly, at the start and at the end of the window, the baseline and
-the Check give their cohorts the same time to move on.
+A period's measure does not change once the period is over: counts and intervals are
+dated (conversion by the day a card left its column), so a Check taken again later, or
+the baseline measured late, gives the same value.
 """
 
 from __future__ import annotations
@@ -34,14 +32,12 @@ from decimal import Decimal
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from boards.models import Column
+from boards.models import CardMove, Column, MoveKind
 from metrics.fold.timeline import metrics_zone
 from metrics.models import (
-    CardCycle,
     ChannelDay,
     ColumnDay,
     CycleDay,
-    CycleOutcome,
     DurationKind,
     FlowDuration,
 )
@@ -57,7 +53,12 @@ from pdca.models import (
     TargetedMetric,
 )
 from pdca.selectors import experiment_get
-from pdca.services import experiment_check_record, experiment_runner_check, experiment_start
+from pdca.services import (
+    experiment_check_record,
+    experiment_runner_check,
+    experiment_start,
+    experiment_version_check,
+)
 from vsm.actors import Actor
 from vsm.models import ValueStream
 
@@ -162,39 +163,51 @@ def _rounded(value: float | None) -> float | None:
 
 
 def measure_conversion(scope: Scope, period: Period) -> Measurement:
-    """Conversion from the scope's column to the next step, in %: of the cards that
-    entered the cycle in the period (the cohort: first entry, ``CardCycle.entered_at``)
-    and reached the column at least once, the share that moved on past it (reached a
-    later column of the cycle, or left it handed on or won): the funnel's ``next_step``
-    of the step after the column (docs/metrics.md, "Conversion"). Rests on the cards
-    that reached the column; weekly by the week the cards entered the cycle."""
-    columns = Column.objects.filter(cycle_id=scope.cycle_id).order_by("order")
-    # The column's position in its cycle is its bit in the cohort's masks (metrics.fold).
-    bit = 1 << list(columns.values_list("pk", flat=True)).index(scope.column)
-    cohort = CardCycle.objects.filter(
-        value_stream=scope.stream,
-        cycle_id=scope.cycle_id,
-        entered_at__gte=period.starts_at(),
-        entered_at__lt=period.ends_at(),
-    ).values_list("entered_at", "reached_mask", "outcome")
-    reached, moved_on = 0, 0
-    weekly_reached, weekly_moved_on = [0] * period.full_weeks, [0] * period.full_weeks
-    for entered_at, mask, outcome in cohort:
-        if not mask & bit:
-            continue
-        on = mask >= bit << 1 or outcome in (CycleOutcome.HANDED_ON, CycleOutcome.WON)
-        reached += 1
-        moved_on += on
-        week = period.week_of_moment(entered_at)
+    """Conversion from the scope's column to the next step, in %: of the cards that left
+    the column in the period, the share that moved on (to a later column of the cycle,
+    handed on out of the cycle, or won) rather than back to an earlier column or lost.
+    A card counts once, by the last time it left the column in the period; cards still
+    in it are not counted yet. From the cycle's last column, moving on is leaving the
+    cycle handed on or won. Rests on the cards that left; weekly by the week they left
+    (docs/metrics.md, "Conversion of an experiment").
+
+    Counted at the column's exit, as a pipeline's stage conversion is, rather than by
+    the cohort that reached the column (the dashboard's funnel): a cohort is only
+    complete once its last card has left, which on a column where prospects stay for
+    weeks is after a window of a few weeks has ended, so the Check would measure the
+    window's cards half-way. Exits are dated: the period's value does not change once it
+    is over. Read from the move log (``boards.CardMove`` by its ``from_column`` index):
+    the aggregates count departures, not where they went.
+    """
+    column = Column.objects.only("cycle_id", "order").get(pk=scope.column)
+    departures = (
+        CardMove.objects.filter(
+            value_stream=scope.stream,
+            from_column_id=column.pk,
+            moved_at__gte=period.starts_at(),
+            moved_at__lt=period.ends_at(),
+        )
+        .exclude(kind__in=(MoveKind.ENTER, MoveKind.REOPEN))
+        .order_by("moved_at", "pk")
+        .values_list("card_id", "moved_at", "kind", "to_column__cycle_id", "to_column__order")
+    )
+    last_exit: dict[int, tuple[datetime, bool]] = {}
+    for card, moved_at, kind, cycle_id, order in departures:
+        onward = kind in (MoveKind.HANDOFF, MoveKind.WON) or (
+            kind == MoveKind.MOVE and cycle_id == column.cycle_id and order > column.order
+        )
+        last_exit[card] = (moved_at, onward)
+    weekly_left, weekly_on = [0] * period.full_weeks, [0] * period.full_weeks
+    for moved_at, onward in last_exit.values():
+        week = period.week_of_moment(moved_at)
         if week is not None:
-            weekly_reached[week] += 1
-            weekly_moved_on[week] += on
+            weekly_left[week] += 1
+            weekly_on[week] += onward
+    moved_on = sum(onward for _, onward in last_exit.values())
     return Measurement(
-        value=_share(moved_on, reached),
-        cards=reached,
-        weekly=[
-            _rounded(_share(on, of)) for on, of in zip(weekly_moved_on, weekly_reached, strict=True)
-        ],
+        value=_share(moved_on, len(last_exit)),
+        cards=len(last_exit),
+        weekly=[_rounded(_share(on, of)) for on, of in zip(weekly_on, weekly_left, strict=True)],
     )
 
 
@@ -455,18 +468,25 @@ def _decimal(value: float | None) -> Decimal | None:
 
 
 def experiment_baseline_start(
-    *, experiment_id: int, actor: Actor, at: datetime | None = None
+    *,
+    experiment_id: int,
+    actor: Actor,
+    expected_version: int | None = None,
+    at: datetime | None = None,
 ) -> Experiment:
     """Start an experiment with its baseline measured now: its metric over the
     ``baseline_weeks`` full weeks before its window (``baseline_period``), through
-    ``pdca.services.experiment_start`` for the version measured.
+    ``pdca.services.experiment_start`` for the version measured. ``expected_version``:
+    the version the caller saw (None: any), checked before anything is measured.
 
     Folds the stream's moves not folded yet first, so the baseline counts them.
     Raises: what experiment_start raises (ExperimentNotFound, PermissionRefused, Stale,
     ExperimentStarted, WindowNotOpen, WindowPassed, TooLittleData, TargetIsBaseline).
     Side effects: the fold's writes; experiment_start's.
     """
-    experiment = _runnable(experiment_id=experiment_id, actor=actor)
+    experiment = _runnable(
+        experiment_id=experiment_id, actor=actor, expected_version=expected_version
+    )
     measured = NOTHING
     if experiment.stage == ExperimentStage.PLAN:  # else experiment_start refuses
         measured = _fresh_measure(experiment, baseline_period(experiment))
@@ -481,18 +501,28 @@ def experiment_baseline_start(
     )
 
 
-def experiment_check(*, experiment_id: int, actor: Actor, at: datetime | None = None) -> Experiment:
+def experiment_check(
+    *,
+    experiment_id: int,
+    actor: Actor,
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> Experiment:
     """Take an experiment's Check: its metric over the Do (``check_period``), judged
     against the natural process limits of its baseline weeks (``experiment_verdict``),
     recorded through ``pdca.services.experiment_check_record`` for the version measured.
     Safe to run again until the Act (a later Check replaces an earlier one).
+    ``expected_version``: the version the caller saw (None: any), checked before
+    anything is measured.
 
     Folds the stream's moves not folded yet first, so the Check counts them.
     Raises: what experiment_check_record raises (ExperimentNotFound, PermissionRefused,
     Stale, CheckNotReady, ExperimentDecided, TooLittleData).
     Side effects: the fold's writes; experiment_check_record's.
     """
-    experiment = _runnable(experiment_id=experiment_id, actor=actor)
+    experiment = _runnable(
+        experiment_id=experiment_id, actor=actor, expected_version=expected_version
+    )
     measured = NOTHING
     if experiment.check_ready(at or timezone.now()):  # else experiment_check_record refuses
         measured = _fresh_measure(experiment, check_period(experiment))
@@ -509,13 +539,15 @@ def experiment_check(*, experiment_id: int, actor: Actor, at: datetime | None = 
     )
 
 
-def _runnable(*, experiment_id: int, actor: Actor) -> Experiment:
-    """The experiment, if ``actor`` may run it. Raises: ExperimentNotFound,
-    PermissionRefused (before anything is measured)."""
+def _runnable(*, experiment_id: int, actor: Actor, expected_version: int | None) -> Experiment:
+    """The experiment, if ``actor`` may run it and it is the version the caller saw.
+    Raises: ExperimentNotFound, PermissionRefused, Stale (before anything is measured;
+    the pdca service checks the version again under its row lock)."""
     experiment = experiment_get(actor=actor, experiment_id=experiment_id)
     experiment_runner_check(
         actor=actor, stream=experiment.cycle.value_stream, team_id=experiment.team_id
     )
+    experiment_version_check(experiment, expected_version)
     return experiment
 
 

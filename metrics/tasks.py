@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, transaction
 
 from metrics import experiments, services
+from metrics.selectors.experiments import experiments_due_for_check
 from vsm.actors import SystemActor
 from vsm.errors import DomainError
 from vsm.events import stream_change_received
@@ -280,3 +281,15 @@ def experiment_check(experiment_id: int) -> dict:
         logger.info("Experiment %s: no Check taken (%s)", experiment_id, refusal.code)
         return {"experiment_id": experiment_id, "checked": False, "refused": refusal.code}
     return {"experiment_id": experiment_id, "checked": True, "signal": experiment.signal}
+
+
+@shared_task(name="metrics.experiment_checks_due")
+def experiment_checks_due() -> dict:
+    """Queue the Check of every experiment whose window ended or that stopped lately
+    (``metrics.selectors.experiments.experiments_due_for_check``), so a team finds its
+    Check measured on the morning after the window. Run by beat every hour; a Check
+    taken already by its team is not taken again (it left Do)."""
+    due = experiments_due_for_check()
+    for experiment_id in due:
+        experiment_check.delay(experiment_id)
+    return {"queued": len(due)}

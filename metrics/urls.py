@@ -41,6 +41,11 @@ urlpatterns = [
         name="experiment",
     ),
     path(
+        "<slug:stream_slug>/experiments/<int:experiment_id>/edit/",
+        experiments.experiment_edit,
+        name="experiment-edit",
+    ),
+    path(
         "<slug:stream_slug>/experiments/<int:experiment_id>/act/",
         experiments.experiment_act,
         name="experiment-act",

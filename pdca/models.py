@@ -10,6 +10,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThan, LessThanOrEqual
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
 
 from vsm.models import Channel, Team, ValueStream
 
@@ -119,6 +120,24 @@ PLANNED_WEEKS_MAX = 26
 BASELINE_MIN_WEEKS = 6
 HYPOTHESIS_MAX_LENGTH = 2000
 DECISION_NOTES_MAX_LENGTH = 2000
+# An experiment starts in its window's first week: a later start would count days before
+# the change as part of the Do; an earlier one would measure a baseline whose last week
+# is not over yet.
+START_WITHIN = timedelta(days=7)
+
+# A day as every page and refusal gives it, "Mon 7 Dec 2026" (the templates' date filter
+# takes the same format: ``|date:"D j M Y"``).
+DAY_FORMAT = "D j M Y"
+
+
+def day_text(day: date) -> str:
+    """``day`` in words as the pages give it: "Mon 7 Dec 2026" (DAY_FORMAT)."""
+    return date_format(day, DAY_FORMAT)
+
+
+def local_day(at: datetime) -> date:
+    """The calendar day of ``at`` in settings.TIME_ZONE, as the metrics count days."""
+    return at.astimezone(timezone.get_default_timezone()).date()
 
 
 class ExperimentStage(models.TextChoices):
@@ -178,7 +197,8 @@ METRIC_UNIT: dict[str, str] = {
     TargetedMetric.TIME_IN_COLUMN_P50: "days",
     TargetedMetric.TIME_IN_COLUMN_P85: "days",
     TargetedMetric.THROUGHPUT: "cards per week",
-    TargetedMetric.WIP: "cards (average per day)",
+    # No parentheses: the unit is shown in them after the metric's name.
+    TargetedMetric.WIP: "cards on an average day",
     TargetedMetric.ARRIVALS: "cards per week",
     TargetedMetric.WIN_RATE: "%",
 }
@@ -231,6 +251,14 @@ class SignalRule(models.TextChoices):
 
 _NOT_STARTED = Q(stage=ExperimentStage.PLAN)
 _CHECKED = Q(stage__in=[ExperimentStage.CHECK, ExperimentStage.ACT])
+# Abandoned in its Do without a Check (nothing measurable, or nothing worth measuring):
+# decided and stopped, with no measured value.
+_ABANDONED_UNCHECKED = Q(
+    stage=ExperimentStage.ACT,
+    decision=ExperimentDecision.ABANDON,
+    checked_at__isnull=True,
+    stopped_at__isnull=False,
+)
 
 
 class Experiment(models.Model):
@@ -427,6 +455,7 @@ class Experiment(models.Model):
             ),
             models.CheckConstraint(
                 condition=~_CHECKED
+                | _ABANDONED_UNCHECKED
                 | Q(
                     stopped_at__isnull=False,
                     checked_at__isnull=False,
@@ -435,11 +464,12 @@ class Experiment(models.Model):
                 ),
                 name="pdca_experiment_checked_has_measure",
                 violation_error_message=(
-                    "A checked experiment has stopped and holds its measured value."
+                    "A checked experiment has stopped and holds its measured value; only one "
+                    "abandoned in its Do has none."
                 ),
             ),
             models.CheckConstraint(
-                condition=_CHECKED
+                condition=(_CHECKED & Q(checked_at__isnull=False))
                 | Q(
                     checked_at__isnull=True,
                     measured_value__isnull=True,
@@ -484,6 +514,16 @@ class Experiment(models.Model):
         return f"{self.cycle.name}: {self.hypothesis[:60]}"
 
     @property
+    def unit(self) -> str:
+        """The unit its target and values are given in (METRIC_UNIT)."""
+        return METRIC_UNIT[self.targeted_metric]
+
+    @property
+    def abandoned_unchecked(self) -> bool:
+        """Abandoned in its Do without a Check: decided, nothing measured."""
+        return self.stage == ExperimentStage.ACT and self.checked_at is None
+
+    @property
     def window_last_day(self) -> date:
         """The window's last day: the Sunday of its last week."""
         return self.window_start + timedelta(weeks=self.planned_weeks, days=-1)
@@ -508,7 +548,7 @@ class Experiment(models.Model):
         it stopped earlier (the stop's own day is partial)."""
         if self.stopped_at is None:
             return self.window_last_day
-        stopped_on = self.stopped_at.astimezone(timezone.get_default_timezone()).date()
+        stopped_on = local_day(self.stopped_at)
         return min(self.window_last_day, stopped_on - timedelta(days=1))
 
     @property

@@ -15,9 +15,11 @@ import pytest
 from django.core.cache import cache
 from django.db import connection, transaction
 
+from boards.models import Column
 from boards.services import value_stream_create
+from pdca.models import Cycle
 from tests.factories import MembershipFactory, UserFactory
-from tests.support import TEST_SYSTEM
+from tests.support import SALES, TEST_SYSTEM, column_of
 from vsm.celery import app as celery_app
 from vsm.models import Role, Team, ValueStream
 
@@ -70,6 +72,29 @@ def team(stream) -> Team:
 def member(team):
     """A plain member of the stream's default team."""
     return MembershipFactory(team=team, role=Role.MEMBER).user
+
+
+# The experiment scenario (tests/pdca/test_experiments.py, tests/metrics/test_experiment_*):
+# the stream's team leader runs an experiment on Sales/Buying, on its Information column.
+# tests/support.py arranges an experiment at each stage (experiment_running, ...).
+
+
+@pytest.fixture
+def leader(team):
+    """A team leader of the stream's default team: runs its experiments."""
+    return MembershipFactory(team=team, role=Role.TEAM_LEADER).user
+
+
+@pytest.fixture
+def sales(stream) -> Cycle:
+    """The stream's Sales/Buying cycle."""
+    return Cycle.objects.get(value_stream=stream, name=SALES)
+
+
+@pytest.fixture
+def sales_information(stream) -> Column:
+    """Sales/Buying's Information column: a conversion experiment's scope."""
+    return column_of(stream, SALES, "Information")
 
 
 @pytest.fixture

@@ -221,6 +221,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "metrics.weekly_snapshots",
         "schedule": crontab(minute=10, hour=0, day_of_week="mon"),
     },
+    # Takes the Check of experiments whose window is over (or that stopped).
+    "metrics-experiment-checks": {
+        "task": "metrics.experiment_checks_due",
+        "schedule": crontab(minute=20),
+    },
 }
 
 LOGGING = {

@@ -105,8 +105,19 @@ class CycleView:
     cycle: Cycle
     columns: list[ColumnView]
     outgoing_control_point: ControlPoint | None = None
-    # How many experiments run in the cycle (pdca.selectors.cycles_running): its badge.
-    running_experiments: int = 0
+    # The experiments running in the cycle (pdca.selectors.cycles_running): its badge,
+    # a link to the only one, or to the cycle's experiments when several run.
+    running_experiment_ids: tuple[int, ...] = ()
+
+    @property
+    def running_experiments(self) -> int:
+        return len(self.running_experiment_ids)
+
+    @property
+    def running_experiment_id(self) -> int | None:
+        """The experiment running in the cycle when it is the only one."""
+        ids = self.running_experiment_ids
+        return ids[0] if len(ids) == 1 else None
 
 
 @dataclass
@@ -271,7 +282,7 @@ def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Bo
                 cycle=column.cycle,
                 columns=[],
                 outgoing_control_point=control_points.get(column.cycle_id),
-                running_experiments=running.get(column.cycle_id, 0),
+                running_experiment_ids=running.get(column.cycle_id, ()),
             )
         cycle_view.columns.append(views[column.pk])
     return Board(

@@ -25,6 +25,7 @@ from metrics.charts import MIN_FOR_PERCENTILES, Chart
 from metrics.fold.timeline import metrics_zone
 from metrics.models import StreamMetrics
 from metrics.selectors.cards import AgingCard, FinishedCard, aging_cards, finished_cards
+from metrics.selectors.conversion_weekly import conversion_weekly
 from metrics.selectors.document import stream_metrics_compute
 from metrics.selectors.experiments import experiment_windows
 from metrics.selectors.flow import cumulative_flow
@@ -211,6 +212,7 @@ def _chart_builders(
         builders[f"funnel-{cycle.id}"] = functools.partial(
             charts.conversion_funnel_chart, document, cycle_id=cycle.id
         )
+    builders[charts.CONVERSION_WEEKLY_KEY] = lambda: conversion_weekly(query, document)
     builders |= {
         "pareto": lambda: charts.channel_pareto_chart(document),
         "aging": lambda: charts.aging_chart(

@@ -6,7 +6,9 @@ windows the dashboard marks. The reads of pdca.selectors, plus the measuring's l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -44,7 +46,7 @@ class ExperimentPage:
     window_over: bool
     unit: str
     limits: XmR
-    verdict: str
+    verdict: CheckVerdict
     people: dict[str, str]
     chart: Chart
 
@@ -77,22 +79,81 @@ def experiment_page_get(
     )
 
 
-def check_verdict(experiment: Experiment, limits: XmR) -> str:
-    """The Check in one sentence: signal or noise, and the rule that fired."""
+class VerdictTone(StrEnum):
+    """How the Check reads, for its styling: a signal the way the target aims, a signal
+    the other way, or routine variation."""
+
+    BETTER = "better"
+    WORSE = "worse"
+    NOISE = "noise"
+
+
+@dataclass(frozen=True)
+class CheckVerdict:
+    """The Check in words (``text``, empty before a Check) and its ``tone``."""
+
+    text: str = ""
+    tone: VerdictTone = VerdictTone.NOISE
+
+
+# The rules that fire above the central line; the others fire below it.
+UPWARD_RULES = frozenset(
+    {SignalRule.BEYOND_UPPER_LIMIT, SignalRule.THREE_OF_FOUR_UPPER, SignalRule.RUN_OF_EIGHT_ABOVE}
+)
+
+
+def check_verdict(experiment: Experiment, limits: XmR) -> CheckVerdict:
+    """The Check in a few sentences: signal or noise and the rule that fired; for a
+    signal, whether the change went the way the target aims (the target above the
+    baseline aims up, below it down: the direction of the rule that fired); the measured
+    value against the baseline and the target."""
     if experiment.stage not in (ExperimentStage.CHECK, ExperimentStage.ACT):
-        return ""
+        return CheckVerdict()
+    if experiment.measured_value is None or experiment.baseline is None:
+        return CheckVerdict()
+    unit = METRIC_UNIT[experiment.targeted_metric]
+    measured, baseline, target = (
+        experiment.measured_value,
+        experiment.baseline,
+        experiment.target,
+    )
     bounds = (
-        f" (natural process limits {limits.lower:g} to {limits.upper:g})"
+        f" (natural process limits {limits.lower:g} to {limits.upper:g} {unit})"
         if limits.lower is not None and limits.upper is not None
         else ""
     )
-    if experiment.signal:
-        rule = SignalRule(experiment.signal_rule).label
-        return f"Signal: {rule[0].lower()}{rule[1:]}{bounds}. The change is real, not noise."
-    return (
-        f"Noise: no detection rule fired against the baseline{bounds}. The difference is "
-        "routine variation, not a signal."
+    aims_up = target > baseline
+    reached = measured >= target if aims_up else measured <= target
+    figures = (
+        f"Measured {_amount(measured, unit)} against a baseline of {_amount(baseline, unit)}; "
+        f"the target of {_amount(target, unit)} is {'reached' if reached else 'not reached'}."
     )
+    if not experiment.signal:
+        return CheckVerdict(
+            f"Noise: no detection rule fired against the baseline{bounds}. The difference is "
+            f"routine variation, not a signal. {figures}",
+            VerdictTone.NOISE,
+        )
+    rule = SignalRule(experiment.signal_rule)
+    went_up = rule in UPWARD_RULES
+    wording = f"{rule.label[0].lower()}{rule.label[1:]}"
+    if went_up == aims_up:
+        return CheckVerdict(
+            f"Signal, the way you aimed: {wording}{bounds}. The change is real: the metric "
+            f"went {'up' if went_up else 'down'}, as the target asks. {figures}",
+            VerdictTone.BETTER,
+        )
+    return CheckVerdict(
+        f"Signal, the wrong way: {wording}{bounds}. The change is real, but the metric went "
+        f"{'up' if went_up else 'down'} while the target asks for it to go "
+        f"{'up' if aims_up else 'down'}. {figures}",
+        VerdictTone.WORSE,
+    )
+
+
+def _amount(value: Decimal, unit: str) -> str:
+    """As the page gives amounts: "45.95 %", "2.5 days"."""
+    return f"{value.normalize():f} {unit}"
 
 
 def _people(experiment: Experiment) -> dict[str, str]:
@@ -123,14 +184,39 @@ def experiment_windows(stream: ValueStream) -> list[Window]:
         .experiments()
         .order_by("window_start", "id")
     )
-    return [
-        Window(
-            label=f"Experiment: {experiment.hypothesis[:40]}"
-            + ("…" if len(experiment.hypothesis) > 40 else ""),
-            first_day=experiment.window_start,
-            last_day=experiment.measured_last_day
-            if experiment.stopped_at is not None
-            else experiment.window_last_day,
-        )
-        for experiment in rows
-    ]
+    return [experiment_window(experiment) for experiment in rows]
+
+
+def experiment_window(experiment: Experiment) -> Window:
+    """The experiment's window as the dashboard marks it: its first day to its last, or
+    to the last day measured if it stopped early, named by its hypothesis."""
+    label = f"Experiment: {experiment.hypothesis[:40]}" + (
+        "…" if len(experiment.hypothesis) > 40 else ""
+    )
+    last_day = (
+        experiment.measured_last_day
+        if experiment.stopped_at is not None
+        else experiment.window_last_day
+    )
+    return Window(label=label, first_day=experiment.window_start, last_day=last_day)
+
+
+# How long after its window ends (or its stop) the system keeps trying an experiment's
+# Check: after that, one with too little data waits for its team (the review lists it).
+AUTOMATIC_CHECK_DAYS = 14
+
+
+def experiments_due_for_check(at: datetime | None = None) -> list[int]:
+    """The ids of every stream's experiments whose Check the system takes on its own:
+    in Do (not checked yet), whose window ended or that stopped within the last
+    ``AUTOMATIC_CHECK_DAYS`` days before ``at`` (default now), oldest window first. One
+    query (the experiments in Do: a few per stream)."""
+    now = at or timezone.now()
+    since = now - timedelta(days=AUTOMATIC_CHECK_DAYS)
+    doing = Experiment.objects.filter(stage=ExperimentStage.DO).order_by("window_start", "id")
+    due = []
+    for experiment in doing.only("pk", "stage", "window_start", "planned_weeks", "stopped_at"):
+        ended = experiment.stopped_at or experiment.window_ends_at
+        if experiment.check_ready(now) and ended >= since:
+            due.append(experiment.pk)
+    return due

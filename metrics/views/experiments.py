@@ -1,7 +1,9 @@
-"""A stream's PDCA experiments: the list per cycle with the plan form, and one
-experiment's page with its Plan, Do, Check and Act. Members see them; the steps are
-offered to those who run them (pdca.selectors.experiment_runner) and refused by the
-services for anyone else (vsm.http answers the refusal)."""
+"""A stream's PDCA experiments: the list per cycle with the plan form, one experiment's
+page with its Plan, Do, Check and Act, and its plan's edit page (before the start).
+Members see them; the steps are offered to those who run them
+(pdca.selectors.experiment_runner) when their stage and dates allow
+(pdca.selectors.experiment_steps), and refused by the services for anyone else (vsm.http
+answers the refusal). Every form names the version of the experiment it was shown with."""
 
 from __future__ import annotations
 
@@ -10,33 +12,62 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from boards import selectors as board_selectors
 from metrics import experiments as measuring
-from metrics.forms.experiments import ExperimentActForm, ExperimentPlanForm
+from metrics.forms.experiments import (
+    ExperimentActForm,
+    ExperimentEditForm,
+    ExperimentPlanForm,
+    ExperimentStepForm,
+)
 from metrics.selectors.experiments import (
     experiment_in_stream,
     experiment_page_get,
     experiment_teams_run_by,
 )
 from pdca import services as pdca_services
-from pdca.models import Experiment
-from pdca.selectors import ExperimentQuery, experiments_by_cycle
+from pdca.models import Experiment, day_text
+from pdca.selectors import (
+    ExperimentQuery,
+    experiment_runner,
+    experiment_scope_names,
+    experiment_steps,
+    experiments_by_cycle,
+)
 from vsm.actors import Actor, request_actor
-from vsm.http import form_status, refusals_shown_on
+from vsm.errors import InvalidInput
+from vsm.http import form_status, refusals_shown_on, refuse_back_to
 from vsm.models import ValueStream
 
+Step = Callable[..., Experiment]
 
-def _stop(*, experiment_id: int, actor: Actor) -> Experiment:
-    return pdca_services.experiment_stop(experiment_id=experiment_id, actor=actor)
+
+def _measured(measure: Callable[..., Experiment]) -> Step:
+    """A measured step (start, check) for the version the user saw."""
+
+    def step(*, experiment: Experiment, actor: Actor, expected_version: int) -> Experiment:
+        return measure(experiment_id=experiment.pk, actor=actor, expected_version=expected_version)
+
+    return step
+
+
+def _stop(*, experiment: Experiment, actor: Actor, expected_version: int) -> Experiment:
+    return pdca_services.experiment_stop(
+        experiment_id=experiment.pk, actor=actor, expected_version=expected_version
+    )
 
 
 # The Do and Check steps a button posts: each measures (or stops) and records.
-STEPS: dict[str, tuple[Callable[..., Experiment], str]] = {
-    "start": (measuring.experiment_baseline_start, "Started: the baseline is measured and frozen."),
+STEPS: dict[str, tuple[Step, str]] = {
+    "start": (
+        _measured(measuring.experiment_baseline_start),
+        "Started: the baseline is measured and frozen.",
+    ),
     "stop": (_stop, "Stopped: the Check measures the window up to yesterday."),
-    "check": (measuring.experiment_check, "Checked: the measured value is recorded."),
+    "check": (_measured(measuring.experiment_check), "Checked: the measured value is recorded."),
 }
 
 
@@ -51,7 +82,7 @@ def experiments(request: HttpRequest, stream_slug: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with refusals_shown_on(form, request):
             experiment = pdca_services.experiment_plan(actor=actor, **form.plan())
-            messages.success(request, "Planned. Start it in its window's first week.")
+            messages.success(request, f"Planned. {_start_when(experiment)}")
             return redirect(
                 "metrics:experiment", stream_slug=stream.slug, experiment_id=experiment.pk
             )
@@ -74,46 +105,103 @@ def _page(
     actor = request_actor(request)
     stream = board_selectors.stream_for_actor(actor=actor, slug=stream_slug)
     page = experiment_page_get(actor=actor, stream=stream, experiment_id=experiment_id)
-    context = {"stream": stream, "page": page, "experiment": page.experiment, "act_form": act_form}
+    experiment = page.experiment
+    context = {
+        "stream": stream,
+        "page": page,
+        "experiment": experiment,
+        "steps": experiment_steps(experiment),
+        "scope_name": experiment_scope_names([experiment])[experiment.pk],
+        "act_form": act_form,
+    }
     return render(
         request, "metrics/experiment.html", context, status=form_status(request, act_form)
     )
+
+
+@require_http_methods(["GET", "POST"])
+def experiment_edit(request: HttpRequest, stream_slug: str, experiment_id: int) -> HttpResponse:
+    """The plan form prefilled, before the start; POST saves it for the version the user
+    saw (back to the page), or shows the form again with the reason, what was typed and
+    the plan as saved now."""
+    actor = request_actor(request)
+    stream, experiment = _in_stream(actor, stream_slug, experiment_id)
+    teams = experiment_teams_run_by(actor=actor, stream=stream)
+    form = ExperimentEditForm(
+        request.POST or None, experiment=experiment, stream=stream, teams=teams
+    )
+    if request.method == "POST" and form.is_valid():
+        with refusals_shown_on(form, request):
+            saved = pdca_services.experiment_update_plan(
+                experiment_id=experiment.pk, actor=actor, **form.changes()
+            )
+            messages.success(request, f"Plan saved. {_start_when(saved)}")
+            return redirect("metrics:experiment", stream_slug=stream.slug, experiment_id=saved.pk)
+        _, experiment = _in_stream(actor, stream_slug, experiment_id)  # as saved now
+    context = {
+        "stream": stream,
+        "experiment": experiment,
+        "form": form,
+        "can_run": experiment_runner(actor=actor, stream=stream, team_id=experiment.team_id),
+        "steps": experiment_steps(experiment),
+        "scope_name": experiment_scope_names([experiment])[experiment.pk],
+    }
+    template = "metrics/experiment_edit.html"
+    return render(request, template, context, status=form_status(request, form))
 
 
 @require_POST
 def experiment_step(
     request: HttpRequest, stream_slug: str, experiment_id: int, step: str
 ) -> HttpResponse:
-    """Start, stop or check; a refusal comes back as a message on the page (vsm.http)."""
+    """Start, stop or check the version shown; a refusal comes back as a message on the
+    experiment's page."""
     actor = request_actor(request)
-    stream = _stream_of(actor, stream_slug, experiment_id)
+    stream, experiment = _in_stream(actor, stream_slug, experiment_id)
+    page_url = reverse("metrics:experiment", args=[stream.slug, experiment.pk])
+    refuse_back_to(request, page_url)
+    form = ExperimentStepForm(request.POST)
+    if not form.is_valid():
+        raise InvalidInput("That step did not say which version of the experiment it saw.")
     service, done = STEPS[step]
-    service(experiment_id=experiment_id, actor=actor)
+    service(experiment=experiment, actor=actor, expected_version=form.cleaned_data["version"])
     messages.success(request, done)
-    return redirect("metrics:experiment", stream_slug=stream.slug, experiment_id=experiment_id)
+    return redirect(page_url)
 
 
 @require_POST
 def experiment_act(request: HttpRequest, stream_slug: str, experiment_id: int) -> HttpResponse:
-    """Adopt, adapt (to the follow-up's page) or abandon, with notes."""
+    """Adopt, adapt (to the follow-up's edit page, to revise its plan) or abandon (after
+    the Check, or in the Do without one), with notes."""
     actor = request_actor(request)
-    stream = _stream_of(actor, stream_slug, experiment_id)
+    stream, _ = _in_stream(actor, stream_slug, experiment_id)
     form = ExperimentActForm(request.POST)
     if form.is_valid():
         with refusals_shown_on(form, request):
             acted = pdca_services.experiment_act(
-                experiment_id=experiment_id, actor=actor, **form.cleaned_data
+                experiment_id=experiment_id, actor=actor, **form.act()
             )
-            follow_up = acted.follow_up
-            messages.success(request, f"Decided: {acted.experiment.get_decision_display()}.")
-            shown = follow_up.pk if follow_up is not None else experiment_id
-            return redirect("metrics:experiment", stream_slug=stream.slug, experiment_id=shown)
+            decided = f"Decided: {acted.experiment.get_decision_display()}."
+            if (follow_up := acted.follow_up) is not None:
+                messages.success(
+                    request,
+                    f"{decided} Its follow-up is planned from {day_text(follow_up.window_start)}: "
+                    "revise its hypothesis, target and window before it starts.",
+                )
+                return redirect("metrics:experiment-edit", stream.slug, follow_up.pk)
+            messages.success(request, decided)
+            return redirect("metrics:experiment", stream.slug, experiment_id)
     return _page(request, stream_slug, experiment_id, form)
 
 
-def _stream_of(actor: Actor, stream_slug: str, experiment_id: int) -> ValueStream:
-    """The page's stream, if the experiment is one of it. Raises: StreamNotFound,
+def _in_stream(
+    actor: Actor, stream_slug: str, experiment_id: int
+) -> tuple[ValueStream, Experiment]:
+    """The page's stream and the experiment, if it is one of it. Raises: StreamNotFound,
     ExperimentNotFound (a 404 for both)."""
     stream = board_selectors.stream_for_actor(actor=actor, slug=stream_slug)
-    experiment_in_stream(actor=actor, stream=stream, experiment_id=experiment_id)
-    return stream
+    return stream, experiment_in_stream(actor=actor, stream=stream, experiment_id=experiment_id)
+
+
+def _start_when(experiment: Experiment) -> str:
+    return f"Start it in its window's first week, from {day_text(experiment.window_start)}."

@@ -26,7 +26,12 @@ from pdca.services.cycles import (
     cycle_update,
     order_check,
 )
-from pdca.services.experiment_rules import START_WITHIN, experiment_runner_check, next_monday
+from pdca.services.experiment_rules import (
+    START_WITHIN,
+    experiment_runner_check,
+    experiment_version_check,
+    next_monday,
+)
 from pdca.services.experiments import (
     ExperimentActed,
     experiment_act,
@@ -56,6 +61,7 @@ __all__ = [
     "experiment_check_record",
     "experiment_plan",
     "experiment_runner_check",
+    "experiment_version_check",
     "experiment_start",
     "experiment_stop",
     "experiment_update_plan",

@@ -22,10 +22,13 @@ from pdca.models import (
     MIN_CHECK_CARDS,
     PLANNED_WEEKS_MAX,
     SAMPLED_METRICS,
+    START_WITHIN,
     Cycle,
     Experiment,
     MetricScope,
     TargetedMetric,
+    day_text,
+    local_day,
 )
 from pdca.selectors import experiment_runner
 from vsm.access import StreamNotFound, stream_access
@@ -40,10 +43,6 @@ from vsm.services import NotInStream
 # history is older, and a time further ahead than the clock skew is a wrong date.
 EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(minutes=5)
-# An experiment starts in its window's first week: a later start would count days before
-# the change as part of the Do; an earlier one would measure a baseline whose last week
-# is not over yet.
-START_WITHIN = timedelta(days=7)
 # How far ahead a window may be planned: a team plans its next improvements, not a
 # year's (and a far date would overflow the window's arithmetic).
 PLAN_AHEAD_MAX = timedelta(weeks=26)
@@ -61,20 +60,23 @@ def step_time(at: datetime | None) -> datetime:
         raise InvalidInput("A step's time needs its time zone.", field="at")
     if not EARLIEST_TIME <= at <= now + CLOCK_SKEW:
         raise InvalidInput(
-            f"A step is dated from {EARLIEST_TIME:%Y-%m-%d} to now, not in the future.",
+            f"A step is dated from {day_text(EARLIEST_TIME.date())} to now, not in the future.",
             field="at",
         )
     return at
 
 
-def local_day(at: datetime) -> date:
-    return at.astimezone(timezone.get_default_timezone()).date()
-
-
 def next_monday(at: datetime) -> date:
-    """The Monday after ``at``'s day (settings.TIME_ZONE): a follow-up's window."""
+    """The Monday after ``at``'s day (settings.TIME_ZONE)."""
     day = local_day(at)
     return day + timedelta(days=7 - day.weekday())
+
+
+def follow_up_window_start(at: datetime) -> date:
+    """A follow-up's window: the Monday after the decision, and never one already begun
+    (a decision dated in the past, by an import or the demo's history, still plans a
+    window the team can start): the next Monday from now at the earliest."""
+    return max(next_monday(at), next_monday(timezone.now()))
 
 
 def metric_check(metric: str) -> TargetedMetric:
@@ -104,15 +106,17 @@ def window_start_check(window_start: date, *, at: datetime) -> date:
             "An experiment's window starts on a Monday: it runs in whole ISO weeks.",
             field="window_start",
         )
-    if window_start > local_day(at) + PLAN_AHEAD_MAX:
+    latest = local_day(at) + PLAN_AHEAD_MAX
+    if window_start > latest:
         raise InvalidInput(
-            f"Plan a window that starts within {PLAN_AHEAD_MAX.days // 7} weeks.",
+            f"Plan a window that starts within {PLAN_AHEAD_MAX.days // 7} weeks, by "
+            f"{day_text(latest)}.",
             field="window_start",
         )
     if local_day(at) >= window_start + START_WITHIN:
         raise WindowPassed(
-            "The first week of that window is over: an experiment starts in its window's "
-            "first week. Plan a later window.",
+            f"The first week of a window from {day_text(window_start)} is over: an experiment "
+            "starts in its window's first week. Plan a later window.",
             field="window_start",
         )
     return window_start
@@ -291,9 +295,16 @@ def experiment_locked(
     if experiment is None:
         raise missing
     experiment_runner_check(actor=actor, stream=stream, team_id=experiment.team_id)
+    experiment_version_check(experiment, expected_version)
+    return experiment, stream
+
+
+def experiment_version_check(experiment: Experiment, expected_version: int | None) -> None:
+    """Raises: Stale when the caller saw another version of ``experiment`` than it has
+    (None: the caller names none). Under the row lock in every service; the pages also
+    check it before measuring (metrics.experiments measures for the version it reads)."""
     if expected_version is not None and experiment.version != expected_version:
         raise Stale(data={"experiment_id": experiment.pk, "version": experiment.version})
-    return experiment, stream
 
 
 def experiment_record(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from pdca.errors import (
@@ -35,24 +35,25 @@ from pdca.models import (
     DECISION_NOTES_MAX_LENGTH,
     HYPOTHESIS_MAX_LENGTH,
     PERCENT_METRICS,
+    START_WITHIN,
     Cycle,
     Experiment,
     ExperimentDecision,
     ExperimentStage,
     SignalRule,
     TargetedMetric,
+    day_text,
+    local_day,
 )
 from pdca.services.cycles import team_of_stream_check, text_check
 from pdca.services.experiment_rules import (
-    START_WITHIN,
     amount_check,
     enough_data_check,
     experiment_locked,
     experiment_record,
     experiment_runner_check,
-    local_day,
+    follow_up_window_start,
     metric_check,
-    next_monday,
     plan_data,
     scope_check,
     step_time,
@@ -268,13 +269,19 @@ def experiment_start(
         day = local_day(at)
         if day < experiment.window_start:
             raise WindowNotOpen(
-                f"The experiment starts in its window, from {experiment.window_start:%Y-%m-%d}: "
+                f"The experiment starts in its window, from {day_text(experiment.window_start)}: "
                 "the baseline's last week is not over before then.",
                 data={"experiment_id": experiment.pk},
                 field="window_start",
             )
         if day >= experiment.window_start + START_WITHIN:
-            raise WindowPassed(data={"experiment_id": experiment.pk}, field="window_start")
+            last_day = experiment.window_start + START_WITHIN - timedelta(days=1)
+            raise WindowPassed(
+                f"The first week of the window ended on {day_text(last_day)}: an experiment "
+                "starts in its window's first week. Change the plan to a later window.",
+                data={"experiment_id": experiment.pk},
+                field="window_start",
+            )
         percent = experiment.targeted_metric in PERCENT_METRICS
         value = (
             None if baseline is None else amount_check(baseline, field="baseline", percent=percent)
@@ -463,11 +470,18 @@ def experiment_act(
 ) -> ExperimentActed:
     """Act on the Check: adopt the change, abandon it, or adapt it, which plans a
     follow-up (same team, cycle, metric, scope, length, hypothesis and target, its
-    window from the next Monday, linked by ``follow_up_of``) whose baseline is measured
-    when it starts: the state then. With notes, who and when.
+    window from the next Monday that has not begun, linked by ``follow_up_of``) whose
+    baseline is measured when it starts: the state then, and whose plan the team revises
+    before then (``experiment_update_plan``). With notes, who and when.
+
+    An experiment in its Do may be abandoned without a Check (stopped, or its window
+    over, with nothing measurable; or given up while it runs): the notes, then required,
+    say why. It stops then, if it had not, and no Check is recorded; adopt and adapt
+    still need the measured result.
 
     Locks: the experiment. Raises: ExperimentNotFound, PermissionRefused, Stale,
-    ExperimentNotChecked (the Check comes first), ExperimentDecided, InvalidInput.
+    ExperimentNotChecked (the Check comes first; in Do, except to abandon),
+    ExperimentDecided, InvalidInput (no notes to abandon without a Check).
     Side effects: an audit row (and one for the follow-up's plan); "stream changed"
     (settings) after commit.
     """
@@ -487,6 +501,23 @@ def experiment_act(
         )
         if experiment.stage == ExperimentStage.ACT:
             raise ExperimentDecided(data={"experiment_id": experiment.pk}, field="decision")
+        if experiment.stage == ExperimentStage.DO and decision == ExperimentDecision.ABANDON:
+            _abandon_unchecked(experiment, actor=actor, notes=notes, at=at)
+            experiment_record(
+                actor=actor,
+                action=_ACTED[ExperimentDecision.ABANDON],
+                experiment=experiment,
+                stream_id=stream.pk,
+                data={"checked": False, "stopped_early": experiment.stopped_early},
+            )
+            return ExperimentActed(experiment)
+        if experiment.stage == ExperimentStage.DO:
+            raise ExperimentNotChecked(
+                "Adopt or adapt once its Check is recorded: without a Check, an experiment in "
+                "its Do can only be abandoned.",
+                data={"experiment_id": experiment.pk},
+                field="decision",
+            )
         if experiment.stage != ExperimentStage.CHECK:
             raise ExperimentNotChecked(data={"experiment_id": experiment.pk}, field="decision")
         experiment.stage = ExperimentStage.ACT
@@ -512,7 +543,7 @@ def experiment_act(
                 targeted_metric=experiment.targeted_metric,
                 column_id=experiment.column_id,
                 channel_id=experiment.channel_id,
-                window_start=next_monday(at),
+                window_start=follow_up_window_start(at),
                 planned_weeks=experiment.planned_weeks,
                 target=experiment.target,
                 follow_up_of=experiment,
@@ -527,3 +558,32 @@ def experiment_act(
                 data=plan_data(follow_up),
             )
     return ExperimentActed(experiment, follow_up)
+
+
+def _abandon_unchecked(experiment: Experiment, *, actor: Actor, notes: str, at: datetime) -> None:
+    """Abandon ``experiment`` (locked, in its Do) without a Check: stopped at ``at`` if
+    it still ran (early, by ``actor``), or at its window's end if that passed unstopped
+    (as a Check records it). Raises: InvalidInput (no notes)."""
+    if not notes:
+        raise InvalidInput(
+            "Say why it is abandoned without a Check: the notes are what the team learnt.",
+            field="notes",
+        )
+    assert experiment.started_at is not None  # in Do: started
+    if at < experiment.started_at:
+        raise InvalidInput("An experiment is abandoned after it started.", field="at")
+    if experiment.stopped_at is None:
+        if at < experiment.window_ends_at:
+            experiment.stopped_at = at
+            experiment.stopped_by_id = actor.user_id
+            experiment.stopped_early = True
+        else:
+            experiment.stopped_at = experiment.window_ends_at
+            experiment.stopped_early = False
+    experiment.stage = ExperimentStage.ACT
+    experiment.decision = ExperimentDecision.ABANDON
+    experiment.decision_notes = notes
+    experiment.decided_at = at
+    experiment.decided_by_id = actor.user_id
+    experiment.version += 1
+    experiment.save()

@@ -28,6 +28,7 @@
     demand: { y: "cards per week", weeks: true },
     "littles-law": { y: "cards" },
     experiment: { weeks: true },
+    "conversion-weekly": { y: "% moved on", weeks: true },
   };
   const BAND = "#CC79A7"; // reddish purple: an experiment's window
 
@@ -527,6 +528,22 @@
     return { type: "scatter", data: { datasets: [dataset] }, options: options };
   }
 
+  // One line per targeted step, in % (0 to 100), with its experiments' windows and targets.
+  function conversionWeeklyConfig(data, axes) {
+    const percent = function (value) {
+      return formatNumber(value) + "%";
+    };
+    const config = barConfig(data, axes, "y", percent);
+    config.options.scales.y.max = 100;
+    config.data.datasets.forEach(function (dataset) {
+      dataset.clip = 6; // a week at 100% sits on the top edge
+    });
+    config.options.plugins.tooltip.callbacks.label = function (item) {
+      return item.dataset.label + ": " + (item.raw === null ? "nothing to measure" : percent(item.raw));
+    };
+    return config;
+  }
+
   const BUILDERS = {
     "cumulative-flow": cumulativeFlowConfig,
     "cycle-time": cycleTimeConfig,
@@ -537,6 +554,7 @@
     demand: barConfig,
     "littles-law": littlesLawConfig,
     experiment: barConfig,
+    "conversion-weekly": conversionWeeklyConfig,
   };
 
   function render(figure) {

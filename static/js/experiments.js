@@ -1,6 +1,8 @@
-// The plan form: show the scope field (column or channel) the chosen metric needs, and
-// only the chosen cycle's columns. Without JavaScript both fields show, with hints, and
-// the server ignores the one the metric does not take. Idempotent.
+// The plan forms (a new plan, and a plan's edit page): show the scope field (column or
+// channel) the chosen metric needs, only the chosen cycle's columns (the edit page has
+// no cycle to choose: its columns are its cycle's), and the target's unit. Without
+// JavaScript both fields show, with hints, and the server ignores the one the metric does
+// not take. Idempotent.
 (function () {
   "use strict";
 
@@ -16,9 +18,15 @@
       return;
     }
     const scopes = JSON.parse(metric.dataset.scopes);
+    const units = JSON.parse(metric.dataset.units || "{}");
+    const unit = form.querySelector("[data-unit-for=target]");
 
     function update() {
       const scope = scopes[metric.value];
+      if (unit) {
+        unit.textContent = units[metric.value] ? "Unit: " + units[metric.value] : "";
+        unit.hidden = !units[metric.value];
+      }
       form.querySelectorAll("[data-scope-field]").forEach(function (field) {
         field.hidden = field.dataset.scopeField !== scope;
       });

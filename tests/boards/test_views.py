@@ -969,7 +969,7 @@ def test_the_board_marks_a_cycle_with_a_running_experiment(stream, member):
     from tests.factories import ExperimentFactory
 
     sales = Cycle.objects.get(value_stream=stream, name=SALES)
-    ExperimentFactory(
+    experiment = ExperimentFactory(
         cycle=sales,
         window_start=timezone.localdate() - timedelta(days=timezone.localdate().weekday()),
         stage=ExperimentStage.DO,
@@ -985,4 +985,4 @@ def test_the_board_marks_a_cycle_with_a_running_experiment(stream, member):
     badges = [line for line in page.text.splitlines() if "experiment-badge" in line]
     assert len(badges) == 1
     assert "1 experiment running" in badges[0]
-    assert f"/experiments/#cycle-{sales.pk}" in badges[0]
+    assert f"/experiments/{experiment.pk}/" in badges[0]

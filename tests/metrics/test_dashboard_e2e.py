@@ -18,9 +18,13 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from boards.models import Outcome
+from metrics.charts import CONVERSION_WEEKLY_KEY
+from metrics.selectors.query import week_start
 from metrics.services import stream_metrics_advance
 from tests.boards.conftest import browser_type_launch_args, log_in  # noqa: F401 (fixtures)
 from tests.metrics.scripted import Board
+from tests.metrics.test_conversion_weekly import conversion_experiment
+from tests.support import COLLABORATION
 from vsm.models import Channel, ChannelKind, ValueStream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -29,8 +33,11 @@ WON_CARDS = 10  # enough finished cards for the percentile lines
 CHART_KEYS = {"cumulative-flow", "cycle-time", "throughput", "pareto", "aging", "demand"}
 # Each chart's JSON against its Chart.js instance: the same canvas, and as many points per
 # dataset as the JSON has values (a scatter is one dataset of dots; the aging chart's
-# column indexes and percentile ticks are not datasets).
-COMPARE_CHARTS_JS = """() => Array.from(document.querySelectorAll("figure[data-chart-key]")).map(
+# column indexes and percentile ticks are not datasets). A chart with no x values has no
+# canvas: its note says why.
+COMPARE_CHARTS_JS = """() => Array.from(
+  document.querySelectorAll("figure[data-chart-key]")
+).filter((figure) => figure.querySelector("canvas")).map(
   (figure) => {
     const key = figure.dataset.chartKey;
     const data = JSON.parse(document.getElementById("chart-data-" + key).textContent);
@@ -125,6 +132,10 @@ def test_every_chart_is_drawn_from_its_data(
         assert chart["actual"] == chart["expected"], chart["key"]
     assert page.evaluate("Object.keys(window.vsmCharts).length") == len(charts)
     assert len(chart_json(page, "cycle-time")["dots"]["ids"]) == WON_CARDS
+    # No experiment targets a conversion step: the weekly chart is its note, no canvas.
+    empty = page.locator(f"#chart-{CONVERSION_WEEKLY_KEY}")
+    expect(empty.locator(".chart-note")).to_contain_text("Plan an experiment on a conversion")
+    expect(empty.locator("canvas")).to_have_count(0)
     # No script error, no Content Security Policy violation.
     assert errors == []
 
@@ -249,3 +260,47 @@ def test_the_csv_download_holds_the_chart_s_numbers(
     values = [float(row[table[0].index(column)]) for row in table[1:]]
     assert values == drawn_values(page, key)
     assert values
+
+
+def test_the_weekly_conversion_of_a_targeted_step_is_drawn_with_its_window_and_target(
+    live_server,
+    page,
+    log_in,  # noqa: F811
+    stream,
+    manager,
+    history,
+):
+    monday = week_start(timezone.localdate())
+    conversion_experiment(
+        history.column(COLLABORATION, "Information"),
+        window_start=monday - datetime.timedelta(weeks=2),
+    )
+    log_in(page, manager)
+    errors = open_dashboard(page, live_server, stream)
+
+    data = chart_json(page, CONVERSION_WEEKLY_KEY)
+    drawn = page.evaluate(
+        """(key) => {
+          const chart = window.vsmCharts[key];
+          const annotations = chart.options.plugins.annotation.annotations;
+          return {
+            types: chart.data.datasets.map((d) => d.type),
+            values: chart.data.datasets.map((d) => d.data),
+            band: annotations.band0 && [annotations.band0.xMin, annotations.band0.xMax],
+            target: annotations.line0 && annotations.line0.value,
+            max: chart.options.scales.y.max,
+          };
+        }""",
+        CONVERSION_WEEKLY_KEY,
+    )
+
+    # Six baseline weeks and the window's two full weeks so far.
+    assert len(data["labels"]) == 8
+    assert drawn["types"] == ["line"]
+    assert drawn["values"] == [data["series"][0]["values"]]
+    assert any(value is not None for value in drawn["values"][0])
+    # The band covers the window's weeks on the chart: the last two labels, whole.
+    assert drawn["band"] == [5.5, 7.5]
+    assert drawn["target"] == 40
+    assert drawn["max"] == 100
+    assert errors == []

@@ -20,9 +20,9 @@ m per week, the same baseline in every cycle, then the window:
     Collaboration          3  3  2  3     3 of 4 weeks closer to the upper limit
     Repeat/Upsell          2  1  2  1     routine variation
 
-Conversion from Information (moved on past it / reached it, by the week the cards
-entered the cycle): the baseline weeks are 1/4, 2/4, ... = 25, 50, 25, 50, 25, 25 %;
-over the six weeks 8 / 24 = 33.33 %, on 24 cards.
+Conversion from Information (of the cards that left it, the share that moved on, by the
+week they left; every card leaves in the week it entered): the baseline weeks are 1/4,
+2/4, ... = 25, 50, 25, 50, 25, 25 %; over the six weeks 8 / 24 = 33.33 %, on 24 cards.
 
 Its natural process limits (XmR, Wheeler): mean 200 / 6 = 33.333; moving ranges 25,
 25, 25, 25, 0, average 100 / 5 = 20; upper limit 33.333 + 2.66 x 20 = 86.53; lower
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -60,6 +61,7 @@ from metrics.experiments import (
     experiment_limits,
     experiment_verdict,
 )
+from metrics.selectors.experiments import experiments_due_for_check
 from metrics.selectors.readmodel import XmR
 from metrics.services import stream_metrics_advance
 from pdca.errors import CheckNotReady, ExperimentStarted, TooLittleData
@@ -336,6 +338,25 @@ def test_the_task_takes_the_check_as_the_system_and_a_refusal_is_no_failure(
     }
 
 
+def test_the_system_checks_an_experiment_once_its_window_is_over(board, manager, eager_tasks):
+    """Window 14 Apr - 11 May 2025: over at midnight on 12 May. Checked by the hourly
+    task on 12 May; not during the window, nor 15 days after it (its team decides)."""
+    experiment = plan(board, SALES)
+    experiment_baseline_start(experiment_id=experiment.pk, actor=as_actor(manager), at=STARTED_AT)
+    over = datetime.datetime(2025, 5, 12, tzinfo=UTC)
+
+    assert experiments_due_for_check(at=over - datetime.timedelta(hours=1)) == []
+    assert experiments_due_for_check(at=over + datetime.timedelta(days=15)) == []
+    with mock.patch("django.utils.timezone.now", lambda: over + datetime.timedelta(hours=7)):
+        assert tasks.experiment_checks_due.delay().get() == {"queued": 1}
+        assert experiments_due_for_check() == []  # checked: out of Do
+
+    experiment.refresh_from_db()
+    assert (experiment.stage, experiment.measured_value) == (ExperimentStage.CHECK, 81.25)
+    entry = AuditEntry.objects.filter(action="experiment.checked").latest("id")
+    assert entry.actor_system == "experiment-check"
+
+
 # --- the measuring table, metric by metric --------------------------------------------
 
 
@@ -472,3 +493,67 @@ def test_a_share_s_upper_limit_is_capped_at_100():
 
     assert (limits.mean, limits.upper, limits.lower) == (95.0, 100.0, 68.4)
     assert experiment_verdict(limits, [100.0]).rule == SignalRule.NONE
+
+
+# --- conversion at the column's exit, by hand ------------------------------------------
+#
+# A stream of its own; the period is the two weeks from Mon 2 June 2025 to Sun 15 June.
+# Information of Sales/Buying (all at 09:00 UTC):
+#   A  Information 28 May, Knowledge 3 Jun                   left in wk 0, moved on
+#   B  Information 3 Jun, Knowledge 16 Jun                   left after the period
+#   C  Information 3 Jun, back to Data 4 Jun, Information
+#      5 Jun, Knowledge 11 Jun                               last left in wk 1, moved on
+#   D  Information 4 Jun, won 5 Jun                          left in wk 0, moved on
+#   E  Information 4 Jun, lost 5 Jun                         left in wk 0, did not
+#   F  Information 3 Jun, back to Data 9 Jun                 left in wk 1, did not
+#   G  Information 27 May, Knowledge 30 May                  left before the period
+#   J  Information 3 Jun, still there                        has not left
+# Left: A C D E F = 5, moved on A C D = 3: 60 %; week 0: A D of A D E = 66.67 %,
+# week 1: C of C F = 50 %.
+# Wisdom, the cycle's last column, whose next step is leaving the cycle:
+#   H  Wisdom 8 Jun, handed on 9 Jun                         left in wk 1, moved on
+#   I  Wisdom 9 Jun, still there                             has not left
+#   K  Wisdom 2 Jun, lost 4 Jun                              left in wk 0, did not
+# 1 of 2 = 50 %; weekly 0 %, 100 %.
+def test_conversion_counts_the_cards_that_left_the_column_in_the_period():
+    manager = get_user_model().objects.create(username="exit-manager")
+    stream = value_stream_create(
+        actor=TEST_SYSTEM, name="Exits", customer_market="Anyone", manager=manager
+    )
+    b = Board(stream, manager)
+
+    def at(month: int, day: int) -> datetime.datetime:
+        return datetime.datetime(2025, month, day, 9, tzinfo=UTC)
+
+    script = [
+        *(("enter", card, at(5, 26)) for card in "ABCDEFGHIJK"),
+        ("Information", "G", at(5, 27)), ("Information", "A", at(5, 28)),
+        ("Knowledge", "G", at(5, 30)), ("Wisdom", "K", at(6, 2)),
+        ("Information", "B", at(6, 3)), ("Information", "C", at(6, 3)),
+        ("Information", "F", at(6, 3)), ("Information", "J", at(6, 3)),
+        ("Knowledge", "A", at(6, 3)),
+        ("Data", "C", at(6, 4)), ("Information", "D", at(6, 4)),
+        ("Information", "E", at(6, 4)), ("lost", "K", at(6, 4)),
+        ("Information", "C", at(6, 5)), ("won", "D", at(6, 5)), ("lost", "E", at(6, 5)),
+        ("Wisdom", "H", at(6, 8)), ("handoff", "H", at(6, 9)), ("Wisdom", "I", at(6, 9)),
+        ("Data", "F", at(6, 9)), ("Knowledge", "C", at(6, 11)),
+        ("Knowledge", "B", at(6, 16)),
+    ]  # fmt: skip
+    for step, card, when in script:
+        if step == "enter":
+            b.enter(card, None, 100, when, cycle=SALES)
+        elif step == "handoff":
+            b.handoff(card, when)
+        elif step in ("won", "lost"):
+            b.close(card, Outcome(step), when)
+        else:
+            b.move(card, step, when)
+    period = Period(datetime.date(2025, 6, 2), datetime.date(2025, 6, 15))
+    cycle_id = b.column(SALES, "Information").cycle_id
+
+    def measured(column: str) -> Measurement:
+        scope = Scope(stream=stream, cycle_id=cycle_id, column_id=b.column(SALES, column).pk)
+        return MEASURES[TargetedMetric.CONVERSION](scope, period)
+
+    assert measured("Information") == Measurement(60.0, 5, [66.6667, 50.0])
+    assert measured("Wisdom") == Measurement(50.0, 2, [0.0, 100.0])

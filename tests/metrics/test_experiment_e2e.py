@@ -1,5 +1,5 @@
-"""A team leader plans, starts, stops and checks an experiment in a real browser, and
-reads its measured value and verdict.
+"""A team leader plans, starts, stops and checks an experiment in a real browser, reads
+its measured value and verdict, adapts it and revises the follow-up's plan.
 
 The Check measures whole weeks of the window, so the test moves the server's clock on
 (``timezone.now``, which the live server's thread shares with the test) past the
@@ -9,6 +9,7 @@ window's first week, and writes that week's cards at their dated times meanwhile
 from __future__ import annotations
 
 import datetime
+import re
 from unittest import mock
 
 import pytest
@@ -18,12 +19,11 @@ from playwright.sync_api import expect
 
 from boards.models import Outcome
 from metrics.services import stream_metrics_advance
-from pdca.models import Experiment, ExperimentStage
+from pdca.models import Experiment, ExperimentStage, day_text
+from pdca.services.experiment_rules import next_monday
 from tests.boards.conftest import browser_type_launch_args, log_in  # noqa: F401 (fixtures)
-from tests.factories import MembershipFactory
 from tests.metrics.scripted import Board
 from tests.support import SALES
-from vsm.models import Role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -53,11 +53,6 @@ def sales_week(
             board.close(key, Outcome.WON, hour + datetime.timedelta(minutes=30))
         else:
             board.close(key, Outcome.LOST, hour)
-
-
-@pytest.fixture
-def leader(team):
-    return MembershipFactory(team=team, role=Role.TEAM_LEADER).user
 
 
 @pytest.fixture
@@ -117,19 +112,49 @@ def test_a_leader_plans_starts_stops_and_checks(live_server, page, log_in, strea
             sales_week(board, window_start, "w0", moving_on=9, cards=10)
         assert timezone.now() >= later - datetime.timedelta(seconds=5)
         page.reload()
-        page.get_by_role("button", name="Stop").click()
+        page.get_by_role("button", name="Stop early").click()
         expect(page.locator(".pdca-do")).to_contain_text("Stopped")
         page.get_by_role("button", name="Check: measure the window").click()
 
         expect(page.get_by_test_id("stage")).to_have_text("Check")
         expect(page.get_by_test_id("measured")).to_contain_text("90 %")
-        expect(page.get_by_test_id("verdict")).to_contain_text(
-            "Signal: a week above the upper natural process limit"
+        verdict = page.get_by_test_id("verdict")
+        expect(verdict).to_contain_text(
+            "Signal, the way you aimed: a week above the upper natural process limit"
         )
+        expect(verdict).to_have_class(re.compile(r"\bis-better\b"))
         expect(page.locator("html")).to_have_attribute("data-charts-ready", "true")
         experiment = Experiment.objects.get()
         assert experiment.stage == ExperimentStage.CHECK
         assert experiment.signal
         shoot(page, "detail")
+        detail_url = page.url
         page.goto(f"{live_server.url}/streams/{stream.slug}/experiments/")
         shoot(page, "list")
+
+        # Adapt: on to the follow-up's plan, to revise it before it starts.
+        page.goto(detail_url)
+        page.get_by_label("Adapt").check()
+        page.get_by_label("Notes").fill("A trial works; try a shorter one on Knowledge too.")
+        page.get_by_role("button", name="Decide").click()
+        expect(page.get_by_role("heading", name="Edit the plan")).to_be_visible()
+        expect(page.get_by_test_id("follow-up-note")).to_contain_text("revise its hypothesis")
+        follow_up_monday = next_monday(timezone.now())
+        expect(page.get_by_label("Window starts (a Monday)")).to_have_value(
+            follow_up_monday.isoformat()
+        )
+        expect(page.locator("[data-unit-for=target]")).to_have_text("Unit: %")
+        page.get_by_label("Hypothesis").fill(
+            "We believe that a one-week trial raises Information to Knowledge conversion "
+            "to 45%; we will know because more prospects move on."
+        )
+        page.get_by_label("Target value").fill("45")
+        shoot(page, "edit")
+        page.get_by_role("button", name="Save the plan").click()
+
+        expect(page.get_by_test_id("stage")).to_have_text("Plan")
+        expect(page.get_by_test_id("target")).to_have_text("45 %")
+        expect(page.get_by_test_id("start-opens")).to_contain_text(day_text(follow_up_monday))
+        expect(page.get_by_role("button", name="Start: measure the baseline")).to_have_count(0)
+        follow_up = Experiment.objects.get(follow_up_of=experiment)
+        assert (follow_up.target, follow_up.window_start) == (45, follow_up_monday)

@@ -13,8 +13,11 @@ import ast
 import datetime
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from pdca import services
 from pdca.errors import (
@@ -33,19 +36,23 @@ from pdca.errors import (
 )
 from pdca.models import (
     BASELINE_MIN_WEEKS,
+    METRIC_UNIT,
     MIN_CHECK_CARDS,
-    Cycle,
     Experiment,
     ExperimentDecision,
     ExperimentStage,
     SignalRule,
     TargetedMetric,
+    day_text,
 )
 from pdca.selectors import (
+    LAST_COLUMN_ONWARD,
     ExperimentQuery,
     cycles_running,
     experiment_get,
     experiment_runner,
+    experiment_scope_names,
+    experiment_steps,
     experiments_by_cycle,
     experiments_check_ready,
 )
@@ -73,22 +80,7 @@ HYPOTHESIS = (
 
 
 @pytest.fixture
-def leader(team):
-    return MembershipFactory(team=team, role=Role.TEAM_LEADER).user
-
-
-@pytest.fixture
-def sales(stream) -> Cycle:
-    return Cycle.objects.get(value_stream=stream, name=SALES)
-
-
-@pytest.fixture
-def information(stream):
-    return column_of(stream, SALES, "Information")
-
-
-@pytest.fixture
-def plan(sales, team, information, leader):
+def plan(sales, team, sales_information, leader):
     """``plan(**changes)``: plan the conversion experiment as the team leader."""
 
     def planned(**changes) -> Experiment:
@@ -97,7 +89,7 @@ def plan(sales, team, information, leader):
             "team_id": team.pk,
             "hypothesis": HYPOTHESIS,
             "targeted_metric": TargetedMetric.CONVERSION,
-            "column_id": information.pk,
+            "column_id": sales_information.pk,
             "window_start": MONDAY,
             "planned_weeks": 4,
             "target": Decimal("40"),
@@ -147,7 +139,7 @@ def audit(action: str) -> AuditEntry:
 
 
 def test_a_team_leader_plans_an_experiment(
-    plan, stream, sales, team, information, leader, announced
+    plan, stream, sales, team, sales_information, leader, announced
 ):
     with announced() as sent:
         experiment = plan()
@@ -157,7 +149,7 @@ def test_a_team_leader_plans_an_experiment(
         ExperimentStage.PLAN,
         sales.pk,
         team.pk,
-        information.pk,
+        sales_information.pk,
         None,
     )
     assert (row.window_start, row.planned_weeks, row.target) == (MONDAY, 4, Decimal("40.00"))
@@ -182,7 +174,7 @@ def test_a_team_leader_plans_an_experiment(
         "cycle_id": sales.pk,
         "version": 1,
         "team_id": team.pk,
-        "column_id": information.pk,
+        "column_id": sales_information.pk,
         "channel_id": None,
         "planned_weeks": 4,
         "target": "40.00",
@@ -320,7 +312,7 @@ def test_a_window_far_ahead_is_refused_with_a_message(plan, window_start):
     assert not Experiment.objects.exists()
 
 
-def test_the_plan_changes_until_the_start(plan, leader, information):
+def test_the_plan_changes_until_the_start(plan, leader, sales_information):
     experiment = plan()
 
     changed = services.experiment_update_plan(
@@ -340,7 +332,7 @@ def test_the_plan_changes_until_the_start(plan, leader, information):
         "We believe a trial and a call raise it.",
         2,
     )
-    assert changed.column_id == information.pk
+    assert changed.column_id == sales_information.pk
     assert audit("experiment.plan_updated").data["target"] == "45.00"
 
 
@@ -719,13 +711,14 @@ def test_adopt_decides_with_notes_who_and_when(checked, leader, stream, announce
 def test_adapt_plans_a_follow_up_from_the_next_monday(checked, leader):
     decided_at = datetime.datetime(2025, 5, 14, 16, 0, tzinfo=UTC)  # a Wednesday
 
-    acted = services.experiment_act(
-        experiment_id=checked.pk,
-        actor=as_actor(leader),
-        decision=ExperimentDecision.ADAPT,
-        notes="Keep the trial, shorten it.",
-        at=decided_at,
-    )
+    with mock.patch("django.utils.timezone.now", return_value=decided_at):  # decided now
+        acted = services.experiment_act(
+            experiment_id=checked.pk,
+            actor=as_actor(leader),
+            decision=ExperimentDecision.ADAPT,
+            notes="Keep the trial, shorten it.",
+            at=decided_at,
+        )
 
     follow_up = Experiment.objects.get(pk=acted.follow_up.pk)
     assert follow_up.follow_up_of_id == checked.pk
@@ -743,6 +736,31 @@ def test_adapt_plans_a_follow_up_from_the_next_monday(checked, leader):
     planned = audit("experiment.planned")
     assert (planned.target_id, planned.data["follow_up_of_id"]) == (follow_up.pk, checked.pk)
     assert list(Experiment.objects.get(pk=checked.pk).follow_ups.all()) == [follow_up]
+
+
+def test_a_follow_up_of_a_decision_dated_in_the_past_gets_a_window_not_begun(checked, leader):
+    # A decision dated back (an import, the demo's history): the Monday after it is long
+    # past, and a window whose first week is over could never start.
+    acted = services.experiment_act(
+        experiment_id=checked.pk,
+        actor=as_actor(leader),
+        decision=ExperimentDecision.ADAPT,
+        notes="Keep the trial, shorten it.",
+        at=datetime.datetime(2025, 5, 14, 16, 0, tzinfo=UTC),
+    )
+
+    window_start = Experiment.objects.get(pk=acted.follow_up.pk).window_start
+    today = timezone.localdate()
+    assert window_start.weekday() == 0
+    assert today < window_start <= today + datetime.timedelta(days=7)
+    # Its plan can be revised (a window that has not begun is valid) and started then.
+    services.experiment_update_plan(
+        experiment_id=acted.follow_up.pk,
+        actor=as_actor(leader),
+        target=Decimal("50"),
+        window_start=window_start,
+        expected_version=1,
+    )
 
 
 def test_abandon_decides_and_the_decision_stays(checked, leader):
@@ -784,6 +802,218 @@ def test_outside_the_stream_an_experiment_is_not_found(checked):
     assert refused.value.data == {"experiment_id": checked.pk}
 
 
+# --- abandon without a Check --------------------------------------------------------
+
+
+def test_a_running_experiment_is_abandoned_without_a_check(plan, leader, stream, announced):
+    experiment = start(plan(), leader)
+
+    with announced() as sent:
+        acted = services.experiment_act(
+            experiment_id=experiment.pk,
+            actor=as_actor(leader),
+            decision=ExperimentDecision.ABANDON,
+            notes="  The trial offer was withdrawn by sales.  ",
+            expected_version=experiment.version,
+            at=IN_THE_WINDOW,
+        )
+
+    assert acted.follow_up is None
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.stage, row.decision, row.decision_notes) == (
+        ExperimentStage.ACT,
+        ExperimentDecision.ABANDON,
+        "The trial offer was withdrawn by sales.",
+    )
+    assert (row.decided_by_id, row.decided_at, row.version) == (leader.pk, IN_THE_WINDOW, 3)
+    # It stops then, early, by whoever abandoned it; nothing is measured.
+    assert (row.stopped_at, row.stopped_by_id, row.stopped_early) == (
+        IN_THE_WINDOW,
+        leader.pk,
+        True,
+    )
+    assert (row.checked_at, row.measured_value, row.measured_cards, row.signal) == (
+        None,
+        None,
+        None,
+        False,
+    )
+    assert row.abandoned_unchecked
+    entry = audit("experiment.abandoned")
+    assert (entry.actor_id, entry.target_id) == (leader.pk, experiment.pk)
+    assert entry.data == {
+        "cycle_id": row.cycle_id,
+        "version": 3,
+        "checked": False,
+        "stopped_early": True,
+    }
+    assert sent == [(stream.pk, ["settings"])]
+
+
+def test_abandoning_after_the_window_without_a_stop_ends_the_do_at_the_window_s_end(plan, leader):
+    # Its window passed with nothing measurable: the Check is refused, the Act too.
+    experiment = start(plan(), leader)
+    with pytest.raises(TooLittleData):
+        check(experiment, leader, measured_value=None, measured_cards=0, signal_rule="")
+    with pytest.raises(ExperimentNotChecked):
+        services.experiment_act(
+            experiment_id=experiment.pk, actor=as_actor(leader), decision="adopt"
+        )
+
+    services.experiment_act(
+        experiment_id=experiment.pk,
+        actor=as_actor(leader),
+        decision=ExperimentDecision.ABANDON,
+        notes="No prospect reached Information in the window.",
+    )
+
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.stage, row.decision) == (ExperimentStage.ACT, ExperimentDecision.ABANDON)
+    assert (row.stopped_at, row.stopped_by_id, row.stopped_early) == (WINDOW_ENDS_AT, None, False)
+
+
+def test_a_stopped_experiment_abandoned_keeps_its_stop(plan, leader):
+    experiment = start(plan(), leader)
+    services.experiment_stop(experiment_id=experiment.pk, actor=as_actor(leader), at=IN_THE_WINDOW)
+
+    services.experiment_act(
+        experiment_id=experiment.pk,
+        actor=as_actor(leader),
+        decision=ExperimentDecision.ABANDON,
+        notes="Stopped: the offer is off.",
+        at=IN_THE_WINDOW + datetime.timedelta(hours=1),
+    )
+
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.stopped_at, row.stopped_early) == (IN_THE_WINDOW, True)
+    with pytest.raises(ExperimentDecided):
+        check(row, leader)
+
+
+@pytest.mark.parametrize("notes", ["", "   "])
+def test_abandoning_without_a_check_needs_notes(plan, leader, notes):
+    experiment = start(plan(), leader)
+
+    with pytest.raises(InvalidInput) as refused:
+        services.experiment_act(
+            experiment_id=experiment.pk,
+            actor=as_actor(leader),
+            decision=ExperimentDecision.ABANDON,
+            notes=notes,
+            at=IN_THE_WINDOW,
+        )
+
+    assert refused.value.field == "notes"
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.stage, row.stopped_at, row.version) == (ExperimentStage.DO, None, 2)
+    assert not AuditEntry.objects.filter(action="experiment.abandoned").exists()
+
+
+@pytest.mark.parametrize("decision", [ExperimentDecision.ADOPT, ExperimentDecision.ADAPT])
+def test_adopt_and_adapt_still_need_the_check(plan, leader, decision):
+    experiment = start(plan(), leader)
+
+    with pytest.raises(ExperimentNotChecked, match="can only be abandoned") as refused:
+        services.experiment_act(
+            experiment_id=experiment.pk,
+            actor=as_actor(leader),
+            decision=decision,
+            notes="It seems to work.",
+            at=IN_THE_WINDOW,
+        )
+
+    assert refused.value.field == "decision"
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.DO
+    assert not Experiment.objects.filter(follow_up_of=experiment).exists()
+
+
+def test_a_plan_is_not_abandoned(plan, leader):
+    experiment = plan()
+
+    with pytest.raises(ExperimentNotChecked):
+        services.experiment_act(
+            experiment_id=experiment.pk,
+            actor=as_actor(leader),
+            decision=ExperimentDecision.ABANDON,
+            notes="Never mind.",
+        )
+
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.PLAN
+
+
+def test_a_member_may_not_abandon(plan, leader, member):
+    experiment = start(plan(), leader)
+
+    with pytest.raises(PermissionRefused):
+        services.experiment_act(
+            experiment_id=experiment.pk,
+            actor=as_actor(member),
+            decision=ExperimentDecision.ABANDON,
+            notes="Not mine to stop.",
+            at=IN_THE_WINDOW,
+        )
+
+
+def test_an_act_on_a_version_changed_meanwhile_is_stale(plan, leader):
+    experiment = start(plan(), leader)
+    services.experiment_stop(experiment_id=experiment.pk, actor=as_actor(leader), at=IN_THE_WINDOW)
+
+    with pytest.raises(Stale):
+        services.experiment_act(
+            experiment_id=experiment.pk,
+            actor=as_actor(leader),
+            decision=ExperimentDecision.ABANDON,
+            notes="Seen while it ran.",
+            expected_version=2,  # the version started, before the stop
+        )
+
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.DO
+
+
+def test_the_database_holds_an_act_without_a_check_to_an_abandon(plan, leader):
+    experiment = start(plan(), leader)
+    services.experiment_act(
+        experiment_id=experiment.pk,
+        actor=as_actor(leader),
+        decision=ExperimentDecision.ABANDON,
+        notes="Given up.",
+        at=IN_THE_WINDOW,
+    )
+    rows = Experiment.objects.filter(pk=experiment.pk)
+
+    with (
+        pytest.raises(IntegrityError, match="pdca_experiment_checked_has_measure"),
+        transaction.atomic(),
+    ):
+        rows.update(decision=ExperimentDecision.ADOPT)
+    with (
+        pytest.raises(IntegrityError, match="pdca_experiment_measure_only_when_checked"),
+        transaction.atomic(),
+    ):
+        rows.update(measured_value=Decimal("10"), measured_cards=12)
+
+
+# --- dates in refusals -----------------------------------------------------------------
+
+
+def test_refusals_give_dates_as_the_pages_do(plan, leader):
+    experiment = plan()
+
+    with pytest.raises(WindowNotOpen) as not_open:
+        start(experiment, leader, at=datetime.datetime(2025, 4, 13, 12, 0, tzinfo=UTC))
+    with pytest.raises(WindowPassed) as passed:
+        start(experiment, leader, at=datetime.datetime(2025, 4, 21, 12, 0, tzinfo=UTC))
+    with pytest.raises(WindowPassed) as planned_late:
+        plan(at=datetime.datetime(2025, 4, 21, 0, 0, tzinfo=UTC))
+
+    assert "from Mon 14 Apr 2025:" in not_open.value.message
+    assert "ended on Sun 20 Apr 2025:" in passed.value.message
+    assert "from Mon 14 Apr 2025 is over" in planned_late.value.message
+    for refused in (not_open, passed, planned_late):
+        assert "2025-04" not in refused.value.message
+    assert day_text(datetime.date(2026, 12, 7)) == "Mon 7 Dec 2026"
+
+
 # --- selectors -----------------------------------------------------------------------
 
 
@@ -801,7 +1031,10 @@ def test_experiments_are_listed_per_cycle_with_their_stage(plan, leader, stream,
         (planned.pk, ExperimentStage.PLAN),
         (running.pk, ExperimentStage.DO),
     ]
-    assert sales_entry.running == [running]
+    with mock.patch("django.utils.timezone.now", return_value=IN_THE_WINDOW):
+        assert sales_entry.running == [running]
+    with mock.patch("django.utils.timezone.now", return_value=running.window_ends_at):
+        assert sales_entry.running == []  # its window is over: its Check is due
     assert experiments_by_cycle(ExperimentQuery(stream=stream, stages=(ExperimentStage.PLAN,)))[
         1
     ].experiments == [planned]
@@ -810,12 +1043,35 @@ def test_experiments_are_listed_per_cycle_with_their_stage(plan, leader, stream,
 def test_cycles_with_a_running_experiment(plan, leader, stream, sales):
     experiment = start(plan(), leader)
     query = ExperimentQuery(stream=stream)
-    assert cycles_running(query, at=IN_THE_WINDOW) == {sales.pk: 1}
+    assert cycles_running(query, at=IN_THE_WINDOW) == {sales.pk: (experiment.pk,)}
+    second = start(plan(), leader)
+    assert cycles_running(query, at=IN_THE_WINDOW) == {sales.pk: (experiment.pk, second.pk)}
+    services.experiment_stop(experiment_id=second.pk, actor=as_actor(leader), at=IN_THE_WINDOW)
+    assert cycles_running(query, at=IN_THE_WINDOW) == {sales.pk: (experiment.pk,)}
     # Once its window is over it no longer runs, stopped or not: its Check is due.
     assert cycles_running(query, at=experiment.window_ends_at) == {}
 
     services.experiment_stop(experiment_id=experiment.pk, actor=as_actor(leader), at=IN_THE_WINDOW)
     assert cycles_running(query, at=IN_THE_WINDOW) == {}
+
+
+def test_checks_ready_leave_out_decided_experiments(plan, leader, stream):
+    abandoned, kept = start(plan(), leader), start(plan(), leader)
+    for experiment in (abandoned, kept):
+        services.experiment_stop(
+            experiment_id=experiment.pk, actor=as_actor(leader), at=IN_THE_WINDOW
+        )
+    query = ExperimentQuery(stream=stream)
+    assert experiments_check_ready(query, at=WINDOW_ENDS_AT) == [abandoned, kept]
+
+    services.experiment_act(
+        experiment_id=abandoned.pk,
+        actor=as_actor(leader),
+        decision=ExperimentDecision.ABANDON,
+        notes="Nothing to measure.",
+    )
+
+    assert experiments_check_ready(query, at=WINDOW_ENDS_AT) == [kept]
 
 
 def test_checks_ready_are_stopped_or_past_their_window_and_not_checked(plan, leader, stream):
@@ -878,3 +1134,79 @@ def test_pdca_imports_neither_metrics_nor_boards():
 
     assert {"pdca", "vsm"} <= imported
     assert not imported & {"metrics", "boards"}
+
+
+# --- what the pages offer and name ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("at", "offered"),
+    [
+        (datetime.datetime(2025, 4, 13, 23, 0, tzinfo=UTC), {"edit", "start_opens_on"}),
+        (STARTED_AT, {"edit", "start", "start_until"}),
+        (datetime.datetime(2025, 4, 20, 23, 59, tzinfo=UTC), {"edit", "start", "start_until"}),
+        (datetime.datetime(2025, 4, 21, 0, 0, tzinfo=UTC), {"edit", "start_missed"}),
+    ],
+)
+def test_a_plan_offers_its_start_in_its_window_s_first_week(plan, at, offered):
+    steps = experiment_steps(plan(), at=at)
+
+    assert {name for name, value in vars(steps).items() if value} == offered
+    if "start_opens_on" in offered:
+        assert steps.start_opens_on == MONDAY
+    if "start_until" in offered:
+        assert steps.start_until == datetime.date(2025, 4, 20)
+
+
+def test_the_do_offers_stop_check_and_abandon_as_its_dates_allow(plan, leader):
+    experiment = start(plan(), leader)
+
+    running = experiment_steps(experiment, at=IN_THE_WINDOW)
+    over = experiment_steps(experiment, at=WINDOW_ENDS_AT)
+    checked_steps = experiment_steps(check(experiment, leader), at=WINDOW_ENDS_AT)
+
+    assert (running.stop, running.check, running.abandon, running.abandon_suggested) == (
+        True,
+        False,
+        True,
+        False,
+    )
+    assert (over.stop, over.check, over.abandon, over.abandon_suggested) == (
+        False,
+        True,
+        True,
+        True,
+    )
+    assert (checked_steps.check, checked_steps.act, checked_steps.abandon) == (True, True, False)
+
+
+def test_scope_names_say_the_conversion_step_and_the_last_column_s_way_out(
+    plan, stream, sales, sales_information
+):
+    last = column_of(stream, SALES, "Wisdom")
+    channel = ChannelFactory(value_stream=stream, name="Referral")
+    experiments = [
+        plan(),
+        plan(column_id=last.pk),
+        plan(targeted_metric=TargetedMetric.WIP, column_id=last.pk, target=Decimal("3")),
+        plan(targeted_metric=TargetedMetric.ARRIVALS, column_id=None, channel_id=channel.pk),
+        plan(targeted_metric=TargetedMetric.THROUGHPUT, column_id=None, target=Decimal("5")),
+    ]
+    listed = experiments_by_cycle(ExperimentQuery(stream=stream, cycle_id=sales.pk))[0]
+
+    assert [name for _, name in listed.rows][::-1] == [
+        "Information → Knowledge",
+        f"Wisdom → {LAST_COLUMN_ONWARD}",
+        "Wisdom",
+        "Referral",
+        SALES,
+    ]
+    assert LAST_COLUMN_ONWARD == "handed on or won"
+    one = experiment_get(actor=TEST_SYSTEM, experiment_id=experiments[1].pk)
+    assert experiment_scope_names([one]) == {one.pk: "Wisdom → handed on or won"}
+
+
+def test_a_wip_unit_reads_well_in_parentheses():
+    for unit in METRIC_UNIT.values():
+        assert "(" not in unit and ")" not in unit
+    assert METRIC_UNIT[TargetedMetric.WIP] == "cards on an average day"
