@@ -9,7 +9,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from pdca.models import ControlPoint, Criterion, Cycle
-from vsm.models import ActorFields, Channel, Team, ValueStream
+from vsm.models import ActorFields, Channel, LostReason, Team, ValueStream
 
 
 class KnowledgeLevel(models.TextChoices):
@@ -298,6 +298,93 @@ class WipOverride(models.Model):
 
     def __str__(self) -> str:
         return f"WIP override of move {self.move_id}"
+
+
+LOST_NOTE_MAX_LENGTH = 500
+
+
+class CardLoss(models.Model):
+    """Why a card was lost: a reason from the stream's list (``vsm.LostReason``) and a
+    note in the seller's words, kept beside the append-only move log, as a WIP
+    override's reason is: the note is free text that may name a person and may have to
+    be erased, while the lost move never changes. One per lost move; a card lost again
+    after a reopen has one per loss."""
+
+    move = models.OneToOneField(
+        CardMove, on_delete=models.PROTECT, primary_key=True, related_name="loss"
+    )
+    reason = models.ForeignKey(
+        LostReason, on_delete=models.PROTECT, null=True, blank=True, related_name="losses"
+    )
+    note = models.CharField(max_length=LOST_NOTE_MAX_LENGTH, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reason__isnull=False) | ~Q(note="") | Q(erased_at__isnull=False),
+                name="boards_cardloss_reason_or_note",
+                violation_error_message="Say why the deal was lost: a reason, a note or both.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Loss of move {self.move_id}"
+
+
+class ActivityKind(models.TextChoices):
+    COMMENT = "comment", "Comment"
+    EDIT = "edit", "Edited"
+    BLOCKED = "blocked", "Blocked"
+    UNBLOCKED = "unblocked", "Unblocked"
+
+
+COMMENT_MAX_LENGTH = 5000
+
+
+class CardActivity(ActorFields):
+    """One entry of a card's history besides its moves (``CardMove``): a comment, a
+    change of its fields, or its blocking and unblocking. With the moves, a card's
+    timeline: the team's growing knowledge of the prospect, with who and when.
+
+    ``text``: the comment, or the reason it was blocked. ``changes``: for an edit, a
+    list of {"field": its label, "old": text, "new": text}, as the person saw them
+    (an owner or channel by name). Written by the boards services only, never changed
+    (erasure, of a person's data, blanks the text and the changes and stamps
+    ``erased_at``).
+    """
+
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="activity")
+    kind = models.CharField(max_length=10, choices=ActivityKind.choices)
+    text = models.TextField(blank=True, max_length=COMMENT_MAX_LENGTH)
+    changes = models.JSONField(default=list, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+    recorded_at = models.DateTimeField(db_default=Now(), editable=False)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["card", "at"], name="boards_activity_card_time")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=ActivityKind.values),
+                name="boards_cardactivity_kind_valid",
+                violation_error_message="Choose a kind of activity.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["comment", "blocked"])
+                | ~Q(text="")
+                | Q(erased_at__isnull=False),
+                name="boards_cardactivity_text_when_needed",
+                violation_error_message="A comment, or a blocking, says something.",
+            ),
+            *ActorFields.actor_constraints("boards_cardactivity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on card {self.card_id}"
 
 
 class Handoff(ActorFields):

@@ -142,6 +142,41 @@ class Channel(models.Model):
         return self.name
 
 
+LOST_REASON_MAX_LENGTH = 120
+
+
+class LostReason(models.Model):
+    """Why a deal is lost, from a list the stream's admins keep ("No budget", "Chose a
+    competitor"): the board asks for one when a card is lost (plus free text), and the
+    metrics count the lost cards per reason, column and channel. A reason in use is
+    deactivated, never deleted, so the lost cards keep it."""
+
+    value_stream = models.ForeignKey(
+        ValueStream, on_delete=models.CASCADE, related_name="lost_reasons"
+    )
+    name = models.CharField(max_length=LOST_REASON_MAX_LENGTH)
+    order = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["value_stream", "order", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["value_stream", "name"],
+                name="vsm_lostreason_unique_name_per_stream",
+                violation_error_message="This stream already has a lost reason of that name.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(name=""),
+                name="vsm_lostreason_name_not_blank",
+                violation_error_message="A lost reason needs a name.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ActorFields(models.Model):
     """Who did it, on a row that records an action: a person, an API token or the system.
 
