@@ -155,18 +155,34 @@ def test_clicking_a_dot_on_the_cycle_time_scatter_opens_its_card(
     index = len(dots["ids"]) // 2
     name, url = dots["names"][index], f"{dots['link_prefix']}{dots['ids'][index]}/"
     canvas = page.locator("#chart-cycle-time canvas")
-    canvas.scroll_into_view_if_needed()
-    dot = page.evaluate(
-        "(i) => { const p = window.vsmCharts['cycle-time'].getDatasetMeta(0).data[i];"
-        " return {x: p.x, y: p.y}; }",
-        index,
-    )
-    box = canvas.bounding_box()
-    assert box is not None
 
-    page.mouse.move(box["x"] + dot["x"], box["y"] + dot["y"])
+    def hover_the_dot() -> tuple[float, float]:
+        # Measured afresh each time: on a loaded machine a chart above may still grow as
+        # it is laid out, pushing this one out of the viewport (where the mouse reaches
+        # nothing), and this one may still be animating its dots in (Chart.js finds the
+        # dot under the mouse where it is drawn now).
+        canvas.scroll_into_view_if_needed()
+        dot = page.evaluate(
+            "(i) => { const p = window.vsmCharts['cycle-time'].getDatasetMeta(0).data[i];"
+            " return p.getProps(['x', 'y'], true); }",
+            index,
+        )
+        box = canvas.bounding_box()
+        assert box is not None
+        where = (box["x"] + dot["x"], box["y"] + dot["y"])
+        # From elsewhere: a move to where the mouse already is dispatches no event.
+        page.mouse.move(box["x"] + 1, box["y"] + 1)
+        page.mouse.move(*where)
+        return where
+
+    where = hover_the_dot()
+    for _ in range(4):
+        if canvas.evaluate("(c) => getComputedStyle(c).cursor") == "pointer":
+            break
+        page.wait_for_timeout(500)
+        where = hover_the_dot()
     expect(canvas).to_have_css("cursor", "pointer")
-    page.mouse.click(box["x"] + dot["x"], box["y"] + dot["y"])
+    page.mouse.click(*where)
 
     page.wait_for_url(f"{live_server.url}{url}")
     expect(page.get_by_role("heading", level=1)).to_contain_text(name.split(" (")[0])
