@@ -62,6 +62,8 @@ from pdca.services import (
 from vsm.actors import Actor
 from vsm.models import ValueStream
 
+# The metrics that count cards per week, for which a week of none is common.
+COUNTED_METRICS = frozenset({TargetedMetric.THROUGHPUT, TargetedMetric.ARRIVALS})
 # Wheeler's detection rules 2 and 3 (see experiment_verdict).
 THREE_OF_FOUR = (3, 4)
 RUN_LENGTH = 8
@@ -166,10 +168,11 @@ def measure_conversion(scope: Scope, period: Period) -> Measurement:
     """Conversion from the scope's column to the next step, in %: of the cards that left
     the column in the period, the share that moved on (to a later column of the cycle,
     handed on out of the cycle, or won) rather than back to an earlier column or lost.
-    A card counts once, by the last time it left the column in the period; cards still
-    in it are not counted yet. From the cycle's last column, moving on is leaving the
-    cycle handed on or won. Rests on the cards that left; weekly by the week they left
-    (docs/metrics.md, "Conversion of an experiment").
+    A card counts once, by the last time it left the column in the period (in a weekly
+    value, by the last time in that week, so a week reads the same in any period);
+    cards still in it are not counted yet. From the cycle's last column, moving on is
+    leaving the cycle handed on or won. Rests on the cards that left; weekly by the
+    week they left (docs/metrics.md, "Conversion of an experiment").
 
     Counted at the column's exit, as a pipeline's stage conversion is, rather than by
     the cohort that reached the column (the dashboard's funnel): a cohort is only
@@ -191,19 +194,21 @@ def measure_conversion(scope: Scope, period: Period) -> Measurement:
         .order_by("moved_at", "pk")
         .values_list("card_id", "moved_at", "kind", "to_column__cycle_id", "to_column__order")
     )
-    last_exit: dict[int, tuple[datetime, bool]] = {}
+    last_exit: dict[int, bool] = {}
+    last_exit_in_week: dict[tuple[int, int], bool] = {}
     for card, moved_at, kind, cycle_id, order in departures:
         onward = kind in (MoveKind.HANDOFF, MoveKind.WON) or (
             kind == MoveKind.MOVE and cycle_id == column.cycle_id and order > column.order
         )
-        last_exit[card] = (moved_at, onward)
-    weekly_left, weekly_on = [0] * period.full_weeks, [0] * period.full_weeks
-    for moved_at, onward in last_exit.values():
+        last_exit[card] = onward
         week = period.week_of_moment(moved_at)
         if week is not None:
-            weekly_left[week] += 1
-            weekly_on[week] += onward
-    moved_on = sum(onward for _, onward in last_exit.values())
+            last_exit_in_week[(card, week)] = onward
+    weekly_left, weekly_on = [0] * period.full_weeks, [0] * period.full_weeks
+    for (_, week), onward in last_exit_in_week.items():
+        weekly_left[week] += 1
+        weekly_on[week] += onward
+    moved_on = sum(last_exit.values())
     return Measurement(
         value=_share(moved_on, len(last_exit)),
         cards=len(last_exit),
@@ -396,11 +401,13 @@ def check_period(experiment: Experiment) -> Period:
 class Verdict:
     """The Check's judgement: the baseline's natural process limits, and the first
     detection rule that fired in the Do's weeks (NONE: routine variation, no signal),
-    with the index of the Do's week at which it fired."""
+    with the index of the Do's week at which it fired. ``rare``: the baseline counted
+    nothing in most of its weeks, so its limits cannot judge (no rule is applied)."""
 
     limits: XmR
     rule: SignalRule = SignalRule.NONE
     week: int | None = None
+    rare: bool = False
 
     @property
     def signal(self) -> bool:
@@ -410,25 +417,59 @@ class Verdict:
 def experiment_limits(experiment: Experiment) -> XmR:
     """The natural process limits of the experiment's baseline weeks (none before it
     started): for the Check and for its chart."""
-    ceiling = 100.0 if experiment.targeted_metric in PERCENT_METRICS else None
-    return xmr(list(experiment.baseline_weekly), ceiling=ceiling)
+    return xmr(list(experiment.baseline_weekly), ceiling=_ceiling(experiment))
 
 
-def experiment_verdict(limits: XmR, measured_weekly: Sequence[float | None]) -> Verdict:
+def _ceiling(experiment: Experiment) -> float | None:
+    return 100.0 if experiment.targeted_metric in PERCENT_METRICS else None
+
+
+def rare_counts(experiment: Experiment) -> bool:
+    """Whether the experiment counts cards (throughput, arrivals) and its baseline
+    counted none in more than half its weeks: limits drawn from such rare counts put
+    the lower one at 0 and read routine zeros as signals (Wheeler's advice for rare
+    events is to chart the time between them instead), so the Check makes no
+    judgement."""
+    if experiment.targeted_metric not in COUNTED_METRICS:
+        return False
+    weeks = [value for value in experiment.baseline_weekly if value is not None]
+    return bool(weeks) and sum(value == 0 for value in weeks) * 2 > len(weeks)
+
+
+def experiment_judged(experiment: Experiment, measured_weekly: Sequence[float | None]) -> Verdict:
+    """``experiment_verdict`` for this experiment's baseline, its metric's bounds and
+    its baseline's rarity."""
+    limits = experiment_limits(experiment)
+    if rare_counts(experiment):
+        return Verdict(limits, rare=True)
+    return experiment_verdict(limits, measured_weekly, ceiling=_ceiling(experiment))
+
+
+def experiment_verdict(
+    limits: XmR,
+    measured_weekly: Sequence[float | None],
+    *,
+    ceiling: float | None = None,
+    side: int = 0,
+) -> Verdict:
     """Whether the Do's weekly values differ from the baseline: the natural process
     limits of the baseline's weeks (``limits``: ``metrics.selectors.statistics.xmr``,
     mean +/- 2.66 x the average moving range, the lower one clamped at 0 and a share's
-    upper one at 100) carried forward over the Do, and Wheeler's three detection rules
-    applied to the Do's weeks (weeks without a value skipped), in this order:
+    upper one at ``ceiling``) carried forward over the Do, and Wheeler's three detection
+    rules applied to the Do's weeks (weeks without a value skipped), in this order:
 
     1. a week beyond a natural process limit (BEYOND_UPPER_LIMIT, BEYOND_LOWER_LIMIT);
     2. three of four successive weeks closer to the same limit than to the central line,
-       beyond the line halfway between them (THREE_OF_FOUR_UPPER, _LOWER);
+       beyond the line halfway between them (THREE_OF_FOUR_UPPER, _LOWER); not on a
+       side whose limit is clamped at a bound the metric cannot pass (0, or a share's
+       100): there the halfway line is an artefact of the clamp, and a week at the
+       bound would read as a signal;
     3. eight successive weeks on the same side of the central line (RUN_OF_EIGHT_ABOVE,
        _BELOW); a week on the line breaks a run.
 
     Each rule fires at the earliest week that completes it; a higher rule wins over a
-    lower one. A Do shorter than four (eight) weeks cannot fire rule 2 (3): with few
+    lower one. ``side``: +1 looks for signals above the central line only, -1 below
+    only, 0 both. A Do shorter than four (eight) weeks cannot fire rule 2 (3): with few
     points only a large change shows, as it should. Source: Donald J. Wheeler,
     *Understanding Variation: The Key to Managing Chaos* (2nd ed., 2000), the detection
     rules for process behaviour charts; the limits as in docs/metrics.md, "Variation
@@ -437,27 +478,30 @@ def experiment_verdict(limits: XmR, measured_weekly: Sequence[float | None]) -> 
     if limits.mean is None or limits.upper is None or limits.lower is None:
         return Verdict(limits)
     mean, upper, lower = limits.mean, limits.upper, limits.lower
+    looks_up, looks_down = side >= 0, side <= 0
     points = [(week, value) for week, value in enumerate(measured_weekly) if value is not None]
     for week, value in points:
-        if value > upper:
+        if looks_up and value > upper:
             return Verdict(limits, SignalRule.BEYOND_UPPER_LIMIT, week)
-        if value < lower:
+        if looks_down and value < lower:
             return Verdict(limits, SignalRule.BEYOND_LOWER_LIMIT, week)
     upper_half, lower_half = (mean + upper) / 2, (mean + lower) / 2
+    upper_free = looks_up and (ceiling is None or upper < ceiling)
+    lower_free = looks_down and lower > 0
     beyond, of = THREE_OF_FOUR
     for end in range(of, len(points) + 1):
         window = [value for _, value in points[end - of : end]]
-        if sum(value > upper_half for value in window) >= beyond:
+        if upper_free and sum(value > upper_half for value in window) >= beyond:
             return Verdict(limits, SignalRule.THREE_OF_FOUR_UPPER, points[end - 1][0])
-        if sum(value < lower_half for value in window) >= beyond:
+        if lower_free and sum(value < lower_half for value in window) >= beyond:
             return Verdict(limits, SignalRule.THREE_OF_FOUR_LOWER, points[end - 1][0])
-    side, run = 0, 0
+    run_side, run = 0, 0
     for week, value in points:
         here = (value > mean) - (value < mean)
-        run = run + 1 if here and here == side else (1 if here else 0)
-        side = here
-        if run == RUN_LENGTH:
-            rule = SignalRule.RUN_OF_EIGHT_ABOVE if side > 0 else SignalRule.RUN_OF_EIGHT_BELOW
+        run = run + 1 if here and here == run_side else (1 if here else 0)
+        run_side = here
+        if run == RUN_LENGTH and (side == 0 or side == run_side):
+            rule = SignalRule.RUN_OF_EIGHT_ABOVE if run_side > 0 else SignalRule.RUN_OF_EIGHT_BELOW
             return Verdict(limits, rule, week)
     return Verdict(limits)
 
@@ -526,7 +570,7 @@ def experiment_check(
     measured = NOTHING
     if experiment.check_ready(at or timezone.now()):  # else experiment_check_record refuses
         measured = _fresh_measure(experiment, check_period(experiment))
-    verdict = experiment_verdict(experiment_limits(experiment), measured.weekly)
+    verdict = experiment_judged(experiment, measured.weekly)
     return experiment_check_record(
         experiment_id=experiment.pk,
         actor=actor,

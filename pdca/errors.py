@@ -43,8 +43,9 @@ class CheckNotReady(Conflict):
 
 
 class ExperimentNotChecked(Conflict):
-    """Act on the measured result: the Check comes first. Only an abandon needs none (an
-    experiment in its Do with nothing to measure, or given up while it runs)."""
+    """Act on the measured result: the Check comes first. Only an abandon needs none (a
+    plan withdrawn before it starts, an experiment in its Do with nothing to measure, or
+    one given up while it runs)."""
 
     code = "experiment_not_checked"
     default_message = "Act on an experiment once its Check is recorded."

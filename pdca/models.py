@@ -259,6 +259,16 @@ _ABANDONED_UNCHECKED = Q(
     checked_at__isnull=True,
     stopped_at__isnull=False,
 )
+# A plan withdrawn before it started: abandoned, never started, nothing measured.
+_WITHDRAWN = Q(
+    stage=ExperimentStage.ACT,
+    decision=ExperimentDecision.ABANDON,
+    started_at__isnull=True,
+    baseline__isnull=True,
+    baseline_cards__isnull=True,
+    stopped_at__isnull=True,
+    checked_at__isnull=True,
+)
 
 
 class Experiment(models.Model):
@@ -439,9 +449,13 @@ class Experiment(models.Model):
             ),
             models.CheckConstraint(
                 condition=_NOT_STARTED
+                | _WITHDRAWN
                 | Q(started_at__isnull=False, baseline__isnull=False, baseline_cards__isnull=False),
                 name="pdca_experiment_started_has_baseline",
-                violation_error_message="A started experiment has its start and its baseline.",
+                violation_error_message=(
+                    "A started experiment has its start and its baseline; only a plan "
+                    "withdrawn before its start has none."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(stopped_at__isnull=True) | Q(stopped_at__gte=F("started_at")),
@@ -456,6 +470,7 @@ class Experiment(models.Model):
             models.CheckConstraint(
                 condition=~_CHECKED
                 | _ABANDONED_UNCHECKED
+                | _WITHDRAWN
                 | Q(
                     stopped_at__isnull=False,
                     checked_at__isnull=False,
@@ -465,7 +480,7 @@ class Experiment(models.Model):
                 name="pdca_experiment_checked_has_measure",
                 violation_error_message=(
                     "A checked experiment has stopped and holds its measured value; only one "
-                    "abandoned in its Do has none."
+                    "abandoned in its Do, or a plan withdrawn, has none."
                 ),
             ),
             models.CheckConstraint(
@@ -520,8 +535,14 @@ class Experiment(models.Model):
 
     @property
     def abandoned_unchecked(self) -> bool:
-        """Abandoned in its Do without a Check: decided, nothing measured."""
+        """Abandoned without a Check (in its Do, or a plan withdrawn): decided, nothing
+        measured."""
         return self.stage == ExperimentStage.ACT and self.checked_at is None
+
+    @property
+    def withdrawn(self) -> bool:
+        """A plan withdrawn before it started: abandoned, never started."""
+        return self.stage == ExperimentStage.ACT and self.started_at is None
 
     @property
     def window_last_day(self) -> date:
@@ -562,9 +583,13 @@ class Experiment(models.Model):
 
     def check_ready(self, at: datetime) -> bool:
         """Whether its Check may be taken at ``at``: started, and stopped or its window
-        over (a Check taken already may be taken again until the Act)."""
+        over (a Check taken already may be taken again until the Act); never for one
+        stopped on its window's first day, which has no whole day to measure (it can
+        only be abandoned)."""
         if self.stage == ExperimentStage.CHECK:
             return True
+        if self.stopped_at is not None and self.measured_last_day < self.window_start:
+            return False
         return self.stage == ExperimentStage.DO and (
             self.stopped_at is not None or at >= self.window_ends_at
         )

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -34,6 +35,11 @@ from vsm.models import Membership, Role, ValueStream
 # who steer the stream (admins, the system, the value stream manager): its leaders and
 # coordinators. Members see them.
 RUNNER_ROLES = (Role.TEAM_LEADER, Role.TEAM_COORDINATOR, Role.VALUE_STREAM_MANAGER)
+# What the pages say where a member would find the plan form and the steps' buttons.
+RUNNERS_ONLY = (
+    "Experiments are planned and run by the team's leaders and coordinators and the "
+    "stream's manager."
+)
 
 
 def experiment_runner(*, actor: Actor, stream: ValueStream, team_id: int | None) -> bool:
@@ -166,8 +172,10 @@ class ExperimentSteps:
     stage rules of pdca.services.experiments read ahead, so that the page offers no step
     the service would refuse for its stage or its dates."""
 
-    # In Plan: the plan may be changed; it starts in its window's first week.
+    # In Plan: the plan may be changed, or withdrawn (abandoned before it starts); it
+    # starts in its window's first week.
     edit: bool = False
+    withdraw: bool = False
     start: bool = False
     # In Plan, in its window's first week: the last day it can start.
     start_until: date | None = None
@@ -194,6 +202,7 @@ def experiment_steps(experiment: Experiment, *, at: datetime | None = None) -> E
         start = opens <= day < opens + START_WITHIN
         return ExperimentSteps(
             edit=True,
+            withdraw=True,
             start=start,
             start_until=opens + START_WITHIN - timedelta(days=1) if start else None,
             start_opens_on=opens if day < opens else None,
@@ -272,3 +281,13 @@ def cycles_running(
         if now < Experiment(window_start=window_start, planned_weeks=planned_weeks).window_ends_at:
             running[cycle_id] = (*running.get(cycle_id, ()), pk)
     return running
+
+
+def person_name(user_id: int | None) -> str:
+    """Who took a step, by name, as the experiment's page names them: "the system" for
+    no user (the system or an API token), "a former user" for one removed since. One
+    query at most."""
+    if user_id is None:
+        return "the system"
+    user = get_user_model().objects.filter(pk=user_id).first()
+    return (user.get_full_name() or user.get_username()) if user else "a former user"

@@ -22,26 +22,28 @@ CONVERSION_WEEKS_MAX = 26
 
 
 def conversion_experiments(query: MetricsQuery) -> list[Experiment]:
-    """The running and checked experiments (MARKED_STAGES) of ``query.stream`` that
-    target a conversion step, of ``query.cycle_id``'s cycle with a cycle filter, newest
-    window first; each with its cycle and column. One query."""
+    """The experiments of ``query.stream`` that target a conversion step and ran
+    (MARKED_STAGES: running, checked or decided; started), of ``query.cycle_id``'s
+    cycle with a cycle filter, newest window first; each with its cycle and column. One
+    query."""
     return list(
         ExperimentQuery(stream=query.stream, cycle_id=query.cycle_id, stages=MARKED_STAGES)
         .experiments()
-        .filter(targeted_metric=TargetedMetric.CONVERSION)
+        .filter(targeted_metric=TargetedMetric.CONVERSION, started_at__isnull=False)
         .order_by("-window_start", "-id")
     )
 
 
 def conversion_weekly(query: MetricsQuery, document: StreamMetricsDocument) -> charts.Chart:
-    """The "Conversion per week" chart: for each step that a running or checked
-    experiment targets (``conversion_experiments``; at most CONVERSION_LINES_MAX, the
-    steps of the newest experiments), its conversion in % per full week, measured by
-    ``metrics.experiments.MEASURES[CONVERSION]`` over the weeks from the earliest of
-    their baselines' first days to the last full week before ``query.today`` (at most
-    CONVERSION_WEEKS_MAX weeks, the latest); their windows as bands, their targets as
-    reference lines. Queries: one, plus the measure's per step drawn (none when no
-    experiment targets a conversion step, or no full week is left to draw)."""
+    """The "Conversion per week" chart: for each step that a running, checked or
+    decided experiment targets (``conversion_experiments``; at most
+    CONVERSION_LINES_MAX, the steps of the newest experiments), its conversion in % per
+    full week, measured by ``metrics.experiments.MEASURES[CONVERSION]`` over the weeks
+    from the earliest of their baselines' first days to the last full week before
+    ``query.today`` (at most CONVERSION_WEEKS_MAX weeks, the latest); their windows as
+    bands, their targets as reference lines. Queries: one, plus the measure's per step
+    drawn (none when no experiment targets a conversion step, or no full week is left
+    to draw)."""
     experiments = conversion_experiments(query)
     by_step: dict[Column, list[Experiment]] = {}
     for experiment in experiments:  # newest first: the cap keeps the newest steps

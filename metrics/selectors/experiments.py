@@ -14,16 +14,17 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from metrics.charts import Chart, Window, experiment_chart
-from metrics.experiments import experiment_limits
+from metrics.experiments import Verdict, experiment_limits, experiment_verdict, rare_counts
 from metrics.selectors.readmodel import XmR
 from pdca.errors import ExperimentNotFound
-from pdca.models import METRIC_UNIT, Experiment, ExperimentStage, SignalRule
+from pdca.models import METRIC_UNIT, PERCENT_METRICS, Experiment, ExperimentStage, SignalRule
 from pdca.selectors import ExperimentQuery, experiment_get, experiment_runner
 from vsm.actors import Actor
 from vsm.models import Team, ValueStream
 
-# The stages whose window the dashboard marks: running, or measured and not yet decided.
-MARKED_STAGES = (ExperimentStage.DO, ExperimentStage.CHECK)
+# The stages whose window the dashboard marks, of the experiments that started: running,
+# measured, or decided (a decided experiment's window stays part of the stream's story).
+MARKED_STAGES = (ExperimentStage.DO, ExperimentStage.CHECK, ExperimentStage.ACT)
 
 
 def experiment_teams_run_by(*, actor: Actor, stream: ValueStream) -> list[Team]:
@@ -47,6 +48,7 @@ class ExperimentPage:
     unit: str
     limits: XmR
     verdict: CheckVerdict
+    aim: str
     people: dict[str, str]
     chart: Chart
 
@@ -74,6 +76,7 @@ def experiment_page_get(
         unit=METRIC_UNIT[experiment.targeted_metric],
         limits=limits,
         verdict=check_verdict(experiment, limits),
+        aim=experiment_aim(experiment, limits),
         people=_people(experiment),
         chart=experiment_chart(experiment, limits),
     )
@@ -105,8 +108,10 @@ UPWARD_RULES = frozenset(
 def check_verdict(experiment: Experiment, limits: XmR) -> CheckVerdict:
     """The Check in a few sentences: signal or noise and the rule that fired; for a
     signal, whether the change went the way the target aims (the target above the
-    baseline aims up, below it down: the direction of the rule that fired); the measured
-    value against the baseline and the target."""
+    baseline aims up, below it down: the direction of the rule that fired), or both
+    ways (the window was unstable); too few to judge for rare counts
+    (``metrics.experiments.rare_counts``); the measured value against the baseline
+    and the target."""
     if experiment.stage not in (ExperimentStage.CHECK, ExperimentStage.ACT):
         return CheckVerdict()
     if experiment.measured_value is None or experiment.baseline is None:
@@ -128,6 +133,24 @@ def check_verdict(experiment: Experiment, limits: XmR) -> CheckVerdict:
         f"Measured {_amount(measured, unit)} against a baseline of {_amount(baseline, unit)}; "
         f"the target of {_amount(target, unit)} is {'reached' if reached else 'not reached'}."
     )
+    if rare_counts(experiment):
+        return CheckVerdict(
+            "Too few to judge: in most of the baseline's weeks nothing was counted, and "
+            "natural process limits drawn from such rare counts read routine quiet weeks "
+            f"as signals. {figures} Judge it over a longer window, or on a busier step.",
+            VerdictTone.NOISE,
+        )
+    ceiling = 100.0 if experiment.targeted_metric in PERCENT_METRICS else None
+    weekly = list(experiment.measured_weekly)
+    up = experiment_verdict(limits, weekly, ceiling=ceiling, side=1)
+    down = experiment_verdict(limits, weekly, ceiling=ceiling, side=-1)
+    if up.signal and down.signal:
+        return CheckVerdict(
+            f"Signals both ways{bounds}: {_rule_at(up, experiment)}, and "
+            f"{_rule_at(down, experiment)}. The window was unstable rather than shifted "
+            f"one way: look at what changed in those weeks before deciding. {figures}",
+            VerdictTone.WORSE,
+        )
     if not experiment.signal:
         return CheckVerdict(
             f"Noise: no detection rule fired against the baseline{bounds}. The difference is "
@@ -149,6 +172,45 @@ def check_verdict(experiment: Experiment, limits: XmR) -> CheckVerdict:
         f"{'up' if aims_up else 'down'}. {figures}",
         VerdictTone.WORSE,
     )
+
+
+def _rule_at(verdict: Verdict, experiment: Experiment) -> str:
+    """ "a week above the upper natural process limit (week of Mon 12 Oct 2026)"."""
+    label = SignalRule(verdict.rule).label
+    week = experiment.window_start + timedelta(weeks=verdict.week or 0)
+    return f"{label[0].lower()}{label[1:]} (week of {week:%a %-d %b %Y})"
+
+
+def experiment_aim(experiment: Experiment, limits: XmR) -> str:
+    """Once started, which way the experiment aims, in words, and whether its baseline
+    leaves room for a signal: "Aims up: the target, 40 %, is above the baseline, 31.71
+    %." Empty before the start."""
+    if experiment.baseline is None:
+        return ""
+    unit = METRIC_UNIT[experiment.targeted_metric]
+    aims_up = experiment.target > experiment.baseline
+    aim = (
+        f"Aims {'up' if aims_up else 'down'}: the target, {_amount(experiment.target, unit)}, "
+        f"is {'above' if aims_up else 'below'} the baseline, "
+        f"{_amount(experiment.baseline, unit)}."
+    )
+    ceiling = 100.0 if experiment.targeted_metric in PERCENT_METRICS else None
+    if rare_counts(experiment):
+        aim += (
+            " The baseline counted nothing in most weeks: the Check will say if there is "
+            "too little to judge."
+        )
+    elif (
+        limits.lower is not None
+        and limits.upper is not None
+        and limits.lower <= 0
+        and (limits.upper >= ceiling if ceiling is not None else False)
+    ):
+        aim += (
+            f" The baseline's weeks vary so much that its limits span {limits.lower:g} to "
+            f"{limits.upper:g} {unit}: no single week can be a signal, only a run of weeks."
+        )
+    return aim
 
 
 def _amount(value: Decimal, unit: str) -> str:
@@ -182,6 +244,7 @@ def experiment_windows(stream: ValueStream) -> list[Window]:
     rows = (
         ExperimentQuery(stream=stream, stages=MARKED_STAGES)
         .experiments()
+        .filter(started_at__isnull=False)
         .order_by("window_start", "id")
     )
     return [experiment_window(experiment) for experiment in rows]

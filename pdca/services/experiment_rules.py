@@ -18,6 +18,7 @@ from pdca.errors import (
     WindowPassed,
 )
 from pdca.models import (
+    BASELINE_MIN_WEEKS,
     METRIC_SCOPE,
     MIN_CHECK_CARDS,
     PLANNED_WEEKS_MAX,
@@ -170,13 +171,18 @@ def enough_data_check(
     min_weeks: int,
     what: str,
     field: str,
+    advice: str = "",
 ) -> None:
     """Raises: TooLittleData when the measure has no value, fewer than ``min_weeks``
-    weeks with a value, or (a share or a percentile) fewer than MIN_CHECK_CARDS cards."""
+    weeks with a value, or (a share or a percentile) fewer than MIN_CHECK_CARDS cards.
+    ``advice`` ends each message: what the caller can do about it."""
     data = {"experiment_id": experiment.pk, "cards": cards}
+    then = f" {advice}" if advice else ""
     if value is None:
         raise TooLittleData(
-            f"The {what} has nothing to measure: no card counts in it.", data=data, field=field
+            f"The {what} has nothing to measure: no card counts in it. Nothing was recorded.{then}",
+            data=data,
+            field=field,
         )
     weeks_with_value = sum(point is not None for point in weekly)
     if weeks_with_value < min_weeks:
@@ -184,17 +190,41 @@ def enough_data_check(
             f"The {what} has {weeks_with_value} full weeks with a value; it needs at least "
             f"{min_weeks}"
             + (" to draw natural process limits." if min_weeks > 1 else ".")
-            + " Nothing was recorded.",
+            + f" Nothing was recorded.{then}",
             data={**data, "weeks_with_value": weeks_with_value, "min_weeks": min_weeks},
             field=field,
         )
     if experiment.targeted_metric in SAMPLED_METRICS and cards < MIN_CHECK_CARDS:
         raise TooLittleData(
             f"The {what} rests on {cards} cards; a share or a percentile needs at least "
-            f"{MIN_CHECK_CARDS} to mean anything. Nothing was recorded.",
+            f"{MIN_CHECK_CARDS} to mean anything. Nothing was recorded.{then}",
             data={**data, "min_cards": MIN_CHECK_CARDS},
             field=field,
         )
+
+
+# What a team can do about a baseline with too little data, by what the metric is
+# measured on: a longer window (the baseline grows with it) or a busier scope.
+_BUSIER = {
+    MetricScope.COLUMN: "target a busier column",
+    MetricScope.CHANNEL: "target a busier channel",
+    MetricScope.CYCLE: "target a busier cycle or another metric",
+}
+
+
+def baseline_advice(experiment: Experiment) -> str:
+    """What to do when the baseline has too little data: change the plan."""
+    return (
+        "To start it, change the plan: lengthen the window: the baseline grows with it "
+        f"(as many full weeks before the window as the window has, {BASELINE_MIN_WEEKS} at "
+        f"least), or {_BUSIER[METRIC_SCOPE[experiment.targeted_metric]]}."
+    )
+
+
+def amount_text(value: Decimal, unit: str) -> str:
+    """An amount as the pages give it (``floatformat:"-2"``): "23.68 %", "40 %"."""
+    number = f"{value:.0f}" if value == value.to_integral_value() else f"{value:.2f}"
+    return f"{number} {unit}"
 
 
 def scope_check(

@@ -48,6 +48,8 @@ from pdca.models import (
 from pdca.services.cycles import team_of_stream_check, text_check
 from pdca.services.experiment_rules import (
     amount_check,
+    amount_text,
+    baseline_advice,
     enough_data_check,
     experiment_locked,
     experiment_record,
@@ -297,11 +299,15 @@ def experiment_start(
             min_weeks=2,
             what="baseline",
             field="baseline",
+            advice=baseline_advice(experiment),
         )
         assert value is not None  # enough_data_check refuses a baseline without one
         if value == experiment.target:
             raise TargetIsBaseline(
-                data={"experiment_id": experiment.pk, "baseline": value}, field="target"
+                f"The target equals the baseline measured, {amount_text(value, experiment.unit)}: "
+                "an experiment aims for a change. Edit the plan to a target above or below it.",
+                data={"experiment_id": experiment.pk, "baseline": value},
+                field="target",
             )
         experiment.stage = ExperimentStage.DO
         experiment.started_at = at
@@ -400,11 +406,16 @@ def experiment_check_record(
                 data={"experiment_id": experiment.pk},
             )
         if not experiment.check_ready(at):
-            not_started = experiment.stage == ExperimentStage.PLAN
-            raise CheckNotReady(
-                "This experiment has not started yet." if not_started else "",
-                data={"experiment_id": experiment.pk},
-            )
+            if experiment.stage == ExperimentStage.PLAN:
+                message = "This experiment has not started yet."
+            elif experiment.stopped_at is not None:
+                message = (
+                    "It stopped on its window's first day: there is no whole day to "
+                    "measure. Abandon it without a Check, with a note."
+                )
+            else:
+                message = ""
+            raise CheckNotReady(message, data={"experiment_id": experiment.pk})
         if experiment.stopped_at is None:
             # The window is over: it ended the Do.
             experiment.stopped_at = experiment.window_ends_at
@@ -477,10 +488,12 @@ def experiment_act(
     An experiment in its Do may be abandoned without a Check (stopped, or its window
     over, with nothing measurable; or given up while it runs): the notes, then required,
     say why. It stops then, if it had not, and no Check is recorded; adopt and adapt
-    still need the measured result.
+    still need the measured result. A plan may be abandoned too, before it starts (the
+    pages call it withdrawing the plan): the notes say why; it never starts, and nothing
+    is measured.
 
     Locks: the experiment. Raises: ExperimentNotFound, PermissionRefused, Stale,
-    ExperimentNotChecked (the Check comes first; in Do, except to abandon),
+    ExperimentNotChecked (the Check comes first; in Plan or Do, except to abandon),
     ExperimentDecided, InvalidInput (no notes to abandon without a Check).
     Side effects: an audit row (and one for the follow-up's plan); "stream changed"
     (settings) after commit.
@@ -501,6 +514,16 @@ def experiment_act(
         )
         if experiment.stage == ExperimentStage.ACT:
             raise ExperimentDecided(data={"experiment_id": experiment.pk}, field="decision")
+        if experiment.stage == ExperimentStage.PLAN and decision == ExperimentDecision.ABANDON:
+            _withdraw(experiment, actor=actor, notes=notes, at=at)
+            experiment_record(
+                actor=actor,
+                action=_ACTED[ExperimentDecision.ABANDON],
+                experiment=experiment,
+                stream_id=stream.pk,
+                data={"checked": False, "started": False},
+            )
+            return ExperimentActed(experiment)
         if experiment.stage == ExperimentStage.DO and decision == ExperimentDecision.ABANDON:
             _abandon_unchecked(experiment, actor=actor, notes=notes, at=at)
             experiment_record(
@@ -518,8 +541,13 @@ def experiment_act(
                 data={"experiment_id": experiment.pk},
                 field="decision",
             )
-        if experiment.stage != ExperimentStage.CHECK:
-            raise ExperimentNotChecked(data={"experiment_id": experiment.pk}, field="decision")
+        if experiment.stage == ExperimentStage.PLAN:
+            raise ExperimentNotChecked(
+                "Adopt or adapt once its Check is recorded: a plan that has not started can "
+                "only be withdrawn (abandoned).",
+                data={"experiment_id": experiment.pk},
+                field="decision",
+            )
         experiment.stage = ExperimentStage.ACT
         experiment.decision = decision
         experiment.decision_notes = notes
@@ -558,6 +586,25 @@ def experiment_act(
                 data=plan_data(follow_up),
             )
     return ExperimentActed(experiment, follow_up)
+
+
+def _withdraw(experiment: Experiment, *, actor: Actor, notes: str, at: datetime) -> None:
+    """Abandon ``experiment`` (locked, in Plan) before it starts: decided, never started,
+    nothing measured (pdca_experiment_started_has_baseline lets such a row be).
+    Raises: InvalidInput (no notes, or dated before the plan)."""
+    if not notes:
+        raise InvalidInput(
+            "Say why the plan is withdrawn: the notes are what the team learnt.", field="notes"
+        )
+    if at < experiment.created_at:
+        raise InvalidInput("A plan is withdrawn after it was planned.", field="at")
+    experiment.stage = ExperimentStage.ACT
+    experiment.decision = ExperimentDecision.ABANDON
+    experiment.decision_notes = notes
+    experiment.decided_at = at
+    experiment.decided_by_id = actor.user_id
+    experiment.version += 1
+    experiment.save()
 
 
 def _abandon_unchecked(experiment: Experiment, *, actor: Actor, notes: str, at: datetime) -> None:

@@ -1,16 +1,22 @@
-// The plan forms (a new plan, and a plan's edit page): show the scope field (column or
-// channel) the chosen metric needs, only the chosen cycle's columns (the edit page has
-// no cycle to choose: its columns are its cycle's), and the target's unit. Without
-// JavaScript both fields show, with hints, and the server ignores the one the metric does
-// not take. Idempotent.
+// The experiment pages' forms. Idempotent; without JavaScript every form still works.
+//
+// - The plan forms (a new plan, a plan's edit page): show the scope field (column or
+//   channel) the chosen metric needs, only the chosen cycle's columns (the edit page has
+//   no cycle to choose: its columns are its cycle's), and the target's unit. Without
+//   JavaScript both fields show, with hints, and the server ignores the one the metric
+//   does not take.
+// - Every form that posts is sent once: Enter pressed twice or a double click would
+//   plan two experiments. Its buttons are disabled once it is sent, and enabled again
+//   when the page is shown again (the back button, the back-forward cache).
+// - A form with data-confirm="<dialog id>" (Start, Stop early) opens that dialog first;
+//   the dialog's button with value="confirm" sends the form, any other way out does not.
+// - A textarea with data-max-length counts its characters as they are typed, instead of
+//   the browser's maxlength, which cuts a longer paste without a word: the count says
+//   how many are too many, and the server refuses them.
 (function () {
   "use strict";
 
-  function wire(form) {
-    if (form.dataset.scopeWired) {
-      return;
-    }
-    form.dataset.scopeWired = "true";
+  function wireScope(form) {
     const metric = form.querySelector("select[data-scopes]");
     const cycle = form.querySelector("select[name=cycle]");
     const column = form.querySelector("select[name=column]");
@@ -49,9 +55,120 @@
     update();
   }
 
-  function wireAll() {
-    document.querySelectorAll("form.plan-form").forEach(wire);
+  function submitButtons(form) {
+    return Array.from(form.querySelectorAll("button, input[type=submit]")).filter(
+      function (button) {
+        return button.type === "submit";
+      }
+    );
   }
+
+  // Ready to be sent again: on the page shown anew, or a confirmation turned down.
+  function release(form) {
+    delete form.dataset.sending;
+    delete form.dataset.confirmed;
+    submitButtons(form).forEach(function (button) {
+      if (button.dataset.sendingDisabled) {
+        button.disabled = false;
+        delete button.dataset.sendingDisabled;
+      }
+    });
+  }
+
+  function wireOnce(form) {
+    const dialog = form.dataset.confirm ? document.getElementById(form.dataset.confirm) : null;
+    const confirms = dialog && typeof dialog.showModal === "function";
+    if (confirms) {
+      dialog.addEventListener("close", function () {
+        if (dialog.returnValue !== "confirm") {
+          return;
+        }
+        form.dataset.confirmed = "true";
+        form.requestSubmit();
+      });
+    }
+    form.addEventListener("submit", function (event) {
+      if (form.dataset.sending) {
+        event.preventDefault();
+        return;
+      }
+      if (confirms && !form.dataset.confirmed) {
+        event.preventDefault();
+        dialog.returnValue = "";
+        dialog.showModal();
+        return;
+      }
+      form.dataset.sending = "true";
+      // After the event: a button disabled while it is being sent would leave the data.
+      window.setTimeout(function () {
+        submitButtons(form).forEach(function (button) {
+          if (!button.disabled) {
+            button.disabled = true;
+            button.dataset.sendingDisabled = "true";
+          }
+        });
+      }, 0);
+    });
+  }
+
+  function counted(value) {
+    // Characters as the server counts them: code points, a line break as one, without
+    // the blanks around the text (which are not kept).
+    return Array.from(value.trim()).length;
+  }
+
+  function wireCount(textarea) {
+    const limit = Number(textarea.dataset.maxLength);
+    if (!limit) {
+      return;
+    }
+    const count = document.createElement("small");
+    count.className = "char-count";
+    count.id = (textarea.id || textarea.name) + "-count";
+    textarea.insertAdjacentElement("afterend", count);
+    const described = textarea.getAttribute("aria-describedby");
+    textarea.setAttribute("aria-describedby", (described ? described + " " : "") + count.id);
+
+    function update() {
+      const used = counted(textarea.value);
+      const over = used - limit;
+      count.textContent =
+        used.toLocaleString("en") +
+        " of " +
+        limit.toLocaleString("en") +
+        " characters" +
+        (over > 0 ? ": " + over.toLocaleString("en") + " too many" : "");
+      count.classList.toggle("is-over", over > 0);
+    }
+
+    textarea.addEventListener("input", update);
+    update();
+  }
+
+  function wireAll() {
+    document.querySelectorAll("main form").forEach(function (form) {
+      if (form.dataset.experimentWired) {
+        return;
+      }
+      form.dataset.experimentWired = "true";
+      if (form.classList.contains("plan-form")) {
+        wireScope(form);
+      }
+      if (form.method === "post") {
+        wireOnce(form);
+      }
+    });
+    document.querySelectorAll("main textarea[data-max-length]").forEach(function (textarea) {
+      if (!textarea.dataset.countWired) {
+        textarea.dataset.countWired = "true";
+        wireCount(textarea);
+      }
+    });
+  }
+
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("main form[data-experiment-wired]").forEach(release);
+  });
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", wireAll);

@@ -147,12 +147,23 @@ def chart_of(stream: ValueStream, **filters):
     return dashboard_chart(MetricsQuery(stream=stream, now=NOW, **filters), CONVERSION_WEEKLY_KEY)
 
 
+def test_a_decided_experiment_stays_on_the_chart(board):
+    """Adopted, adapted or abandoned after its Check, it still ran: its window and its
+    step stay part of the stream's story."""
+    conversion_experiment(board.column(SALES, "Information"), ExperimentStage.ACT)
+
+    chart = chart_of(board.stream)
+
+    assert [series.name for series in chart.series] == [SALES_STEP]
+    assert chart.series[0].values == [50.0, None, 25.0, 33.3333, 100.0, 0.0, 40.0]
+    assert [band.label for band in chart.bands] == [f"Experiment: {HYPOTHESIS[:40]}…"]
+
+
 def test_a_targeted_step_is_its_weekly_conversion_with_the_window_and_the_target(board):
     stream = board.stream
     conversion_experiment(board.column(SALES, "Information"))
-    # Not drawn: a plan, a decided one, another metric, another stream's.
+    # Not drawn: a plan, another metric, another stream's.
     conversion_experiment(board.column(SALES, "Knowledge"), ExperimentStage.PLAN)
-    conversion_experiment(board.column(SALES, "Wisdom"), ExperimentStage.ACT)
     ExperimentFactory(cycle=board.column(SALES, "Data").cycle, stage=ExperimentStage.PLAN)
 
     chart = chart_of(stream)

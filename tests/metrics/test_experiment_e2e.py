@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
+from decimal import Decimal
 from unittest import mock
 
 import pytest
@@ -19,11 +21,12 @@ from playwright.sync_api import expect
 
 from boards.models import Outcome
 from metrics.services import stream_metrics_advance
-from pdca.models import Experiment, ExperimentStage, day_text
+from pdca import services as pdca_services
+from pdca.models import HYPOTHESIS_MAX_LENGTH, Experiment, ExperimentStage, day_text
 from pdca.services.experiment_rules import next_monday
 from tests.boards.conftest import browser_type_launch_args, log_in  # noqa: F401 (fixtures)
 from tests.metrics.scripted import Board
-from tests.support import SALES
+from tests.support import SALES, experiment_planned
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -82,6 +85,13 @@ def shoot(page, name: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
+def confirm(page, button: str) -> None:
+    """Answer the confirmation a step asks for (Start, Stop early) with its button."""
+    dialog = page.locator("dialog[open]")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name=button, exact=True).click()
+
+
 def test_a_leader_plans_starts_stops_and_checks(live_server, page, log_in, stream, leader, board):  # noqa: F811
     window_start = monday()
     log_in(page, leader)
@@ -101,6 +111,7 @@ def test_a_leader_plans_starts_stops_and_checks(live_server, page, log_in, strea
 
     expect(page.get_by_test_id("stage")).to_have_text("Plan")
     page.get_by_role("button", name="Start: measure the baseline").click()
+    confirm(page, "Start")
     expect(page.get_by_test_id("stage")).to_have_text("Do")
     expect(page.get_by_test_id("baseline")).to_contain_text("30 %")
 
@@ -113,6 +124,7 @@ def test_a_leader_plans_starts_stops_and_checks(live_server, page, log_in, strea
         assert timezone.now() >= later - datetime.timedelta(seconds=5)
         page.reload()
         page.get_by_role("button", name="Stop early").click()
+        confirm(page, "Stop early")
         expect(page.locator(".pdca-do")).to_contain_text("Stopped")
         page.get_by_role("button", name="Check: measure the window").click()
 
@@ -158,3 +170,141 @@ def test_a_leader_plans_starts_stops_and_checks(live_server, page, log_in, strea
         expect(page.get_by_role("button", name="Start: measure the baseline")).to_have_count(0)
         follow_up = Experiment.objects.get(follow_up_of=experiment)
         assert (follow_up.target, follow_up.window_start) == (45, follow_up_monday)
+
+
+# --- the forms' guards --------------------------------------------------------------------
+
+
+def slowly(service):
+    """``service`` answered after a while, as on a busy server: time for a second
+    submission to reach the server while the first is still at work."""
+
+    def slow(**kwargs):
+        time.sleep(0.8)
+        return service(**kwargs)
+
+    return slow
+
+
+def test_a_plan_sent_twice_is_planned_once_and_its_message_shows(
+    live_server,
+    page,
+    log_in,  # noqa: F811
+    stream,
+    leader,
+):
+    log_in(page, leader)
+    page.set_viewport_size({"width": 390, "height": 700})
+    page.goto(f"{live_server.url}/streams/{stream.slug}/experiments/")
+    page.get_by_label("Cycle").select_option(label=SALES)
+    page.get_by_label("Hypothesis").fill(
+        "We believe that offering a trial will raise conversion; we will know because more "
+        "prospects move on."
+    )
+    page.get_by_label("Targeted metric").select_option("conversion")
+    page.get_by_label("Column").select_option(label=f"{SALES} / Information")
+    target = page.get_by_label("Target value")
+    target.fill("40,5")  # a decimal comma, kept as typed by the text field
+    expect(target).to_have_value("40,5")
+
+    with mock.patch.object(pdca_services, "experiment_plan", slowly(pdca_services.experiment_plan)):
+        # Pressed twice, the second time while the first is still at the server.
+        target.press("Enter", no_wait_after=True)
+        page.wait_for_timeout(150)
+        page.keyboard.press("Enter")
+        expect(page.get_by_test_id("stage")).to_have_text("Plan", timeout=10_000)
+
+    page.wait_for_timeout(1_000)  # a second request, had it been sent, is answered by now
+    experiment = Experiment.objects.get()
+    assert experiment.target == Decimal("40.5")
+    # The page opens at its top, where the message is: not at its Plan section.
+    assert page.url.endswith(f"/experiments/{experiment.pk}/#main")
+    expect(page.locator(".messages")).to_contain_text("Planned.")
+    expect(page.locator(".messages")).to_be_in_viewport()
+
+    # A form sent is disabled; shown again from the back-forward cache (which this
+    # browser does not use when automated: its event is sent here), it can be sent again.
+    page.goto(f"{live_server.url}/streams/{stream.slug}/experiments/")
+    page.evaluate(
+        "() => document.querySelector('form.plan-form')"
+        ".addEventListener('submit', (event) => event.preventDefault())"
+    )
+    button = page.get_by_role("button", name="Plan the experiment")
+    button.click()
+    expect(button).to_be_disabled()
+    page.evaluate(
+        "() => window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))"
+    )
+    expect(button).to_be_enabled()
+
+
+def test_start_asks_first_and_cancelling_starts_nothing(
+    live_server,
+    page,
+    log_in,  # noqa: F811
+    stream,
+    team,
+    sales,
+    sales_information,
+    leader,
+    board,
+):
+    experiment = experiment_planned(
+        sales,
+        team,
+        targeted_metric="conversion",
+        column=sales_information,
+        target=Decimal("40"),
+        window_start=monday().date(),
+    )
+    log_in(page, leader)
+    page.goto(f"{live_server.url}/streams/{stream.slug}/experiments/{experiment.pk}/")
+
+    page.get_by_role("button", name="Start: measure the baseline").click()
+    dialog = page.locator("dialog[open]")
+    expect(dialog).to_contain_text("Start measures the baseline and locks the plan")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    page.wait_for_timeout(300)
+    assert Experiment.objects.get().stage == ExperimentStage.PLAN
+
+    page.get_by_role("button", name="Start: measure the baseline").click()
+    page.keyboard.press("Escape")  # closing the dialog another way: nothing either
+    expect(page.locator("dialog[open]")).to_have_count(0)
+    assert Experiment.objects.get().stage == ExperimentStage.PLAN
+
+    page.get_by_role("button", name="Start: measure the baseline").click()
+    confirm(page, "Start")
+    expect(page.get_by_test_id("stage")).to_have_text("Do")
+    page.get_by_role("button", name="Stop early").click()
+    expect(page.locator("dialog[open]")).to_contain_text(
+        "Stop ends the Do today; the Check measures up to yesterday."
+    )
+    page.locator("dialog[open]").get_by_role("button", name="Cancel").click()
+    page.wait_for_timeout(300)
+    assert Experiment.objects.get().stopped_at is None
+
+
+def test_the_hypothesis_counts_its_characters_and_keeps_a_long_paste(
+    live_server,
+    page,
+    log_in,  # noqa: F811
+    stream,
+    leader,
+):
+    log_in(page, leader)
+    page.goto(f"{live_server.url}/streams/{stream.slug}/experiments/")
+    hypothesis = page.get_by_label("Hypothesis")
+    count = page.locator(".field-hypothesis .char-count")
+    expect(count).to_have_text(f"0 of {HYPOTHESIS_MAX_LENGTH:,} characters")
+
+    hypothesis.fill("We believe\nthat")
+    expect(count).to_have_text(f"15 of {HYPOTHESIS_MAX_LENGTH:,} characters")
+    pasted = "x" * (HYPOTHESIS_MAX_LENGTH + 45)
+    hypothesis.fill(pasted)
+
+    expect(hypothesis).to_have_value(pasted)  # nothing cut
+    expect(count).to_have_text(
+        f"{HYPOTHESIS_MAX_LENGTH + 45:,} of {HYPOTHESIS_MAX_LENGTH:,} characters: 45 too many"
+    )
+    expect(count).to_have_class(re.compile(r"\bis-over\b"))

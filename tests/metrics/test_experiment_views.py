@@ -11,11 +11,16 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from metrics.charts import Window, with_windows
-from pdca.models import Experiment, ExperimentStage, TargetedMetric, day_text
+from pdca import services as pdca_services
+from pdca.models import HYPOTHESIS_MAX_LENGTH, Experiment, ExperimentStage, TargetedMetric, day_text
+from pdca.selectors import RUNNERS_ONLY
+from tests.factories import MembershipFactory, UserFactory
 from tests.support import (
     SALES,
+    as_actor,
     column_of,
     experiment_checked,
     experiment_planned,
@@ -23,7 +28,7 @@ from tests.support import (
     logged_in,
     this_monday,
 )
-from vsm.models import Channel, ChannelKind, ValueStream
+from vsm.models import AuditEntry, Channel, ChannelKind, Role, ValueStream
 
 pytestmark = pytest.mark.django_db
 
@@ -61,10 +66,44 @@ def test_members_see_the_list_and_the_page_without_buttons(stream, team, sales, 
 
     assert listing.status_code == 200
     assert experiment.hypothesis in listing.text
-    assert "Plan an experiment" not in listing.text
+    assert 'name="hypothesis"' not in listing.text  # no plan form
     assert page.status_code == 200
     assert "Start: measure the baseline" not in page.text
+    assert "Withdraw the plan" not in page.text
     assert ">Experiments</a>" in listing.text  # the stream's top bar
+    # Where the form and the buttons would be, they are told why there are none.
+    plan_section = listing.text.split('id="plan"', 1)[1]
+    assert f'data-testid="runners-only">{escape(RUNNERS_ONLY)}' in plan_section
+    assert escape(RUNNERS_ONLY) in page.text
+    edit = client.get(reverse("metrics:experiment-edit", args=[stream.slug, experiment.pk]))
+    assert escape(RUNNERS_ONLY) in edit.text
+
+
+def test_runners_are_not_told_who_runs_experiments(stream, team, sales, leader):
+    experiment = plan(stream, team, sales)
+    client = logged_in(leader)
+
+    listing = client.get(reverse("metrics:experiments", args=[stream.slug]))
+    page = client.get(page_of(stream, experiment))
+
+    assert 'data-testid="runners-only"' not in listing.text + page.text
+
+
+def test_a_member_posting_the_plan_form_is_told_who_plans(stream, team, sales, member):
+    client = logged_in(member)
+    url = reverse("metrics:experiments", args=[stream.slug])
+
+    response = client.post(url + "#plan", {"cycle": sales.pk, **plan_fields(team)})
+    page = client.get(response.url)
+
+    assert response.status_code == 303
+    assert response.url == url + "#main"
+    assert page.status_code == 200
+    messages = page.text.split('class="messages"', 1)[1].split("</ul>", 1)[0]
+    assert escape(RUNNERS_ONLY) in messages
+    assert not Experiment.objects.exists()
+    refused = AuditEntry.objects.get(action="http.experiments")
+    assert (refused.actor_id, refused.refused_code) == (member.pk, "permission_refused")
 
 
 def test_outsiders_get_404(stream, team, sales, user, other_stream):
@@ -106,7 +145,9 @@ def test_a_leader_plans_through_the_form(stream, team, sales, leader):
 
     experiment = Experiment.objects.get()
     assert response.status_code == 302
-    assert response.url == reverse("metrics:experiment", args=[stream.slug, experiment.pk])
+    # To the page's top, where the message is: not to the form's "#plan", which a
+    # redirect without a fragment of its own would keep.
+    assert response.url == page_of(stream, experiment) + "#main"
     assert (experiment.column_id, experiment.channel_id) == (information.pk, None)
     assert experiment.target == Decimal("40")
     page = client.get(response.url)
@@ -208,7 +249,7 @@ def test_a_runner_adapts_and_revises_the_follow_up_s_plan(stream, team, sales, l
     follow_up = Experiment.objects.get(follow_up_of=experiment)
     edit_url = reverse("metrics:experiment-edit", args=[stream.slug, follow_up.pk])
     assert response.status_code == 302
-    assert response.url == edit_url
+    assert response.url == edit_url + "#main"
     # A window that has not begun: next Monday.
     assert follow_up.window_start == this_monday() + datetime.timedelta(weeks=1)
     edit = client.get(edit_url)
@@ -217,7 +258,7 @@ def test_a_runner_adapts_and_revises_the_follow_up_s_plan(stream, team, sales, l
     assert experiment.hypothesis in edit.text  # prefilled with the plan it follows up
 
     revised = client.post(
-        edit_url,
+        edit_url,  # in "metrics:experiment-edit"
         plan_fields(
             team,
             hypothesis="We believe that a two-week trial will raise throughput",
@@ -229,6 +270,7 @@ def test_a_runner_adapts_and_revises_the_follow_up_s_plan(stream, team, sales, l
     )
 
     assert revised.status_code == 302
+    assert revised.url == page_of(stream, follow_up) + "#main"
     follow_up.refresh_from_db()
     assert (follow_up.hypothesis, follow_up.target, follow_up.planned_weeks) == (
         "We believe that a two-week trial will raise throughput",
@@ -529,24 +571,54 @@ def test_a_refused_edit_shows_the_reason_on_its_field_and_keeps_the_input(
     assert (experiment.window_start, experiment.version) == (this_monday(), 1)
 
 
+def field_of(page, name: str) -> str:
+    """The plan form's field ``name`` as the page shows it."""
+    return re.split(f'class="field field-{name}[ "]', page.text, maxsplit=1)[1].split("</div>", 1)[
+        0
+    ]
+
+
 def test_an_edit_of_a_plan_changed_meanwhile_keeps_the_input_and_shows_the_plan_saved(
     stream, team, sales, leader
 ):
     experiment = plan(stream, team, sales)
-    Experiment.objects.filter(pk=experiment.pk).update(version=2, target=Decimal("8"))
+    # Another tab saved a new hypothesis and target meanwhile.
+    Experiment.objects.filter(pk=experiment.pk).update(
+        version=2, target=Decimal("8"), hypothesis="We believe the other tab's idea"
+    )
 
+    # This tab changed the planned weeks only; its form still holds the old hypothesis
+    # and target, which the user did not touch.
     response = logged_in(leader).post(
         reverse("metrics:experiment-edit", args=[stream.slug, experiment.pk]),
-        plan_fields(team, hypothesis="We believe my version", target="6", version=1),
+        plan_fields(team, hypothesis=experiment.hypothesis, planned_weeks=6, version=1),
     )
 
     assert response.status_code == 409
     assert "changed this meanwhile" in response.text
-    assert "We believe my version" in response.text
-    saved = response.text.split('data-testid="saved-now"', 1)[1].split("</p>", 1)[0]
+    saved = response.text.split('data-testid="saved-now"', 1)[1].split("</div>", 1)[0]
+    assert "We believe the other tab" in saved  # the hypothesis too
     assert "target 8 cards per week" in saved
+    differs = response.text.split('data-testid="saved-differs"', 1)[1].split("</p>", 1)[0]
+    assert "differs from the plan saved now in: Hypothesis, Planned weeks, Target value;" in differs
+    # What was typed is kept, and each field that differs says what is saved now.
+    hypothesis = field_of(response, "hypothesis")
+    assert experiment.hypothesis in hypothesis
+    assert "<strong>Saved now:</strong> We believe the other tab" in hypothesis
+    target = field_of(response, "target")
+    assert 'value="5"' in target
+    assert "<strong>Saved now:</strong> 8 cards per week" in target
+    weeks = field_of(response, "planned_weeks")
+    assert 'value="6"' in weeks and "<strong>Saved now:</strong> 4" in weeks
+    for same in ("window_start", "targeted_metric", "team"):
+        assert "Saved now" not in field_of(response, same), same
     assert '<input type="hidden" name="version" value="2">' in response.text
-    assert Experiment.objects.get(pk=experiment.pk).hypothesis == experiment.hypothesis
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.hypothesis, row.target, row.planned_weeks) == (
+        "We believe the other tab's idea",
+        Decimal("8"),
+        4,
+    )
 
 
 def test_a_started_plan_is_not_edited(stream, team, sales, leader):
@@ -691,3 +763,296 @@ def test_the_board_badge_links_the_only_running_experiment_itself(
     assert "1 experiment running" in badge(one)
     assert f"/experiments/#cycle-{sales.pk}" in badge(two)
     assert "2 experiments running" in badge(two)
+
+
+# --- withdrawing a plan -------------------------------------------------------------------
+
+
+def test_a_runner_withdraws_a_plan_from_its_page(stream, team, sales, leader):
+    experiment = plan(stream, team, sales)
+    client = logged_in(leader)
+    page = client.get(page_of(stream, experiment))
+    assert '<details class="abandon withdraw" id="withdraw">' in page.text
+    assert "<summary>Withdraw the plan</summary>" in page.text
+
+    response = client.post(
+        reverse("metrics:experiment-act", args=[stream.slug, experiment.pk]),
+        {"decision": "abandon", "notes": "The offer was dropped.", "version": experiment.version},
+    )
+    withdrawn = client.get(response.url)
+
+    assert response.status_code == 302
+    assert response.url == page_of(stream, experiment) + "#main"
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.stage, row.decision, row.decided_by_id, row.started_at) == (
+        ExperimentStage.ACT,
+        "abandon",
+        leader.pk,
+        None,
+    )
+    assert AuditEntry.objects.filter(action="experiment.abandoned", target_id=row.pk).exists()
+    assert "Withdrawn: the plan will not start." in withdrawn.text
+    assert "<strong>Abandon</strong>: the plan was withdrawn before it started" in withdrawn.text
+    assert "The offer was dropped." in withdrawn.text
+    assert "Never started: the plan was withdrawn." in withdrawn.text
+    for gone in ("Withdraw the plan", "Edit plan", "Start: measure the baseline", "Not started."):
+        assert gone not in withdrawn.text, gone
+    # It leaves the plans: listed as withdrawn, no longer in Plan.
+    listing = client.get(reverse("metrics:experiments", args=[stream.slug]))
+    assert 'data-stage="plan"' not in listing.text
+    assert ">Withdrawn</span>" in listing.text
+
+
+def test_withdrawing_a_plan_without_notes_is_refused_on_its_form(stream, team, sales, leader):
+    experiment = plan(stream, team, sales)
+
+    response = logged_in(leader).post(
+        reverse("metrics:experiment-act", args=[stream.slug, experiment.pk]),
+        {"decision": "abandon", "notes": "  ", "version": experiment.version},
+    )
+
+    assert response.status_code == 400
+    withdraw = response.text.split('id="withdraw" open>', 1)[1].split("</details>", 1)[0]
+    assert "Say why the plan is withdrawn" in withdraw
+    assert "Say why the plan is withdrawn" not in response.text.split('id="act"', 1)[1]
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.PLAN
+
+
+# --- the target as typed ------------------------------------------------------------------
+
+CONVERSION_PLAN = {
+    "targeted_metric": TargetedMetric.CONVERSION,
+    "hypothesis": "We believe that a trial will raise conversion",
+}
+
+
+@pytest.mark.parametrize(
+    ("metric", "typed", "saved"),
+    [
+        (TargetedMetric.CONVERSION, "40,5", Decimal("40.5")),
+        (TargetedMetric.CONVERSION, "40.5", Decimal("40.5")),
+        (TargetedMetric.CONVERSION, "40%", Decimal("40")),
+        (TargetedMetric.CONVERSION, " 40,25 % ", Decimal("40.25")),
+        (TargetedMetric.CONVERSION, "100", Decimal("100")),
+        (TargetedMetric.THROUGHPUT, "0,5", Decimal("0.5")),
+        (TargetedMetric.THROUGHPUT, "12", Decimal("12")),
+    ],
+)
+def test_a_target_takes_a_decimal_comma_or_point_and_a_percent_for_a_share(
+    stream, team, sales, sales_information, leader, metric, typed, saved
+):
+    response = logged_in(leader).post(
+        reverse("metrics:experiments", args=[stream.slug]),
+        {
+            "cycle": sales.pk,
+            **plan_fields(team, targeted_metric=metric, target=typed),
+            "column": sales_information.pk,
+        },
+    )
+
+    assert response.status_code == 302, response.text
+    assert Experiment.objects.get().target == saved
+
+
+@pytest.mark.parametrize(
+    ("metric", "typed", "refusal"),
+    [
+        (TargetedMetric.CONVERSION, "4O", "Enter a number such as 40 or 40.5."),
+        (TargetedMetric.CONVERSION, "1e400", "Enter a number such as 40 or 40.5."),
+        (TargetedMetric.CONVERSION, "40 5", "Enter a number such as 40 or 40.5."),
+        (TargetedMetric.CONVERSION, "", "Enter a number such as 40 or 40.5."),
+        (TargetedMetric.CONVERSION, "%", "Enter a number such as 40 or 40.5."),
+        (TargetedMetric.CONVERSION, "101", "A share is at most 100%."),
+        (TargetedMetric.CONVERSION, "-5", "A target is 0 or more."),
+        (
+            TargetedMetric.THROUGHPUT,
+            "40%",
+            "Throughput of the cycle is in cards per week, not in %.",
+        ),
+        (TargetedMetric.THROUGHPUT, "1,000", "Enter at most 2 decimals and no thousands separator"),
+        (TargetedMetric.THROUGHPUT, "40.125", "Enter at most 2 decimals"),
+        (TargetedMetric.THROUGHPUT, "12345678901", "That number is too large."),
+    ],
+)
+def test_a_target_that_is_not_a_number_is_refused_on_its_field_as_typed(
+    stream, team, sales, sales_information, leader, metric, typed, refusal
+):
+    response = logged_in(leader).post(
+        reverse("metrics:experiments", args=[stream.slug]),
+        {
+            "cycle": sales.pk,
+            **plan_fields(team, targeted_metric=metric, target=typed),
+            "column": sales_information.pk,
+        },
+    )
+
+    assert response.status_code == 400
+    target = field_of(response, "target")
+    assert escape(refusal) in target
+    # The text typed is shown again, to correct.
+    if typed:
+        assert f'value="{escape(typed)}"' in target
+    else:
+        assert "value=" not in target
+    assert not Experiment.objects.exists()
+
+
+def test_the_target_is_a_text_field_for_decimals(stream, team, sales, leader):
+    experiment = plan(stream, team, sales, target=Decimal("6.50"))
+    client = logged_in(leader)
+
+    for url in (
+        reverse("metrics:experiments", args=[stream.slug]),
+        reverse("metrics:experiment-edit", args=[stream.slug, experiment.pk]),
+    ):
+        target = field_of(client.get(url), "target")
+        assert 'type="text"' in target and 'inputmode="decimal"' in target, url
+        assert 'type="number"' not in target
+        assert "40.5 or 40,5" in target  # the help text
+
+
+def test_an_edit_takes_a_decimal_comma(stream, team, sales, leader):
+    experiment = plan(stream, team, sales)
+
+    response = logged_in(leader).post(
+        reverse("metrics:experiment-edit", args=[stream.slug, experiment.pk]),
+        plan_fields(team, target="6,5", version=experiment.version),
+    )
+
+    assert response.status_code == 302
+    assert Experiment.objects.get(pk=experiment.pk).target == Decimal("6.5")
+
+
+# --- the hypothesis's length --------------------------------------------------------------
+
+
+def test_a_hypothesis_too_long_is_refused_in_full_not_cut(stream, team, sales, leader):
+    client = logged_in(leader)
+    url = reverse("metrics:experiments", args=[stream.slug])
+    form = client.get(url)
+    too_long = "We believe " + "x" * (HYPOTHESIS_MAX_LENGTH - 10)
+
+    response = client.post(url, {"cycle": sales.pk, **plan_fields(team, hypothesis=too_long)})
+
+    hypothesis = field_of(form, "hypothesis")
+    assert "maxlength" not in hypothesis  # the browser would cut a paste without a word
+    assert f'data-max-length="{HYPOTHESIS_MAX_LENGTH}"' in hypothesis
+    assert f"At most {HYPOTHESIS_MAX_LENGTH:,} characters." in hypothesis
+    assert response.status_code == 400
+    refused = field_of(response, "hypothesis")
+    assert f"at most {HYPOTHESIS_MAX_LENGTH:,} characters; this one has 2,001." in refused
+    assert too_long in refused  # kept as typed, to shorten
+    assert not Experiment.objects.exists()
+
+
+def test_a_line_break_counts_once_as_it_is_stored(stream, team, sales, leader):
+    # Browsers send a textarea's line breaks as CR LF; the page counts them once.
+    hypothesis = "We believe\r\n" + "x" * (HYPOTHESIS_MAX_LENGTH - len("We believe\n"))
+
+    response = logged_in(leader).post(
+        reverse("metrics:experiments", args=[stream.slug]),
+        {"cycle": sales.pk, **plan_fields(team, hypothesis=hypothesis)},
+    )
+
+    assert response.status_code == 302
+    saved = Experiment.objects.get().hypothesis
+    assert (len(saved), saved[:11]) == (HYPOTHESIS_MAX_LENGTH, "We believe\n")
+
+
+# --- the steps: GET, confirmations, refusals that say what to do ---------------------------
+
+
+@pytest.mark.parametrize("step", ["start", "stop", "check", "act"])
+def test_a_step_s_url_read_with_get_leads_to_the_experiment(
+    stream, team, sales, leader, other_stream, step
+):
+    experiment = plan(stream, team, sales)
+    client = logged_in(leader)
+
+    response = client.get(reverse(f"metrics:experiment-{step}", args=[stream.slug, experiment.pk]))
+    elsewhere = client.get(
+        reverse(f"metrics:experiment-{step}", args=[other_stream.slug, experiment.pk])
+    )
+
+    assert response.status_code == 303
+    assert response.url == page_of(stream, experiment)
+    assert elsewhere.status_code == 404
+    assert Experiment.objects.get(pk=experiment.pk).version == experiment.version
+
+
+def test_start_and_stop_ask_first_what_they_do(stream, team, sales, leader):
+    planned = plan(stream, team, sales)
+    started = running(stream, team, sales)
+    client = logged_in(leader)
+
+    start_page = client.get(page_of(stream, planned))
+    stop_page = client.get(page_of(stream, started))
+
+    assert 'data-confirm="confirm-start"' in start_page.text
+    start_dialog = start_page.text.split('<dialog id="confirm-start"', 1)[1].split("</dialog>")[0]
+    assert "Start measures the baseline and locks the plan" in start_dialog
+    assert 'value="confirm"' in start_dialog and 'value="cancel"' in start_dialog
+    assert 'data-confirm="confirm-stop"' in stop_page.text
+    stop_dialog = stop_page.text.split('<dialog id="confirm-stop"', 1)[1].split("</dialog>")[0]
+    assert "Stop ends the Do today; the Check measures up to yesterday." in stop_dialog
+    for page in (start_page, stop_page):
+        assert "js/experiments.js" in page.text
+        assert "<script>" not in page.text  # the CSP forbids inline scripts
+
+
+def test_a_start_on_too_little_data_says_what_to_do(stream, team, sales, leader):
+    experiment = plan(
+        stream,
+        team,
+        sales,
+        targeted_metric=TargetedMetric.CONVERSION,
+        column=column_of(stream, SALES, "Information"),
+        target=Decimal("40"),
+    )
+
+    response = logged_in(leader).post(
+        reverse("metrics:experiment-start", args=[stream.slug, experiment.pk]),
+        {"version": experiment.version},
+        follow=True,
+    )
+
+    messages = response.text.split('class="messages"', 1)[1].split("</ul>", 1)[0]
+    assert "The baseline has nothing to measure" in messages
+    assert "lengthen the window: the baseline grows with it" in messages
+    assert "or target a busier column." in messages
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.PLAN
+
+
+def test_a_start_on_a_target_equal_to_the_baseline_says_what_it_measured(
+    stream, team, sales, leader
+):
+    # No card in the stream: its throughput is 0 cards a week, every week.
+    experiment = plan(stream, team, sales, target=Decimal("0"))
+
+    response = logged_in(leader).post(
+        reverse("metrics:experiment-start", args=[stream.slug, experiment.pk]),
+        {"version": experiment.version},
+        follow=True,
+    )
+
+    assert "The target equals the baseline measured, 0 cards per week:" in response.text
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.PLAN
+
+
+def test_a_stop_that_finds_it_stopped_meanwhile_says_so_as_news(stream, team, sales, leader):
+    experiment = running(stream, team, sales)
+    other = UserFactory(first_name="Maria", last_name="Keller")
+    MembershipFactory(team=team, user=other, role=Role.TEAM_COORDINATOR)
+    pdca_services.experiment_stop(experiment_id=experiment.pk, actor=as_actor(other))
+
+    response = logged_in(leader).post(
+        reverse("metrics:experiment-stop", args=[stream.slug, experiment.pk]),
+        {"version": experiment.version},  # the page shown before the other stop
+        follow=True,
+    )
+
+    messages = response.text.split('class="messages"', 1)[1].split("</ul>", 1)[0]
+    assert '<li class="message info">It was stopped meanwhile by Maria Keller, ' in messages
+    assert "error" not in messages
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.stopped_by_id, row.version) == (other.pk, experiment.version + 1)

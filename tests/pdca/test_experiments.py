@@ -453,6 +453,13 @@ def test_a_baseline_on_too_few_cards_is_refused(plan, leader):
         "cards": MIN_CHECK_CARDS - 1,
         "min_cards": MIN_CHECK_CARDS,
     }
+    assert refused.value.code == "too_little_data"
+    # It says what to do: a conversion is measured on a column.
+    assert refused.value.message.endswith(
+        "To start it, change the plan: lengthen the window: the baseline grows with it (as "
+        f"many full weeks before the window as the window has, {BASELINE_MIN_WEEKS} at "
+        "least), or target a busier column."
+    )
     assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.PLAN
 
 
@@ -465,6 +472,8 @@ def test_a_count_needs_no_minimum_of_cards_but_two_weeks_with_a_value(plan, lead
     with pytest.raises(TooLittleData) as refused:
         start(experiment, leader, baseline=Decimal("1"), baseline_cards=1, baseline_weekly=one_week)
     assert refused.value.data["weeks_with_value"] == 1
+    assert "lengthen the window: the baseline grows with it" in refused.value.message
+    assert refused.value.message.endswith("target a busier cycle or another metric.")
 
     started = start(
         experiment,
@@ -477,8 +486,10 @@ def test_a_count_needs_no_minimum_of_cards_but_two_weeks_with_a_value(plan, lead
 
 
 def test_no_baseline_is_too_little_data(plan, leader):
-    with pytest.raises(TooLittleData):
+    with pytest.raises(TooLittleData, match="lengthen the window") as refused:
         start(plan(), leader, baseline=None, baseline_cards=0, baseline_weekly=[None] * 6)
+
+    assert refused.value.message.startswith("The baseline has nothing to measure")
 
 
 def test_a_baseline_has_one_value_per_baseline_week(plan, leader):
@@ -493,6 +504,23 @@ def test_a_target_equal_to_the_baseline_is_refused(plan, leader):
         start(plan(), leader, baseline=Decimal("40"))
 
     assert refused.value.field == "target"
+    assert "the baseline measured, 40 %:" in refused.value.message
+
+
+def test_a_target_equal_to_the_baseline_says_what_the_baseline_measured(plan, leader):
+    experiment = plan(target=Decimal("23.68"))
+
+    with pytest.raises(TargetIsBaseline) as refused:
+        start(experiment, leader, baseline=Decimal("23.68"))
+
+    assert refused.value.message == (
+        "The target equals the baseline measured, 23.68 %: an experiment aims for a change. "
+        "Edit the plan to a target above or below it."
+    )
+    assert (refused.value.code, refused.value.data) == (
+        "target_is_baseline",
+        {"experiment_id": experiment.pk, "baseline": Decimal("23.68")},
+    )
 
 
 def test_stopping_early_is_recorded(plan, leader, announced):
@@ -626,6 +654,8 @@ def test_a_check_with_too_little_data_is_refused(plan, leader, announced):
 
     assert refused.value.code == "too_little_data"
     assert refused.value.data["cards"] == MIN_CHECK_CARDS - 1
+    # The Check's way out is on its page (abandon without one): no advice on the plan.
+    assert "lengthen the window" not in refused.value.message
     row = Experiment.objects.get(pk=experiment.pk)
     assert (row.stage, row.measured_value, row.stopped_at) == (ExperimentStage.DO, None, None)
     assert sent == []
@@ -927,18 +957,127 @@ def test_adopt_and_adapt_still_need_the_check(plan, leader, decision):
     assert not Experiment.objects.filter(follow_up_of=experiment).exists()
 
 
-def test_a_plan_is_not_abandoned(plan, leader):
+# --- a plan withdrawn (abandoned before its start) ------------------------------------
+
+WITHDRAWN_AT = PLANNED_AT + datetime.timedelta(days=1)
+
+
+def withdraw(experiment: Experiment, actor, **changes) -> Experiment:
+    fields = {
+        "experiment_id": experiment.pk,
+        "actor": as_actor(actor),
+        "decision": ExperimentDecision.ABANDON,
+        "notes": " Sales dropped the trial offer before we began. ",
+        "expected_version": experiment.version,
+        "at": WITHDRAWN_AT,
+    }
+    return services.experiment_act(**(fields | changes)).experiment
+
+
+def test_a_plan_is_withdrawn_as_an_abandon_with_notes_who_and_when(plan, leader, stream, announced):
     experiment = plan()
 
-    with pytest.raises(ExperimentNotChecked):
-        services.experiment_act(
-            experiment_id=experiment.pk,
-            actor=as_actor(leader),
-            decision=ExperimentDecision.ABANDON,
-            notes="Never mind.",
+    with announced() as sent:
+        withdrawn = withdraw(experiment, leader)
+
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert withdrawn.pk == row.pk
+    assert (row.stage, row.decision, row.decision_notes) == (
+        ExperimentStage.ACT,
+        ExperimentDecision.ABANDON,
+        "Sales dropped the trial offer before we began.",
+    )
+    assert (row.decided_by_id, row.decided_at, row.version) == (leader.pk, WITHDRAWN_AT, 2)
+    # Never started, nothing measured.
+    assert (row.started_at, row.baseline, row.stopped_at, row.checked_at) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert row.withdrawn and row.abandoned_unchecked
+    entry = audit("experiment.abandoned")
+    assert (entry.actor_id, entry.target_id) == (leader.pk, experiment.pk)
+    assert entry.data == {
+        "cycle_id": row.cycle_id,
+        "version": 2,
+        "checked": False,
+        "started": False,
+    }
+    assert sent == [(stream.pk, ["settings"])]
+    # It leaves the plans: no start, no change of plan, no second decision.
+    with pytest.raises(ExperimentStarted):
+        start(row, leader)
+    with pytest.raises(ExperimentStarted):
+        services.experiment_update_plan(
+            experiment_id=row.pk, actor=as_actor(leader), target=Decimal("45")
         )
+    with pytest.raises(ExperimentDecided):
+        withdraw(row, leader)
+    planned = ExperimentQuery(stream=stream, stages=(ExperimentStage.PLAN,)).experiments()
+    assert not planned.exists()
+    assert not any(vars(experiment_steps(row, at=WITHDRAWN_AT)).values())
+
+
+@pytest.mark.parametrize("notes", ["", "   "])
+def test_withdrawing_a_plan_needs_notes(plan, leader, notes):
+    experiment = plan()
+
+    with pytest.raises(InvalidInput, match="Say why the plan is withdrawn") as refused:
+        withdraw(experiment, leader, notes=notes)
+
+    assert refused.value.field == "notes"
+    row = Experiment.objects.get(pk=experiment.pk)
+    assert (row.stage, row.decision, row.version) == (ExperimentStage.PLAN, "", 1)
+    assert not AuditEntry.objects.filter(action="experiment.abandoned").exists()
+
+
+@pytest.mark.parametrize("decision", [ExperimentDecision.ADOPT, ExperimentDecision.ADAPT])
+def test_a_plan_is_withdrawn_never_adopted_or_adapted(plan, leader, decision):
+    experiment = plan()
+
+    with pytest.raises(ExperimentNotChecked, match="can only be withdrawn"):
+        withdraw(experiment, leader, decision=decision)
 
     assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.PLAN
+    assert not Experiment.objects.filter(follow_up_of=experiment).exists()
+
+
+def test_a_member_may_not_withdraw_a_plan(plan, member):
+    experiment = plan()
+
+    with pytest.raises(PermissionRefused):
+        withdraw(experiment, member)
+
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.PLAN
+
+
+def test_a_plan_changed_meanwhile_is_not_withdrawn(plan, leader):
+    experiment = plan()
+    services.experiment_update_plan(
+        experiment_id=experiment.pk, actor=as_actor(leader), target=Decimal("45")
+    )
+
+    with pytest.raises(Stale):
+        withdraw(experiment, leader, expected_version=1)
+
+    assert Experiment.objects.get(pk=experiment.pk).stage == ExperimentStage.PLAN
+
+
+def test_the_database_holds_a_withdrawn_plan_to_never_started(plan, leader):
+    rows = Experiment.objects.filter(pk=withdraw(plan(), leader).pk)
+    # A row that breaks both: PostgreSQL names the first by name, SQLite by its order.
+    either = "pdca_experiment_(checked_has_measure|started_has_baseline)"
+
+    with (
+        pytest.raises(IntegrityError, match="pdca_experiment_started_has_baseline"),
+        transaction.atomic(),
+    ):
+        rows.update(stopped_at=WITHDRAWN_AT)
+    with pytest.raises(IntegrityError, match=either), transaction.atomic():
+        rows.update(baseline=Decimal("30"), baseline_cards=12)
+    with pytest.raises(IntegrityError, match=either), transaction.atomic():
+        rows.update(decision=ExperimentDecision.ADOPT)
 
 
 def test_a_member_may_not_abandon(plan, leader, member):
@@ -1142,13 +1281,20 @@ def test_pdca_imports_neither_metrics_nor_boards():
 @pytest.mark.parametrize(
     ("at", "offered"),
     [
-        (datetime.datetime(2025, 4, 13, 23, 0, tzinfo=UTC), {"edit", "start_opens_on"}),
-        (STARTED_AT, {"edit", "start", "start_until"}),
-        (datetime.datetime(2025, 4, 20, 23, 59, tzinfo=UTC), {"edit", "start", "start_until"}),
-        (datetime.datetime(2025, 4, 21, 0, 0, tzinfo=UTC), {"edit", "start_missed"}),
+        (
+            datetime.datetime(2025, 4, 13, 23, 0, tzinfo=UTC),
+            {"edit", "withdraw", "start_opens_on"},
+        ),
+        (STARTED_AT, {"edit", "withdraw", "start", "start_until"}),
+        (
+            datetime.datetime(2025, 4, 20, 23, 59, tzinfo=UTC),
+            {"edit", "withdraw", "start", "start_until"},
+        ),
+        (datetime.datetime(2025, 4, 21, 0, 0, tzinfo=UTC), {"edit", "withdraw", "start_missed"}),
     ],
 )
 def test_a_plan_offers_its_start_in_its_window_s_first_week(plan, at, offered):
+    # A plan may be withdrawn whenever it has not started.
     steps = experiment_steps(plan(), at=at)
 
     assert {name for name, value in vars(steps).items() if value} == offered
