@@ -31,7 +31,7 @@ from pdca import services as pdca_services
 from pdca.models import ControlPoint, Cycle
 from vsm import services as vsm_services
 from vsm.actors import Actor, SystemActor, UserActor
-from vsm.models import ChannelKind, Membership, Role, Team, ValueStream
+from vsm.models import ChannelKind, Role, Team, ValueStream
 
 # The demo data's configuration is written by the product itself; its history by the
 # simulated people.
@@ -135,6 +135,36 @@ BLOCK_REASONS = [
 
 
 @dataclass(frozen=True)
+class LostReasonSpec:
+    """A demo stream's lost reason: how often it is the reason in each cycle (weights,
+    Collaboration, Sales/Buying, Repeat/Upsell), and notes a seller might add."""
+
+    name: str
+    weights: tuple[float, float, float]
+    notes: tuple[str, ...] = ()
+
+
+# Reasons every demo stream keeps, then each stream's own: early losses are mostly
+# prospects who go quiet, later ones competitors and price.
+COMMON_LOST_REASONS = (
+    LostReasonSpec("Went silent", (5, 1.5, 1), ("Three follow-ups, no answer.",)),
+    LostReasonSpec("Not a priority now", (3, 1.5, 2), ("Asked us to call back next year.",)),
+    LostReasonSpec(
+        "No budget", (1, 3, 3), ("Budget moved to another project.", "Spending freeze until Q3.")
+    ),
+    LostReasonSpec("Chose a competitor", (0.5, 4, 1.5), ("Went with the incumbent's add-on.",)),
+    LostReasonSpec("Price too high", (0.3, 3, 2), ("Wanted half the licence price.",)),
+)
+# A loss now and then is explained in the seller's words only (no reason of the list).
+NOTE_ONLY_SHARE = 0.06
+NOTE_ONLY_LOSSES = (
+    "Company was acquired; the new owner buys centrally.",
+    "Our contact retired and nobody took the project over.",
+)
+NOTE_SHARE = 0.2
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     name: str
     slug: str
@@ -144,6 +174,7 @@ class StreamSpec:
     arrivals_per_day: float
     deal_size: tuple[int, int]
     companies: list[str]
+    lost_reasons: tuple[LostReasonSpec, ...] = COMMON_LOST_REASONS
 
 
 STREAMS = [
@@ -155,6 +186,12 @@ STREAMS = [
         prefix="mfg",
         arrivals_per_day=1.7,
         deal_size=(8_000, 60_000),
+        lost_reasons=(
+            *COMMON_LOST_REASONS,
+            LostReasonSpec(
+                "No ERP/MES integration", (0.5, 2, 1), ("Needs a SAP connector we lack.",)
+            ),
+        ),
         companies=[
             "Hartmann Fräsetechnik",
             "Nordwerk Pumps",
@@ -182,6 +219,15 @@ STREAMS = [
         prefix="clin",
         arrivals_per_day=1.4,
         deal_size=(3_000, 25_000),
+        lost_reasons=(
+            *COMMON_LOST_REASONS,
+            LostReasonSpec(
+                "Data protection concerns",
+                (0.5, 2.5, 0.5),
+                ("Their DPO wants hosting in-country.",),
+            ),
+            LostReasonSpec("Practice software not supported", (0.5, 2, 1)),
+        ),
         companies=[
             "Lindenhof Praxis",
             "Harbour Dental Group",
@@ -263,12 +309,7 @@ class _StreamSimulation:
             [_user(f"{p}-member{i}", name, "Member") for i, name in ((3, "Cy"), (4, "Di"))],
             [_user(f"{p}-member{i}", name, "Member") for i, name in ((5, "Ed"),)],
         ]
-        self.logins += [
-            (self.manager.username, "value stream manager"),
-            (self.coordinator.username, "team coordinator"),
-            (self.leaders[1].username, "team leader (sales)"),
-            (self.members[0][0].username, "member (awareness)"),
-        ]
+        self.logins += _stream_logins(p)
 
     def _configure(self) -> None:
         """The stream's configuration, written through the services as the system."""
@@ -331,6 +372,10 @@ class _StreamSimulation:
             )
             for c in CHANNELS
         }
+        self.lost_reasons = [
+            vsm_services.lost_reason_create(stream_id=stream_id, name=reason.name, actor=DEMO)
+            for reason in spec.lost_reasons
+        ]
         self.control_points = {
             cp.from_cycle.order: cp
             for cp in ControlPoint.objects.filter(from_cycle__value_stream=self.stream)
@@ -376,7 +421,15 @@ class _StreamSimulation:
         actor = UserActor(self._team_member(cycle_order))
         at = self._at(day)
         if rng.random() < loss * channel.loss:
-            services.card_close(card_id=card_id, outcome=Outcome.LOST, actor=actor, at=at)
+            reason_id, note = self._why_lost(card_id, cycle_order)
+            services.card_close(
+                card_id=card_id,
+                outcome=Outcome.LOST,
+                actor=actor,
+                at=at,
+                lost_reason_id=reason_id,
+                lost_note=note,
+            )
             self._leave(card_id)
             return
         if rng.random() >= pull * channel.pull:
@@ -393,6 +446,21 @@ class _StreamSimulation:
         else:
             services.card_close(card_id=card_id, outcome=Outcome.WON, actor=actor, at=at)
             self._leave(card_id)
+
+    def _why_lost(self, card_id: int, cycle_order: int) -> tuple[int | None, str]:
+        """A lost card's reason (most of them) and note, drawn from a generator of its
+        own, seeded by the card: drawing from the simulation's would change every day
+        after the first loss."""
+        draw = random.Random(f"{RANDOM_SEED}-lost-{card_id}")
+        if draw.random() < NOTE_ONLY_SHARE:
+            return None, draw.choice(NOTE_ONLY_LOSSES)
+        specs = self.spec.lost_reasons
+        index = draw.choices(
+            range(len(specs)), weights=[spec.weights[cycle_order - 1] for spec in specs]
+        )[0]
+        notes = specs[index].notes
+        note = draw.choice(notes) if notes and draw.random() < NOTE_SHARE else ""
+        return self.lost_reasons[index].pk, note
 
     def _leave(self, card_id: int) -> None:
         _, cycle_order, column_order = self.open.pop(card_id)
@@ -457,6 +525,7 @@ class _StreamSimulation:
                 self._new_card(day)
         self._manager_override()
         self._block_some()
+        self._history_some()
         experiments.on(HISTORY_DAYS)
 
     def _manager_override(self) -> None:
@@ -489,6 +558,108 @@ class _StreamSimulation:
                 actor=UserActor(self.manager),
                 at=max(card.column_entered_at, timezone.now() - timedelta(days=3)),
             )
+
+    def _history_some(self) -> None:
+        """Comments and an edit or two on a few open cards, by the people of the cycle
+        they are in, so that a card's history reads as the team's growing knowledge of
+        the prospect on first run: the card longest in the constraint and in the other
+        busy columns, and a blocked one. Drawn from a generator of its own, so the
+        simulation's draws stay as they were."""
+        draw = random.Random(f"{RANDOM_SEED}-history-{self.spec.slug}")
+        texts = HISTORY_COMMENTS[self.spec.slug]
+        cards = [
+            card
+            for key in HISTORY_COLUMNS
+            if (
+                card := Card.objects.filter(column=self.columns[key], outcome=Outcome.OPEN)
+                .order_by("column_entered_at", "id")
+                .first()
+            )
+        ]
+        blocked = Card.objects.filter(value_stream=self.stream, is_blocked=True).order_by("id")
+        cards += [card for card in blocked[:1] if card not in cards]
+        now = timezone.now() - timedelta(minutes=10)
+        for index, card in enumerate(cards):
+            cycle_order = card.column.cycle.order
+            people = [self.leaders[cycle_order - 1], *self.members[cycle_order - 1]]
+            since = min(card.updated_at, now - timedelta(days=1))
+            # Working hours, as the simulation's days run; the third is the edit's.
+            times = sorted(
+                min(max(since + timedelta(minutes=1), at), now)
+                for at in (
+                    since.replace(hour=0, minute=0, second=0, microsecond=0)
+                    + timedelta(
+                        days=draw.randint(0, (now - since).days),
+                        minutes=draw.randint(8 * 60, 18 * 60),
+                    )
+                    for _ in range(4)
+                )
+            )
+            comment_times = [times[0], times[1], times[3]][: 2 + index % 2]
+            for at, text in zip(comment_times, draw.sample(texts, k=3), strict=False):
+                services.card_comment_add(
+                    card_id=card.pk, text=text, actor=UserActor(draw.choice(people)), at=at
+                )
+            if index % 2 == 0:
+                # What the team learnt, written into the card's notes, and the deal's
+                # size as it now looks.
+                value = card.estimated_value * Decimal(draw.choice(("1.2", "1.5", "0.8")))
+                services.card_update(
+                    card_id=card.pk,
+                    actor=UserActor(people[0]),
+                    person_name=card.person_name,
+                    company=card.company,
+                    email=card.email,
+                    channel_id=card.channel_id,
+                    owner_id=card.owner_id,
+                    estimated_value=(value / 100).quantize(Decimal(1)) * 100,
+                    notes=draw.choice(HISTORY_NOTES[self.spec.slug]),
+                    at=times[2],
+                )
+
+
+# The columns whose longest-waiting card gets a history (cycle, column order): the
+# constraint, the queue before it, and Collaboration's middle.
+HISTORY_COLUMNS = [CONSTRAINT, (2, 2), (1, 3), (1, 2)]
+HISTORY_COMMENTS = {
+    "manufacturing": [
+        "Call with their operations lead: unplanned stops on the main line cost them "
+        "about a shift a week. That is the problem to solve, not reporting.",
+        "They tried a spreadsheet add-on last year and dropped it: too much typing on "
+        "the shop floor.",
+        "The plant manager and the CFO decide together; IT only checks where the data is hosted.",
+        "Wants a pilot on one machine before their budget round in March.",
+        "Sent the case study of a similar machine builder; she forwarded it to the CFO.",
+        "Asked for a reference in their industry. Our customer at Falun Forge would talk to them.",
+        "Next step: a demo for their maintenance team on Thursday, with their own "
+        "downtime figures.",
+    ],
+    "clinics": [
+        "The practice manager says no-shows cost them two clinician hours a day: that "
+        "is the problem, not the calendar itself.",
+        "They use paper recall lists for follow-ups; the receptionists would welcome "
+        "anything that ends the phoning round.",
+        "The two senior partners decide; their DPO must sign off on hosting first.",
+        "Wants to start with one specialty before rolling out to the whole group.",
+        "Sent the case study of a dental group of their size; they asked about the reminder texts.",
+        "Asked to speak to a clinic that switched from their practice software.",
+        "Next step: a demo for the front desk team, with their own appointment mix.",
+    ],
+}
+HISTORY_NOTES = {
+    "manufacturing": [
+        "What: unplanned downtime on the main line. When: before the March budget "
+        "round. How/Why: the plant manager needs figures to justify a second shift.",
+        "What: scrap rate on the CNC cell. When: this quarter. How/Why: a customer "
+        "audit found the losses; quality owns the project.",
+    ],
+    "clinics": [
+        "What: no-shows and late cancellations. When: before the summer. How/Why: two "
+        "clinician hours a day lost; the partners want them back.",
+        "What: patient follow-up after treatment. When: this half-year. How/Why: "
+        "recalls are on paper and get missed.",
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -732,12 +903,30 @@ def seed_demo(*, measuring: DemoMeasuring | None = None) -> SeedReport:
     return report
 
 
-def _existing_logins() -> list[tuple[str, str]]:
-    roles = dict(Role.choices)
+def _stream_logins(prefix: str) -> list[tuple[str, str]]:
+    """The logins a run prints for a demo stream: one person of each kind of role."""
     return [
-        (m.user.username, roles[m.role].lower())
-        for m in Membership.objects.filter(team__value_stream__slug__in=[s.slug for s in STREAMS])
-        .exclude(role=Role.MEMBER)
-        .select_related("user")
-        .order_by("team__value_stream__name", "role", "user__username")
+        (f"{prefix}-manager", "value stream manager"),
+        (f"{prefix}-coordinator", "team coordinator"),
+        (f"{prefix}-lead-sales", "team leader (sales)"),
+        (f"{prefix}-member1", "member (awareness)"),
     ]
+
+
+def _existing_logins() -> list[tuple[str, str]]:
+    """The logins of the demo streams that exist, as the run that made them printed
+    them (a plain member's too), for those of their people who are still there."""
+    slugs = set(
+        ValueStream.objects.filter(slug__in=[s.slug for s in STREAMS]).values_list(
+            "slug", flat=True
+        )
+    )
+    logins = [
+        login for spec in STREAMS if spec.slug in slugs for login in _stream_logins(spec.prefix)
+    ]
+    present = set(
+        get_user_model()
+        .objects.filter(username__in=[username for username, _ in logins])
+        .values_list("username", flat=True)
+    )
+    return [(username, role) for username, role in logins if username in present]

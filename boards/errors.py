@@ -56,3 +56,37 @@ class CardNotFound(NotFound):
 class ColumnNotFound(NotFound):
     code = "column_not_found"
     default_message = "No such column in this value stream."
+
+
+class LostReasonRefused(InvalidInput):
+    """Why a deal was lost was refused: a form shows it on its lost reason field."""
+
+    code = "lost_reason_refused"
+
+
+class LostReasonRequired(LostReasonRefused):
+    """A deal is lost in a stream that keeps a list of lost reasons: say why."""
+
+    code = "lost_reason_required"
+    default_message = "Say why the deal was lost: choose a reason, write a note, or both."
+
+
+class LostReasonUnknown(LostReasonRefused):
+    """The lost reason named is not one of the card's stream's reasons."""
+
+    code = "lost_reason_unknown"
+    default_message = "Choose one of this value stream's lost reasons."
+
+
+class LostReasonInactive(LostReasonRefused):
+    """The lost reason named is no longer offered by the stream's admins."""
+
+    code = "lost_reason_inactive"
+    default_message = "That lost reason is no longer offered; choose another."
+
+
+class UndoExpired(Conflict):
+    """Only the close just made can be undone, by whoever made it, for a few minutes."""
+
+    code = "undo_expired"
+    default_message = "Too late to undo: reopen the card instead."

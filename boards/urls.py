@@ -19,6 +19,7 @@ urlpatterns = [
         views.column_wip_limit,
         name="column-wip-limit",
     ),
+    path("<slug:stream_slug>/archive/", views.archive, name="archive"),
     path("<slug:stream_slug>/cards/new/", views.card_create, name="card-create"),
     path(f"{card}/", views.card_detail, name="card-detail"),
     path(f"{card}/move/", views.card_move, name="card-move"),
@@ -26,6 +27,7 @@ urlpatterns = [
     path(f"{card}/handoff/", views.card_handoff, name="card-handoff"),
     path(f"{card}/edit/", views.card_edit, name="card-edit"),
     path(f"{card}/block/", views.card_block, name="card-block"),
+    path(f"{card}/comments/", views.card_comment, name="card-comment"),
     path(f"{card}/close/", views.card_close, name="card-close"),
     path(f"{card}/reopen/", views.card_reopen, name="card-reopen"),
 ]

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 
 from boards.templatetags.board_tags import card_url_prefix
 from metrics.selectors.cards import AgingCard, FinishedCard, aging_cards, finished_cards
 from metrics.selectors.flow import cumulative_flow
+from metrics.selectors.lost_reasons import NOT_RECORDED, NOTE_ONLY, LostReasons, Place
 from metrics.selectors.query import MetricsQuery
 from metrics.selectors.readmodel import StreamMetricsDocument, WeeklySeries, XmR
 from metrics.selectors.statistics import xmr
@@ -838,5 +840,100 @@ def experiment_chart(experiment: Experiment, limits: XmR) -> Chart:
         empty_reason=None
         if experiment.baseline_weekly
         else "The baseline is measured when the experiment starts: nothing to draw yet.",
-        bands=[Band("window", window_mondays[0].isoformat(), window_mondays[-1].isoformat())],
+        bands=[Band("window", window_mondays[0].isoformat(), _last_window_monday(experiment))],
+    )
+
+
+def _last_window_monday(experiment: Experiment) -> str:
+    """The Monday of the window's last week drawn: the planned last week, or the week of
+    the last day measured when it stopped early."""
+    last_day = experiment.measured_last_day if experiment.stopped_at else experiment.window_last_day
+    last_day = max(last_day, experiment.window_start)
+    return (last_day - timedelta(days=last_day.weekday())).isoformat()
+
+
+LOST_REASONS_KEY = "lost-reasons"
+LOST_REASONS_CHANNELS_KEY = "lost-reasons-channels"
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "0%"
+
+
+def _lost_reasons_chart(
+    lost: LostReasons,
+    *,
+    key: str,
+    title: str,
+    place: str,
+    places: list[Place],
+    counts: Counter[tuple[str, int | None]],
+    caption: str,
+) -> Chart:
+    """Lost cards per place (a column or a channel), stacked by reason; the table holds
+    the same counts, one row per place, with its total."""
+    totals = {p.key: sum(counts[(reason, p.key)] for reason in lost.reasons) for p in places}
+    verdict = None
+    if lost.total:
+        by_reason = {
+            reason: sum(counts[(reason, p.key)] for p in places) for reason in lost.reasons
+        }
+        top = max(lost.reasons, key=lambda reason: (by_reason[reason], -lost.reasons.index(reason)))
+        worst = max(places, key=lambda p: (totals[p.key], -places.index(p)))
+        verdict = (
+            f"“{top}” is the most frequent reason: {by_reason[top]} of the {lost.total} lost "
+            f"deals ({_share(by_reason[top], lost.total)}). The {place} with the most losses: "
+            f"{worst.name} ({totals[worst.key]})."
+        )
+    return Chart(
+        key=key,
+        title=title,
+        caption=caption,
+        labels=[p.name for p in places],
+        series=[
+            Series(reason, [counts[(reason, p.key)] for p in places]) for reason in lost.reasons
+        ],
+        columns=[place, *lost.reasons, "lost"],
+        rows=[
+            [p.name, *(counts[(reason, p.key)] for reason in lost.reasons), totals[p.key]]
+            for p in places
+        ],
+        empty_reason=None if lost.total else "No deal was lost in this period.",
+        verdict=verdict,
+    )
+
+
+def lost_reasons_by_column_chart(lost: LostReasons) -> Chart:
+    """The deals lost in the window, per column they were lost in, by reason."""
+    return _lost_reasons_chart(
+        lost,
+        key=LOST_REASONS_KEY,
+        title="Why deals were lost, per column",
+        place="column",
+        places=lost.columns,
+        counts=lost.by_column,
+        caption=(
+            "Each bar is the deals lost in one column in this period (each deal once, by its "
+            "final loss), split by the reason the seller chose from the stream's list. "
+            f"“{NOTE_ONLY}”: a note in the seller's words only; “{NOT_RECORDED}”: lost "
+            "before the stream kept reasons. Why we lose is knowledge: a reason that piles "
+            "up in one column is a step to improve."
+        ),
+    )
+
+
+def lost_reasons_by_channel_chart(lost: LostReasons) -> Chart:
+    """The deals lost in the window, per channel they came through, by reason."""
+    return _lost_reasons_chart(
+        lost,
+        key=LOST_REASONS_CHANNELS_KEY,
+        title="Why deals were lost, per channel",
+        place="channel",
+        places=lost.channels,
+        counts=lost.by_channel,
+        caption=(
+            "Each bar is the deals lost in this period that came through one channel (each "
+            "deal once, by its final loss), split by reason: which channels bring prospects "
+            "we cannot serve, and why."
+        ),
     )

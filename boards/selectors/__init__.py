@@ -5,10 +5,20 @@ columns, one aggregate for the counts, and one windowed query for the first page
 of every column.
 """
 
+from boards.selectors.archive import (
+    ARCHIVE_PAGE_SIZE,
+    ArchiveCursor,
+    ArchivePage,
+    ArchiveQuery,
+    archive_filter_choices,
+    archive_page,
+)
 from boards.selectors.board import (
     COLUMN_PAGE_SIZE,
+    COLUMN_SHOWN_MAX,
     Board,
     BoardFilters,
+    CardCursor,
     ColumnView,
     CycleView,
     board_columns,
@@ -19,11 +29,24 @@ from boards.selectors.board import (
     column_heads,
 )
 from boards.selectors.cards import (
-    card_history,
     card_in_stream,
     column_in_stream,
     control_point_between,
     move_destinations,
+    move_menu,
+)
+from boards.selectors.closing import (
+    CLOSE_UNDO_WINDOW,
+    Closing,
+    card_closing,
+    lost_reasons_offered,
+)
+from boards.selectors.history import (
+    TIMELINE_PAGE_SIZE,
+    Timeline,
+    TimelineCursor,
+    TimelineEntry,
+    card_timeline,
 )
 from boards.selectors.streams import (
     card_form_choices,
@@ -37,8 +60,20 @@ from boards.selectors.streams import (
 )
 
 __all__ = [
+    "ARCHIVE_PAGE_SIZE",
+    "CLOSE_UNDO_WINDOW",
+    "ArchiveCursor",
+    "ArchivePage",
+    "ArchiveQuery",
+    "Closing",
+    "archive_filter_choices",
+    "archive_page",
+    "card_closing",
+    "lost_reasons_offered",
     "card_form_choices",
     "COLUMN_PAGE_SIZE",
+    "COLUMN_SHOWN_MAX",
+    "CardCursor",
     "Board",
     "BoardFilters",
     "ColumnView",
@@ -48,12 +83,17 @@ __all__ = [
     "board_get",
     "board_version",
     "card_in_stream",
-    "card_history",
+    "card_timeline",
+    "TIMELINE_PAGE_SIZE",
+    "Timeline",
+    "TimelineCursor",
+    "TimelineEntry",
     "column_cards_page",
     "column_in_stream",
     "column_heads",
     "control_point_between",
     "move_destinations",
+    "move_menu",
     "stream_and_card_column_for_actor",
     "stream_for_actor",
     "stream_channels",

@@ -1,18 +1,20 @@
 """The board of a stream and its columns.
 
 The board is read in a fixed number of queries whatever the number of cards: the
-columns, one aggregate for the counts, and one windowed query for the first page
-of every column.
+columns, one aggregate for the counts and open values, and one windowed query for the
+first page of every column (or as many cards as the client already shows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.db.models import (
+    Case,
     Count,
     Exists,
     F,
@@ -20,6 +22,9 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
+    Value,
+    When,
     Window,
 )
 from django.db.models.functions import RowNumber
@@ -31,6 +36,13 @@ from pdca.selectors import ExperimentQuery, cycles_running
 from vsm.models import Channel, ValueStream
 
 COLUMN_PAGE_SIZE = 25
+# The most cards one column shows at once: what a client that pressed "show more" many
+# times may ask a refresh for, and the page of a column a card was just added to the
+# end of (so it shows where it landed).
+COLUMN_SHOWN_MAX = 500
+
+# A "show more" cursor: the (position, id) of the last card a column shows.
+CardCursor = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,9 @@ class BoardFilters:
     blocked_only: bool = False
     # One column's cards only (the dashboard's link to the constraint).
     column_id: int | None = None
+    # "My cards": owner_id is then the viewer's id; the URL says mine=1, so a link to
+    # "my cards" shows each person their own.
+    mine: bool = False
 
     @property
     def active(self) -> bool:
@@ -52,7 +67,8 @@ class BoardFilters:
         """The filters as URL parameters, to carry them into 'show more' requests."""
         params = {
             "channel": self.channel_id or "",
-            "owner": self.owner_id or "",
+            "owner": "" if self.mine else self.owner_id or "",
+            "mine": "1" if self.mine else "",
             "q": self.text,
             "blocked": "1" if self.blocked_only else "",
             "column": self.column_id or "",
@@ -84,6 +100,22 @@ class ColumnView:
     open_count: int = 0
     shown_count: int = 0
     cards: list[Card] = field(default_factory=list)
+    # The estimated value of the column's open cards; None when not read (a head
+    # rendered from counts alone).
+    open_value: Decimal | None = None
+
+    @property
+    def level_note(self) -> str:
+        """The column's knowledge level and split, as its head shows them under its name.
+
+        The level is left out when the name already says it ("Data", not "Data / DATA").
+        """
+        column = self.column
+        level = column.get_knowledge_level_display()
+        parts = [] if column.name.strip().casefold() == str(level).casefold() else [str(level)]
+        if column.split:
+            parts.append(str(column.get_split_display()))
+        return " · ".join(parts)
 
     @property
     def wip_state(self) -> str:
@@ -110,6 +142,14 @@ class CycleView:
     running_experiment_ids: tuple[int, ...] = ()
 
     @property
+    def open_count(self) -> int:
+        return sum(view.open_count for view in self.columns)
+
+    @property
+    def open_value(self) -> Decimal:
+        return sum((view.open_value or Decimal(0) for view in self.columns), Decimal(0))
+
+    @property
     def running_experiments(self) -> int:
         return len(self.running_experiment_ids)
 
@@ -126,6 +166,9 @@ class Board:
     cycles: list[CycleView]
     filters: BoardFilters
     version: str
+    # Cards a column shows before "show more" (board.js asks a refresh for as many
+    # cards as a longer column shows).
+    page_size: int = COLUMN_PAGE_SIZE
 
     @property
     def column_views(self) -> list[ColumnView]:
@@ -169,19 +212,32 @@ def board_version(*, stream: ValueStream) -> str:
 
 
 def _column_views(
-    *, stream: ValueStream, columns: list[Column], filters: BoardFilters, with_cards: bool = True
+    *,
+    stream: ValueStream,
+    columns: list[Column],
+    filters: BoardFilters,
+    with_cards: bool = True,
+    shown: Mapping[int, int] | None = None,
 ) -> dict[int, ColumnView]:
-    """Counts and first pages for these columns, in three queries whatever their size."""
-    views = {column.pk: ColumnView(column=column) for column in columns}
+    """Counts, open values and first pages for these columns, in three queries whatever
+    their size.
+
+    ``shown``: columns to show more of than a first page, and how many cards (at most
+    COLUMN_SHOWN_MAX): what the client already shows, so a refresh keeps it.
+    """
+    views = {column.pk: ColumnView(column=column, open_value=Decimal(0)) for column in columns}
     # order_by(): Card.Meta.ordering would join column, cycle and stream into the counts.
     open_cards = Card.objects.filter(
         value_stream=stream, outcome=Outcome.OPEN, column_id__in=list(views)
     ).order_by()
-    for row in open_cards.values("column_id").annotate(n=Count("id")):
-        views[row["column_id"]].open_count = row["n"]
+    totals = open_cards.values("column_id").annotate(n=Count("id"), value=Sum("estimated_value"))
+    for row in totals:
+        view = views[row["column_id"]]
+        view.open_count = row["n"]
+        view.open_value = row["value"] or Decimal(0)
     if filters.active:
-        for row in filters.apply(open_cards).values("column_id").annotate(n=Count("id")):
-            views[row["column_id"]].shown_count = row["n"]
+        for shown_row in filters.apply(open_cards).values("column_id").annotate(n=Count("id")):
+            views[shown_row["column_id"]].shown_count = shown_row["n"]
     else:
         for view in views.values():
             view.shown_count = view.open_count
@@ -204,10 +260,22 @@ def _column_views(
                 order_by=[F("position").asc(), F("id").asc()],
             )
         )
-        .filter(rank__lte=COLUMN_PAGE_SIZE)
-        .values("pk")
     )
-    first_pages = _card_queryset().filter(pk__in=ranked)
+    longer = {
+        column_id: min(count, COLUMN_SHOWN_MAX)
+        for column_id, count in (shown or {}).items()
+        if column_id in views and count > COLUMN_PAGE_SIZE
+    }
+    if longer:
+        # Each column's own page length, in the same query.
+        page = Case(
+            *[When(column_id=column_id, then=Value(n)) for column_id, n in longer.items()],
+            default=Value(COLUMN_PAGE_SIZE),
+        )
+        ranked = ranked.annotate(page=page).filter(rank__lte=F("page"))
+    else:
+        ranked = ranked.filter(rank__lte=COLUMN_PAGE_SIZE)
+    first_pages = _card_queryset().filter(pk__in=ranked.values("pk"))
     for card in first_pages:
         views[card.column_id].cards.append(card)
     return views
@@ -219,15 +287,23 @@ def board_columns(
     column_ids: Iterable[int],
     filters: BoardFilters | None = None,
     with_cards: bool = True,
+    shown: Mapping[int, int] | None = None,
 ) -> list[ColumnView]:
-    """Fresh views of some columns of a stream, to re-render them after a change."""
+    """Fresh views of some columns of a stream, to re-render them after a change.
+
+    ``shown``: as many cards as to show of some columns (see ``_column_views``).
+    """
     columns = list(
         Column.objects.filter(cycle__value_stream=stream, pk__in=list(column_ids))
         .select_related("cycle")
         .order_by("cycle__order", "order")
     )
     views = _column_views(
-        stream=stream, columns=columns, filters=filters or BoardFilters(), with_cards=with_cards
+        stream=stream,
+        columns=columns,
+        filters=filters or BoardFilters(),
+        with_cards=with_cards,
+        shown=shown,
     )
     return list(views.values())
 
@@ -237,11 +313,12 @@ def column_heads(
     stream: ValueStream,
     columns: Iterable[Column],
     open_counts: Mapping[int, int] | None = None,
+    open_values: Mapping[int, Decimal] | None = None,
 ) -> list[ColumnView]:
     """Views of columns already read (e.g. locked by a move), for their heads.
 
-    ``open_counts``: their open cards if already counted (under the move's locks);
-    otherwise one query counts them.
+    ``open_counts`` (and ``open_values``): their open cards and those cards' value if
+    already summed up (under the move's locks); otherwise one query counts them.
     """
     ordered = sorted(columns, key=lambda column: (column.cycle.order, column.order))
     if open_counts is None:
@@ -251,21 +328,30 @@ def column_heads(
         return list(views.values())
     return [
         ColumnView(
-            column=column, open_count=open_counts[column.pk], shown_count=open_counts[column.pk]
+            column=column,
+            open_count=open_counts[column.pk],
+            shown_count=open_counts[column.pk],
+            open_value=open_values.get(column.pk) if open_values is not None else None,
         )
         for column in ordered
     ]
 
 
-def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Board:
-    """The whole board of a stream: cycles, columns, counts, and each column's first page."""
+def board_get(
+    *,
+    stream: ValueStream,
+    filters: BoardFilters | None = None,
+    shown: Mapping[int, int] | None = None,
+) -> Board:
+    """The whole board of a stream: cycles, columns, counts and open values, and each
+    column's first page (``shown``: or as many cards as the client shows already)."""
     filters = filters or BoardFilters()
     columns = list(
         Column.objects.filter(cycle__value_stream=stream)
         .select_related("cycle__owning_team")
         .order_by("cycle__order", "order")
     )
-    views = _column_views(stream=stream, columns=columns, filters=filters)
+    views = _column_views(stream=stream, columns=columns, filters=filters, shown=shown)
 
     control_points = {
         cp.from_cycle_id: cp
@@ -294,19 +380,22 @@ def board_get(*, stream: ValueStream, filters: BoardFilters | None = None) -> Bo
 
 
 def column_cards_page(
-    *, stream: ValueStream, column_id: int, filters: BoardFilters, offset: int
+    *, stream: ValueStream, column_id: int, filters: BoardFilters, after: CardCursor | None
 ) -> tuple[Column, list[Card], bool]:
-    """One further page of a column's open cards, for 'show more'.
+    """One further page of a column's open cards, for 'show more': those after the
+    card at ``after`` (its position and id), in the board's order.
 
+    A keyset, not an offset: a card moved out of the column (or into it) meanwhile
+    shifts no later card past the page boundary, so none is skipped or shown twice.
     Raises: ColumnNotFound.
     """
     column = column_in_stream(stream=stream, column_id=column_id)
-    cards = list(
-        filters.apply(_card_queryset().filter(column=column, outcome=Outcome.OPEN))[
-            offset : offset + COLUMN_PAGE_SIZE + 1
-        ]
-    )
-    return column, cards[:COLUMN_PAGE_SIZE], len(cards) > COLUMN_PAGE_SIZE
+    cards = _card_queryset().filter(column=column, outcome=Outcome.OPEN)
+    if after is not None:
+        position, card_id = after
+        cards = cards.filter(Q(position__gt=position) | Q(position=position, pk__gt=card_id))
+    page = list(filters.apply(cards)[: COLUMN_PAGE_SIZE + 1])
+    return column, page[:COLUMN_PAGE_SIZE], len(page) > COLUMN_PAGE_SIZE
 
 
 def board_filter_choices(*, stream: ValueStream) -> dict[str, list]:

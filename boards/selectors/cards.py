@@ -1,9 +1,13 @@
-"""One card: its details, its move log, and where it may be sent."""
+"""One card: its details, and where it may be sent (its timeline: boards.selectors.history)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.db.models import Count
+
 from boards.errors import CardNotFound, ColumnNotFound
-from boards.models import Card, CardMove, Column
+from boards.models import Card, Column, Outcome
 from pdca.models import ControlPoint, Cycle
 from vsm.models import ValueStream
 
@@ -21,22 +25,6 @@ def card_in_stream(*, stream: ValueStream, card_id: int) -> Card:
     if card is None:
         raise CardNotFound(data={"card_id": card_id, "stream_id": stream.pk})
     return card
-
-
-def card_history(*, card: Card) -> list[CardMove]:
-    """The card's whole move log, oldest first, with the handoffs' checklists."""
-    return list(
-        CardMove.objects.filter(card=card)
-        .select_related(
-            "from_column__cycle",
-            "to_column__cycle",
-            "actor",
-            "handoff__to_team",
-            "wip_override",
-        )
-        .prefetch_related("handoff__criteria_met")
-        .order_by("moved_at", "id")
-    )
 
 
 def move_destinations(*, card: Card) -> list[tuple[Cycle, list[Column], ControlPoint | None]]:
@@ -59,6 +47,57 @@ def move_destinations(*, card: Card) -> list[tuple[Cycle, list[Column], ControlP
         entry
         for cycle_id, entry in by_cycle.items()
         if cycle_id == card.column.cycle_id or entry[2] is not None
+    ]
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A column the "Move to..." dialog offers, with its open cards."""
+
+    column: Column
+    open_count: int
+    here: bool = False
+
+    @property
+    def full(self) -> bool:
+        """At its WIP limit: a move there is refused unless a manager overrides it
+        (the rule of boards.services.placement._check_wip)."""
+        limit = self.column.wip_limit
+        return limit is not None and self.open_count >= limit
+
+
+@dataclass(frozen=True)
+class DestinationCycle:
+    cycle: Cycle
+    control_point: ControlPoint | None
+    destinations: list[Destination]
+
+
+def move_menu(*, card: Card) -> list[DestinationCycle]:
+    """Where the "Move to..." dialog offers to send a card (``move_destinations``), each
+    column with its open cards so the dialog marks the full ones. Three queries."""
+    cycles = move_destinations(card=card)
+    column_ids = [column.pk for _, columns, _ in cycles for column in columns]
+    counts = dict(
+        Card.objects.filter(column_id__in=column_ids, outcome=Outcome.OPEN)
+        .order_by()
+        .values_list("column_id")
+        .annotate(n=Count("id"))
+    )
+    return [
+        DestinationCycle(
+            cycle=cycle,
+            control_point=control_point,
+            destinations=[
+                Destination(
+                    column=column,
+                    open_count=counts.get(column.pk, 0),
+                    here=column.pk == card.column_id,
+                )
+                for column in columns
+            ],
+        )
+        for cycle, columns, control_point in cycles
     ]
 
 

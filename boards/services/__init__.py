@@ -5,6 +5,7 @@ handoff, won/lost, reopen, admin) ends in ``_place_card``, which holds the WIP r
 the position rule and the move log, under the column locks.
 """
 
+from boards.services.activity import card_comment_add
 from boards.services.cards import card_set_blocked, card_update
 from boards.services.columns import (
     WIP_LIMIT_MAX,
@@ -37,6 +38,7 @@ __all__ = [
     "WIP_LIMIT_MAX",
     "MoveResult",
     "card_close",
+    "card_comment_add",
     "card_create",
     "card_move",
     "card_reopen",

@@ -6,7 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from boards.errors import InvalidMove
-from boards.models import Card
+from boards.models import ActivityKind, Card
+from boards.services.activity import _activity_record, _edit_changes
 from boards.services.clock import event_time
 from boards.services.locks import _check_version, _lock_card
 from boards.services.rules import card_channel_check, card_owner_check, prospect_name_check
@@ -39,9 +40,10 @@ def card_set_blocked(
     """Block a card with a reason, or unblock it.
 
     Locks: the card. Raises: InvalidMove (no reason), CardNotFound, StaleBoard.
-    Side effects: an audit row; when the card is blocked or unblocked (not when only
-    the reason changes), "stream changed" (settings) after commit: the metrics count
-    blocked cards.
+    Side effects: an audit row; an entry in the card's history when it is blocked
+    (with the reason, also when only the reason changes) or unblocked (with the reason
+    it had); when the card is blocked or unblocked (not when only the reason changes),
+    "stream changed" (settings) after commit: the metrics count blocked cards.
     """
     at = event_time(at)
     reason = reason.strip()
@@ -52,6 +54,12 @@ def card_set_blocked(
         _check_version(card, expected_version)
         if card.is_blocked != blocked:
             stream_changed(card.value_stream_id, StreamChange.SETTINGS)
+        if blocked and (not card.is_blocked or card.blocked_reason != reason):
+            _activity_record(card=card, kind=ActivityKind.BLOCKED, actor=actor, at=at, text=reason)
+        elif not blocked and card.is_blocked:
+            _activity_record(
+                card=card, kind=ActivityKind.UNBLOCKED, actor=actor, at=at, text=card.blocked_reason
+            )
         card.is_blocked = blocked
         card.blocked_reason = reason if blocked else ""
         card.blocked_at = at if blocked else None
@@ -90,8 +98,12 @@ def card_update(
 
     A new owner must be a member of the card's stream, the channel one of its
     channels (active, unless the card already has it).
+    ``notes``' line breaks are kept as LF (a browser posts CRLF), so saving the form
+    unchanged changes nothing.
     Locks: the card. Raises: InvalidMove, CardNotFound, StaleBoard.
-    Side effects: an audit row naming the changed fields (not their values).
+    Side effects: an audit row naming the changed fields (not their values); when a
+    field changed, an entry in the card's history with each changed field's label and
+    its old and new value as the form shows them (an owner or channel by name).
     """
     at = event_time(at)
     prospect_name_check(person_name=person_name, company=company)
@@ -115,11 +127,20 @@ def card_update(
         card.channel_id = channel_id
         card.owner_id = owner_id
         card.estimated_value = Decimal(estimated_value)
-        card.notes = notes
-        changed = [field for field in EDITABLE_FIELDS if getattr(card, field) != before[field]]
+        card.notes = notes.replace("\r\n", "\n")
+        after = {field: getattr(card, field) for field in EDITABLE_FIELDS}
+        changed = [field for field in EDITABLE_FIELDS if after[field] != before[field]]
         card.version += 1
         card.updated_at = at
         card.save()
+        if changed:
+            _activity_record(
+                card=card,
+                kind=ActivityKind.EDIT,
+                actor=actor,
+                at=at,
+                changes=_edit_changes(before, after),
+            )
         audit_record(
             actor=actor,
             action="card.updated",

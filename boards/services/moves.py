@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from boards.errors import (
@@ -12,16 +12,30 @@ from boards.errors import (
     ControlPointRequired,
     CriteriaNotMet,
     InvalidMove,
+    LostReasonInactive,
+    LostReasonRequired,
+    LostReasonUnknown,
     StaleBoard,
+    UndoExpired,
 )
-from boards.models import Card, CardMove, Column, Handoff, MoveKind, Outcome
+from boards.models import (
+    LOST_NOTE_MAX_LENGTH,
+    Card,
+    CardLoss,
+    CardMove,
+    Column,
+    Handoff,
+    MoveKind,
+    Outcome,
+)
 from boards.services.clock import event_time
 from boards.services.locks import _check_version, _lock_card_and_columns, _lock_columns
-from boards.services.placement import _open_counts, _place_card
+from boards.services.placement import _open_totals, _place_card
 from boards.services.rules import card_channel_check, card_owner_check, prospect_name_check
 from pdca.errors import ControlPointNotFound, CycleNotFound
 from pdca.models import ControlPoint, Cycle
 from vsm.actors import Actor, actor_fields
+from vsm.models import LostReason
 from vsm.transactions import locking_transaction
 
 
@@ -32,9 +46,13 @@ class MoveResult:
     # Columns whose content changed, as read under their lock (with cycle and stream):
     # fresh, so an answer can render their heads without reading them again.
     columns: tuple[Column, ...]
-    # Open cards per column after the change, when the service counted them under the
-    # locks (card_move): the heads then need no query at all.
+    # Open cards per column after the change, and their estimated value, when the
+    # service counted them under the locks (card_move): the heads then need no query.
     open_counts: Mapping[int, int] | None = None
+    open_values: Mapping[int, Decimal] | None = None
+    # Nothing to do: the card was asked to go to the column it is in, at no particular
+    # place (a repeated "Move to..." or "Move anyway"). Nothing was written.
+    unchanged: bool = False
 
     @property
     def column_ids(self) -> frozenset[int]:
@@ -132,6 +150,8 @@ def card_move(
     Crossing into another cycle is a handoff and goes through ``handoff_pass``.
     ``expected_column_id``: the column the caller saw the card in, which saves reading
     it before the lock; like ``expected_version``, a mismatch is StaleBoard.
+    A card sent to the column it is already in, with no neighbour named, stays where it
+    is: the result says ``unchanged`` (a repeated request changes nothing).
     Locks: both columns (ascending pk), then the card.
     Raises: StaleBoard, WipLimitReached, PermissionRefused, ControlPointRequired, InvalidMove.
     """
@@ -158,7 +178,16 @@ def card_move(
                 data={"from_cycle_id": from_column.cycle_id, "to_cycle_id": to_column.cycle_id},
             )
         # Both columns in one count: the WIP check needs the target's, the answer both.
-        open_counts = _open_counts(columns)
+        open_counts, open_values = _open_totals(columns)
+        if to_column.pk == from_column.pk and after_card_id is None and before_card_id is None:
+            return MoveResult(
+                card=card,
+                move=None,
+                columns=tuple(columns.values()),
+                open_counts=open_counts,
+                open_values=open_values,
+                unchanged=True,
+            )
         move = _place_card(
             card=card,
             to_column=to_column,
@@ -174,8 +203,14 @@ def card_move(
         if from_column.pk != to_column.pk:
             open_counts[from_column.pk] -= 1
             open_counts[to_column.pk] += 1
+            open_values[from_column.pk] -= card.estimated_value
+            open_values[to_column.pk] += card.estimated_value
     return MoveResult(
-        card=card, move=move, columns=tuple(columns.values()), open_counts=open_counts
+        card=card,
+        move=move,
+        columns=tuple(columns.values()),
+        open_counts=open_counts,
+        open_values=open_values,
     )
 
 
@@ -272,14 +307,31 @@ def card_close(
     outcome: Outcome,
     actor: Actor,
     expected_version: int | None = None,
+    lost_reason_id: int | None = None,
+    lost_note: str = "",
     at: datetime | None = None,
 ) -> MoveResult:
     """Mark an open card won or lost; it leaves the flow (and its column's WIP).
 
-    Locks: the card's column, then the card. Raises: StaleBoard, InvalidMove.
+    A lost card records why, beside its lost move (CardLoss): a reason from its
+    stream's active list (``lost_reason_id``), a note in the seller's words
+    (``lost_note``), or both; one of the two is required once the stream keeps a list.
+    Locks: the card's column, then the card. Raises: StaleBoard, InvalidMove (a closed
+    card; a reason or note for a won deal; a note too long), LostReasonRequired,
+    LostReasonUnknown, LostReasonInactive.
+    Side effects: the move's audit row; a CardLoss row when a reason or note was given.
     """
     if outcome not in (Outcome.WON, Outcome.LOST):
         raise InvalidMove("A card is closed as won or lost.", field="outcome")
+    lost_note = lost_note.strip()
+    if outcome == Outcome.WON and (lost_reason_id is not None or lost_note):
+        raise InvalidMove("Only a lost deal has a lost reason.", field="lost_reason")
+    if len(lost_note) > LOST_NOTE_MAX_LENGTH:
+        raise InvalidMove(
+            f"Keep the note to {LOST_NOTE_MAX_LENGTH} characters.",
+            data={"max_length": LOST_NOTE_MAX_LENGTH},
+            field="lost_note",
+        )
     at = event_time(at)
     with locking_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id)
@@ -288,6 +340,11 @@ def card_close(
             raise InvalidMove(
                 f"This card is already {card.get_outcome_display().lower()}.",
                 data={"card_id": card_id},
+            )
+        reason = None
+        if outcome == Outcome.LOST:
+            reason = _lost_reason_check(
+                card=card, lost_reason_id=lost_reason_id, has_note=bool(lost_note)
             )
         column = columns[card.column_id]
         card.outcome = outcome
@@ -301,7 +358,43 @@ def card_close(
             from_column=column,
             check_wip=False,
         )
+        assert move is not None, "closing a card always logs a move"
+        if reason is not None or lost_note:
+            # Setting move= caches the loss on the move: its answer reads no row.
+            CardLoss.objects.create(move=move, reason=reason, note=lost_note)
+        else:
+            CardMove.loss.related.set_cached_value(move, None)
     return MoveResult(card=card, move=move, columns=tuple(columns.values()))
+
+
+def _lost_reason_check(
+    *, card: Card, lost_reason_id: int | None, has_note: bool
+) -> LostReason | None:
+    """The reason a card is lost for: one of its stream's active reasons, or none when a
+    note says why or the stream keeps no list.
+
+    Raises: LostReasonUnknown, LostReasonInactive, LostReasonRequired.
+    """
+    if lost_reason_id is None:
+        keeps_a_list = LostReason.objects.filter(
+            value_stream_id=card.value_stream_id, is_active=True
+        ).exists()
+        if keeps_a_list and not has_note:
+            raise LostReasonRequired(data={"card_id": card.pk}, field="lost_reason")
+        return None
+    reason = LostReason.objects.filter(pk=lost_reason_id).first()
+    if reason is None or reason.value_stream_id != card.value_stream_id:
+        raise LostReasonUnknown(data={"lost_reason_id": lost_reason_id}, field="lost_reason")
+    if not reason.is_active:
+        raise LostReasonInactive(data={"lost_reason_id": lost_reason_id}, field="lost_reason")
+    return reason
+
+
+# How long whoever closed a deal may undo it. An undo mends a mistake: the card takes
+# back its place in its column even if the column has filled up since (it never left
+# the work; nothing new is pulled). After that, reopening is a decision of its own,
+# under the column's WIP limit.
+CLOSE_UNDO_WINDOW = timedelta(minutes=5)
 
 
 def card_reopen(
@@ -310,18 +403,27 @@ def card_reopen(
     actor: Actor,
     expected_version: int | None = None,
     wip_override_reason: str = "",
+    undo: bool = False,
     at: datetime | None = None,
 ) -> MoveResult:
     """Reopen a won or lost card at the end of the column it closed in.
 
-    Locks: the column, then the card. Raises: StaleBoard, WipLimitReached, InvalidMove.
+    ``undo``: mend the close just made: the card's last move is ``actor``'s close, made
+    within CLOSE_UNDO_WINDOW, and ``expected_version`` the version it returned; the
+    column's WIP limit is not checked.
+    Locks: the column, then the card. Raises: StaleBoard, WipLimitReached, InvalidMove,
+    UndoExpired.
     """
     at = event_time(at)
+    if undo and expected_version is None:
+        raise InvalidMove("An undo names the version the close returned.", field="version")
     with locking_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id)
         _check_version(card, expected_version)
         if card.is_open:
             raise InvalidMove("This card is already open.", data={"card_id": card_id})
+        if undo:
+            _undo_check(card=card, actor=actor, at=at)
         column = columns[card.column_id]
         card.outcome = Outcome.OPEN
         card.closed_at = None
@@ -333,5 +435,24 @@ def card_reopen(
             at=at,
             from_column=column,
             wip_override_reason=wip_override_reason,
+            check_wip=not undo,
         )
     return MoveResult(card=card, move=move, columns=tuple(columns.values()))
+
+
+def close_undoable_by(*, move: CardMove, actor: Actor, at: datetime) -> bool:
+    """Whether ``actor`` may undo the close ``move`` (a card's last move) at ``at``."""
+    recorded = {field: getattr(move, field) for field in actor_fields(actor)}
+    return (
+        move.kind in (MoveKind.WON, MoveKind.LOST)
+        and recorded == actor_fields(actor)
+        and move.moved_at <= at <= move.moved_at + CLOSE_UNDO_WINDOW
+    )
+
+
+def _undo_check(*, card: Card, actor: Actor, at: datetime) -> None:
+    """Raises: UndoExpired unless the card's last move is ``actor``'s close, made within
+    CLOSE_UNDO_WINDOW before ``at``."""
+    last = CardMove.objects.filter(card=card).order_by("-moved_at", "-id").first()
+    if last is None or not close_undoable_by(move=last, actor=actor, at=at):
+        raise UndoExpired(data={"card_id": card.pk})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
-from django.db.models import Count
+from django.db.models import Count, Sum
 
 from boards.errors import WipLimitReached
 from boards.models import Card, CardMove, Column, MoveKind, Outcome, WipOverride
@@ -27,17 +28,21 @@ AUDIT_ACTIONS: dict[str, str] = {
 }
 
 
-def _open_counts(column_ids: Iterable[int]) -> dict[int, int]:
-    """Open cards per column, in one query. Exact only while the columns are locked."""
+def _open_totals(column_ids: Iterable[int]) -> tuple[dict[int, int], dict[int, Decimal]]:
+    """Open cards per column and their estimated value, in one query. Exact only while
+    the columns are locked."""
     counts = dict.fromkeys(column_ids, 0)
+    values = dict.fromkeys(counts, Decimal(0))
     rows = (
         Card.objects.filter(column_id__in=list(counts), outcome=Outcome.OPEN)
         .order_by()
         .values_list("column_id")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), value=Sum("estimated_value"))
     )
-    counts.update(rows)
-    return counts
+    for column_id, count, value in rows:
+        counts[column_id] = count
+        values[column_id] = value or Decimal(0)
+    return counts, values
 
 
 def _check_wip(

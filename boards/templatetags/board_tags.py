@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 
 from django import template
@@ -57,3 +58,17 @@ def age_days(since: datetime | None) -> int:
     if since is None:
         return 0
     return max(0, (timezone.now() - since).days)
+
+
+@register.filter
+def money(amount: Decimal | int | None, currency: str = "") -> str:
+    """An amount as a sales user reads it: '12,500', '1,250.50'; with the currency's
+    code in front when there is one ('EUR 12,500'); '' for none or zero.
+
+    Streams keep no currency yet, so the board shows plain amounts.
+    """
+    if not amount:
+        return ""
+    amount = Decimal(amount)
+    text = f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
+    return f"{currency} {text}" if currency else text

@@ -1,3 +1,4 @@
+from boards.views.archive import archive
 from boards.views.board import board, board_poll, column_more, column_wip_limit, stream_list
 from boards.views.cards import (
     card_block,
@@ -10,12 +11,15 @@ from boards.views.cards import (
     card_move_menu,
     card_reopen,
 )
+from boards.views.history import card_comment
 
 __all__ = [
+    "archive",
     "board",
     "board_poll",
     "card_block",
     "card_close",
+    "card_comment",
     "card_create",
     "card_detail",
     "card_edit",

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from boards import selectors, services
-from boards.forms import BoardFilterForm, ColumnPageForm, WipLimitForm
+from boards.forms import ColumnPageForm, WipLimitForm, board_filters, shown_cards
 from boards.views.common import (
     back_to_board,
     board_context,
@@ -23,45 +24,51 @@ def stream_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "boards/stream_list.html", {"streams": streams})
 
 
+# never_cache: Back and Forward would show the board as the browser kept it (a stale
+# board until the next poll); live data is fetched again instead.
+@never_cache
 @require_GET
 def board(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
-    filter_form = BoardFilterForm(request.GET)
     context = board_context(request, stream)
     context.update(
         board=selectors.board_get(stream=stream, filters=context["filters"]),
-        filter_form=filter_form,
         **selectors.board_filter_choices(stream=stream),
     )
     template = "boards/board.html#board" if request.htmx else "boards/board.html"
     return render(request, template, context)
 
 
+@never_cache
 @require_GET
 def board_poll(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
-    """Live updates: 204 while the board is unchanged, else the fresh board."""
+    """Live updates: 204 while the board is unchanged, else the fresh board, showing as
+    many cards of each column as the client does (``shown``)."""
     stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     if request.GET.get("version") == selectors.board_version(stream=stream):
         return HttpResponse(status=204)
     context = board_context(request, stream)
-    context["board"] = selectors.board_get(stream=stream, filters=context["filters"])
+    context["board"] = selectors.board_get(
+        stream=stream, filters=context["filters"], shown=shown_cards(request.GET)
+    )
     return render(request, "boards/board.html#board", context)
 
 
 @require_GET
 def column_more(request: HtmxHttpRequest, stream_slug: str, column_id: int) -> HttpResponse:
     stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
-    filters = BoardFilterForm(request.GET).filters()
-    offset = ColumnPageForm(request.GET).offset_value()
+    filters = board_filters(request.GET, viewer_id=request.user.pk)
     column, cards, has_more = selectors.column_cards_page(
-        stream=stream, column_id=column_id, filters=filters, offset=offset
+        stream=stream,
+        column_id=column_id,
+        filters=filters,
+        after=ColumnPageForm(request.GET).cursor(),
     )
     context = {
         "stream": stream,
         "column": column,
         "cards": cards,
         "has_more": has_more,
-        "next_offset": offset + len(cards),
         "filter_query": filters.querystring(),
     }
     return render(request, "boards/partials/more_cards.html", context)

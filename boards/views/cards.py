@@ -12,18 +12,24 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from boards import selectors, services
+from boards.errors import LostReasonRefused
 from boards.forms import (
     BlockForm,
     CardCreateForm,
     CardForm,
     CardMoveForm,
     CloseForm,
+    CommentForm,
     HandoffForm,
     HandoffTargetForm,
+    ReopenForm,
     VersionForm,
+    shown_cards,
 )
 from boards.models import Card
 from boards.views.common import (
@@ -67,29 +73,37 @@ def card_move(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpR
         expected_column_id=column_id,
     )
     message = ""
-    if result.move is not None and result.move.wip_override_reason:
+    if result.unchanged:
+        message = f"{result.card} is already in {result.card.column.name}; nothing moved."
+    elif result.move is not None and result.move.wip_override_reason:
         message = f"Moved over the WIP limit of {result.card.column.name}; the reason is logged."
     if not request.htmx:
         return back_to_board(request, stream, message or f"{result.card} moved.")
     if data["dragged"]:
         return move_done_response(request, stream, result, message=message)
+    # The card went to the end of its column: show the column down to it, so focus
+    # can return to it (board.js), with as many cards of the others as the client shows.
+    shown = shown_cards(request.POST) | {result.card.column_id: selectors.COLUMN_SHOWN_MAX}
     return columns_response(
         request,
         stream,
         result.column_ids,
         message=message or f"{result.card} moved.",
         close_dialog=True,
+        shown=shown,
     )
 
 
 @require_GET
 def card_move_menu(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
-    """'Move to...': every destination of the card, for the keyboard and screen readers."""
+    """'Move to...': every destination of the card, for the keyboard and screen readers;
+    full columns are marked, and a manager may override their limit from here."""
     stream, card = _card_page(request, stream_slug, card_id)
     context = {
         "stream": stream,
         "card": card,
-        "destinations": selectors.move_destinations(card=card),
+        "destinations": selectors.move_menu(card=card),
+        "can_manage": selectors.viewer_manages_stream(actor=request_actor(request), stream=stream),
     }
     template = "boards/card_move_menu.html#dialog" if request.htmx else "boards/card_move_menu.html"
     return render(request, template, context)
@@ -151,6 +165,7 @@ def card_create(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     form = CardCreateForm(
         request.POST or None,
         cycles=selectors.stream_cycles(stream=stream),
+        can_override=selectors.viewer_manages_stream(actor=request_actor(request), stream=stream),
         initial={"owner": request.user.pk},
         **selectors.card_form_choices(stream=stream),
     )
@@ -168,15 +183,27 @@ def card_create(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
                 owner_id=data["owner"].pk if data["owner"] else None,
                 estimated_value=data["estimated_value"],
                 notes=data["notes"],
-                wip_override_reason=data["override_reason"],
+                wip_override_reason=data.get("override_reason", ""),
             )
         if not form.errors:
             message = f"{result.card} entered {data['cycle'].name}."
             if not request.htmx:
                 return back_to_board(request, stream, message)
-            return columns_response(
-                request, stream, result.column_ids, message=message, close_dialog=True
+            # The new card is the last of its column: show the column down to it, and
+            # have board.js scroll it into view and highlight it.
+            response = columns_response(
+                request,
+                stream,
+                result.column_ids,
+                message=message,
+                close_dialog=True,
+                shown=shown_cards(request.POST)
+                | {result.card.column_id: selectors.COLUMN_SHOWN_MAX},
             )
+            trigger_client_event(
+                response, "vsm:card-added", {"card_id": result.card.pk}, after="settle"
+            )
+            return response
     context = {"stream": stream, "form": form}
     template = "boards/card_create.html#dialog" if request.htmx else "boards/card_create.html"
     return render(request, template, context, status=form_status(request, form))
@@ -184,8 +211,22 @@ def card_create(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
 
 @require_GET
 def card_detail(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+    """The card page. ``older`` (a timeline cursor): its history from there on, in the
+    page, or for htmx ("Show older") those entries alone."""
     stream, card = _card_page(request, stream_slug, card_id)
-    form = CardForm(
+    before = selectors.TimelineCursor.parse(request.GET.get("older", ""))
+    if request.htmx and before is not None:
+        context = {
+            "stream": stream,
+            "card": card,
+            "timeline": selectors.card_timeline(card=card, before=before),
+        }
+        return render(request, "boards/card_detail.html#timeline-page", context)
+    return _render_detail(request, stream, card, _card_form(stream, card), before=before)
+
+
+def _card_form(stream: ValueStream, card: Card) -> CardForm:
+    return CardForm(
         initial={
             "person_name": card.person_name,
             "company": card.company,
@@ -197,20 +238,30 @@ def card_detail(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Htt
         },
         **selectors.card_form_choices(stream=stream, card=card),
     )
-    return _render_detail(request, stream, card, form)
 
 
 def _render_detail(
-    request: HtmxHttpRequest, stream: ValueStream, card: Card, form: CardForm
+    request: HtmxHttpRequest,
+    stream: ValueStream,
+    card: Card,
+    form: CardForm,
+    *,
+    comment_form: CommentForm | None = None,
+    before: selectors.TimelineCursor | None = None,
 ) -> HttpResponse:
+    """The card page, with ``form`` (the facts) and ``comment_form`` as given (refused,
+    with what was typed) or new; its status is the refused form's."""
+    comment_form = comment_form or CommentForm()
     context = {
         "stream": stream,
         "card": card,
         "form": form,
-        "history": selectors.card_history(card=card),
+        "comment_form": comment_form,
+        "timeline": selectors.card_timeline(card=card, before=before),
         "destinations": selectors.move_destinations(card=card) if card.is_open else [],
     }
-    return render(request, "boards/card_detail.html", context, status=form_status(request, form))
+    status = form_status(request, form if form.errors else comment_form)
+    return render(request, "boards/card_detail.html", context, status=status)
 
 
 @require_POST
@@ -265,34 +316,78 @@ def card_block(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Http
     return _back_to_card(request, stream, card, "Blocked." if blocked else "Unblocked.")
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def card_close(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+    """Close a deal: won in one click, lost with why. The card page then offers to undo
+    it; a refused reason is shown on this page's form, keeping what was typed; any other
+    refusal goes back to the card page with its message."""
     stream, card = _card_page(request, stream_slug, card_id)
     refuse_back_to(request, reverse("boards:card-detail", args=[stream.slug, card.pk]))
-    form = CloseForm(request.POST)
-    if not form.is_valid():
-        raise InvalidInput()
-    outcome = form.cleaned_data["outcome"]
-    services.card_close(
-        card_id=card.pk,
-        outcome=outcome,
-        actor=request_actor(request),
-        expected_version=form.cleaned_data["version"],
-    )
-    return _back_to_card(request, stream, card, f"Marked {outcome.label.lower()}.")
+    form = CloseForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if form.unreadable():
+            raise InvalidInput()
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = services.card_close(
+                    card_id=card.pk,
+                    outcome=data["outcome"],
+                    actor=request_actor(request),
+                    expected_version=data["version"],
+                    lost_reason_id=data["lost_reason"],
+                    lost_note=data["lost_note"],
+                )
+            except LostReasonRefused as error:
+                form.add_error(error.field, error.message)
+            else:
+                return _closed_card_page(request, stream, result)
+    context = {"stream": stream, "card": card, "form": form}
+    return render(request, "boards/card_close.html", context, status=400 if form.errors else 200)
+
+
+def _closed_card_page(
+    request: HtmxHttpRequest, stream: ValueStream, result: services.MoveResult
+) -> HttpResponse:
+    """The card page, at its closing panel (where "Undo" is), with the message."""
+    card = result.card
+    loss = getattr(result.move, "loss", None)
+    why = f": {loss.reason.name}" if loss is not None and loss.reason is not None else ""
+    messages.success(request, f"{card} marked {card.get_outcome_display().lower()}{why}.")
+    url = reverse("boards:card-detail", args=[stream.slug, card.pk])
+    return redirect(f"{url}#closing")
 
 
 @require_POST
 def card_reopen(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
+    """Reopen a won or lost card (or undo a close just made), from the card page or the
+    archive; back where it was asked, with the message."""
     stream, card = _card_page(request, stream_slug, card_id)
-    refuse_back_to(request, reverse("boards:card-detail", args=[stream.slug, card.pk]))
-    form = VersionForm(request.POST)
-    if not form.is_valid():
+    form = ReopenForm(request.POST)
+    valid = form.is_valid()
+    back = _our_page(request, form.cleaned_data.get("next", "")) or reverse(
+        "boards:card-detail", args=[stream.slug, card.pk]
+    )
+    refuse_back_to(request, back)
+    if not valid:
         raise InvalidInput()
-    services.card_reopen(
+    result = services.card_reopen(
         card_id=card.pk,
         actor=request_actor(request),
         expected_version=form.cleaned_data["version"],
         wip_override_reason=form.cleaned_data["override_reason"],
+        undo=form.cleaned_data["undo"],
     )
-    return _back_to_card(request, stream, card, "Reopened.")
+    where = f"{result.card.column.cycle.name} / {result.card.column.name}"
+    done = "Undone" if form.cleaned_data["undo"] else "Reopened"
+    messages.success(request, f"{done}: {result.card} is open again, in {where}.")
+    return redirect(back)
+
+
+def _our_page(request: HtmxHttpRequest, url: str) -> str:
+    """``url`` if it is a page of this site (the page a form came from), else ""."""
+    if url.startswith("/") and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return url
+    return ""

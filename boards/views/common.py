@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -23,7 +23,7 @@ def board_context(request: HtmxHttpRequest, stream: ValueStream) -> dict:
     return {
         "stream": stream,
         "can_manage": selectors.viewer_manages_stream(actor=request_actor(request), stream=stream),
-        "filters": board_filters(request.GET),
+        "filters": board_filters(request.GET, viewer_id=request.user.pk),
     }
 
 
@@ -36,8 +36,11 @@ def columns_response(
     level: str = "success",
     extra: dict | None = None,
     close_dialog: bool = False,
+    shown: Mapping[int, int] | None = None,
 ) -> HttpResponse:
     """Fresh columns swapped out of band, with a toast.
+
+    ``shown``: as many cards as to show of some columns (selectors.board_columns).
 
     A refused move answers 200 with the columns as they really are, so the dragged
     card snaps back and a stale view is refreshed: htmx 2 does not swap 4xx bodies.
@@ -45,7 +48,7 @@ def columns_response(
     context = board_context(request, stream)
     context.update(
         column_views=selectors.board_columns(
-            stream=stream, column_ids=column_ids, filters=context["filters"]
+            stream=stream, column_ids=column_ids, filters=context["filters"], shown=shown
         ),
         message=message,
         level=level,
@@ -68,7 +71,8 @@ def refuse_with_columns(
     (so a dragged card snaps back), plus any column the error names, and a toast.
 
     ``override_card_id``: on a full column, offer those who steer the stream to move
-    this card anyway (with a reason for the log).
+    this card anyway (with a reason for the log). A dialog open (e.g. "Move to...")
+    is closed: it shows the state the refusal is about, and would hide the toast.
     A plain form post gets the message and the board instead.
     """
     involved = list(column_ids)
@@ -90,7 +94,7 @@ def refuse_with_columns(
         columns = [*involved, named] if isinstance(named, int) else involved
         # board_columns keeps only this stream's columns, whatever ids the client sent.
         return columns_response(
-            request, stream, columns, message=message, level="error", extra=extra
+            request, stream, columns, message=message, level="error", extra=extra, close_dialog=True
         )
 
     respond_to_refusals(request, respond)
@@ -108,7 +112,10 @@ def move_done_response(
     context = board_context(request, stream)
     context.update(
         column_views=selectors.column_heads(
-            stream=stream, columns=result.columns, open_counts=result.open_counts
+            stream=stream,
+            columns=result.columns,
+            open_counts=result.open_counts,
+            open_values=result.open_values,
         ),
         card=result.card,
         message=message,

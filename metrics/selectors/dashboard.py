@@ -29,6 +29,7 @@ from metrics.selectors.conversion_weekly import conversion_weekly
 from metrics.selectors.document import stream_metrics_compute
 from metrics.selectors.experiments import experiment_windows
 from metrics.selectors.flow import cumulative_flow
+from metrics.selectors.lost_reasons import lost_reasons
 from metrics.selectors.query import WINDOW_WEEKS, MetricsQuery, week_start
 from metrics.selectors.readmodel import (
     SCHEMA_VERSION,
@@ -203,6 +204,8 @@ def _chart_builders(
 ) -> dict[str, Callable[[], charts.Chart]]:
     """Every chart of the dashboard by key, in page order, each built on demand."""
     past = query.today < timezone.localdate(timezone=metrics_zone())
+    # Both lost-reasons charts draw one read, made only when one of them is built.
+    lost = functools.cache(lambda: lost_reasons(query))
     builders: dict[str, Callable[[], charts.Chart]] = {
         "cumulative-flow": lambda: charts.cumulative_flow_chart(query, flow=reads().flow),
         "cycle-time": lambda: charts.cycle_time_scatter(query, document, dots=reads().finished),
@@ -215,6 +218,8 @@ def _chart_builders(
     builders[charts.CONVERSION_WEEKLY_KEY] = lambda: conversion_weekly(query, document)
     builders |= {
         "pareto": lambda: charts.channel_pareto_chart(document),
+        charts.LOST_REASONS_KEY: lambda: charts.lost_reasons_by_column_chart(lost()),
+        charts.LOST_REASONS_CHANNELS_KEY: lambda: charts.lost_reasons_by_channel_chart(lost()),
         "aging": lambda: charts.aging_chart(
             query, document, ended_before_today=past, cards=reads().open
         ),

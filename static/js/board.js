@@ -1,12 +1,25 @@
-// The board: drag and drop through SortableJS, dialogs, toasts and live updates.
+// The board: drag and drop through SortableJS, dialogs, toasts and live updates, and
+// the ways to see the whole stream (collapsed cycles, compact cards, the jump bar).
 // The server decides every move; this file only reports what the user did and
 // shows what the server answers. Idempotent: safe to run again on swapped content.
 (function () {
   "use strict";
 
   const POLL_MS = 2000;
+  const HIGHLIGHT_MS = 2600;
   let dragging = false;
   let polling = null;
+  // Where focus goes when the dialog closes: the card it was about (its "Move to..."
+  // button, or the name of a card just created), since the element that opened the
+  // dialog was replaced meanwhile by the refreshed column.
+  let pendingFocus = null;
+
+  // Sortable sets style attributes (its animation) through the CSSOM, which the CSP
+  // allows; htmx's settle step copied them onto swapped-in elements with
+  // setAttribute, which the CSP (style-src 'self') refuses: one console error per
+  // animated card. The server never renders a style attribute, so there is nothing
+  // to settle: leave style out rather than allow inline styles.
+  htmx.config.attributesToSettle = ["class", "width", "height"];
 
   function board() {
     return document.getElementById("board");
@@ -16,6 +29,123 @@
     // Templates are rendered with card id 0: ".../cards/0/move/".
     return template.replace("/cards/0/", "/cards/" + cardId + "/");
   }
+
+  // ---- What this user chose to see, per stream (kept in this browser) ----
+
+  function prefsKey(name) {
+    const root = board();
+    return root && root.dataset.prefs ? root.dataset.prefs + "." + name : null;
+  }
+
+  function readPref(name, fallback) {
+    const key = prefsKey(name);
+    try {
+      const stored = key && window.localStorage.getItem(key);
+      return stored ? JSON.parse(stored) : fallback;
+    } catch (error) {
+      return fallback; // storage refused (private mode) or an unreadable value
+    }
+  }
+
+  function writePref(name, value) {
+    const key = prefsKey(name);
+    try {
+      if (key) {
+        window.localStorage.setItem(key, JSON.stringify(value));
+      }
+    } catch (error) {
+      // Not remembered; the choice still holds on this page.
+    }
+  }
+
+  function collapsedCycles() {
+    const ids = readPref("collapsed", []);
+    return Array.isArray(ids) ? ids.map(String) : [];
+  }
+
+  function setCollapsed(section, collapsed) {
+    section.classList.toggle("collapsed", collapsed);
+    const toggle = section.querySelector(".cycle-toggle");
+    if (toggle) {
+      toggle.setAttribute("aria-expanded", collapsed ? "false" : "true");
+    }
+  }
+
+  function toggleCycle(section, collapsed) {
+    setCollapsed(section, collapsed);
+    const id = section.dataset.cycleId;
+    const others = collapsedCycles().filter(function (other) {
+      return other !== id;
+    });
+    writePref("collapsed", collapsed ? others.concat([id]) : others);
+  }
+
+  function applyPrefs() {
+    const root = board();
+    if (!root) {
+      return;
+    }
+    const collapsed = collapsedCycles();
+    root.querySelectorAll("section.cycle").forEach(function (section) {
+      setCollapsed(section, collapsed.indexOf(section.dataset.cycleId) !== -1);
+    });
+    const compact = readPref("density", "comfortable") === "compact";
+    const main = document.getElementById("main");
+    if (main) {
+      main.classList.toggle("board-compact", compact);
+    }
+    const toggle = document.querySelector("[data-density-toggle]");
+    if (toggle) {
+      toggle.hidden = false;
+      toggle.setAttribute("aria-pressed", compact ? "true" : "false");
+    }
+  }
+
+  function expandCycleOf(element) {
+    const section = element && element.closest("section.cycle");
+    if (section && section.classList.contains("collapsed")) {
+      toggleCycle(section, false);
+    }
+  }
+
+  function showCard(cardId, options) {
+    // Bring a card into view (its cycle expanded); options: highlight it, focus a part
+    // of it (a selector), scroll smoothly to the middle rather than just into view.
+    const card = document.getElementById("card-" + cardId);
+    if (!card) {
+      return;
+    }
+    expandCycleOf(card);
+    if (options.scroll !== false) {
+      card.scrollIntoView(
+        options.centre
+          ? { block: "center", inline: "center", behavior: "smooth" }
+          : { block: "nearest", inline: "nearest" }
+      );
+    }
+    if (options.highlight) {
+      card.classList.add("just-added");
+      window.setTimeout(function () {
+        card.classList.remove("just-added");
+      }, HIGHLIGHT_MS);
+    }
+    const target = options.focus && card.querySelector(options.focus);
+    if (target) {
+      target.focus({ preventScroll: true });
+    }
+  }
+
+  function jumpTo(element) {
+    expandCycleOf(element);
+    element.scrollIntoView({ block: "nearest", inline: "start", behavior: "smooth" });
+    element.classList.add("flash");
+    window.setTimeout(function () {
+      element.classList.remove("flash");
+    }, 1200);
+    element.focus({ preventScroll: true });
+  }
+
+  // ---- Drag and drop ----
 
   function neighbourId(element, direction) {
     let sibling = direction === "previous" ? element.previousElementSibling : element.nextElementSibling;
@@ -42,6 +172,7 @@
     const root = board();
     if (fromList.dataset.cycleId !== toList.dataset.cycleId) {
       putBack(event);
+      pendingFocus = { cardId: card.dataset.cardId, focus: ".card-menu" };
       const url = urlFor(root.dataset.handoffUrlTemplate, card.dataset.cardId);
       htmx.ajax("GET", url + "?to_column=" + toList.dataset.columnId, { target: "#dialog-body" });
       return;
@@ -67,7 +198,9 @@
       Sortable.create(list, {
         group: "board",
         draggable: ".card",
-        filter: "button, a, .more-row",
+        // The card's name (a link) drags the card too; a click on it still opens the
+        // card (no drag, no move). Its "Move to..." button and "Show more" do not drag.
+        filter: "button, .more-row",
         preventOnFilter: false,
         animation: 120,
         delayOnTouchOnly: true,
@@ -80,6 +213,8 @@
       });
     });
   }
+
+  // ---- Dialog ----
 
   function dialog() {
     return document.getElementById("dialog");
@@ -94,6 +229,21 @@
     }
   }
 
+  // ---- Live updates ----
+
+  function shownParam(root) {
+    // Columns that show more than a first page ("Show more"): a refresh shows as many.
+    const pageSize = parseInt(root.dataset.pageSize || "0", 10);
+    const pairs = [];
+    root.querySelectorAll("ol.cards").forEach(function (list) {
+      const count = list.querySelectorAll(":scope > li.card").length;
+      if (pageSize && count > pageSize) {
+        pairs.push(list.dataset.columnId + ":" + count);
+      }
+    });
+    return pairs.join(",");
+  }
+
   async function poll() {
     const root = board();
     if (!root || dragging || (dialog() && dialog().open) || document.hidden) {
@@ -101,6 +251,10 @@
     }
     const params = new URLSearchParams(window.location.search);
     params.set("version", root.dataset.version);
+    const shown = shownParam(root);
+    if (shown) {
+      params.set("shown", shown);
+    }
     try {
       const response = await fetch(root.dataset.pollUrl + "?" + params.toString(), {
         headers: { "HX-Request": "true" },
@@ -113,6 +267,7 @@
       const html = await response.text();
       if (!dragging && board()) {
         htmx.swap(board(), html, { swapStyle: "outerHTML" });
+        applyPrefs(); // in the same task as the swap: no frame shows a cycle expanded
       }
     } catch (error) {
       // Offline for a moment: the next tick tries again.
@@ -125,18 +280,94 @@
     }
   }
 
+  function refreshNow() {
+    // Back and Forward may show the board as it was: ask for the current one at once.
+    closeDialog(); // a dialog restored with the page acts on what it showed then
+    poll();
+  }
+
+  // ---- Events ----
+
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-close-dialog]")) {
       closeDialog();
+      return;
+    }
+    const toggle = event.target.closest(".cycle-toggle");
+    if (toggle) {
+      const section = toggle.closest("section.cycle");
+      toggleCycle(section, !section.classList.contains("collapsed"));
+      return;
+    }
+    const jump = event.target.closest("[data-jump-column], [data-jump-cycle]");
+    if (jump) {
+      const target = jump.dataset.jumpColumn
+        ? document.getElementById("column-" + jump.dataset.jumpColumn)
+        : document.getElementById("cycle-section-" + jump.dataset.jumpCycle);
+      if (target) {
+        event.preventDefault();
+        jumpTo(target);
+      }
+      return;
+    }
+    const density = event.target.closest("[data-density-toggle]");
+    if (density) {
+      const compact = density.getAttribute("aria-pressed") !== "true";
+      writePref("density", compact ? "compact" : "comfortable");
+      applyPrefs();
+    }
+  });
+
+  // "My cards" and an owner chosen are one filter: choosing one clears the other
+  // (in the capture phase, before htmx reads the form).
+  document.addEventListener(
+    "change",
+    function (event) {
+      const field = event.target;
+      const form = field.closest && field.closest("form.filters");
+      if (!form) {
+        return;
+      }
+      if (field.name === "mine" && field.checked && form.elements.owner) {
+        form.elements.owner.value = "";
+      } else if (field.name === "owner" && field.value && form.elements.mine) {
+        form.elements.mine.checked = false;
+      }
+    },
+    true
+  );
+
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    // A move or a new card re-renders columns: as long as the client shows them.
+    const root = board();
+    if (root && event.detail.verb === "post") {
+      const shown = shownParam(root);
+      if (shown) {
+        event.detail.parameters["shown"] = shown;
+      }
     }
   });
 
   document.body.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target && event.detail.target.id === "dialog-body") {
+    const target = event.detail.target;
+    if (target && target.id === "board") {
+      applyPrefs();
+    }
+    if (target && target.id === "dialog-body") {
+      // What the dialog is about: a card's "Move to..." (focus returns to the card),
+      // a step inside the dialog or a drag's handoff (unchanged), or "New prospect"
+      // (the browser returns focus to it).
+      const opener = event.detail.requestConfig && event.detail.requestConfig.elt;
+      const card = opener && opener.closest && opener.closest(".card");
+      if (card) {
+        pendingFocus = { cardId: card.dataset.cardId, focus: ".card-menu" };
+      } else if (opener && opener !== document.body && !opener.closest("#dialog")) {
+        pendingFocus = null;
+      }
       const element = dialog();
-      if (element && !element.open && event.detail.target.children.length) {
+      if (element && !element.open && target.children.length) {
         element.showModal();
-        const first = element.querySelector("input:not([type=hidden]), button, select, textarea, a");
+        const first = element.querySelector("input:not([type=hidden]), button, select, textarea, a, summary");
         if (first) {
           first.focus();
         }
@@ -144,7 +375,56 @@
     }
   });
 
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    // "Move anyway" in a toast: done (or answered by a fresh toast), so it goes.
+    const toast = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest(".toast");
+    if (toast && event.detail.elt.matches("form.override")) {
+      toast.remove();
+    }
+  });
+
   document.body.addEventListener("vsm:close-dialog", closeDialog);
+
+  document.body.addEventListener("vsm:card-added", function (event) {
+    // A new prospect: in view, highlighted a moment, and focused once the dialog is gone.
+    const cardId = event.detail && event.detail.card_id ? String(event.detail.card_id) : "";
+    if (!cardId) {
+      return;
+    }
+    const wanted = { cardId: cardId, focus: ".card-title", centre: true, highlight: true };
+    if (dialog() && dialog().open) {
+      // Once it is closed: closing returns focus (and scrolls) to "New prospect".
+      pendingFocus = wanted;
+    } else {
+      showCard(cardId, wanted);
+    }
+  });
+
+  // "close" does not bubble: listen in the capture phase, which also outlives the
+  // dialog element being replaced (htmx's history restore swaps the whole body).
+  document.addEventListener(
+    "close",
+    function (event) {
+      if (event.target !== dialog()) {
+        return;
+      }
+      const wanted = pendingFocus;
+      pendingFocus = null;
+      if (wanted) {
+        showCard(wanted.cardId, wanted);
+      }
+    },
+    true
+  );
+
+  window.addEventListener("pageshow", function (event) {
+    const navigation = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+    if (event.persisted || (navigation && navigation.type === "back_forward")) {
+      refreshNow();
+    }
+  });
+
+  document.body.addEventListener("htmx:historyRestore", refreshNow);
 
   htmx.onLoad(function (content) {
     const root = board();
@@ -153,4 +433,6 @@
       startPolling();
     }
   });
+
+  applyPrefs();
 })();

@@ -29,6 +29,8 @@
     "littles-law": { y: "cards" },
     experiment: { weeks: true },
     "conversion-weekly": { y: "% moved on", weeks: true },
+    "lost-reasons": { y: "lost deals" },
+    "lost-reasons-channels": { y: "lost deals" },
   };
   const BAND = "#CC79A7"; // reddish purple: an experiment's window
 
@@ -544,6 +546,18 @@
     return config;
   }
 
+  // Lost deals per column or channel, stacked by reason: long names read down the side.
+  function stackedBarConfig(data, axes) {
+    const config = barConfig(data, axes);
+    config.options.indexAxis = "y";
+    config.options.interaction = { mode: "index", axis: "y", intersect: false };
+    config.options.scales = {
+      x: { stacked: true, beginAtZero: true, title: axisTitle(axes.y), ticks: { precision: 0, font: { size: 11 } } },
+      y: { stacked: true, ticks: { autoSkip: false, font: { size: 10 } }, grid: { display: false } },
+    };
+    return config;
+  }
+
   const BUILDERS = {
     "cumulative-flow": cumulativeFlowConfig,
     "cycle-time": cycleTimeConfig,
@@ -555,6 +569,8 @@
     "littles-law": littlesLawConfig,
     experiment: barConfig,
     "conversion-weekly": conversionWeeklyConfig,
+    "lost-reasons": stackedBarConfig,
+    "lost-reasons-channels": stackedBarConfig,
   };
 
   function render(figure) {

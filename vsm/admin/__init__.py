@@ -1,5 +1,5 @@
-"""Admin: teams, memberships and channels through the services; the audit log, read-only;
-Django's users and groups on the project's admin base.
+"""Admin: teams, memberships, channels and lost reasons through the services; the audit
+log, read-only; Django's users and groups on the project's admin base.
 
 ValueStream is registered in boards.admin: creating one builds its default cycles,
 columns and control points, which live in the higher apps.
@@ -31,11 +31,13 @@ from vsm.admin.base import (
     pk_of,
     row_id,
 )
+from vsm.admin.lost_reasons import LostReasonAdmin
 from vsm.errors import DomainError, InvalidInput
 from vsm.models import AuditEntry, Channel, Membership, Team, ValueStream
 
 __all__ = [
     "ROW_ID_MAX",
+    "LostReasonAdmin",
     "ProjectAdmin",
     "ServiceAdmin",
     "ServiceTabularInline",

@@ -1,4 +1,5 @@
-"""Writes of a value stream's configuration: the stream, its teams, memberships and channels.
+"""Writes of a value stream's configuration: the stream, its teams, memberships, channels
+and lost reasons.
 
 Every service here is steered: only those who steer the stream (admins, the system, its
 value stream manager) may call it. Each locks the stream row first (so two changes of
@@ -30,6 +31,12 @@ from vsm.services.common import (
     settings_change_record,
     stream_lock_for_steering,
 )
+from vsm.services.lost_reasons import (
+    LostReasonNotFound,
+    lost_reason_create,
+    lost_reason_deactivate,
+    lost_reason_update,
+)
 from vsm.services.streams import value_stream_delete, value_stream_update
 from vsm.services.teams import (
     ROLE_NUMBERS,
@@ -47,6 +54,7 @@ __all__ = [
     "ChannelNotFound",
     "InUse",
     "Keep",
+    "LostReasonNotFound",
     "ManagerMembershipRequired",
     "ManagerRoleHeldElsewhere",
     "ManagerRoleReserved",
@@ -60,6 +68,9 @@ __all__ = [
     "channel_deactivate",
     "channel_update",
     "count_of",
+    "lost_reason_create",
+    "lost_reason_deactivate",
+    "lost_reason_update",
     "membership_add",
     "membership_remove",
     "membership_set_role",
