@@ -149,7 +149,7 @@ def experiment_scope_names(experiments: Iterable[Experiment]) -> dict[int, str]:
         if scope == MetricScope.COLUMN and experiment.column is not None:
             names[experiment.pk] = experiment.column.name
             if experiment.targeted_metric == TargetedMetric.CONVERSION:
-                onward = _next_step(columns.get(experiment.cycle_id, []), experiment.column.pk)
+                onward = next_step_name(columns.get(experiment.cycle_id, []), experiment.column.pk)
                 names[experiment.pk] += f" → {onward}"
         elif scope == MetricScope.CHANNEL and experiment.channel is not None:
             names[experiment.pk] = experiment.channel.name
@@ -158,7 +158,7 @@ def experiment_scope_names(experiments: Iterable[Experiment]) -> dict[int, str]:
     return names
 
 
-def _next_step(columns: list[tuple[int, str]], column_id: int) -> str:
+def next_step_name(columns: list[tuple[int, str]], column_id: int) -> str:
     """The column after ``column_id`` in its cycle's ``columns`` (in order), or
     LAST_COLUMN_ONWARD after the last one."""
     ids = [pk for pk, _ in columns]

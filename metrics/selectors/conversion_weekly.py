@@ -13,7 +13,7 @@ from metrics.selectors.experiments import MARKED_STAGES, experiment_window
 from metrics.selectors.query import MetricsQuery, week_start
 from metrics.selectors.readmodel import StreamMetricsDocument
 from pdca.models import Experiment, TargetedMetric
-from pdca.selectors import LAST_COLUMN_ONWARD, ExperimentQuery
+from pdca.selectors import ExperimentQuery, next_step_name
 
 # The weekly conversion chart draws at most this many steps (each is measured on its
 # own: a bounded number of queries per step), over at most this many full weeks.
@@ -86,16 +86,13 @@ def conversion_weekly(query: MetricsQuery, document: StreamMetricsDocument) -> c
 
 
 def _step_name(document: StreamMetricsDocument, experiment: Experiment) -> str:
-    """The step in words, "Information → Knowledge, Sales/Buying": the experiment's
-    column, the column after it in its cycle (LAST_COLUMN_ONWARD after the last) and the
-    cycle, from the document's columns (no query)."""
-    columns = [column for column in document.columns if column.cycle_id == experiment.cycle_id]
-    ids = [column.id for column in columns]
-    if experiment.column_id not in ids:  # a column added since a stored document
+    """The step in words, "Information → Knowledge, Sales/Buying", as the experiments
+    page names it (``pdca.selectors.next_step_name``), from the document's columns (no
+    query)."""
+    columns = [(c.id, c.name) for c in document.columns if c.cycle_id == experiment.cycle_id]
+    if experiment.column_id in {pk for pk, _ in columns}:
+        onward = next_step_name(columns, experiment.column_id)
+    else:  # a column added since a stored document
         onward = "the next step"
-    elif (at := ids.index(experiment.column_id) + 1) < len(columns):
-        onward = columns[at].name
-    else:
-        onward = LAST_COLUMN_ONWARD
     name = experiment.column.name if experiment.column is not None else ""
     return f"{name} → {onward}, {experiment.cycle.name}"
