@@ -11,11 +11,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
-from boards import services
+from boards import selectors, services
+from boards.errors import LostReasonRefused
+from boards.forms import LostNoteField
 from boards.models import Card, CardMove, Column, Handoff, Outcome
 from boards.services.columns import WIP_LIMIT_MAX, WIP_LIMIT_RULE
 from pdca import services as pdca_services
@@ -31,14 +35,15 @@ from vsm.admin import (
     pk_of,
 )
 from vsm.errors import DomainError
-from vsm.models import Channel, Membership, Role, Team, ValueStream
+from vsm.forms import RowChoiceField, RowIdField, WholeNumberField
+from vsm.models import Channel, LostReason, Membership, Role, Team, ValueStream
 
 
 class ValueStreamForm(forms.ModelForm):
     """A stream's facts and manager, and (once it has teams) the team in which its
     manager holds the value stream manager role."""
 
-    manager_team = forms.ModelChoiceField(
+    manager_team = RowChoiceField(
         queryset=Team.objects.none(),
         required=False,
         label="Manager's team",
@@ -108,7 +113,7 @@ class ValueStreamAdmin(ServiceAdmin):
         vsm_services.value_stream_delete(stream_id=obj.pk, actor=request_actor(request))
 
 
-class WipLimitField(forms.IntegerField):
+class WipLimitField(WholeNumberField):
     """A WIP limit as the services take it: empty, or from 1 to WIP_LIMIT_MAX (the
     model's field would say "at least 0" and let 0 and 100,000 through to a refusal)."""
 
@@ -290,9 +295,118 @@ def mark_won(modeladmin: CardAdmin, request: HttpRequest, queryset: QuerySet[Car
     _close_cards(request, queryset, Outcome.WON, modeladmin)
 
 
-@admin.action(description="Mark selected cards lost")
-def mark_lost(modeladmin: CardAdmin, request: HttpRequest, queryset: QuerySet[Card]) -> None:
-    _close_cards(request, queryset, Outcome.LOST, modeladmin)
+class MarkLostForm(forms.Form):
+    """The reason step of "Mark selected cards lost": why, once for all the cards, which
+    are of one stream (lost reasons are per stream). Whether a reason or a note is
+    needed is card_close's rule: its refusal is shown on the reason."""
+
+    lost_reason = RowChoiceField(
+        queryset=LostReason.objects.none(),
+        required=False,
+        widget=forms.RadioSelect,
+        blank=True,
+        label="Why were they lost?",
+        empty_label="No reason from the list (the note says why)",
+    )
+    lost_note = LostNoteField(label="In your words", help_text="Kept with each card's loss.")
+
+    def __init__(self, *args: Any, stream: ValueStream, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        reasons = selectors.lost_reasons_offered(stream=stream)
+        if reasons.exists():
+            limit_choices(self, "lost_reason", reasons)
+        else:  # the stream keeps no list: a note, or nothing
+            del self.fields["lost_reason"]
+
+
+@admin.action(description="Mark selected cards lost…")
+def mark_lost(
+    modeladmin: CardAdmin, request: HttpRequest, queryset: QuerySet[Card]
+) -> TemplateResponse | None:
+    """Ask why (a reason from the stream's list, a note), then close each selected open
+    card through card_close and say, card by card, what was closed and what refused."""
+    cards = list(queryset.select_related("value_stream", "column__cycle").order_by("pk"))
+    open_cards = [card for card in cards if card.is_open]
+    if not open_cards:
+        modeladmin.message_user(request, "None of the selected cards is open.", messages.WARNING)
+        return None
+    streams = sorted({card.value_stream.name for card in open_cards})
+    if len(streams) > 1:
+        modeladmin.message_user(
+            request,
+            f"Not marked lost: the cards are of {len(streams)} value streams "
+            f"({', '.join(streams)}), and each stream has its own lost reasons. Filter the "
+            "list by value stream and mark each stream's cards lost on their own.",
+            messages.ERROR,
+        )
+        return None
+    stream = open_cards[0].value_stream
+    form = MarkLostForm(request.POST if "apply" in request.POST else None, stream=stream)
+    if form.is_valid() and _mark_lost(modeladmin, request, open_cards, form):
+        _report_not_open([card for card in cards if not card.is_open], modeladmin, request)
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Why were they lost?",
+        "opts": modeladmin.opts,
+        "stream": stream,
+        "form": form,
+        "cards": open_cards,
+        "not_open": [card for card in cards if not card.is_open],
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    request.current_app = modeladmin.admin_site.name
+    return TemplateResponse(request, "admin/boards/card/mark_lost.html", context)
+
+
+def _mark_lost(
+    modeladmin: CardAdmin, request: HttpRequest, cards: list[Card], form: MarkLostForm
+) -> bool:
+    """Close ``cards`` lost for the form's reason; False when the reason itself is
+    refused (said on the form, nothing closed)."""
+    reason = form.cleaned_data.get("lost_reason")
+    closed: list[Card] = []
+    refused: list[str] = []
+    for card in cards:
+        try:
+            services.card_close(
+                card_id=card.pk,
+                outcome=Outcome.LOST,
+                actor=request_actor(request),
+                lost_reason_id=pk_of(reason),
+                lost_note=form.cleaned_data["lost_note"],
+            )
+        except LostReasonRefused as error:
+            if not closed and not refused:  # the same for every card: ask again
+                field = error.field if error.field in form.fields else "lost_note"
+                form.add_error(field, error.message)
+                return False
+            refused.append(f"{card}: {error.message}")
+        except DomainError as error:
+            refused.append(f"{card}: {error.message}")
+        else:
+            closed.append(card)
+    if closed:
+        why = f" ({reason.name})" if reason is not None else ""
+        modeladmin.message_user(
+            request,
+            f"Marked lost{why}: {'; '.join(str(card) for card in closed)}.",
+            messages.SUCCESS,
+        )
+    for refusal in refused:
+        modeladmin.message_user(request, f"Not marked lost: {refusal}", messages.ERROR)
+    return True
+
+
+def _report_not_open(cards: list[Card], modeladmin: CardAdmin, request: HttpRequest) -> None:
+    if cards:
+        modeladmin.message_user(
+            request,
+            "Not open, left as they were: "
+            + "; ".join(f"{card} ({card.get_outcome_display().lower()})" for card in cards)
+            + ".",
+            messages.WARNING,
+        )
 
 
 def _close_cards(request, queryset, outcome: Outcome, modeladmin: CardAdmin) -> None:
@@ -311,7 +425,7 @@ CARD_FACTS = ["person_name", "company", "email", "channel", "owner", "estimated_
 CARD_BLOCKING = ["is_blocked", "blocked_reason"]
 
 
-class _ChannelChoice(forms.ModelChoiceField):
+class _ChannelChoice(RowChoiceField):
     def label_from_instance(self, obj: Channel) -> str:
         return f"{obj.name} ({obj.value_stream.name})"
 
@@ -319,7 +433,7 @@ class _ChannelChoice(forms.ModelChoiceField):
 class CardAddForm(forms.ModelForm):
     """A card is added into a cycle: it enters the cycle's first column, as on the board."""
 
-    cycle = forms.ModelChoiceField(
+    cycle = RowChoiceField(
         queryset=Cycle.objects.select_related("value_stream").order_by(
             "value_stream__name", "order"
         ),
@@ -348,7 +462,7 @@ class CardChangeForm(forms.ModelForm):
     was shown with: if someone changed the card meanwhile (blocked it, edited it), the
     save is refused rather than undoing their change."""
 
-    seen_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    seen_version = RowIdField(widget=forms.HiddenInput)
 
     class Meta:
         model = Card

@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db import models
 from django.db.models import QuerySet
 from django.http import QueryDict
 
@@ -15,7 +16,13 @@ if TYPE_CHECKING:
 else:
     User = get_user_model()
 
-from boards.models import COMMENT_MAX_LENGTH, LOST_NOTE_MAX_LENGTH, Outcome
+from boards.models import (
+    COMMENT_MAX_LENGTH,
+    LOST_NOTE_MAX_LENGTH,
+    Card,
+    Outcome,
+    WipOverride,
+)
 from boards.selectors import (
     COLUMN_SHOWN_MAX,
     ArchiveCursor,
@@ -24,18 +31,29 @@ from boards.selectors import (
     CardCursor,
 )
 from boards.services.columns import WIP_LIMIT_MAX
+from vsm.forms import (
+    ROW_ID_MAX,
+    AmountField,
+    RowChoiceField,
+    RowIdField,
+    WholeNumberField,
+    row_id,
+    whole_number,
+)
 
-# Ids and versions are at most signed 64-bit integers in the database: a larger number
-# names nothing, and SQLite cannot even bind it (an OverflowError, a 500).
-ROW_ID_MAX = 2**63 - 1
-ROW_ID_MIN = -(2**63)
+
+def _column_length(model: type[models.Model], name: str) -> int | None:
+    """As many characters as the column ``name`` of ``model`` holds."""
+    return cast(models.Field, model._meta.get_field(name)).max_length
 
 
-class RowIdField(forms.IntegerField):
-    """A positive integer that can name a row (an id, a card's version)."""
+def _card_length(name: str) -> int | None:
+    return _column_length(Card, name)
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(min_value=1, max_value=ROW_ID_MAX, **kwargs)
+
+# A reason for a move over a WIP limit, as long as its column holds.
+OVERRIDE_REASON_MAX_LENGTH = _column_length(WipOverride, "reason")
+_CARD_VALUE = cast(models.DecimalField, Card._meta.get_field("estimated_value"))
 
 
 class BoardFilterForm(forms.Form):
@@ -79,8 +97,10 @@ def shown_cards(params: QueryDict) -> dict[int, int]:
     shown: dict[int, int] = {}
     for pair in params.get("shown", "")[:2000].split(","):
         column, _, count = pair.partition(":")
-        if column.isdigit() and count.isdigit() and 0 < int(column) <= ROW_ID_MAX:
-            shown[int(column)] = min(int(count), COLUMN_SHOWN_MAX)
+        column_id = row_id(column)
+        cards = whole_number(count, min_value=0, max_value=ROW_ID_MAX)
+        if column_id is not None and cards is not None:
+            shown[column_id] = min(cards, COLUMN_SHOWN_MAX)
     return shown
 
 
@@ -89,14 +109,18 @@ class CardMoveForm(forms.Form):
     after = RowIdField(required=False)
     before = RowIdField(required=False)
     version = RowIdField(required=False)
-    override_reason = forms.CharField(required=False, max_length=300, strip=True)
+    override_reason = forms.CharField(
+        required=False, max_length=OVERRIDE_REASON_MAX_LENGTH, strip=True
+    )
     # A drag already shows the card where it was dropped; a keyboard move does not.
     dragged = forms.BooleanField(required=False)
 
 
 class HandoffForm(forms.Form):
     version = RowIdField(required=False)
-    override_reason = forms.CharField(required=False, max_length=300, strip=True)
+    override_reason = forms.CharField(
+        required=False, max_length=OVERRIDE_REASON_MAX_LENGTH, strip=True
+    )
 
     def __init__(self, *args, criteria=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -125,23 +149,73 @@ class HandoffForm(forms.Form):
         return checked
 
 
-class PersonChoiceField(forms.ModelChoiceField):
+class PersonChoiceField(RowChoiceField):
     """A choice of people, each by full name (or user name when it has none)."""
 
     def label_from_instance(self, obj: User) -> str:
         return obj.get_full_name() or obj.get_username()
 
 
+class CountedTextField(forms.CharField):
+    """A free text with a bound, counted as it is typed (js/char-count.js counts against
+    ``data-max-length``) instead of the browser's ``maxlength``, which cuts a longer
+    paste without a word: a text too long is refused in full, kept as typed. Line
+    breaks are LF (a browser posts CRLF), one character each, as the page counts them.
+
+    ``limit``: the most characters; ``too_long``: the refusal, formatted with ``limit``
+    and ``length`` ("A note is at most {limit:,} characters; this one has {length:,}.").
+    """
+
+    def __init__(self, *, limit: int, too_long: str, rows: int = 3, **kwargs: Any) -> None:
+        self.limit = limit
+        self.too_long = too_long
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": rows}))
+        super().__init__(strip=True, **kwargs)
+
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        return super().widget_attrs(widget) | {"data-max-length": str(self.limit)}
+
+    def to_python(self, value: Any) -> str:
+        return str(super().to_python(value) or "").replace("\r\n", "\n")
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if len(value) > self.limit:
+            raise forms.ValidationError(
+                self.too_long.format(limit=self.limit, length=len(value)), code="max_length"
+            )
+
+
+class LostNoteField(CountedTextField):
+    """Why a deal was lost, in the seller's words (optional)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            limit=LOST_NOTE_MAX_LENGTH,
+            too_long="A note is at most {limit:,} characters; this one has {length:,}.",
+            **kwargs,
+        )
+
+
 class CardForm(forms.Form):
     """The editable facts of a prospect; the column comes from the cycle on creation."""
 
-    person_name = forms.CharField(required=False, max_length=200, label="Person")
-    company = forms.CharField(required=False, max_length=200)
-    email = forms.EmailField(required=False, label="E-mail")
-    channel = forms.ModelChoiceField(queryset=Channel.objects.none(), required=False)
+    # As long as the columns they are saved to: a longer e-mail (a form's EmailField
+    # allows 320 characters, the column 254) would fail the save itself.
+    person_name = forms.CharField(
+        required=False, max_length=_card_length("person_name"), label="Person"
+    )
+    company = forms.CharField(required=False, max_length=_card_length("company"))
+    email = forms.EmailField(required=False, max_length=_card_length("email"), label="E-mail")
+    channel = RowChoiceField(queryset=Channel.objects.none(), required=False)
     owner = PersonChoiceField(queryset=User.objects.none(), required=False)
-    estimated_value = forms.DecimalField(
-        required=False, min_value=0, max_digits=12, decimal_places=2, label="Estimated value"
+    estimated_value = AmountField(
+        required=False,
+        min_value=0,
+        max_digits=_CARD_VALUE.max_digits,
+        decimal_places=_CARD_VALUE.decimal_places,
+        label="Estimated value",
     )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
 
@@ -160,13 +234,21 @@ class CardForm(forms.Form):
         return self.cleaned_data
 
 
+class CycleChoiceField(RowChoiceField):
+    """A choice of one stream's cycles, by name alone: the stream is already named
+    where the choice is made ("New prospect in <stream>")."""
+
+    def label_from_instance(self, obj: Cycle) -> str:
+        return obj.name
+
+
 class CardCreateForm(CardForm):
-    cycle = forms.ModelChoiceField(
+    cycle = CycleChoiceField(
         queryset=Cycle.objects.none(), label="Enter in cycle", empty_label=None
     )
     override_reason = forms.CharField(
         required=False,
-        max_length=300,
+        max_length=OVERRIDE_REASON_MAX_LENGTH,
         strip=True,
         label="WIP override reason",
         help_text="Only if the first column is full: the reason is logged.",
@@ -188,7 +270,7 @@ class BlockForm(forms.Form):
     action = forms.ChoiceField(required=False, choices=[("block", "Block"), ("unblock", "Unblock")])
     reason = forms.CharField(
         required=False,
-        max_length=300,
+        max_length=_card_length("blocked_reason"),
         strip=True,
         error_messages={"max_length": "Keep the reason to %(limit_value)d characters."},
     )
@@ -203,13 +285,7 @@ class CloseForm(forms.Form):
     version = RowIdField(required=False)
     # Why a deal was lost: one of the stream's reasons (card_close checks it), a note.
     lost_reason = RowIdField(required=False)
-    lost_note = forms.CharField(
-        required=False,
-        max_length=LOST_NOTE_MAX_LENGTH,
-        strip=True,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        error_messages={"max_length": "Keep the note to %(limit_value)d characters."},
-    )
+    lost_note = LostNoteField()
 
     def unreadable(self) -> bool:
         """Whether what the request asks cannot be read at all (not a lost form's slip)."""
@@ -218,7 +294,9 @@ class CloseForm(forms.Form):
 
 class ReopenForm(forms.Form):
     version = RowIdField(required=False)
-    override_reason = forms.CharField(required=False, max_length=300, strip=True)
+    override_reason = forms.CharField(
+        required=False, max_length=OVERRIDE_REASON_MAX_LENGTH, strip=True
+    )
     # Undo: the reopen offered to whoever just closed the card (the message says so).
     undo = forms.BooleanField(required=False)
     # The page to return to (the archive), if it is one of ours.
@@ -233,11 +311,13 @@ class HandoffTargetForm(forms.Form):
 
 class VersionForm(forms.Form):
     version = RowIdField(required=False)
-    override_reason = forms.CharField(required=False, max_length=300, strip=True)
+    override_reason = forms.CharField(
+        required=False, max_length=OVERRIDE_REASON_MAX_LENGTH, strip=True
+    )
 
 
 class WipLimitForm(forms.Form):
-    wip_limit = forms.IntegerField(required=False, min_value=1, max_value=WIP_LIMIT_MAX)
+    wip_limit = WholeNumberField(required=False, min_value=1, max_value=WIP_LIMIT_MAX)
 
     def refusal(self) -> str:
         """What is wrong with the limit typed, in the service's words."""
@@ -247,7 +327,7 @@ class WipLimitForm(forms.Form):
 class ColumnPageForm(forms.Form):
     """'Show more' of a column: the last card the page shows, by position and id."""
 
-    after_position = forms.IntegerField(required=False, min_value=ROW_ID_MIN, max_value=ROW_ID_MAX)
+    after_position = WholeNumberField(required=False)
     after_id = RowIdField(required=False)
 
     def cursor(self) -> CardCursor | None:
@@ -275,6 +355,16 @@ class ArchiveFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=100, strip=True, label="Search")
     older = forms.CharField(required=False, max_length=40)
     newer = forms.CharField(required=False, max_length=40)
+    # Whether the days were typed the wrong way round (and are read the right way).
+    dates_swapped = False
+
+    def clean(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        first, last = data.get("closed_from"), data.get("closed_to")
+        if first and last and first > last:
+            data["closed_from"], data["closed_to"] = last, first
+            self.dates_swapped = True
+        return data
 
     def query(self, stream: ValueStream) -> ArchiveQuery:
         self.is_valid()  # fills cleaned_data with the fields that could be read
@@ -304,7 +394,8 @@ class CommentForm(forms.Form):
         widget=forms.Textarea(
             attrs={
                 "rows": 3,
-                "maxlength": COMMENT_MAX_LENGTH,
+                # Counted as it is typed (js/char-count.js), not cut by a maxlength.
+                "data-max-length": COMMENT_MAX_LENGTH,
                 "placeholder": "What did you learn? The customer's problem, who decides, when.",
             }
         ),

@@ -20,7 +20,8 @@ from vsm.models import Channel, LostReason, ValueStream
 
 ARCHIVE_PAGE_SIZE = 25
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CURSOR = re.compile(r"^(\d{1,16})-(\d{1,19})$")
+# ASCII digits only (\d is any script's), and no line break after ($ would allow one).
+_CURSOR = re.compile(r"([0-9]{1,16})-([0-9]{1,19})")
 _ID_MAX = 2**63 - 1
 
 
@@ -45,7 +46,7 @@ class ArchiveCursor:
     @classmethod
     def parse(cls, token: str) -> ArchiveCursor | None:
         """The cursor a token names, or None when it names none (typed or crafted)."""
-        match = _CURSOR.match(token or "")
+        match = _CURSOR.fullmatch(token or "")
         if match is None:
             return None
         card_id = int(match[2])

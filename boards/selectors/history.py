@@ -8,14 +8,17 @@ needs, right under the comment box; "Show older" goes back in time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 
 from django.db.models import Q
 
-from boards.models import Card, CardActivity, CardMove
+from boards.models import Card, CardActivity, CardMove, MoveKind
+from boards.services.moves import CLOSE_UNDONE_ACTIONS
 from vsm.errors import InvalidInput
+from vsm.models import AuditEntry
 
 TIMELINE_PAGE_SIZE = 20
 
@@ -30,6 +33,8 @@ class Source(IntEnum):
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+# What str() writes, in ASCII digits: int() alone would also read "١" or " 1_0".
+_CURSOR_TEXT = re.compile(r"-?[0-9]{1,20}\.[0-9]\.[0-9]{1,19}")
 
 
 @dataclass(frozen=True, order=True)
@@ -53,6 +58,8 @@ class TimelineCursor:
         """
         if not text:
             return None
+        if _CURSOR_TEXT.fullmatch(text) is None:
+            raise InvalidInput("That page of the history could not be read.")
         try:
             micros, source, row_id = (int(part) for part in text.split("."))
             cursor = cls(at=_EPOCH + micros * _MICROSECOND, source=Source(source), id=row_id)
@@ -67,9 +74,10 @@ class TimelineCursor:
 class TimelineEntry:
     """One entry: a move (``move`` set) or an activity (``activity`` set).
 
-    ``kind``: the move's kind ("enter", "move", "handoff", "won", "lost", "reopen") or
-    the activity's ("comment", "edit", "blocked", "unblocked"). ``who``: the actor as a
-    page names them.
+    ``kind``: the move's kind ("enter", "move", "handoff", "won", "lost", "reopen";
+    "undo" for a reopen that undid a close) or the activity's ("comment", "edit",
+    "blocked", "unblocked"). ``who``: the actor as a page names them. ``undid``: for an
+    undo, the outcome it took back ("won" or "lost").
     """
 
     at: datetime
@@ -77,6 +85,7 @@ class TimelineEntry:
     who: str
     move: CardMove | None = None
     activity: CardActivity | None = None
+    undid: str = ""
 
     @property
     def cursor(self) -> TimelineCursor:
@@ -106,7 +115,8 @@ def card_timeline(
 
     In four queries whatever the length of the history: the page's moves (with their
     columns, actor, handoff, WIP override and loss), the handoffs' criteria (when the
-    page has a handoff), the page's activity (with its actor). Each source is read
+    page has a handoff), the page's activity (with its actor); and, when the page has a
+    reopen, the audit rows that say which reopens undid a close. Each source is read
     ``limit + 1`` rows deep past the cursor, which is enough to fill the merged page
     and to know whether an older one exists.
     """
@@ -127,9 +137,17 @@ def card_timeline(
     if before is not None:
         moves = moves.filter(_older_than(before, "moved_at", Source.MOVE))
         activity = activity.filter(_older_than(before, "at", Source.ACTIVITY))
+    page_moves = list(moves[: limit + 1])
+    undid = _undos(card, [m.pk for m in page_moves if m.kind == MoveKind.REOPEN])
     entries = [
-        TimelineEntry(at=m.moved_at, kind=m.kind, who=m.actor_label, move=m)
-        for m in moves[: limit + 1]
+        TimelineEntry(
+            at=m.moved_at,
+            kind="undo" if m.pk in undid else m.kind,
+            who=m.actor_label,
+            move=m,
+            undid=undid.get(m.pk, ""),
+        )
+        for m in page_moves
     ] + [
         TimelineEntry(at=a.at, kind=a.kind, who=a.actor_label, activity=a)
         for a in activity[: limit + 1]
@@ -138,6 +156,27 @@ def card_timeline(
     page = entries[:limit]
     older = page[-1].cursor if len(entries) > limit else None
     return Timeline(entries=page, older=older, from_newest=before is None)
+
+
+# What each undo action took back, as the timeline says it ("Undid won").
+_UNDID = {action: str(kind) for kind, action in CLOSE_UNDONE_ACTIONS.items()}
+
+
+def _undos(card: Card, reopen_ids: list[int]) -> dict[int, str]:
+    """Which of the reopens ``reopen_ids`` undid a close, and what it was ("won",
+    "lost"): the move log has a reopen for both, the audit row of the move says which
+    (``boards.services.card_reopen``). No query without a reopen."""
+    if not reopen_ids:
+        return {}
+    rows = AuditEntry.objects.filter(
+        target_type="card", target_id=card.pk, action__in=list(_UNDID)
+    ).values_list("action", "data")
+    wanted = set(reopen_ids)
+    return {
+        data["move_id"]: _UNDID[action]
+        for action, data in rows
+        if isinstance(data, dict) and data.get("move_id") in wanted
+    }
 
 
 def _older_than(cursor: TimelineCursor, time_field: str, source: Source) -> Q:

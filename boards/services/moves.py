@@ -316,6 +316,7 @@ def card_close(
     A lost card records why, beside its lost move (CardLoss): a reason from its
     stream's active list (``lost_reason_id``), a note in the seller's words
     (``lost_note``), or both; one of the two is required once the stream keeps a list.
+    The note is stripped, its line breaks kept as LF (a browser posts CRLF).
     Locks: the card's column, then the card. Raises: StaleBoard, InvalidMove (a closed
     card; a reason or note for a won deal; a note too long), LostReasonRequired,
     LostReasonUnknown, LostReasonInactive.
@@ -323,12 +324,13 @@ def card_close(
     """
     if outcome not in (Outcome.WON, Outcome.LOST):
         raise InvalidMove("A card is closed as won or lost.", field="outcome")
-    lost_note = lost_note.strip()
+    lost_note = lost_note.replace("\r\n", "\n").strip()
     if outcome == Outcome.WON and (lost_reason_id is not None or lost_note):
         raise InvalidMove("Only a lost deal has a lost reason.", field="lost_reason")
     if len(lost_note) > LOST_NOTE_MAX_LENGTH:
         raise InvalidMove(
-            f"Keep the note to {LOST_NOTE_MAX_LENGTH} characters.",
+            f"A note is at most {LOST_NOTE_MAX_LENGTH:,} characters; "
+            f"this one has {len(lost_note):,}.",
             data={"max_length": LOST_NOTE_MAX_LENGTH},
             field="lost_note",
         )
@@ -395,6 +397,13 @@ def _lost_reason_check(
 # the work; nothing new is pulled). After that, reopening is a decision of its own,
 # under the column's WIP limit.
 CLOSE_UNDO_WINDOW = timedelta(minutes=5)
+# The audit action of a reopen that undoes a close, by the close's kind: the move log
+# has a reopen (the flow is the same), the audit log says it mended a mistake, and the
+# card's timeline reads it from there ("Undid won").
+CLOSE_UNDONE_ACTIONS: dict[str, str] = {
+    MoveKind.WON: "card.won_undone",
+    MoveKind.LOST: "card.lost_undone",
+}
 
 
 def card_reopen(
@@ -413,6 +422,8 @@ def card_reopen(
     column's WIP limit is not checked.
     Locks: the column, then the card. Raises: StaleBoard, WipLimitReached, InvalidMove,
     UndoExpired.
+    Side effects: the move's audit row, "card.reopened", or for an undo
+    CLOSE_UNDONE_ACTIONS' ("card.won_undone").
     """
     at = event_time(at)
     if undo and expected_version is None:
@@ -422,8 +433,7 @@ def card_reopen(
         _check_version(card, expected_version)
         if card.is_open:
             raise InvalidMove("This card is already open.", data={"card_id": card_id})
-        if undo:
-            _undo_check(card=card, actor=actor, at=at)
+        undone = _undo_check(card=card, actor=actor, at=at) if undo else None
         column = columns[card.column_id]
         card.outcome = Outcome.OPEN
         card.closed_at = None
@@ -436,6 +446,7 @@ def card_reopen(
             from_column=column,
             wip_override_reason=wip_override_reason,
             check_wip=not undo,
+            audit_action=CLOSE_UNDONE_ACTIONS[undone.kind] if undone else "",
         )
     return MoveResult(card=card, move=move, columns=tuple(columns.values()))
 
@@ -450,9 +461,10 @@ def close_undoable_by(*, move: CardMove, actor: Actor, at: datetime) -> bool:
     )
 
 
-def _undo_check(*, card: Card, actor: Actor, at: datetime) -> None:
-    """Raises: UndoExpired unless the card's last move is ``actor``'s close, made within
-    CLOSE_UNDO_WINDOW before ``at``."""
+def _undo_check(*, card: Card, actor: Actor, at: datetime) -> CardMove:
+    """The close to undo: the card's last move, if it is ``actor``'s close, made within
+    CLOSE_UNDO_WINDOW before ``at``. Raises: UndoExpired otherwise."""
     last = CardMove.objects.filter(card=card).order_by("-moved_at", "-id").first()
     if last is None or not close_undoable_by(move=last, actor=actor, at=at):
         raise UndoExpired(data={"card_id": card.pk})
+    return last

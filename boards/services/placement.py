@@ -86,11 +86,13 @@ def _place_card(
     wip_override_reason: str = "",
     check_wip: bool = True,
     to_column_open_count: int | None = None,
+    audit_action: str = "",
 ) -> CardMove | None:
     """Put a locked card into a locked column and log the event. The one write path.
 
     ``to_column_open_count``: the target's open cards, if the caller counted them under
-    the lock; otherwise the WIP check counts them.
+    the lock; otherwise the WIP check counts them. ``audit_action``: the audit row's
+    action when the move's kind does not say it all (a reopen that undoes a close).
     Raises: WipLimitReached, PermissionRefused (an override by someone who does not
     steer the stream), StaleBoard (a named neighbour moved).
     Side effects: an audit row; after commit, "stream changed" (moves) for a flow event.
@@ -144,7 +146,7 @@ def _place_card(
             CardMove.wip_override.related.set_cached_value(move, None)
     audit_record(
         actor=actor,
-        action=AUDIT_ACTIONS[kind] if move is not None else "card.reordered",
+        action=audit_action or (AUDIT_ACTIONS[kind] if move is not None else "card.reordered"),
         stream_id=card.value_stream_id,
         target_type="card",
         target_id=card.pk,

@@ -31,8 +31,10 @@ def stream_list(request: HtmxHttpRequest) -> HttpResponse:
 def board(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     context = board_context(request, stream)
+    stream_board = selectors.board_get(stream=stream, filters=context["filters"])
     context.update(
-        board=selectors.board_get(stream=stream, filters=context["filters"]),
+        board=stream_board,
+        filtered_out=_filtered_out(stream_board),
         **selectors.board_filter_choices(stream=stream),
     )
     template = "boards/board.html#board" if request.htmx else "boards/board.html"
@@ -48,10 +50,17 @@ def board_poll(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     if request.GET.get("version") == selectors.board_version(stream=stream):
         return HttpResponse(status=204)
     context = board_context(request, stream)
-    context["board"] = selectors.board_get(
+    stream_board = selectors.board_get(
         stream=stream, filters=context["filters"], shown=shown_cards(request.GET)
     )
+    context.update(board=stream_board, filtered_out=_filtered_out(stream_board))
     return render(request, "boards/board.html#board", context)
+
+
+def _filtered_out(board: selectors.Board) -> bool:
+    """Whether the filters hide every open card: the board says so, rather than showing
+    empty columns that look like an empty stream."""
+    return board.filters.active and not any(view.shown_count for view in board.column_views)
 
 
 @require_GET

@@ -12,12 +12,14 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from boards import selectors, services
-from boards.errors import LostReasonRefused
+from boards.errors import LostReasonRefused, WipLimitReached
 from boards.forms import (
     BlockForm,
     CardCreateForm,
@@ -42,6 +44,14 @@ from vsm.actors import request_actor
 from vsm.errors import InvalidInput
 from vsm.http import HtmxHttpRequest, form_status, refusals_shown_on, refuse_back_to
 from vsm.models import ValueStream
+
+# A name in a toast: a 200-character company name would fill the screen and push out
+# what happened to it (the card itself shows the whole name).
+TOAST_NAME_CHARS = 60
+
+
+def _toast_name(card: Card) -> str:
+    return Truncator(card.display_name).chars(TOAST_NAME_CHARS)
 
 
 def _card_page(
@@ -74,11 +84,13 @@ def card_move(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpR
     )
     message = ""
     if result.unchanged:
-        message = f"{result.card} is already in {result.card.column.name}; nothing moved."
+        message = (
+            f"{_toast_name(result.card)} is already in {result.card.column.name}; nothing moved."
+        )
     elif result.move is not None and result.move.wip_override_reason:
         message = f"Moved over the WIP limit of {result.card.column.name}; the reason is logged."
     if not request.htmx:
-        return back_to_board(request, stream, message or f"{result.card} moved.")
+        return back_to_board(request, stream, message or f"{_toast_name(result.card)} moved.")
     if data["dragged"]:
         return move_done_response(request, stream, result, message=message)
     # The card went to the end of its column: show the column down to it, so focus
@@ -88,7 +100,7 @@ def card_move(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpR
         request,
         stream,
         result.column_ids,
-        message=message or f"{result.card} moved.",
+        message=message or f"{_toast_name(result.card)} moved.",
         close_dialog=True,
         shown=shown,
     )
@@ -140,7 +152,7 @@ def card_handoff(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Ht
                 wip_override_reason=form.cleaned_data["override_reason"],
             )
         if not form.errors:
-            message = f"{card} handed off to {control_point.to_cycle.name}."
+            message = f"{_toast_name(card)} handed off to {control_point.to_cycle.name}."
             if not request.htmx:
                 return back_to_board(request, stream, message)
             return columns_response(
@@ -186,7 +198,7 @@ def card_create(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
                 wip_override_reason=data.get("override_reason", ""),
             )
         if not form.errors:
-            message = f"{result.card} entered {data['cycle'].name}."
+            message = f"{_toast_name(result.card)} entered {data['cycle'].name}."
             if not request.htmx:
                 return back_to_board(request, stream, message)
             # The new card is the last of its column: show the column down to it, and
@@ -371,17 +383,66 @@ def card_reopen(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Htt
     refuse_back_to(request, back)
     if not valid:
         raise InvalidInput()
-    result = services.card_reopen(
-        card_id=card.pk,
-        actor=request_actor(request),
-        expected_version=form.cleaned_data["version"],
-        wip_override_reason=form.cleaned_data["override_reason"],
-        undo=form.cleaned_data["undo"],
-    )
-    where = f"{result.card.column.cycle.name} / {result.card.column.name}"
-    done = "Undone" if form.cleaned_data["undo"] else "Reopened"
-    messages.success(request, f"{done}: {result.card} is open again, in {where}.")
+    try:
+        result = services.card_reopen(
+            card_id=card.pk,
+            actor=request_actor(request),
+            expected_version=form.cleaned_data["version"],
+            wip_override_reason=form.cleaned_data["override_reason"],
+            undo=form.cleaned_data["undo"],
+        )
+    except WipLimitReached as error:
+        return _reopen_refused(request, stream, card, form, error, back)
+    messages.success(request, _reopened(stream, result, undo=form.cleaned_data["undo"], back=back))
     return redirect(back)
+
+
+def _reopened(stream: ValueStream, result: services.MoveResult, *, undo: bool, back: str) -> str:
+    """What a reopen says: where the card is now; from the archive (which it has left),
+    with a link to it."""
+    card = result.card
+    message = f"{'Undone' if undo else 'Reopened'}: {card} is open again, in {card.column}."
+    if result.move is not None and result.move.wip_override_reason:
+        message += " It went over the WIP limit; the reason is logged."
+    elif undo:
+        (column,) = selectors.board_columns(
+            stream=stream, column_ids=[card.column_id], with_cards=False
+        )
+        limit = column.column.wip_limit
+        if limit is not None and column.open_count > limit:
+            message += (
+                f" {column.column.name} now holds {column.open_count}/{limit}, over its WIP"
+                " limit: an undo puts a card back regardless."
+            )
+    card_url = reverse("boards:card-detail", args=[stream.slug, card.pk])
+    if back != card_url:
+        return format_html('{} <a href="{}">Open its card</a>', message, card_url)
+    return message
+
+
+def _reopen_refused(
+    request: HtmxHttpRequest,
+    stream: ValueStream,
+    card: Card,
+    form: ReopenForm,
+    error: WipLimitReached,
+    back: str,
+) -> HttpResponse:
+    """A reopen into a full column: the card's reopen page says so, and offers whoever
+    steers the stream to reopen it anyway with a reason (as the board's refusal does)."""
+    context = {
+        "stream": stream,
+        "card": card,
+        "reopen_form": form,
+        "wip_refusal": error,
+        "back_url": back,
+        "back_name": (
+            "the archive"
+            if back.startswith(reverse("boards:archive", args=[stream.slug]))
+            else card.display_name
+        ),
+    }
+    return render(request, "boards/card_close.html", context, status=error.http_status)
 
 
 def _our_page(request: HtmxHttpRequest, url: str) -> str:

@@ -33,6 +33,7 @@ from pdca.models import (
 )
 from pdca.services.experiment_rules import amount_check, amount_text
 from vsm.errors import InvalidInput
+from vsm.forms import RowChoiceField, RowIdField, WholeNumberField
 from vsm.models import Channel, Team, ValueStream
 
 HYPOTHESIS_PROMPT = "We believe that ... will ...; we will know because ..."
@@ -79,7 +80,7 @@ def target_parse(typed: str, *, metric: str | None) -> Decimal:
 
 
 class CountedTextField(forms.CharField):
-    """A text whose length shows as it is typed (js/experiments.js counts against
+    """A text whose length shows as it is typed (js/char-count.js counts against
     ``data-max-length``) instead of the browser's ``maxlength``, which cuts a longer
     paste without a word; the server refuses what is too long. Line breaks are kept as
     one character, as they are stored and counted on the page."""
@@ -115,14 +116,14 @@ def this_monday() -> date:
     return today - timedelta(days=today.weekday())
 
 
-class NameChoiceField(forms.ModelChoiceField):
+class NameChoiceField(RowChoiceField):
     """Choices by their name alone: the page is the stream's already."""
 
     def label_from_instance(self, obj: Any) -> str:
         return obj.name
 
 
-class ColumnChoiceField(forms.ModelChoiceField):
+class ColumnChoiceField(RowChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return f"{obj.cycle.name} / {obj.name}"
 
@@ -169,7 +170,7 @@ class ExperimentPlanForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date", "step": 7}),
         help_text="The experiment starts in its window's first week.",
     )
-    planned_weeks = forms.IntegerField(
+    planned_weeks = WholeNumberField(
         label="Planned weeks", min_value=1, max_value=PLANNED_WEEKS_MAX, initial=DEFAULT_WEEKS
     )
     # Text, not a number input: the browser's number input drops what it cannot read
@@ -254,7 +255,7 @@ class ExperimentEditForm(ExperimentPlanForm):
     form without the cycle (an experiment stays on its cycle), prefilled with the plan
     as saved, naming the version the user saw."""
 
-    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    version = RowIdField(widget=forms.HiddenInput)
 
     def __init__(
         self,
@@ -352,7 +353,7 @@ class ExperimentStepForm(forms.Form):
     """A step's button (start, stop, check): the version of the experiment it was shown
     with, so that a step on an experiment changed meanwhile is refused (Stale)."""
 
-    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    version = RowIdField(widget=forms.HiddenInput)
 
 
 class ExperimentActForm(ExperimentStepForm):

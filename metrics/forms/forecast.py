@@ -16,6 +16,7 @@ from metrics.selectors.forecast_panel import (
     days_until,
     end_of_next_month,
 )
+from vsm.forms import WholeNumberField
 
 MAX_ITEMS = 10_000
 MIN_HISTORY_WEEKS = MIN_HISTORY_DAYS // 7
@@ -32,7 +33,7 @@ class ForecastForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         error_messages={"invalid": "Enter a date such as 2027-01-31."},
     )
-    items = forms.IntegerField(
+    items = WholeNumberField(
         label="More deals won",
         help_text="When will this many more be won?",
         min_value=1,
@@ -43,7 +44,7 @@ class ForecastForm(forms.Form):
             "max_value": f"Ask for 1 to {MAX_ITEMS:,} deals.",
         },
     )
-    history_weeks = forms.IntegerField(
+    history_weeks = WholeNumberField(
         label="History (weeks)",
         help_text="The past weeks whose daily wins the forecast samples.",
         min_value=MIN_HISTORY_WEEKS,

@@ -33,7 +33,7 @@ from vsm.models import ValueStream
 class IsoDateConverter:
     """A day in a URL as YYYY-MM-DD; anything else (or no such day) does not match: 404."""
 
-    regex = r"\d{4}-\d{2}-\d{2}"
+    regex = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 
     def to_python(self, value: str) -> date:
         return date.fromisoformat(value)

@@ -14,13 +14,6 @@
   // dialog was replaced meanwhile by the refreshed column.
   let pendingFocus = null;
 
-  // Sortable sets style attributes (its animation) through the CSSOM, which the CSP
-  // allows; htmx's settle step copied them onto swapped-in elements with
-  // setAttribute, which the CSP (style-src 'self') refuses: one console error per
-  // animated card. The server never renders a style attribute, so there is nothing
-  // to settle: leave style out rather than allow inline styles.
-  htmx.config.attributesToSettle = ["class", "width", "height"];
-
   function board() {
     return document.getElementById("board");
   }
@@ -364,13 +357,20 @@
       } else if (opener && opener !== document.body && !opener.closest("#dialog")) {
         pendingFocus = null;
       }
-      const element = dialog();
-      if (element && !element.open && target.children.length) {
-        element.showModal();
-        const first = element.querySelector("input:not([type=hidden]), button, select, textarea, a, summary");
-        if (first) {
-          first.focus();
-        }
+    }
+  });
+
+  document.body.addEventListener("htmx:afterSettle", function (event) {
+    // Open the dialog once htmx has processed what it shows (on settle, not on swap):
+    // a form filled in and sent before that would be posted without htmx, and leave
+    // the board for a page.
+    const target = event.detail.target;
+    const element = dialog();
+    if (target && target.id === "dialog-body" && element && !element.open && target.children.length) {
+      element.showModal();
+      const first = element.querySelector("input:not([type=hidden]), button, select, textarea, a, summary");
+      if (first) {
+        first.focus();
       }
     }
   });
@@ -382,6 +382,8 @@
       toast.remove();
     }
   });
+
+
 
   document.body.addEventListener("vsm:close-dialog", closeDialog);
 

@@ -10,9 +10,7 @@
 //   when the page is shown again (the back button, the back-forward cache).
 // - A form with data-confirm="<dialog id>" (Start, Stop early) opens that dialog first;
 //   the dialog's button with value="confirm" sends the form, any other way out does not.
-// - A textarea with data-max-length counts its characters as they are typed, instead of
-//   the browser's maxlength, which cuts a longer paste without a word: the count says
-//   how many are too many, and the server refuses them.
+// (A textarea's character count is js/char-count.js's, on every page.)
 (function () {
   "use strict";
 
@@ -111,40 +109,6 @@
     });
   }
 
-  function counted(value) {
-    // Characters as the server counts them: code points, a line break as one, without
-    // the blanks around the text (which are not kept).
-    return Array.from(value.trim()).length;
-  }
-
-  function wireCount(textarea) {
-    const limit = Number(textarea.dataset.maxLength);
-    if (!limit) {
-      return;
-    }
-    const count = document.createElement("small");
-    count.className = "char-count";
-    count.id = (textarea.id || textarea.name) + "-count";
-    textarea.insertAdjacentElement("afterend", count);
-    const described = textarea.getAttribute("aria-describedby");
-    textarea.setAttribute("aria-describedby", (described ? described + " " : "") + count.id);
-
-    function update() {
-      const used = counted(textarea.value);
-      const over = used - limit;
-      count.textContent =
-        used.toLocaleString("en") +
-        " of " +
-        limit.toLocaleString("en") +
-        " characters" +
-        (over > 0 ? ": " + over.toLocaleString("en") + " too many" : "");
-      count.classList.toggle("is-over", over > 0);
-    }
-
-    textarea.addEventListener("input", update);
-    update();
-  }
-
   function wireAll() {
     document.querySelectorAll("main form").forEach(function (form) {
       if (form.dataset.experimentWired) {
@@ -156,12 +120,6 @@
       }
       if (form.method === "post") {
         wireOnce(form);
-      }
-    });
-    document.querySelectorAll("main textarea[data-max-length]").forEach(function (textarea) {
-      if (!textarea.dataset.countWired) {
-        textarea.dataset.countWired = "true";
-        wireCount(textarea);
       }
     });
   }

@@ -311,3 +311,58 @@ def test_lost_reasons_no_longer_offered_still_filter_the_archive(stream, member,
 
     assert listed(response) == [deals["lost"].pk]
     assert "No budget (no longer offered)" in response.content.decode()
+
+
+# --- found walking the archive ----------------------------------------------------------
+
+
+def test_days_typed_the_wrong_way_round_are_read_the_right_way_and_said(stream, member, deals):
+    today = timezone.localdate()
+    first, last = today - timedelta(days=41), today - timedelta(days=39)
+
+    response = logged_in(member).get(
+        archive_url(stream), {"closed_from": last.isoformat(), "closed_to": first.isoformat()}
+    )
+
+    assert listed(response) == [deals["old"].pk]  # not "0 closed deals" without a word
+    page = response.content.decode()
+    assert "The first day was after the last: read the other way round" in page
+    assert f'name="closed_from" value="{first.isoformat()}"' in page
+    assert f'name="closed_to" value="{last.isoformat()}"' in page
+
+
+def test_the_last_day_is_named_for_a_screen_reader(stream, member, deals):
+    page = logged_in(member).get(archive_url(stream)).content.decode()
+
+    assert '<label><span class="visually-hidden">Closed </span>to <input type="date"' in page
+
+
+def test_a_reopen_from_the_archive_links_to_the_card_it_took_out_of_it(stream, member, deals):
+    card = deals["lost"]
+    card_url = reverse("boards:card-detail", args=[stream.slug, card.pk])
+
+    response = logged_in(member).post(
+        reverse("boards:card-reopen", args=[stream.slug, card.pk]),
+        {"version": card.version, "next": archive_url(stream)},
+        follow=True,
+    )
+
+    assert f'is open again, in Collaboration / Data. <a href="{card_url}">Open its card</a>' in (
+        response.content.decode()
+    )
+
+
+def test_a_closed_cards_page_leads_back_to_the_archive_and_says_when_it_closed(
+    stream, member, deals
+):
+    card = deals["old"]
+
+    page = (
+        logged_in(member)
+        .get(reverse("boards:card-detail", args=[stream.slug, card.pk]))
+        .content.decode()
+    )
+
+    assert f'<a href="{archive_url(stream)}">Archive</a>' in page
+    assert "Collaboration / Data</strong> since <time" in page
+    assert f"{timezone.localtime(card.closed_at):%-d %b %Y}</time>" in page

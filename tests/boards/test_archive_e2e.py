@@ -6,11 +6,13 @@ Chromium (Debian's) through Playwright against ``live_server``; see tests/boards
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
 from boards.models import Card, Outcome
-from boards.services import card_close
+from boards.services import card_close, column_set_wip_limit
 from tests.support import TEST_SYSTEM, new_card
 from vsm.services import lost_reason_create
 
@@ -77,3 +79,28 @@ def test_the_archive_fits_a_phone(live_server, page, log_in, stream, member, clo
     box = row.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
     expect(page.get_by_role("button", name="Reopen Bo Berg")).to_be_visible()
+
+
+def test_a_reopen_into_a_full_column_says_why_and_a_manager_reopens_anyway(
+    live_server, page, log_in, stream, manager, closed
+):
+    lost = closed["lost"]
+    column_set_wip_limit(column_id=lost.column_id, wip_limit=2, actor=TEST_SYSTEM)
+    for n in range(2):
+        new_card(stream, manager, person_name=f"Pulled in {n}")
+    log_in(page, manager)
+    page.goto(f"{live_server.url}/streams/{stream.slug}/archive/?outcome=lost")
+
+    page.get_by_role("button", name="Reopen Bo Berg").click()
+
+    expect(page.get_by_role("alert")).to_contain_text(
+        "Data is at its WIP limit, 2/2: you may reopen it anyway as value stream manager"
+    )
+    page.get_by_label("Override as value stream manager, because").fill("Budget is back")
+    page.get_by_role("button", name="Reopen anyway").click()
+
+    expect(page).to_have_url(re.compile(r"/archive/\?outcome=lost$"))
+    expect(page.locator(".messages")).to_contain_text("It went over the WIP limit")
+    page.locator(".messages").get_by_role("link", name="Open its card").click()
+    expect(page.get_by_role("heading", name="Close the deal")).to_be_visible()
+    assert Card.objects.get(pk=lost.pk).is_open

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
@@ -383,3 +384,78 @@ def test_the_board_names_whose_choices_it_remembers(stream, manager, member):
     assert mine == f"vsm.board.{member.pk}.{stream.pk}"
     assert theirs == f"vsm.board.{manager.pk}.{stream.pk}"
     assert not has_element(board_page(logged_in(UserFactory()), stream).content, "board")
+
+
+# After the tryout: an empty "My cards", long names in toasts, the stream named twice.
+
+MINE_EMPTY = "You own no open cards in this stream."
+NOTHING_MATCHES = "No open cards match these filters."
+
+
+def test_filters_that_hide_every_card_say_so_and_offer_to_clear_them(stream, manager, member):
+    CardFactory(column=column_of(stream, COLLABORATION, "Data"), owner=manager, company="Tyne")
+    client = logged_in(member)
+    board_url = reverse("boards:board", args=[stream.slug])
+    polled_mine = client.get(
+        reverse("boards:board-poll", args=[stream.slug]), {"version": "old", "mine": "1"}
+    )
+
+    for response in (board_page(client, stream, mine="1"), polled_mine):
+        note = response.content.decode()
+        assert MINE_EMPTY in note
+        assert f'<a href="{board_url}">Show everyone&rsquo;s cards</a>' in note
+    for params in ({"q": "nobody"}, {"mine": "1", "blocked": "1"}):
+        note = board_page(client, stream, **params).content.decode()
+        assert NOTHING_MATCHES in note
+        assert f'<a href="{board_url}">Clear the filters</a>' in note
+        assert MINE_EMPTY not in note
+    for params, who in (({}, member), ({"mine": "1"}, manager), ({"q": "tyne"}, member)):
+        shown = board_page(logged_in(who), stream, **params).content.decode()
+        assert MINE_EMPTY not in shown and NOTHING_MATCHES not in shown
+
+
+def toast_text(html: str) -> str:
+    toast = html[html.index('class="toast ') :]
+    return toast[toast.index("<p") : toast.index("</p>")]
+
+
+def test_a_new_prospects_toast_names_a_long_name_short(stream, member):
+    company = "Nordwerk" + "Pumpen" * 32  # 200 characters, no space to wrap at
+    collaboration = Cycle.objects.get(value_stream=stream, name=COLLABORATION)
+
+    response = logged_in(member).post(
+        reverse("boards:card-create", args=[stream.slug]),
+        {"cycle": collaboration.pk, "company": company},
+        headers=HTMX,
+    )
+
+    toast = toast_text(response.content.decode())
+    assert company not in toast
+    assert f">{company[:59]}… entered {COLLABORATION}." in toast
+    assert Card.objects.get(company=company).column.cycle == collaboration
+
+
+def test_a_long_toast_shows_its_start_and_keeps_the_whole_in_its_title(stream):
+    message = "Refused: " + "a very long reason " * 15
+    short = "Nordwerk Pumps moved."
+
+    long_toast = render_to_string("boards/partials/toast.html", {"message": message})
+    short_toast = render_to_string("boards/partials/toast.html", {"message": short})
+
+    assert f'<p title="{message}">{message[:159]}…</p>' in long_toast
+    assert f"<p>{short}</p>" in short_toast
+
+
+def test_new_prospect_names_the_cycles_without_the_stream(stream, member):
+    """The dialog's heading names the stream; its cycle list need not, again and again."""
+    form = (
+        logged_in(member)
+        .get(reverse("boards:card-create", args=[stream.slug]), headers=HTMX)
+        .content.decode()
+    )
+
+    assert f"New prospect in {stream.name}" in form
+    for cycle in Cycle.objects.filter(value_stream=stream):
+        assert f'<option value="{cycle.pk}"' in form
+        assert f">{cycle.name}</option>" in form
+    assert form.count(stream.name) == 1

@@ -28,6 +28,7 @@ from boards.models import (
     CardActivity,
     CardLoss,
     MoveKind,
+    Outcome,
 )
 from boards.selectors import (
     TIMELINE_PAGE_SIZE,
@@ -35,8 +36,10 @@ from boards.selectors import (
     card_timeline,
 )
 from boards.services import (
+    card_close,
     card_comment_add,
     card_move,
+    card_reopen,
     card_set_blocked,
     card_update,
     handoff_pass,
@@ -546,3 +549,66 @@ def test_the_demo_gives_some_cards_a_history_by_their_team():
     )
     for entry in CardActivity.objects.all():
         assert entry.at <= timezone.now()
+
+
+# Long texts are counted, not cut; an undo says what it undid --------------------------
+
+
+def test_the_comment_box_counts_its_characters_instead_of_cutting_a_long_paste(
+    stream, manager, member
+):
+    card = new_card(stream, manager)
+    pasted = "z" * 20_000
+    client = logged_in(member)
+
+    box = str(CommentForm()["text"])
+    refused = client.post(comment_url(card), {"text": pasted})
+
+    # The browser's maxlength would cut the paste to 5,000 without a word: the page
+    # counts instead (js/char-count.js), and the server refuses the whole of it.
+    assert "maxlength" not in box
+    assert f'data-max-length="{COMMENT_MAX_LENGTH}"' in box
+    assert refused.status_code == 400
+    html = refused.content.decode()
+    assert "Keep a comment to 5,000 characters; this one has 20,000." in html
+    assert f">\n{pasted}</textarea>" in html
+    assert not CardActivity.objects.exists()
+
+
+def test_an_undo_is_undid_won_in_the_timeline_and_a_reopen_is_a_reopen(stream, manager, member):
+    undone = new_card(stream, manager, person_name="Undone")
+    reopened = new_card(stream, manager, person_name="Reopened")
+    actor = as_actor(member)
+    won = card_close(card_id=undone.pk, outcome=Outcome.WON, actor=actor).card
+    card_reopen(card_id=undone.pk, actor=actor, expected_version=won.version, undo=True)
+    lost = card_close(card_id=reopened.pk, outcome=Outcome.LOST, actor=actor).card
+    card_reopen(card_id=reopened.pk, actor=actor, expected_version=lost.version)
+
+    undo = card_timeline(card=undone).entries[0]
+    reopen = card_timeline(card=reopened).entries[0]
+    page = logged_in(member).get(card_url(undone)).content.decode()
+
+    assert (undo.kind, undo.undid) == ("undo", "won")
+    assert undo.move is not None and undo.move.kind == MoveKind.REOPEN  # the same flow
+    assert (reopen.kind, reopen.undid) == (MoveKind.REOPEN, "")
+    assert '<strong class="entry-what">Undid won</strong>' in page
+    assert '<li class="entry entry-undo">' in page
+    assert "Reopened</strong>" not in page
+
+
+def test_the_timeline_reads_undos_in_one_query_and_none_without_a_reopen(
+    stream, manager, member, django_assert_num_queries
+):
+    card = new_card(stream, manager)
+    plain = new_card(stream, manager, person_name="Plain")
+    actor = as_actor(member)
+    for _ in range(3):
+        closed = card_close(card_id=card.pk, outcome=Outcome.LOST, actor=actor).card
+        card_reopen(card_id=card.pk, actor=actor, expected_version=closed.version, undo=True)
+
+    with django_assert_num_queries(3):  # moves, activity, the undos' audit rows
+        entries = card_timeline(card=card).entries
+    with django_assert_num_queries(2):
+        card_timeline(card=plain)
+
+    assert [entry.undid for entry in entries if entry.kind == "undo"] == ["lost"] * 3

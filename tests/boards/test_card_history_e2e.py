@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from boards.models import CardActivity
+from boards.models import COMMENT_MAX_LENGTH, CardActivity
 from boards.selectors import TIMELINE_PAGE_SIZE
 from boards.services import card_comment_add
 from tests.support import TEST_SYSTEM, new_card
@@ -87,3 +87,32 @@ def test_show_older_brings_the_rest_of_the_history_in_place(
     expect(entries.nth(TIMELINE_PAGE_SIZE)).to_contain_text("Call 3")
     expect(page.get_by_role("link", name="Show older")).to_have_count(0)
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_long_comment_is_counted_as_typed_and_refused_whole_not_cut(
+    live_server, page, log_in, stream, manager, member
+):
+    card = new_card(stream, manager)
+    log_in(page, member)
+    open_card(page, live_server, card)
+    comment = page.get_by_label("Add a comment")
+    count = page.locator("#history .char-count")
+    expect(count).to_have_text(f"0 of {COMMENT_MAX_LENGTH:,} characters")
+
+    comment.fill("Budget owner is the CFO.")
+    expect(count).to_have_text(f"24 of {COMMENT_MAX_LENGTH:,} characters")
+    pasted = "x" * 20_000
+    comment.fill(pasted)  # as a paste: all of it, no maxlength cuts it
+    expect(count).to_have_text(f"20,000 of {COMMENT_MAX_LENGTH:,} characters: 15,000 too many")
+    expect(count).to_have_class("char-count is-over")
+    page.get_by_role("button", name="Comment", exact=True).click()
+
+    expect(page.locator("#history .field.invalid .error")).to_have_text(
+        f"Keep a comment to {COMMENT_MAX_LENGTH:,} characters; this one has 20,000."
+    )
+    # The history came back by htmx: the text is kept whole, and still counted.
+    expect(page.get_by_label("Add a comment")).to_have_value(pasted)
+    expect(page.locator("#history .char-count")).to_have_text(
+        f"20,000 of {COMMENT_MAX_LENGTH:,} characters: 15,000 too many"
+    )
+    assert not CardActivity.objects.filter(card=card).exists()

@@ -404,6 +404,32 @@ def test_undo_reopens_with_the_version_the_close_returned(stream, member, reason
     assert CardMove.objects.filter(card=card).latest("id").kind == MoveKind.REOPEN
 
 
+def test_an_undo_into_a_column_filled_meanwhile_says_it_went_over_the_limit(
+    stream, member, manager
+):
+    card = new_card(stream, member, column_name="Wisdom")
+    client = logged_in(manager)  # a manager is offered no override for an undo
+    client.post(close_url(stream, card), {"outcome": "won", "version": card.version})
+    closed = Card.objects.get(pk=card.pk)
+    page = client.get(card_url(stream, card)).content.decode()
+    for n in range(card.column.wip_limit):
+        new_card(stream, member, column_name="Wisdom", person_name=f"Pulled in {n}")
+
+    response = client.post(
+        reverse("boards:card-reopen", args=[stream.slug, card.pk]),
+        {"version": closed.version, "undo": "1"},
+    )
+
+    limit = card.column.wip_limit
+    (said,) = [str(m) for m in get_messages(response.wsgi_request)]
+    assert said.endswith(
+        f"Wisdom now holds {limit + 1}/{limit}, over its WIP limit: an undo puts a card back"
+        " regardless."
+    )
+    assert "even if that column has filled up since" in page
+    assert "Its column is full?" not in page
+
+
 def test_an_undo_on_a_card_changed_since_is_refused(stream, member):
     card = new_card(stream, member)
     client = logged_in(member)
@@ -456,3 +482,75 @@ def test_a_manager_reopens_into_a_full_column_with_a_reason(stream, manager, mem
     move = CardMove.objects.filter(card=card).latest("id")
     assert (move.kind, move.wip_override_reason) == (MoveKind.REOPEN, "Board asked for it")
     assert timezone.now() - move.moved_at < timedelta(minutes=1)
+
+
+# --- long notes and what an undo records -------------------------------------------------
+
+
+def test_a_long_lost_note_is_counted_and_refused_in_full_never_cut(stream, member, reasons):
+    card = new_card(stream, member)
+    pasted = "n" * 3_000
+    client = logged_in(member)
+
+    box = client.get(card_url(stream, card)).content.decode()
+    response = client.post(
+        close_url(stream, card),
+        {
+            "outcome": "lost",
+            "version": card.version,
+            "lost_reason": reasons[0].pk,
+            "lost_note": pasted,
+        },
+    )
+
+    # No maxlength for the browser to cut the paste with: the page counts instead.
+    note_box = box[box.index('name="lost_note"') - 200 : box.index('name="lost_note"') + 200]
+    assert "maxlength" not in note_box
+    assert f'data-max-length="{LOST_NOTE_MAX_LENGTH}"' in note_box
+    assert response.status_code == 400
+    assert response.context["form"].errors == {
+        "lost_note": ["A note is at most 500 characters; this one has 3,000."]
+    }
+    assert f"{pasted}</textarea>" in response.content.decode()
+    assert Card.objects.get(pk=card.pk).is_open
+    assert not CardLoss.objects.exists()
+
+
+def test_a_note_counts_a_line_break_as_one_character_as_the_page_does(stream, member, reasons):
+    card = new_card(stream, member)
+    typed = "Line\r\n" * 80  # 560 characters as posted, 479 as counted and kept
+
+    response = logged_in(member).post(
+        close_url(stream, card),
+        {
+            "outcome": "lost",
+            "version": card.version,
+            "lost_reason": reasons[0].pk,
+            "lost_note": typed,
+        },
+    )
+
+    assert response.status_code == 302
+    assert CardLoss.objects.get(move__card=card).note == ("Line\n" * 80).strip()
+
+
+def test_an_undo_is_audited_as_an_undo_and_a_reopen_as_a_reopen(stream, member, reasons):
+    card = new_card(stream, member)
+    actor = as_actor(member)
+    won = card_close(card_id=card.pk, outcome=Outcome.WON, actor=actor).card
+    undo = card_reopen(card_id=card.pk, actor=actor, expected_version=won.version, undo=True)
+    lost = card_close(
+        card_id=card.pk, outcome=Outcome.LOST, actor=actor, lost_reason_id=reasons[0].pk
+    ).card
+    undo_lost = card_reopen(card_id=card.pk, actor=actor, expected_version=lost.version, undo=True)
+    card_close(card_id=card.pk, outcome=Outcome.WON, actor=actor)
+    reopen = card_reopen(card_id=card.pk, actor=actor)
+
+    rows = AuditEntry.objects.filter(target_id=card.pk, action__contains="undone").order_by("id")
+    assert [(row.action, row.data["move_id"]) for row in rows] == [
+        ("card.won_undone", undo.move.pk),
+        ("card.lost_undone", undo_lost.move.pk),
+    ]
+    assert AuditEntry.objects.get(data__move_id=reopen.move.pk).action == "card.reopened"
+    # The move log has a reopen for each: the flow is the same.
+    assert {undo.move.kind, undo_lost.move.kind, reopen.move.kind} == {MoveKind.REOPEN}

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from boards.errors import LostReasonRequired
-from boards.models import Card, CardLoss, Outcome
+from boards.models import LOST_NOTE_MAX_LENGTH, Card, CardLoss, Outcome
 from tests.support import TEST_SYSTEM, new_card
 from vsm.services import lost_reason_create
 
@@ -75,3 +75,28 @@ def test_won_is_one_click_and_undone_on_a_phone(live_server, page, log_in, strea
     undo.click()
     expect(page.get_by_role("button", name="Mark won")).to_be_visible()
     assert Card.objects.get(pk=card.pk).outcome == Outcome.OPEN
+
+
+def test_a_long_lost_note_is_counted_and_kept_whole_when_refused(
+    live_server, page, log_in, stream, member
+):
+    lost_reason_create(stream_id=stream.pk, name="No budget", actor=TEST_SYSTEM)
+    card = new_card(stream, member, person_name="Ada Keller")
+    log_in(page, member)
+    open_card(page, live_server, card)
+    page.get_by_text("Mark lost…").click()
+    note = page.get_by_label("In your words")
+    count = page.locator("#closing .char-count")
+    expect(count).to_have_text(f"0 of {LOST_NOTE_MAX_LENGTH} characters")
+
+    pasted = "n" * 3_000
+    note.fill(pasted)
+    expect(count).to_have_text(f"3,000 of {LOST_NOTE_MAX_LENGTH} characters: 2,500 too many")
+    page.get_by_label("No budget").check()
+    page.get_by_role("button", name="Mark lost", exact=True).click()
+
+    expect(page.locator("#closing .field.invalid .error")).to_have_text(
+        f"A note is at most {LOST_NOTE_MAX_LENGTH} characters; this one has 3,000."
+    )
+    expect(page.get_by_label("In your words")).to_have_value(pasted)
+    assert Card.objects.get(pk=card.pk).is_open

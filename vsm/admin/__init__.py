@@ -21,7 +21,6 @@ from django.http import HttpRequest
 from vsm import services
 from vsm.actors import request_actor
 from vsm.admin.base import (
-    ROW_ID_MAX,
     ProjectAdmin,
     ServiceAdmin,
     ServiceTabularInline,
@@ -29,10 +28,10 @@ from vsm.admin.base import (
     delete_refusal,
     limit_choices,
     pk_of,
-    row_id,
 )
 from vsm.admin.lost_reasons import LostReasonAdmin
 from vsm.errors import DomainError, InvalidInput
+from vsm.forms import ROW_ID_MAX, row_id
 from vsm.models import AuditEntry, Channel, Membership, Team, ValueStream
 
 __all__ = [

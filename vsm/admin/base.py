@@ -28,35 +28,14 @@ from django.urls import reverse
 from vsm.actors import request_actor
 from vsm.audit import audit_refusal_record
 from vsm.errors import DomainError, NotFound, PermissionRefused, Stale
+from vsm.forms import RowChoiceField, WholeNumberField, row_id, whole_number
 
 _REFUSAL_ATTRIBUTE = "vsm_admin_refusal"
 _RERUN_ATTRIBUTE = "vsm_admin_rerun"
 
-# The largest id a row can have: every model of ours has a whole-number key of at most
-# 64 bits (the same bound as the board's forms, which vsm does not import).
-ROW_ID_MAX: Final = 2**63 - 1
-_ROW_ID = forms.IntegerField(min_value=1, max_value=ROW_ID_MAX)
 # The date drill-down of a list: Django builds a date of them, and a number no date
 # holds fails that date (an OverflowError Django does not catch).
-_DATE_PARTS: Final = {
-    "year": forms.IntegerField(min_value=1, max_value=9999),
-    "month": forms.IntegerField(min_value=1, max_value=12),
-    "day": forms.IntegerField(min_value=1, max_value=31),
-}
-
-
-def _clean_or_none(field: forms.IntegerField, value: object) -> int | None:
-    try:
-        number: int | None = field.clean(value)
-    except ValidationError:
-        return None
-    return number
-
-
-def row_id(value: object) -> int | None:
-    """The row id that ``value`` (typed or crafted input) names, or None when it names
-    none: ids are whole numbers from 1 to ROW_ID_MAX ("²", "abc" and 2**63 name none)."""
-    return _clean_or_none(_ROW_ID, value)
+_DATE_PARTS: Final = {"year": (1, 9999), "month": (1, 12), "day": (1, 31)}
 
 
 @dataclass(frozen=True)
@@ -179,14 +158,37 @@ def _record_authorization_refusal(request: HttpRequest, action: str, error: Doma
     )
 
 
+def _number_fields(db_field: models.Field, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The form fields of the admin's forms for ``db_field``: numbers and ids parsed as
+    the apps' forms parse them (vsm.forms), "١" and 2**63 refused before any query."""
+    if isinstance(db_field, models.ForeignKey):
+        return {"form_class": RowChoiceField, **kwargs}
+    if isinstance(db_field, models.IntegerField) and not db_field.choices:
+        return {"form_class": WholeNumberField, **kwargs}
+    return kwargs
+
+
 class ProjectAdmin(admin.ModelAdmin):
     """The base of every admin of the project: input no row can answer is refused with
     a message before Django builds a query of it (a value no database key holds makes
     the query itself fail, a 500).
 
     Checked: the rows an action is for (``_selected_action``), the row ids of a list
-    edit, and the list's date drill-down.
+    edit, the list's date drill-down, the id in a row's URL and the ids of its choices
+    of other rows (RowChoiceField: "١" is no id, though ``int()`` reads it as 1).
     """
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Any:
+        if from_field is None and row_id(object_id) is None:
+            return None  # the admin says that no such row exists
+        return super().get_object(request, object_id, from_field)
+
+    def formfield_for_dbfield(
+        self, db_field: models.Field, request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        return super().formfield_for_dbfield(db_field, request, **_number_fields(db_field, kwargs))
 
     def response_action(
         self,
@@ -230,8 +232,8 @@ class ProjectAdmin(admin.ModelAdmin):
             return None
         names = {part: f"{self.date_hierarchy}__{part}" for part in _DATE_PARTS}
         if all(
-            _clean_or_none(field, value) is not None
-            for part, field in _DATE_PARTS.items()
+            whole_number(value, min_value=low, max_value=high) is not None
+            for part, (low, high) in _DATE_PARTS.items()
             for value in request.GET.getlist(names[part])
         ):
             return None
@@ -441,6 +443,11 @@ class ServiceTabularInline(admin.TabularInline):
 
     def service_delete(self, request: HttpRequest, parent: Any, obj: Any) -> None:
         raise NotImplementedError
+
+    def formfield_for_dbfield(
+        self, db_field: models.Field, request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        return super().formfield_for_dbfield(db_field, request, **_number_fields(db_field, kwargs))
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         formset_class = _refusing_stale_rows(super().get_formset(request, obj, **kwargs))
