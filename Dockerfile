@@ -51,4 +51,4 @@ RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home v
 USER vsm
 
 EXPOSE 8000
-CMD ["gunicorn", "vsm.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "vsm.wsgi:application", "--config", "python:vsm.gunicorn_conf", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]

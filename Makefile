@@ -6,13 +6,15 @@
 #   make test PYTEST_ARGS='-m "not e2e" -x'
 
 PYTHON = .venv/bin/python
+# DEBUG is off unless asked for (vsm/settings.py); the developer commands ask for it.
+DEV = DJANGO_DEBUG=true
 
 .PHONY: run test install venv node chromium lint worker beat bench
 
 run: install
-	$(PYTHON) manage.py migrate
-	$(PYTHON) manage.py seed_demo
-	$(PYTHON) manage.py runserver 127.0.0.1:8000
+	$(DEV) $(PYTHON) manage.py migrate
+	$(DEV) $(PYTHON) manage.py seed_demo
+	$(DEV) $(PYTHON) manage.py runserver 127.0.0.1:8000
 
 # pytest's exit status is the recipe's: any failure, including exit 5 (no tests
 # collected), fails `make test`.
@@ -57,11 +59,11 @@ lint: venv
 # Both need CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0); with nothing set, tasks
 # run in-process and no worker is needed.
 worker: venv
-	.venv/bin/celery -A vsm worker -l info
+	$(DEV) .venv/bin/celery -A vsm worker -l info
 
 # The schedule state file is kept out of the work tree.
 beat: venv
-	.venv/bin/celery -A vsm beat -l info --schedule "$${TMPDIR:-/tmp}/vsm-celerybeat-schedule"
+	$(DEV) .venv/bin/celery -A vsm beat -l info --schedule "$${TMPDIR:-/tmp}/vsm-celerybeat-schedule"
 
 # The dashboard benchmark drives Debian's Chromium and serves the npm front-end libraries.
 bench: install chromium
@@ -70,6 +72,6 @@ bench: install chromium
 		[ -f "$$script" ] || continue; \
 		found=yes; \
 		echo "== $$script"; \
-		$(PYTHON) "$$script" || exit 1; \
+		$(DEV) $(PYTHON) "$$script" || exit 1; \
 	done; \
 	if [ "$$found" = no ]; then echo "no benchmarks yet"; fi

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import functools
 import random
+import secrets
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -252,22 +253,47 @@ def _demo_password_hash() -> str:
     return make_password(DEMO_PASSWORD)
 
 
-def _user(username: str, first: str, last: str, *, staff: bool = False, superuser: bool = False):
-    user_model = get_user_model()
-    user, created = user_model.objects.get_or_create(
-        username=username,
-        defaults={
-            "first_name": first,
-            "last_name": last,
-            "email": f"{username}@vsm.example",
-            "is_staff": staff or superuser,
-            "is_superuser": superuser,
-        },
-    )
-    if created:
-        user.password = _demo_password_hash()
-        user.save(update_fields=["password"])
-    return user
+class _Accounts:
+    """Makes the demo's people. With ``shared_password`` (development) each new one
+    logs in with DEMO_PASSWORD; otherwise a new one has no usable password until
+    ``give_random_passwords`` gives the printed logins one each."""
+
+    def __init__(self, *, shared_password: bool) -> None:
+        self.shared_password = shared_password
+        self.created: set[str] = set()
+
+    def user(
+        self, username: str, first: str, last: str, *, staff: bool = False, superuser: bool = False
+    ):
+        user, created = get_user_model().objects.get_or_create(
+            username=username,
+            defaults={
+                "first_name": first,
+                "last_name": last,
+                "email": f"{username}@vsm.example",
+                "is_staff": staff or superuser,
+                "is_superuser": superuser,
+            },
+        )
+        if created:
+            self.created.add(username)
+            if self.shared_password:
+                user.password = _demo_password_hash()
+            else:
+                user.set_unusable_password()
+            user.save(update_fields=["password"])
+        return user
+
+    def give_random_passwords(self, usernames: list[str]) -> dict[str, str]:
+        """A random password for each of ``usernames`` made by this run; returned to be
+        printed once (the database keeps only the hash). The others keep theirs."""
+        passwords: dict[str, str] = {}
+        made = [username for username in usernames if username in self.created]
+        for user in get_user_model().objects.filter(username__in=made).order_by("pk"):
+            passwords[user.username] = secrets.token_urlsafe(15)
+            user.set_password(passwords[user.username])
+            user.save(update_fields=["password"])
+        return passwords
 
 
 @dataclass
@@ -277,6 +303,8 @@ class SeedReport:
     streams: int = 0
     cards: int = 0
     moves: int = 0
+    # The random passwords given in this run (seed_demo(random_passwords=True)).
+    passwords: dict[str, str] = field(default_factory=dict)
 
 
 class _StreamSimulation:
@@ -286,8 +314,10 @@ class _StreamSimulation:
         rng: random.Random,
         start: datetime,
         measuring: DemoMeasuring | None = None,
+        accounts: _Accounts | None = None,
     ) -> None:
         self.measuring = measuring
+        self.accounts = accounts or _Accounts(shared_password=True)
         self.spec = spec
         self.rng = rng
         self.start = start
@@ -297,17 +327,18 @@ class _StreamSimulation:
 
     def _people(self) -> None:
         p = self.spec.prefix
-        self.manager = _user(f"{p}-manager", "Maria" if p == "mfg" else "Tom", "Manager")
-        self.coordinator = _user(f"{p}-coordinator", "Chris", "Coordinator")
+        person = self.accounts.user
+        self.manager = person(f"{p}-manager", "Maria" if p == "mfg" else "Tom", "Manager")
+        self.coordinator = person(f"{p}-coordinator", "Chris", "Coordinator")
         self.leaders = [
-            _user(f"{p}-lead-awareness", "Lena", "Leader"),
-            _user(f"{p}-lead-sales", "Sam", "Leader"),
-            _user(f"{p}-lead-success", "Kim", "Leader"),
+            person(f"{p}-lead-awareness", "Lena", "Leader"),
+            person(f"{p}-lead-sales", "Sam", "Leader"),
+            person(f"{p}-lead-success", "Kim", "Leader"),
         ]
         self.members = [
-            [_user(f"{p}-member{i}", name, "Member") for i, name in ((1, "Ada"), (2, "Bo"))],
-            [_user(f"{p}-member{i}", name, "Member") for i, name in ((3, "Cy"), (4, "Di"))],
-            [_user(f"{p}-member{i}", name, "Member") for i, name in ((5, "Ed"),)],
+            [person(f"{p}-member{i}", name, "Member") for i, name in ((1, "Ada"), (2, "Bo"))],
+            [person(f"{p}-member{i}", name, "Member") for i, name in ((3, "Cy"), (4, "Di"))],
+            [person(f"{p}-member{i}", name, "Member") for i, name in ((5, "Ed"),)],
         ]
         self.logins += _stream_logins(p)
 
@@ -883,23 +914,32 @@ class _DemoExperiments:
             )
 
 
-def seed_demo(*, measuring: DemoMeasuring | None = None) -> SeedReport:
+def seed_demo(
+    *, measuring: DemoMeasuring | None = None, random_passwords: bool = False
+) -> SeedReport:
     """Create the demo streams unless they exist. Deterministic: same seed, same data.
     ``measuring``: what starts and checks the demo's experiments on their days in the
-    history (metrics.demo.seed_demo passes it); without it they stay planned."""
-    admin = _user("admin", "Ada", "Admin", superuser=True)
+    history (metrics.demo.seed_demo passes it); without it they stay planned.
+    ``random_passwords`` (anywhere but development): no one gets DEMO_PASSWORD; the
+    printed logins made by this run get a random password each, in the report's
+    ``passwords``, and the other people none that works."""
+    accounts = _Accounts(shared_password=not random_passwords)
+    admin = accounts.user("admin", "Ada", "Admin", superuser=True)
     logins = [(admin.username, "admin (Django admin and every board)")]
     if ValueStream.objects.filter(slug__in=[s.slug for s in STREAMS]).exists():
-        return SeedReport(created=False, logins=logins + _existing_logins())
-    rng = random.Random(RANDOM_SEED)
-    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today - timedelta(days=HISTORY_DAYS)
-    report = SeedReport(created=True, logins=logins)
-    for spec in STREAMS:
-        simulation = _StreamSimulation(spec, rng, start, measuring)
-        with transaction.atomic():
-            simulation.run()
-        report.logins += simulation.logins
+        report = SeedReport(created=False, logins=logins + _existing_logins())
+    else:
+        rng = random.Random(RANDOM_SEED)
+        today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        start = today - timedelta(days=HISTORY_DAYS)
+        report = SeedReport(created=True, logins=logins)
+        for spec in STREAMS:
+            simulation = _StreamSimulation(spec, rng, start, measuring, accounts)
+            with transaction.atomic():
+                simulation.run()
+            report.logins += simulation.logins
+    if random_passwords:
+        report.passwords = accounts.give_random_passwords([name for name, _ in report.logins])
     return report
 
 

@@ -19,6 +19,7 @@ else:
 from boards.models import (
     COMMENT_MAX_LENGTH,
     LOST_NOTE_MAX_LENGTH,
+    NOTES_MAX_LENGTH,
     Card,
     Outcome,
     WipOverride,
@@ -217,7 +218,11 @@ class CardForm(forms.Form):
         decimal_places=_CARD_VALUE.decimal_places,
         label="Estimated value",
     )
-    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    notes = CountedTextField(
+        limit=NOTES_MAX_LENGTH,
+        too_long="Notes hold at most {limit:,} characters; these have {length:,}.",
+        rows=4,
+    )
 
     def __init__(
         self, *args: Any, channels: QuerySet[Channel], owners: QuerySet[User], **kwargs: Any

@@ -92,6 +92,10 @@ def card_display_name(person_name: str, company: str) -> str:
     return person_name or company
 
 
+# A card's notes: the prospect's story in a few paragraphs; longer belongs in comments.
+NOTES_MAX_LENGTH = 10_000
+
+
 class Card(models.Model):
     """A prospect travelling through a value stream."""
 
@@ -122,7 +126,7 @@ class Card(models.Model):
         related_name="owned_cards",
     )
     estimated_value = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
+    notes = models.TextField(blank=True, max_length=NOTES_MAX_LENGTH)
     is_blocked = models.BooleanField(default=False)
     blocked_reason = models.CharField(max_length=300, blank=True)
     blocked_at = models.DateTimeField(null=True, blank=True)
@@ -133,6 +137,9 @@ class Card(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     # Optimistic concurrency: a client names the version it saw; a mismatch means stale.
     version = models.PositiveIntegerField(default=1)
+    # When the prospect's personal data was erased (boards.services.privacy); the card
+    # then keeps its place in the flow and its numbers, under a neutral name.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["column", "position", "id"]
@@ -410,3 +417,29 @@ class Handoff(ActorFields):
 
     def __str__(self) -> str:
         return f"{self.card} through {self.control_point}"
+
+
+class SuppressedEmail(models.Model):
+    """An e-mail address whose person asked to be forgotten: no card may carry it again.
+
+    Kept as a SHA-256 digest of the address in lower case, never the address itself, so
+    that the entry holds no personal data (the address is only recognised when someone
+    types it again). One list for the whole installation: the person asked the
+    organisation, not one stream.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "suppressed e-mail"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(digest__regex=r"^[0-9a-f]{64}$"),
+                name="boards_suppressedemail_digest_format",
+                violation_error_message="A suppression entry is a SHA-256 digest.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"suppressed e-mail {self.digest[:12]}…"

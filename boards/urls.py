@@ -30,4 +30,14 @@ urlpatterns = [
     path(f"{card}/comments/", views.card_comment, name="card-comment"),
     path(f"{card}/close/", views.card_close, name="card-close"),
     path(f"{card}/reopen/", views.card_reopen, name="card-reopen"),
+    path(f"{card}/personal-data/", views.card_personal_data, name="card-personal-data"),
+    *[
+        path(
+            f"{card}/personal-data.{file_format}",
+            views.card_personal_data_export,
+            {"file_format": file_format},
+            name=f"card-personal-data-{file_format}",
+        )
+        for file_format in ("json", "csv")
+    ],
 ]

@@ -9,7 +9,6 @@ templates or JavaScript: the page passes ``to_json()`` through ``json_script``.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -23,10 +22,10 @@ from metrics.selectors.query import MetricsQuery
 from metrics.selectors.readmodel import StreamMetricsDocument, WeeklySeries, XmR
 from metrics.selectors.statistics import xmr
 from pdca.models import METRIC_UNIT, Experiment
+from vsm.spreadsheet import write_spreadsheet_rows
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
 # such a text cell is written with a leading apostrophe.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Below this many finished cards a percentile line says little: the chart says so.
 MIN_FOR_PERCENTILES = 10
 # A page's data table shows at most this many rows (one per card can be thousands on a
@@ -130,16 +129,8 @@ class Chart:
     def csv(self) -> str:
         """The table as CSV, text cells that a spreadsheet would run neutralised."""
         out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow([_cell(name) for name in self.columns])
-        writer.writerows([_cell(value) for value in row] for row in self.rows)
+        write_spreadsheet_rows(out, [self.columns, *self.rows])
         return out.getvalue()
-
-
-def _cell(value):
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return "" if value is None else value
 
 
 def _week_labels(document: StreamMetricsDocument) -> list[str]:

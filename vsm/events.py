@@ -12,6 +12,7 @@ covers).
 from __future__ import annotations
 
 import logging
+import time
 from enum import StrEnum
 
 from django.conf import settings
@@ -75,11 +76,31 @@ def _pending_key(task_name: str, stream_id: int, change: str) -> str:
 def _send(stream_id: int, changes: list[str]) -> None:
     """Send each consumer the changes it has no pending announcement of yet: a burst of
     moves on one stream makes one message per consumer until it starts, not one each
-    (a message is a broker round trip for the request and a task run for the worker)."""
+    (a message is a broker round trip for the request and a task run for the worker).
+
+    Never waits on Redis much longer than settings.VSM_REDIS_TIMEOUT_SECONDS: each
+    command gives up after it (the cache's and the broker's socket timeouts), and once
+    a failure has taken that long (Redis hangs) nothing more is tried. A send that
+    hung keeps its pending mark until the mark expires, so the writes meanwhile send
+    nothing and wait for nothing. The consumers' sweepers catch up what was not sent.
+    """
     from vsm.celery import app
 
+    gives_up_at = time.monotonic() + settings.VSM_REDIS_TIMEOUT_SECONDS
     for task_name in settings.VSM_STREAM_CHANGED_TASKS:
-        fresh = [change for change in changes if _mark_pending(task_name, stream_id, change)]
+        try:
+            fresh = [change for change in changes if _mark_pending(task_name, stream_id, change)]
+            marked = True
+        except Exception:
+            if time.monotonic() >= gives_up_at:
+                logger.warning(
+                    "Cache not answering; stream %s's change left to the sweepers",
+                    stream_id,
+                    exc_info=True,
+                )
+                return
+            logger.warning("Cache unavailable; announcing without coalescing", exc_info=True)
+            fresh, marked = changes, False
         if not fresh:
             continue
         try:
@@ -88,23 +109,24 @@ def _send(stream_id: int, changes: list[str]) -> None:
             # its tasks), and is published to the broker otherwise.
             app.signature(task_name, args=(stream_id, fresh)).apply_async()
         except Exception:
-            stream_change_received(task_name, stream_id, fresh)
+            hung = time.monotonic() >= gives_up_at
+            if marked and not hung:
+                stream_change_received(task_name, stream_id, fresh)
             logger.warning(
                 "Could not announce a change of stream %s to %s; its sweeper catches up",
                 stream_id,
                 task_name,
                 exc_info=True,
             )
+            if hung:
+                return
 
 
 def _mark_pending(task_name: str, stream_id: int, change: str) -> bool:
-    """Mark the change pending for the consumer; False if it was pending already. With
-    the cache down every change is sent (nothing coalesces, nothing is lost)."""
-    try:
-        return bool(cache.add(_pending_key(task_name, stream_id, change), 1, PENDING_SECONDS))
-    except Exception:
-        logger.warning("Cache unavailable; announcing without coalescing", exc_info=True)
-        return True
+    """Mark the change pending for the consumer; False if it was pending already.
+    Raises what the cache raises (with the cache down, every change is sent: nothing
+    coalesces, nothing is lost)."""
+    return bool(cache.add(_pending_key(task_name, stream_id, change), 1, PENDING_SECONDS))
 
 
 def stream_change_received(task_name: str, stream_id: int, changes: list[str]) -> None:

@@ -11,6 +11,11 @@ with ``respond_to_refusals``; every other refusal gets the default answer:
 - a plain form post: the message, and back to the page it came from (303);
 - a plain page read: a page that says what was refused, with the error's status.
 
+A database that fails a request for a reason of the moment (the connection lost, a
+time bound hit: ``vsm.transactions.busy_refusal``) is answered as the refusal
+``Busy``, "try again", never a 500; the broken connection is discarded so that the
+next request connects afresh.
+
 Refused authorizations (not found, permission refused) are recorded in the audit log,
 in a transaction of their own.
 """
@@ -23,6 +28,7 @@ from contextlib import contextmanager
 
 from django import forms
 from django.contrib import messages
+from django.db import DatabaseError, InterfaceError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -32,7 +38,8 @@ from django_htmx.middleware import HtmxDetails
 
 from vsm.actors import request_actor
 from vsm.audit import audit_refusal_record
-from vsm.errors import DomainError, NotFound, PermissionRefused
+from vsm.errors import Busy, DomainError, NotFound, PermissionRefused
+from vsm.transactions import busy_refusal, discard_broken_connections
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +108,38 @@ class DomainErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, DatabaseError | InterfaceError):
+            busy = _database_busy(request, exception)
+            if busy is None:
+                return None
+            exception = busy
         if not isinstance(exception, DomainError):
             return None
         if isinstance(exception, NotFound | PermissionRefused):
             _record_refusal(request, exception)
         responder: RefusalResponder | None = getattr(request, _RESPONDER_ATTRIBUTE, None)
         if responder is not None and not isinstance(exception, NotFound):
-            return responder(exception)
+            try:
+                return responder(exception)
+            except (DatabaseError, InterfaceError) as error:
+                # The page's own answer reads the database: if it is still out of
+                # reach, the default answer (which reads nothing) says to try again.
+                busy = _database_busy(request, error)
+                if busy is None:
+                    raise
+                exception = busy
         return refusal_response(request, exception)
+
+
+def _database_busy(request: HttpRequest, error: DatabaseError | InterfaceError) -> Busy | None:
+    """The "try again" refusal of a request the database failed for a reason of the
+    moment (vsm.transactions.busy_refusal), or None. A lost connection is discarded
+    first, so that the answer and the next request connect afresh."""
+    busy = busy_refusal(error)
+    if busy is not None:
+        logger.warning("Database unavailable: %s %s", request.method, request.path, exc_info=error)
+        discard_broken_connections()
+    return busy
 
 
 def _record_refusal(request: HttpRequest, error: DomainError) -> None:
@@ -152,3 +183,18 @@ def form_status(request: HttpRequest, form: forms.Form) -> int:
         return 200
     refusal: DomainError | None = getattr(form, "refusal", None)
     return refusal.http_status if refusal is not None else 400
+
+
+CSRF_FAILURE_MESSAGE = (
+    "This page has expired (you logged in or out elsewhere?): nothing was saved. "
+    "Reload the page and try again."
+)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF_FAILURE_VIEW: a form or htmx request whose token no longer matches
+    the session. 403 either way; an htmx request gets the message as text (the page's
+    script shows it, vsm's toasts.js), a plain post a page that says what to do."""
+    if request.headers.get("HX-Request") == "true":
+        return HttpResponse(CSRF_FAILURE_MESSAGE, status=403, content_type="text/plain")
+    return render(request, "403_csrf.html", status=403)

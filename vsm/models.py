@@ -19,7 +19,7 @@ class ValueStream(models.Model):
     customer_market = models.CharField(
         max_length=200, help_text="The customer market this stream serves."
     )
-    description = models.TextField(blank=True)
+    description = models.TextField(blank=True, max_length=2000)
     manager = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,

@@ -1,13 +1,14 @@
 """VSM settings, read from the environment.
 
-With nothing set, VSM runs embedded: SQLite, an in-memory cache, and Celery tasks run
-in-process, so a newcomer needs no service. Production sets DATABASE_URL,
-CELERY_BROKER_URL, CACHE_URL, DJANGO_SECRET_KEY, DJANGO_DEBUG=false and
-DJANGO_ALLOWED_HOSTS (see README.md).
+DEBUG is off unless DJANGO_DEBUG=true (`make run` sets it). With that and nothing else
+set, VSM runs embedded: SQLite, an in-memory cache, and Celery tasks run in-process, so
+a newcomer needs no service. Production sets DATABASE_URL, CELERY_BROKER_URL,
+CACHE_URL, DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS (see README.md).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -18,12 +19,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Off unless asked for: a deployment that forgets the variable must not serve debug pages.
+# `make run` and the test settings ask for it.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 _INSECURE_DEV_KEY = "django-insecure-vsm-development-only-never-use-in-production"
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_INSECURE_DEV_KEY if DEBUG else "")
-if not SECRET_KEY:
-    raise environ.ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+if not DEBUG and (not SECRET_KEY or SECRET_KEY.startswith("django-insecure")):
+    raise environ.ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set to a random value of 50 or more characters when "
+        "DJANGO_DEBUG is off (for development, set DJANGO_DEBUG=true, as `make run` does)"
+    )
 
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
@@ -38,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "vsm",
     "pdca",
     "boards",
@@ -46,16 +53,25 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside the others, so that it sees every answer (refusals and redirects too).
+    "vsm.privacy.NoStoreMiddleware",
+    # Refuses a NUL in the URL (400) before anything reads the query string.
+    "vsm.middleware.NulRefusedMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "vsm.accounts.SessionLifetimeMiddleware",
+    # Django's LoginRequiredMiddleware, answering htmx requests with 401 + HX-Redirect.
+    "vsm.accounts.HtmxLoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "vsm.http.DomainErrorMiddleware",
+    # Last, as django-axes asks: turns a login refused for too many failures into the
+    # lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 if not DEBUG:
@@ -89,14 +105,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, in-process tasks, seed) share the file: wait for the
     # write lock instead of failing at once, and take it at BEGIN to avoid upgrade deadlocks.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+# Seconds any one statement may run (0: no bound). vsm/gunicorn_conf.py sets it for the
+# web server: a query that hangs answers "busy, try again" (vsm.http) instead of holding
+# a web thread. Workers, migrations and commands run longer statements: unbounded.
+_statement_timeout = env.int("DATABASE_STATEMENT_TIMEOUT", default=0)
+if _statement_timeout and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c statement_timeout={_statement_timeout * 1000}"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# How long a request waits on Redis (the cache or the broker) per command before it
+# gives up: the cache only coalesces announcements and keeps derived values, and a lost
+# announcement is caught up by the sweeper, so a Redis that hangs costs a move about
+# this much once (vsm.events), never a failure. Redis answers in under a millisecond;
+# on a loaded 2-core machine its slowest answer in 20,000 was 40 ms.
+VSM_REDIS_TIMEOUT_SECONDS = 0.1
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vsm")}
 if "redis" in CACHES["default"]["BACKEND"].lower():
-    # The cache only coalesces metrics runs: a Redis that hangs must not hold up a move.
     CACHES["default"].setdefault("OPTIONS", {}).update(
-        socket_connect_timeout=0.5, socket_timeout=0.5
+        socket_connect_timeout=VSM_REDIS_TIMEOUT_SECONDS, socket_timeout=VSM_REDIS_TIMEOUT_SECONDS
     )
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -106,7 +135,36 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# django-axes counts failed logins (both login forms: the site's and the admin's) by
+# username and, separately, by client address; either reaching the limit refuses
+# logins for the cool-off, counted from the last failure. Attempts are rows in the
+# database; `manage.py axes_reset_username NAME` lifts a lockout early.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env.int("VSM_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("VSM_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_CALLABLE = "vsm.accounts.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "vsm.accounts.client_ip_address"
+AXES_USERNAME_CALLABLE = "vsm.accounts.login_username"
+# Proxies in front of the app that append the client's address to X-Forwarded-For
+# (Compose: the reverse proxy, 1). With 0, the client is the peer address: behind a
+# proxy that would count every user's failures against the proxy's address.
+VSM_TRUSTED_PROXY_COUNT = env.int("VSM_TRUSTED_PROXY_COUNT", default=0)
+# Throttling needs the failures only: no log of every successful login, and the
+# lockouts are not admin pages (the cool-off ends them).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+
+# A session ends after VSM_SESSION_IDLE_MINUTES without a request, and at the latest
+# VSM_SESSION_MAX_MINUTES after its login (vsm.accounts.SessionLifetimeMiddleware).
+SESSION_COOKIE_AGE = 60 * env.int("VSM_SESSION_IDLE_MINUTES", default=12 * 60)
+VSM_SESSION_MAX_AGE = 60 * env.int("VSM_SESSION_MAX_MINUTES", default=7 * 24 * 60)
+
 LOGIN_URL = "login"
+CSRF_FAILURE_VIEW = "vsm.http.csrf_failure"
 LOGIN_REDIRECT_URL = "boards:stream-list"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -144,6 +202,7 @@ SECURE_CSP = {
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF],
     "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
     "connect-src": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
     "form-action": [CSP.SELF],
@@ -155,9 +214,16 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    # Preloading is a promise browsers ship in their binaries and slow to undo: opt-in.
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]  # "preload is not set": chosen
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # __Host-: the browser keeps these cookies only if Secure, with Path=/ and no Domain,
+    # so neither a sibling subdomain nor plain HTTP can plant or overwrite them.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 # E-mail (the weekly digest), as Django 6.1's MAILERS (the EMAIL_* settings are
 # deprecated, and refused beside it). One variable, EMAIL_URL, read by django-environ:
@@ -184,6 +250,9 @@ MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _email_opt
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="VSM <vsm@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Where e-mails link to (no request to build absolute URLs from), without a trailing /.
+# Days after which a won or lost prospect's personal data is erased (name, company,
+# e-mail, notes and what was written about it; its numbers stay). 0: kept.
+VSM_CLOSED_CARD_RETENTION_DAYS = env.int("VSM_CLOSED_CARD_RETENTION_DAYS", default=0)
 VSM_BASE_URL = env.str("VSM_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Celery. The embedded default runs tasks in-process (no broker); production points
@@ -200,26 +269,42 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
-# A user's request must never hang on a broker that is down: fail fast, the sweeper
-# catches up later.
+# A worker kills a task that runs longer (prefork pool). The longest, a recompute that
+# rebuilds a stream of 1,000,000 moves, takes 40-60 s (docs/performance.md).
+CELERY_TASK_TIME_LIMIT = 10 * 60
+# A user's request must never hang on a broker that is down or hung: fail fast, the
+# sweeper catches up later (workers and beat wait longer: vsm.celery). The connection
+# timeout is AMQP's; Redis takes the socket timeouts.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "socket_connect_timeout": 0.5,
-    "socket_timeout": 2,
+    "socket_connect_timeout": VSM_REDIS_TIMEOUT_SECONDS,
+    "socket_timeout": VSM_REDIS_TIMEOUT_SECONDS,
     "max_retries": 0,
-    "visibility_timeout": 600,
+    # Redis gives a message no worker acknowledged within this time to another worker.
+    # A live worker holds a message while its countdown runs (a retry's backoff, at most
+    # 1 h: metrics.weekly_digest) and then runs it (at most CELERY_TASK_TIME_LIMIT), so
+    # anything shorter would run such tasks twice. A killed worker's messages come back
+    # after it; the metrics do not wait for them: the sweeper below catches up first.
+    "visibility_timeout": 2 * 60 * 60,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False
 # Tasks told (by name, after commit) that a stream changed: see vsm.events.
 VSM_STREAM_CHANGED_TASKS = ["metrics.stream_changed"]
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
-    # Catches up any stream whose metrics lag its move log (broker was down, a worker
-    # was killed): no recompute is ever lost.
-    "metrics-sweep": {"task": "metrics.sweep", "schedule": 30.0},
+    # Catches up any stream whose metrics lag its move log (broker was down or hung, a
+    # worker was killed with the stream's messages): no recompute is ever lost, and a
+    # lost one is late by this interval at most. A sweep not started by the next one is
+    # dropped (the next one covers it), so a stopped worker finds no pile of them.
+    "metrics-sweep": {"task": "metrics.sweep", "schedule": 10.0, "options": {"expires": 10.0}},
     "metrics-weekly-snapshots": {
         "task": "metrics.weekly_snapshots",
         "schedule": crontab(minute=10, hour=0, day_of_week="mon"),
+    },
+    # Erases closed prospects' personal data past VSM_CLOSED_CARD_RETENTION_DAYS.
+    "boards-closed-prospects-erase": {
+        "task": "boards.closed_prospects_erase",
+        "schedule": crontab(minute=40, hour=3),
     },
     # Takes the Check of experiments whose window is over (or that stopped).
     "metrics-experiment-checks": {
@@ -234,4 +319,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # django-axes logs every login at INFO; its warnings (failures, lockouts) are enough.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

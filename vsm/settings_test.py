@@ -12,14 +12,20 @@ pyproject.toml's [tool.pytest.ini_options]).
 - Passwords are hashed with MD5: the production hasher costs most of a second per
   user, and the tests make many users.
 - E-mail goes to ``django.core.mail.outbox``, whatever EMAIL_URL says.
+- The development configuration (DJANGO_DEBUG=true) unless the run sets DJANGO_DEBUG:
+  set in the environment, so that the processes the tests start (Celery workers,
+  ``manage.py``) get it too. The production branch of the settings is tested in
+  subprocesses (tests/vsm/test_security_settings.py).
 """
 
 from __future__ import annotations
 
 import os
 
-from vsm.settings import *  # noqa: F403
-from vsm.settings import CELERY_BROKER_URL
+os.environ.setdefault("DJANGO_DEBUG", "true")
+
+from vsm.settings import *  # noqa: E402, F403
+from vsm.settings import CELERY_BROKER_URL  # noqa: E402
 
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL.startswith("memory://")
 

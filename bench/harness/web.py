@@ -54,9 +54,13 @@ class Client:
         if self.fixed:
             return dict(self.fixed)
         out = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.jar.items())}
-        if "csrftoken" in self.jar:
-            out["X-CSRFToken"] = self.jar["csrftoken"]
+        if csrf_token := self.cookie("csrftoken"):
+            out["X-CSRFToken"] = csrf_token
         return out
+
+    def cookie(self, name: str) -> str | None:
+        """A cookie by Django's default name, or by the __Host- name production gives it."""
+        return self.jar.get(f"__Host-{name}", self.jar.get(name))
 
     def send(self, method: str, path: str, body: str | None = None, headers=None) -> Answer:
         """One request; the time counted is the successful attempt's.
@@ -97,15 +101,12 @@ class Client:
         """Log in through the login form, open ``then``; returns the headers its
         requests carry (cookies and CSRF), to hand to another process."""
         page = self.get("/accounts/login/")
-        if page.status != 200 or "csrftoken" not in self.jar:
+        csrf_token = self.cookie("csrftoken")
+        if page.status != 200 or not csrf_token:
             raise SystemExit(f"login page: {page.status}")
-        form = {
-            "username": username,
-            "password": password,
-            "csrfmiddlewaretoken": self.jar["csrftoken"],
-        }
+        form = {"username": username, "password": password, "csrfmiddlewaretoken": csrf_token}
         answer = self.post("/accounts/login/", form)
-        if answer.status != 302 or "sessionid" not in self.jar:
+        if answer.status != 302 or not self.cookie("sessionid"):
             raise SystemExit(f"login of {username} failed: {answer.status}")
         landing = self.get(then)
         if landing.status != 200 or ("/board/" in then and not board_page(landing.body).version):

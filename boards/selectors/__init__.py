@@ -30,6 +30,7 @@ from boards.selectors.board import (
 )
 from boards.selectors.cards import (
     card_in_stream,
+    card_version,
     column_in_stream,
     control_point_between,
     move_destinations,
@@ -48,6 +49,8 @@ from boards.selectors.history import (
     TimelineEntry,
     card_timeline,
 )
+from boards.selectors.privacy import CSV_HEADER as PROSPECT_CSV_HEADER
+from boards.selectors.privacy import prospect_export, prospect_export_rows
 from boards.selectors.streams import (
     card_form_choices,
     stream_and_card_column_for_actor,
@@ -60,6 +63,10 @@ from boards.selectors.streams import (
 )
 
 __all__ = [
+    "card_version",
+    "PROSPECT_CSV_HEADER",
+    "prospect_export",
+    "prospect_export_rows",
     "ARCHIVE_PAGE_SIZE",
     "CLOSE_UNDO_WINDOW",
     "ArchiveCursor",

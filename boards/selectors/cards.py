@@ -27,6 +27,16 @@ def card_in_stream(*, stream: ValueStream, card_id: int) -> Card:
     return card
 
 
+def card_version(*, stream: ValueStream, card_id: int) -> int | None:
+    """The card's current version (None: no such card in the stream): what an offer to
+    act on it again (the WIP override) must name, so it acts on what the user sees."""
+    return (
+        Card.objects.filter(pk=card_id, value_stream=stream)
+        .values_list("version", flat=True)
+        .first()
+    )
+
+
 def move_destinations(*, card: Card) -> list[tuple[Cycle, list[Column], ControlPoint | None]]:
     """Where a card may be sent: its own cycle's columns, and each next cycle through its
     control point."""

@@ -23,6 +23,14 @@ from boards.services.moves import (
     handoff_pass,
 )
 from boards.services.positions import POSITION_GAP
+from boards.services.privacy import (
+    EmailSuppressed,
+    Erasure,
+    closed_prospects_erase,
+    email_suppression_check,
+    prospect_erase,
+    prospect_export_audit,
+)
 from boards.services.streams import (
     DEFAULT_COLUMNS,
     DEFAULT_CRITERIA,
@@ -31,6 +39,12 @@ from boards.services.streams import (
 )
 
 __all__ = [
+    "EmailSuppressed",
+    "Erasure",
+    "closed_prospects_erase",
+    "email_suppression_check",
+    "prospect_erase",
+    "prospect_export_audit",
     "DEFAULT_COLUMNS",
     "DEFAULT_CRITERIA",
     "DEFAULT_CYCLES",

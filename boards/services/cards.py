@@ -10,7 +10,13 @@ from boards.models import ActivityKind, Card
 from boards.services.activity import _activity_record, _edit_changes
 from boards.services.clock import event_time
 from boards.services.locks import _check_version, _lock_card
-from boards.services.rules import card_channel_check, card_owner_check, prospect_name_check
+from boards.services.privacy import email_suppression_check
+from boards.services.rules import (
+    card_channel_check,
+    card_notes_check,
+    card_owner_check,
+    prospect_name_check,
+)
 from vsm.actors import Actor
 from vsm.audit import audit_record
 from vsm.events import StreamChange, stream_changed
@@ -100,13 +106,15 @@ def card_update(
     channels (active, unless the card already has it).
     ``notes``' line breaks are kept as LF (a browser posts CRLF), so saving the form
     unchanged changes nothing.
-    Locks: the card. Raises: InvalidMove, CardNotFound, StaleBoard.
+    Locks: the card. Raises: InvalidMove, CardNotFound, StaleBoard, EmailSuppressed (a new
+    e-mail whose person asked to be forgotten).
     Side effects: an audit row naming the changed fields (not their values); when a
     field changed, an entry in the card's history with each changed field's label and
     its old and new value as the form shows them (an owner or channel by name).
     """
     at = event_time(at)
     prospect_name_check(person_name=person_name, company=company)
+    card_notes_check(notes.replace("\r\n", "\n"))
     if Decimal(estimated_value) < 0:
         raise InvalidMove("An estimated value is 0 or more.", field="estimated_value")
     with locking_transaction():
@@ -120,6 +128,8 @@ def card_update(
         card_channel_check(
             stream_id=stream_id, channel_id=channel_id, current_channel_id=card.channel_id
         )
+        if email.strip().casefold() != card.email.strip().casefold():
+            email_suppression_check(email)
         before = {field: getattr(card, field) for field in EDITABLE_FIELDS}
         card.person_name = person_name.strip()
         card.company = company.strip()

@@ -84,4 +84,7 @@ def _lock_card(card_id: int) -> Card:
 def _check_version(card: Card, expected_version: int | None) -> None:
     """Raises: StaleBoard when the caller saw another version of the card."""
     if expected_version is not None and card.version != expected_version:
-        raise StaleBoard(data={"card_id": card.pk, "version": card.version})
+        # Its column too: whoever acted on the old version is shown where it is now.
+        raise StaleBoard(
+            data={"card_id": card.pk, "version": card.version, "column_id": card.column_id}
+        )

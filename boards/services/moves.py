@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -31,12 +32,33 @@ from boards.models import (
 from boards.services.clock import event_time
 from boards.services.locks import _check_version, _lock_card_and_columns, _lock_columns
 from boards.services.placement import _open_totals, _place_card
-from boards.services.rules import card_channel_check, card_owner_check, prospect_name_check
+from boards.services.privacy import email_suppression_check
+from boards.services.rules import (
+    card_channel_check,
+    card_notes_check,
+    card_owner_check,
+    prospect_name_check,
+)
 from pdca.errors import ControlPointNotFound, CycleNotFound
 from pdca.models import ControlPoint, Cycle
 from vsm.actors import Actor, actor_fields
 from vsm.models import LostReason
 from vsm.transactions import locking_transaction
+
+# A move gives up on another's row locks after this long (per statement: its columns,
+# then its card), and is refused as busy: a request stuck while it holds a column must
+# not keep the web threads that want the column waiting for long. Statements are
+# bounded alike, as a queue of waiters restarts PostgreSQL's lock timeout. Not less:
+# with 1 s, 44 of 50 moves released at once into one column on a loaded 2-core
+# machine were refused as busy (docs/performance.md, "Faults").
+MOVE_LOCK_TIMEOUT_SECONDS = 2.0
+
+
+def _move_transaction() -> AbstractContextManager[None]:
+    """``locking_transaction`` with a move's bounds."""
+    return locking_transaction(
+        lock_timeout=MOVE_LOCK_TIMEOUT_SECONDS, statement_timeout=MOVE_LOCK_TIMEOUT_SECONDS
+    )
 
 
 @dataclass(frozen=True)
@@ -91,7 +113,8 @@ def card_create(
     stream, checked by the access rule). The owner must be a member of the stream and
     the channel an active channel of it.
     Locks: the column. Raises: CycleNotFound, InvalidMove (no name, no columns, an owner
-    or channel from elsewhere), WipLimitReached, PermissionRefused (an override).
+    or channel from elsewhere), EmailSuppressed (the person asked to be forgotten),
+    WipLimitReached, PermissionRefused (an override).
     """
     at = event_time(at)
     prospect_name_check(person_name=person_name, company=company)
@@ -103,7 +126,9 @@ def card_create(
         raise InvalidMove(f"{cycle.name} has no columns yet.", data={"cycle_id": cycle.pk})
     card_owner_check(stream_id=cycle.value_stream_id, owner_id=owner_id)
     card_channel_check(stream_id=cycle.value_stream_id, channel_id=channel_id)
-    with locking_transaction():
+    email_suppression_check(email)
+    card_notes_check(notes)
+    with _move_transaction():
         column = _lock_columns([column_id])[column_id]
         if column.cycle_id != cycle.pk or column.pk != _first_column_id(cycle.pk):
             # The cycle's columns were reordered meanwhile.
@@ -156,7 +181,7 @@ def card_move(
     Raises: StaleBoard, WipLimitReached, PermissionRefused, ControlPointRequired, InvalidMove.
     """
     at = event_time(at)
-    with locking_transaction():
+    with _move_transaction():
         card, columns = _lock_card_and_columns(
             card_id=card_id,
             other_column_ids=[to_column_id],
@@ -260,7 +285,7 @@ def handoff_pass(
             data={"criterion_ids": tuple(c.pk for c in missing)},
             field="criteria",
         )
-    with locking_transaction():
+    with _move_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id, other_column_ids=[target_id])
         _check_version(card, expected_version)
         if control_point.from_cycle.value_stream_id != card.value_stream_id:
@@ -335,7 +360,7 @@ def card_close(
             field="lost_note",
         )
     at = event_time(at)
-    with locking_transaction():
+    with _move_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id)
         _check_version(card, expected_version)
         if not card.is_open:
@@ -428,7 +453,7 @@ def card_reopen(
     at = event_time(at)
     if undo and expected_version is None:
         raise InvalidMove("An undo names the version the close returned.", field="version")
-    with locking_transaction():
+    with _move_transaction():
         card, columns = _lock_card_and_columns(card_id=card_id)
         _check_version(card, expected_version)
         if card.is_open:

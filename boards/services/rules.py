@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from boards.errors import InvalidMove
+from boards.models import NOTES_MAX_LENGTH
 from vsm.access import stream_members_check
 from vsm.models import Channel
 
@@ -11,6 +12,17 @@ def prospect_name_check(*, person_name: str, company: str) -> None:
     """Raises: InvalidMove unless the prospect has a person or a company."""
     if not (person_name.strip() or company.strip()):
         raise InvalidMove("A prospect needs a person or a company.", field="person_name")
+
+
+def card_notes_check(notes: str) -> None:
+    """Raises: InvalidMove (field "notes") when the notes are over NOTES_MAX_LENGTH."""
+    if len(notes) > NOTES_MAX_LENGTH:
+        raise InvalidMove(
+            f"Keep the notes to {NOTES_MAX_LENGTH:,} characters; these have {len(notes):,}."
+            " Longer stories belong in comments.",
+            data={"length": len(notes), "limit": NOTES_MAX_LENGTH},
+            field="notes",
+        )
 
 
 def card_owner_check(*, stream_id: int, owner_id: int | None) -> None:

@@ -12,6 +12,7 @@ from boards.views.cards import (
     card_reopen,
 )
 from boards.views.history import card_comment
+from boards.views.privacy import card_personal_data, card_personal_data_export
 
 __all__ = [
     "archive",
@@ -26,6 +27,8 @@ __all__ = [
     "card_handoff",
     "card_move",
     "card_move_menu",
+    "card_personal_data",
+    "card_personal_data_export",
     "card_reopen",
     "column_more",
     "column_wip_limit",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -41,15 +41,24 @@ def board(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     return render(request, template, context)
 
 
+BOARD_FILTERS_HEADER = "X-Board-Filters"
+
+
 @never_cache
 @require_GET
 def board_poll(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     """Live updates: 204 while the board is unchanged, else the fresh board, showing as
-    many cards of each column as the client does (``shown``)."""
+    many cards of each column as the client does (``shown``), with the filters of the
+    ``X-Board-Filters`` header (a query string)."""
     stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
     if request.GET.get("version") == selectors.board_version(stream=stream):
         return HttpResponse(status=204)
-    context = board_context(request, stream)
+    # board.js sends the filters in a header, not the URL: a search for a person's name
+    # would otherwise be repeated into access logs every two seconds.
+    in_header = request.headers.get(BOARD_FILTERS_HEADER)
+    context = board_context(
+        request, stream, query=QueryDict(in_header) if in_header is not None else None
+    )
     stream_board = selectors.board_get(
         stream=stream, filters=context["filters"], shown=shown_cards(request.GET)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django_htmx.http import trigger_client_event
 
@@ -19,11 +19,17 @@ from vsm.http import HtmxHttpRequest, respond_to_refusals
 from vsm.models import ValueStream
 
 
-def board_context(request: HtmxHttpRequest, stream: ValueStream) -> dict:
+def board_context(
+    request: HtmxHttpRequest, stream: ValueStream, *, query: QueryDict | None = None
+) -> dict:
+    """What every board answer renders with; its filters from ``query`` (default: the
+    request's query string)."""
     return {
         "stream": stream,
         "can_manage": selectors.viewer_manages_stream(actor=request_actor(request), stream=stream),
-        "filters": board_filters(request.GET, viewer_id=request.user.pk),
+        "filters": board_filters(
+            request.GET if query is None else query, viewer_id=request.user.pk
+        ),
     }
 
 
@@ -89,7 +95,13 @@ def refuse_with_columns(
             and override_card_id is not None
             and selectors.viewer_manages_stream(actor=request_actor(request), stream=stream)
         ):
-            extra["override_offer"] = {"card_id": override_card_id, "to_column_id": error.column_id}
+            extra["override_offer"] = {
+                "card_id": override_card_id,
+                "to_column_id": error.column_id,
+                # As the refreshed board shows it: the override is refused as stale if
+                # someone moves the card meanwhile, rather than moving it from there.
+                "version": selectors.card_version(stream=stream, card_id=override_card_id),
+            }
         named = error.data.get("column_id")
         columns = [*involved, named] if isinstance(named, int) else involved
         # board_columns keeps only this stream's columns, whatever ids the client sent.

@@ -13,6 +13,8 @@
   // button, or the name of a card just created), since the element that opened the
   // dialog was replaced meanwhile by the refreshed column.
   let pendingFocus = null;
+  // The card of a drag whose request is in flight, and where it came from.
+  let failedDropPlace = null;
 
   function board() {
     return document.getElementById("board");
@@ -154,6 +156,15 @@
     event.from.insertBefore(event.item, reference);
   }
 
+  function placeBefore(event) {
+    // Where the card was before the drop: the element that followed it in its list.
+    const items = event.from.children;
+    if (event.from !== event.to) {
+      return items[event.oldIndex] || null;
+    }
+    return items[event.newIndex > event.oldIndex ? event.oldIndex : event.oldIndex + 1] || null;
+  }
+
   function onDrop(event) {
     dragging = false;
     const card = event.item;
@@ -162,6 +173,8 @@
     if (fromList === toList && event.oldIndex === event.newIndex) {
       return;
     }
+    // If the move's request fails, the card goes back there (see "A failed request").
+    failedDropPlace = { card: card, list: fromList, before: placeBefore(event) };
     const root = board();
     if (fromList.dataset.cycleId !== toList.dataset.cycleId) {
       putBack(event);
@@ -178,6 +191,7 @@
         version: card.dataset.version,
         dragged: "1",
       },
+      source: card,
       swap: "none",
     });
   }
@@ -242,7 +256,9 @@
     if (!root || dragging || (dialog() && dialog().open) || document.hidden) {
       return;
     }
-    const params = new URLSearchParams(window.location.search);
+    // The board's filters go in a header: a search for a name must not be repeated
+    // into access logs every two seconds.
+    const params = new URLSearchParams();
     params.set("version", root.dataset.version);
     const shown = shownParam(root);
     if (shown) {
@@ -250,9 +266,18 @@
     }
     try {
       const response = await fetch(root.dataset.pollUrl + "?" + params.toString(), {
-        headers: { "HX-Request": "true" },
+        headers: {
+          "HX-Request": "true",
+          "HX-Current-URL": window.location.href,
+          "X-Board-Filters": window.location.search.replace(/^\?/, ""),
+        },
         credentials: "same-origin",
       });
+      if (response.status === 401 && response.headers.get("HX-Redirect")) {
+        // The session ended (logged out in another tab): to the login page, and back.
+        window.location.href = response.headers.get("HX-Redirect");
+        return;
+      }
       // A drag may have started while the request was in flight: never interrupt it.
       if (response.status !== 200 || dragging) {
         return;
@@ -270,6 +295,16 @@
   function startPolling() {
     if (polling === null) {
       polling = window.setInterval(poll, POLL_MS);
+    }
+  }
+
+  function refreshWhole() {
+    // Ask for the whole board whatever the version the client holds: after a request
+    // that failed, what the page shows cannot be trusted.
+    const root = board();
+    if (root) {
+      root.dataset.version = "";
+      poll();
     }
   }
 
@@ -383,7 +418,29 @@
     }
   });
 
+  // ---- A failed request (no answer, or an error status: htmx swaps nothing) ----
+  // The server answers every refusal with 200 and the board as it is; an error status
+  // or no answer at all means the request may not have been carried out. A dropped card
+  // goes back where it was, the message says what happened (toasts.js), and the whole
+  // board is fetched again, so no false state stays on screen.
 
+  function requestFailed(event) {
+    const place = failedDropPlace;
+    if (place && event.detail.elt === place.card) {
+      failedDropPlace = null;
+      place.list.insertBefore(place.card, place.before && place.before.parentNode === place.list ? place.before : null);
+    }
+    closeDialog();
+    refreshWhole();
+  }
+
+  document.body.addEventListener("htmx:responseError", requestFailed);
+  document.body.addEventListener("htmx:sendError", requestFailed);
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    if (failedDropPlace && event.detail.elt === failedDropPlace.card && event.detail.successful) {
+      failedDropPlace = null;
+    }
+  });
 
   document.body.addEventListener("vsm:close-dialog", closeDialog);
 

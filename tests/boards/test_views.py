@@ -92,6 +92,10 @@ OUTSIDER_REQUESTS = [
     ("card-close", "get"),
     ("card-close", "post"),
     ("card-reopen", "post"),
+    ("card-personal-data", "get"),
+    ("card-personal-data", "post"),
+    ("card-personal-data-json", "get"),
+    ("card-personal-data-csv", "get"),
     ("archive", "get"),
 ]
 
@@ -118,6 +122,7 @@ def test_user_outside_the_stream_gets_404(stream, manager, user, name, method):
         "cycle": Cycle.objects.get(value_stream=stream, name=COLLABORATION).pk,
         "person_name": "Mallory",
         "company": "Intruders Ltd",
+        "confirm": "on",
         "criteria": list(
             ControlPoint.objects.get(
                 from_cycle__value_stream=stream, from_cycle__order=1

@@ -92,7 +92,17 @@ def confirm(page, button: str) -> None:
     dialog.get_by_role("button", name=button, exact=True).click()
 
 
-def test_a_leader_plans_starts_stops_and_checks(live_server, page, log_in, stream, leader, board):  # noqa: F811
+def test_a_leader_plans_starts_stops_and_checks(
+    live_server,
+    page,
+    log_in,  # noqa: F811
+    stream,
+    leader,
+    board,  # noqa: F811
+    settings,
+):
+    # The clock jumps eight days below: a session that lives that long stays logged in.
+    settings.SESSION_COOKIE_AGE = 30 * 24 * 3600
     window_start = monday()
     log_in(page, leader)
     page.goto(f"{live_server.url}/streams/{stream.slug}/experiments/")

@@ -419,9 +419,7 @@ def test_a_member_s_posted_override_on_card_create_is_no_override(client_of, str
 
     assert response.status_code == 409
     assert "override_reason" not in response.context["form"].fields
-    assert response.context["form"].non_field_errors() == [
-        f"{data.name} is at its WIP limit, 1/1"
-    ]
+    assert response.context["form"].non_field_errors() == [f"{data.name} is at its WIP limit, 1/1"]
     assert Card.objects.filter(value_stream=stream).count() == 1
     assert refusals() == []  # a WIP refusal is flow, not a breach: never audited
 
