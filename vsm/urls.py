@@ -5,6 +5,10 @@ from django.views.generic import RedirectView
 
 from vsm.views import healthz
 
+# An error raised before any view (a middleware reading the session while the database
+# is unreachable) is answered "try again" rather than 500, as views' are (vsm.http).
+handler500 = "vsm.views.server_error"
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="boards:stream-list"), name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
