@@ -92,6 +92,14 @@ def card_display_name(person_name: str, company: str) -> str:
     return person_name or company
 
 
+class ChangeStampField(models.BigIntegerField):
+    """A column only the database writes (a trigger): Django's UPDATE sets it to itself
+    (``F``), so a card saved from a stale object never puts an old stamp back."""
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> object:
+        return super().pre_save(model_instance, add) if add else models.F(self.attname)
+
+
 # A card's notes: the prospect's story in a few paragraphs; longer belongs in comments.
 NOTES_MAX_LENGTH = 10_000
 
@@ -140,13 +148,19 @@ class Card(models.Model):
     # When the prospect's personal data was erased (boards.services.privacy); the card
     # then keeps its place in the flow and its numbers, under a neutral name.
     erased_at = models.DateTimeField(null=True, blank=True)
+    # When the card last changed as a board shows it, in commit order: set by a database
+    # trigger on insert and on every change of ``version`` (migration 0012): on
+    # PostgreSQL the writing transaction's id (pg_current_xact_id), on SQLite a counter.
+    # Live updates send the cards changed since a client's snapshot (boards.selectors.
+    # changes). Moving positions apart (a renumber) leaves it alone.
+    change_stamp = ChangeStampField(default=0, editable=False)
 
     class Meta:
         ordering = ["column", "position", "id"]
         indexes = [
             models.Index(fields=["column", "outcome", "position"], name="boards_card_column_order"),
             models.Index(fields=["value_stream", "outcome"], name="boards_card_stream_outcome"),
-            models.Index(fields=["value_stream", "updated_at"], name="boards_card_stream_updated"),
+            models.Index(fields=["value_stream", "change_stamp"], name="boards_card_stream_stamp"),
         ]
         constraints = [
             # Only open cards hold a place in a column; won and lost cards leave the flow.

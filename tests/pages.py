@@ -17,23 +17,30 @@ class _BoardParser(HTMLParser):
         self.sections: list[int | None] = []
         self.cards: dict[int, list[int]] = defaultdict(list)
         self.by_id: dict[str, dict[str, str | None]] = {}
+        # A live update's delta: the cards gone from the board.
+        self.gone: list[int] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         if "id" in attributes and attributes["id"]:
             self.by_id[attributes["id"]] = attributes
-        if tag == "section":
-            column_id = attributes.get("data-column-id")
+        if tag in ("section", "div"):
+            # A column (section), or a delta's changed card in its column (div).
+            column_id = attributes.get(
+                "data-column-id" if tag == "section" else "data-delta-column"
+            )
             self.sections.append(int(column_id) if column_id else None)
             if column_id:
                 self.cards.setdefault(int(column_id), [])
+        elif tag == "i" and attributes.get("data-delta-gone"):
+            self.gone.append(int(attributes["data-delta-gone"] or 0))
         elif tag == "li" and attributes.get("data-card-id"):
             open_columns = [c for c in self.sections if c is not None]
             column = open_columns[-1] if open_columns else 0
             self.cards[column].append(int(attributes["data-card-id"]))
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "section" and self.sections:
+        if tag in ("section", "div") and self.sections:
             self.sections.pop()
 
 
@@ -47,6 +54,11 @@ def parse(html: bytes | str) -> _BoardParser:
 def cards_by_column(html: bytes | str) -> dict[int, list[int]]:
     """Card ids per rendered column id, in page order (0: cards outside any column)."""
     return dict(parse(html).cards)
+
+
+def cards_gone(html: bytes | str) -> list[int]:
+    """The card ids a live update's delta says are gone from the board."""
+    return parse(html).gone
 
 
 def element(html: bytes | str, element_id: str) -> dict[str, str | None]:

@@ -17,14 +17,15 @@ from boards.selectors.board import (
     COLUMN_PAGE_SIZE,
     COLUMN_SHOWN_MAX,
     Board,
+    BoardDelta,
     BoardFilters,
     CardCursor,
     ColumnView,
     CycleView,
     board_columns,
+    board_delta,
     board_filter_choices,
     board_get,
-    board_version,
     column_cards_page,
     column_heads,
 )
@@ -35,6 +36,12 @@ from boards.selectors.cards import (
     control_point_between,
     move_destinations,
     move_menu,
+)
+from boards.selectors.changes import (
+    BoardVersion,
+    board_unchanged,
+    board_version,
+    cards_changed,
 )
 from boards.selectors.closing import (
     CLOSE_UNDO_WINDOW,
@@ -63,6 +70,11 @@ from boards.selectors.streams import (
 )
 
 __all__ = [
+    "BoardDelta",
+    "BoardVersion",
+    "board_delta",
+    "board_unchanged",
+    "cards_changed",
     "card_version",
     "PROSPECT_CSV_HEADER",
     "prospect_export",

@@ -21,7 +21,6 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
@@ -29,8 +28,9 @@ from django.db.models import (
 )
 from django.db.models.functions import RowNumber
 
-from boards.models import Card, CardMove, Column, Outcome
+from boards.models import Card, Column, Outcome
 from boards.selectors.cards import column_in_stream
+from boards.selectors.changes import BoardVersion, board_version
 from pdca.models import ControlPoint, Cycle
 from pdca.selectors import ExperimentQuery, cycles_running
 from vsm.models import Channel, ValueStream
@@ -180,37 +180,6 @@ def _card_queryset() -> QuerySet[Card]:
     return Card.objects.select_related("channel", "owner").order_by("position", "id")
 
 
-def board_version(*, stream: ValueStream) -> str:
-    """A fingerprint that changes whenever anything shown on the board changes.
-
-    Moves bump the last move id; edits bump a card's updated_at; WIP limit or column
-    changes bump a column's updated_at. Cheap: three index-backed lookups, in one query
-    (the 'nothing new' poll of every open board asks every two seconds).
-    """
-
-    def newest(rows: QuerySet, field_name: str) -> Subquery:
-        # ORDER BY ... DESC LIMIT 1 reads one index entry; the fields are never NULL.
-        return Subquery(rows.order_by(f"-{field_name}").values(field_name)[:1])
-
-    in_stream = {"value_stream": OuterRef("pk")}
-    last_move, last_card, last_column = (
-        ValueStream.objects.filter(pk=stream.pk)
-        .values_list(
-            newest(CardMove.objects.filter(**in_stream), "id"),
-            newest(Card.objects.filter(**in_stream), "updated_at"),
-            newest(Column.objects.filter(cycle__value_stream=OuterRef("pk")), "updated_at"),
-        )
-        .get()
-    )
-    return ".".join(
-        [
-            str(last_move or 0),
-            last_card.isoformat() if last_card else "-",
-            last_column.isoformat() if last_column else "-",
-        ]
-    )
-
-
 def _column_views(
     *,
     stream: ValueStream,
@@ -346,6 +315,8 @@ def board_get(
     """The whole board of a stream: cycles, columns, counts and open values, and each
     column's first page (``shown``: or as many cards as the client shows already)."""
     filters = filters or BoardFilters()
+    # Before anything is read: a change committed meanwhile is sent again, never missed.
+    version = board_version(stream=stream)
     columns = list(
         Column.objects.filter(cycle__value_stream=stream)
         .select_related("cycle__owning_team")
@@ -375,7 +346,51 @@ def board_get(
         stream=stream,
         cycles=list(cycles.values()),
         filters=filters,
-        version=board_version(stream=stream),
+        version=str(version),
+    )
+
+
+@dataclass(frozen=True)
+class BoardDelta:
+    """What changed on a board since a client's version, to send instead of the board:
+    the changed cards still open (``cards``, in their columns), those gone from it
+    (``gone``: closed, or moved to another stream), every column's head and every
+    cycle's totals, and the version the client holds after applying it."""
+
+    cards: list[Card]
+    gone: list[int]
+    cycles: list[CycleView]
+    version: str
+
+    @property
+    def column_views(self) -> list[ColumnView]:
+        return [view for cycle in self.cycles for view in cycle.columns]
+
+
+def board_delta(
+    *, stream: ValueStream, card_ids: Iterable[int], version: BoardVersion
+) -> BoardDelta:
+    """The changes of ``card_ids`` (from ``cards_changed``) and the heads, in three
+    queries: the cards, the columns, their counts and values. Unfiltered boards only:
+    a filtered board shows counts of matches, which the client gets with the board."""
+    wanted = list(card_ids)
+    cards = list(_card_queryset().filter(value_stream=stream, pk__in=wanted, outcome=Outcome.OPEN))
+    shown = {card.pk for card in cards}
+    columns = list(
+        Column.objects.filter(cycle__value_stream=stream)
+        .select_related("cycle")
+        .order_by("cycle__order", "order")
+    )
+    views = column_heads(stream=stream, columns=columns)
+    cycles: dict[int, CycleView] = {}
+    for view in views:
+        cycle = view.column.cycle
+        cycles.setdefault(cycle.pk, CycleView(cycle=cycle, columns=[])).columns.append(view)
+    return BoardDelta(
+        cards=cards,
+        gone=[card_id for card_id in wanted if card_id not in shown],
+        cycles=list(cycles.values()),
+        version=str(version),
     )
 
 

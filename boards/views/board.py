@@ -44,14 +44,22 @@ def board(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
 BOARD_FILTERS_HEADER = "X-Board-Filters"
 
 
+# More changed cards than this since a client's version: it gets the whole board.
+DELTA_MAX_CARDS = 100
+
+
 @never_cache
 @require_GET
 def board_poll(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
-    """Live updates: 204 while the board is unchanged, else the fresh board, showing as
-    many cards of each column as the client does (``shown``), with the filters of the
-    ``X-Board-Filters`` header (a query string)."""
+    """Live updates, against the client's ``version``: 204 while nothing changed; what
+    changed (the changed cards, every head; ``X-Board-Delta: 1``) when the client shows
+    the unfiltered board and at most DELTA_MAX_CARDS cards changed; else the whole
+    board, showing as many cards of each column as the client does (``shown``), with
+    the filters of the ``X-Board-Filters`` header (a query string). The new version
+    is in ``X-Board-Version`` (a delta) or the board's ``data-version``."""
     stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
-    if request.GET.get("version") == selectors.board_version(stream=stream):
+    since = selectors.BoardVersion.parse(request.GET.get("version", ""))
+    if since is not None and selectors.board_unchanged(stream=stream, since=since):
         return HttpResponse(status=204)
     # board.js sends the filters in a header, not the URL: a search for a person's name
     # would otherwise be repeated into access logs every two seconds.
@@ -59,6 +67,15 @@ def board_poll(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     context = board_context(
         request, stream, query=QueryDict(in_header) if in_header is not None else None
     )
+    if since is not None and not context["filters"].active:
+        now = selectors.board_version(stream=stream)
+        changed = selectors.cards_changed(stream=stream, since=since, limit=DELTA_MAX_CARDS)
+        if now.columns == since.columns and changed is not None:
+            context["delta"] = selectors.board_delta(stream=stream, card_ids=changed, version=now)
+            response = render(request, "boards/partials/board_delta.html", context)
+            response["X-Board-Delta"] = "1"
+            response["X-Board-Version"] = str(now)
+            return response
     stream_board = selectors.board_get(
         stream=stream, filters=context["filters"], shown=shown_cards(request.GET)
     )

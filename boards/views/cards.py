@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import trigger_client_event
 
 from boards import selectors, services
-from boards.errors import LostReasonRefused, WipLimitReached
+from boards.errors import LostReasonRefused, StaleBoard, WipLimitReached
 from boards.forms import (
     BlockForm,
     CardCreateForm,
@@ -153,8 +153,8 @@ def card_handoff(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Ht
             )
         if not form.errors:
             message = f"{_toast_name(card)} handed off to {control_point.to_cycle.name}."
-            if not request.htmx:
-                return back_to_board(request, stream, message)
+            if not request.htmx:  # the handoff page, from the card page
+                return _back_to_card(request, stream, card, message)
             return columns_response(
                 request, stream, result.column_ids, message=message, close_dialog=True
             )
@@ -166,6 +166,7 @@ def card_handoff(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> Ht
         "form": form,
         "no_route": no_route,
         "can_manage": selectors.viewer_manages_stream(actor=request_actor(request), stream=stream),
+        "page": not request.htmx,
     }
     template = "boards/card_handoff.html#dialog" if request.htmx else "boards/card_handoff.html"
     return render(request, template, context, status=form_status(request, form))
@@ -298,10 +299,37 @@ def card_edit(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpR
             )
         if not form.errors:
             return _back_to_card(request, stream, card, "Saved.")
-        card.refresh_from_db()
+        card = selectors.card_in_stream(stream=stream, card_id=card.pk)
+        if isinstance(getattr(form, "refusal", None), StaleBoard):
+            _mark_changed_meanwhile(form, card)
     elif not version.is_valid():
         form.add_error(None, "That request could not be read; reload the card.")
     return _render_detail(request, stream, card, form)
+
+
+def _mark_changed_meanwhile(form: CardForm, card: Card) -> None:
+    """After a stale save: say, on each field, what someone else saved meanwhile where it
+    differs from what is typed here. The page now holds the card's new version, so
+    saving again is a choice made knowing what it replaces, not a silent overwrite."""
+    typed = form.cleaned_data
+    now = {
+        "person_name": (card.person_name, card.person_name),
+        "company": (card.company, card.company),
+        "email": (card.email, card.email),
+        "channel": (card.channel_id, card.channel.name if card.channel else "no channel"),
+        "owner": (card.owner_id, str(card.owner) if card.owner else "no owner"),
+        "estimated_value": (card.estimated_value, f"{card.estimated_value:,}"),
+        "notes": (card.notes, card.notes),
+    }
+    for name, (value, shown) in now.items():
+        mine = typed.get(name)
+        mine = getattr(mine, "pk", mine)
+        if mine != value and (mine or value):
+            form.add_error(
+                name,
+                f"Saved meanwhile as “{Truncator(shown).chars(80)}”; saving again replaces"
+                " it with what is typed here.",
+            )
 
 
 def _back_to_card(request: HtmxHttpRequest, stream: ValueStream, card: Card, message: str):

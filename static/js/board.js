@@ -283,12 +283,110 @@
         return;
       }
       const html = await response.text();
-      if (!dragging && board()) {
+      if (dragging || !board()) {
+        return;
+      }
+      if (response.headers.get("X-Board-Delta") === "1") {
+        applyDelta(html, response.headers.get("X-Board-Version"));
+      } else {
+        const scrolled = rememberScroll();
         htmx.swap(board(), html, { swapStyle: "outerHTML" });
         applyPrefs(); // in the same task as the swap: no frame shows a cycle expanded
+        restoreScroll(scrolled);
       }
     } catch (error) {
       // Offline for a moment: the next tick tries again.
+    }
+  }
+
+  // ---- Where the user has scrolled: kept when the board or a column is drawn anew ----
+
+  function rememberScroll() {
+    const root = board();
+    const lanes = root && root.querySelector(".lanes");
+    const lists = {};
+    if (root) {
+      root.querySelectorAll("ol.cards").forEach(function (list) {
+        if (list.scrollTop) {
+          lists[list.dataset.columnId] = list.scrollTop;
+        }
+      });
+    }
+    return { left: lanes ? lanes.scrollLeft : 0, lists: lists };
+  }
+
+  function restoreScroll(scrolled) {
+    const root = board();
+    const lanes = root && root.querySelector(".lanes");
+    if (lanes && scrolled.left) {
+      lanes.scrollLeft = scrolled.left;
+    }
+    Object.keys(scrolled.lists).forEach(function (columnId) {
+      const list = document.querySelector('ol.cards[data-column-id="' + columnId + '"]');
+      if (list) {
+        list.scrollTop = scrolled.lists[columnId];
+      }
+    });
+  }
+
+  // ---- A delta: the cards changed since this client's version, and every head ----
+
+  function sortKey(card) {
+    return [Number(card.dataset.position), Number(card.dataset.cardId)];
+  }
+
+  function placeCard(card, list) {
+    // Where the board's order (position, then id) puts it among the cards shown; past
+    // the last one shown while more follow ("Show more"), it is not shown yet.
+    const key = sortKey(card);
+    const shown = list.querySelectorAll(":scope > li.card");
+    for (const other of shown) {
+      const otherKey = sortKey(other);
+      if (otherKey[0] > key[0] || (otherKey[0] === key[0] && otherKey[1] > key[1])) {
+        list.insertBefore(card, other);
+        return true;
+      }
+    }
+    const more = list.querySelector(":scope > .more-row");
+    if (more) {
+      return false;
+    }
+    list.append(card);
+    return true;
+  }
+
+  function applyDelta(html, version) {
+    const holder = document.createElement("template");
+    holder.innerHTML = html;
+    const delta = holder.content.getElementById("board-delta");
+    const focused = document.activeElement && document.activeElement.id;
+    if (delta) {
+      delta.content.querySelectorAll("[data-delta-gone]").forEach(function (gone) {
+        const card = document.getElementById("card-" + gone.dataset.deltaGone);
+        if (card) {
+          card.remove();
+        }
+      });
+      delta.content.querySelectorAll("[data-delta-column]").forEach(function (wrapper) {
+        const fresh = wrapper.querySelector("li.card");
+        const old = document.getElementById(fresh.id);
+        if (old) {
+          old.remove();
+        }
+        const list = document.querySelector('ol.cards[data-column-id="' + wrapper.dataset.deltaColumn + '"]');
+        if (list && placeCard(fresh, list)) {
+          htmx.process(fresh);
+        }
+      });
+      delta.remove();
+    }
+    // The heads, jump-bar entries and cycle totals, out of band.
+    htmx.swap(board(), holder.innerHTML, { swapStyle: "none" });
+    if (version) {
+      board().dataset.version = version;
+    }
+    if (focused && document.getElementById(focused) && document.activeElement === document.body) {
+      document.getElementById(focused).focus({ preventScroll: true });
     }
   }
 
@@ -364,6 +462,18 @@
     },
     true
   );
+
+  // A move's or a new card's answer draws its columns anew (out of band): keep scrolling.
+  let scrolledBeforeSwap = null;
+  document.body.addEventListener("htmx:beforeSwap", function () {
+    scrolledBeforeSwap = board() ? rememberScroll() : null;
+  });
+  document.body.addEventListener("htmx:afterSettle", function () {
+    if (scrolledBeforeSwap) {
+      restoreScroll(scrolledBeforeSwap);
+      scrolledBeforeSwap = null;
+    }
+  });
 
   document.body.addEventListener("htmx:configRequest", function (event) {
     // A move or a new card re-renders columns: as long as the client shows them.

@@ -195,7 +195,8 @@ def test_a_refresh_shows_as_many_cards_as_the_client_does(stream, manager):
     cards = fill(data_column, COLUMN_PAGE_SIZE + 10)
     other = new_card(stream, manager, column_name="Knowledge")
     client = logged_in(manager)
-    seen = element(board_page(client, stream).content, "board")["data-version"]
+    # A version the server cannot read (an old client's): the whole board comes back.
+    seen = "old"
     card_move(card_id=other.pk, to_column_id=information.pk, actor=as_actor(manager))
 
     shown = client.get(

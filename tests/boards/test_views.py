@@ -12,7 +12,7 @@ from django.utils import timezone
 from boards import urls as board_urls
 from boards.models import Card, CardMove, Column, Handoff, MoveKind, Outcome
 from boards.selectors import COLUMN_PAGE_SIZE, board_version
-from boards.services import card_move, value_stream_create
+from boards.services import card_move, card_update, value_stream_create
 from pdca.models import ControlPoint, Cycle
 from tests.factories import CardFactory, ChannelFactory, MembershipFactory, UserFactory
 from tests.pages import cards_by_column, element, has_element
@@ -519,6 +519,9 @@ def poll(client: Client, stream: ValueStream, version: str):
     )
 
 
+# Transactional: on PostgreSQL the poll's version is a snapshot (boards.selectors.changes),
+# which cannot order the writes of one transaction against each other.
+@pytest.mark.django_db(transaction=True)
 def test_poll_answers_204_until_something_moves(stream, manager, member):
     card = new_card(stream, manager)
     client = logged_in(member)
@@ -531,13 +534,18 @@ def test_poll_answers_204_until_something_moves(stream, manager, member):
     changed = poll(client, stream, seen)
 
     assert (unchanged.status_code, unchanged.content) == (204, b"")
-    assert changed.status_code == 200
-    fresh = element(changed.content, "board")["data-version"]
+    # What changed, not the board: the card in its new column and the heads.
+    assert (changed.status_code, changed["X-Board-Delta"]) == (200, "1")
+    fresh = changed["X-Board-Version"]
     assert fresh != seen
     assert cards_by_column(changed.content)[information.pk] == [card.pk]
+    assert not has_element(changed.content, "board")
     assert poll(client, stream, fresh).status_code == 204
 
 
+# Transactional: on PostgreSQL the poll's version is a snapshot (boards.selectors.changes),
+# which cannot order the writes of one transaction against each other.
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("change", ["edit", "block", "wip_limit"])
 def test_poll_sees_changes_other_than_moves(stream, manager, change):
     card = new_card(stream, manager)
@@ -1002,3 +1010,65 @@ def test_the_board_marks_a_cycle_with_a_running_experiment(stream, member):
     assert len(badges) == 1
     assert "1 experiment running" in badges[0]
     assert f"/experiments/{experiment.pk}/" in badges[0]
+
+
+def test_the_handoff_page_of_the_card_page_posts_plainly_and_returns_to_the_card(
+    stream, manager, control_point
+):
+    card = new_card(stream, manager, column_name="Wisdom")
+    sales_data = column_of(stream, SALES, "Data")
+    client = logged_in(manager)
+    url = handoff_url(stream, card)
+
+    page = client.get(url, {"to_column": sales_data.pk}).content.decode()
+    done = client.post(
+        url,
+        {
+            "to_column": sales_data.pk,
+            "version": card.version,
+            "criteria": list(control_point.criteria.values_list("pk", flat=True)),
+        },
+    )
+
+    # A page of its own: no htmx target that exists only in the board's dialog.
+    assert "hx-post" not in page and 'hx-target="#dialog-body"' not in page
+    assert f'href="{reverse("boards:card-detail", args=[stream.slug, card.pk])}">Cancel' in page
+    assert done.status_code == 302
+    assert done.url == reverse("boards:card-detail", args=[stream.slug, card.pk])
+    assert Card.objects.get(pk=card.pk).column_id == sales_data.pk
+
+
+def test_a_stale_edit_says_what_was_saved_meanwhile_on_each_field(stream, manager, member):
+    card = new_card(stream, manager, estimated_value=1111)
+    referral = ChannelFactory(value_stream=stream, name="Referral")
+    card_update(
+        card_id=card.pk,
+        actor=as_actor(manager),
+        person_name=card.person_name,
+        company=card.company,
+        email="",
+        channel_id=referral.pk,
+        owner_id=None,
+        estimated_value=250000,
+        notes="",
+    )
+
+    stale = logged_in(member).post(
+        reverse("boards:card-edit", args=[stream.slug, card.pk]),
+        {
+            "person_name": card.person_name,
+            "company": card.company,
+            "estimated_value": "1111",
+            "notes": "Called her back.",
+            "version": card.version,
+        },
+    )
+
+    page = stale.content.decode()
+    assert stale.status_code == 409
+    assert "Someone else changed this card meanwhile" in page
+    assert "Saved meanwhile as “250,000.00”" in page
+    assert "Saved meanwhile as “Referral”" in page
+    assert "Called her back." in page  # what was typed is kept
+    saved = Card.objects.get(pk=card.pk)
+    assert (saved.estimated_value, saved.channel_id, saved.notes) == (250000, referral.pk, "")

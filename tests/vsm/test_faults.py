@@ -468,7 +468,7 @@ def test_a_poll_whose_backend_is_terminated_gets_the_toast_then_the_next_one_ans
     url = reverse("boards:board-poll", args=[stream.slug])
 
     with mock.patch.object(
-        selectors, "board_version", dies_first(selectors.board_version, how="by-another")
+        selectors, "board_get", dies_first(selectors.board_get, how="by-another")
     ):
         response = client.get(url, {"version": "stale"}, headers=HTMX)
 

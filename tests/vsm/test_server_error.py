@@ -47,4 +47,3 @@ def test_any_other_error_before_a_view_is_the_500_page(member, monkeypatch):
 
     assert answer.status_code == 500
     assert "Something went wrong on our side" in answer.content.decode()
-
