@@ -7,13 +7,19 @@ import ipaddress
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_cool_off
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.middleware import LoginRequiredMiddleware
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.signals import user_login_failed
+from django.contrib.auth.views import PasswordChangeView
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render, resolve_url
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
@@ -162,3 +168,41 @@ class HtmxLoginRequiredMiddleware(LoginRequiredMiddleware):
         response["HX-Redirect"] = f"{login}?{urlencode({redirect_field: back})}"
         add_never_cache_headers(response)
         return response
+
+
+class ThrottledPasswordChangeForm(PasswordChangeForm):
+    """Django's password change form; a wrong current password counts as a failed login
+    (django-axes listens to ``user_login_failed``), so a session cannot be used to guess
+    the password without limit."""
+
+    def __init__(self, user: Any, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+
+    def clean_old_password(self) -> str:
+        try:
+            return super().clean_old_password()
+        except ValidationError:
+            user_login_failed.send(
+                sender=__name__,
+                credentials={"username": self.user.get_username()},
+                request=self.request,
+            )
+            raise
+
+
+class ThrottledPasswordChangeView(PasswordChangeView):
+    """The password change page, refused with the lockout page while the user's logins
+    are (too many wrong passwords, here or on a login form)."""
+
+    form_class = ThrottledPasswordChangeForm
+    template_name = "registration/password_change.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        credentials = {"username": request.user.get_username()}
+        if request.user.is_authenticated and AxesProxyHandler.is_locked(request, credentials):
+            return lockout_response(request, None, credentials)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_kwargs(self) -> dict[str, Any]:
+        return {**super().get_form_kwargs(), "request": self.request}

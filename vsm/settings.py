@@ -25,7 +25,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 _INSECURE_DEV_KEY = "django-insecure-vsm-development-only-never-use-in-production"
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_INSECURE_DEV_KEY if DEBUG else "")
-if not DEBUG and (not SECRET_KEY or SECRET_KEY.startswith("django-insecure")):
+if not DEBUG and (len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure")):
     raise environ.ImproperlyConfigured(
         "DJANGO_SECRET_KEY must be set to a random value of 50 or more characters when "
         "DJANGO_DEBUG is off (for development, set DJANGO_DEBUG=true, as `make run` does)"

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from vsm.accounts import ThrottledPasswordChangeView
 from vsm.views import healthz
 
 # An error raised before any view (a middleware reading the session while the database
@@ -15,7 +16,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password/",
-        auth_views.PasswordChangeView.as_view(template_name="registration/password_change.html"),
+        ThrottledPasswordChangeView.as_view(),
         name="password_change",
     ),
     path(

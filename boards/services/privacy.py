@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from boards.errors import CardNotFound
@@ -52,9 +56,24 @@ class EmailSuppressed(InvalidInput):
     )
 
 
+def email_canonical(email: str) -> str:
+    """An e-mail address as one mailbox: the forms a mail system delivers alike are
+    one. Compatibility forms folded (NFKC: a full-width "ｅ" is "e"), invisible format
+    characters dropped (a zero-width space), a quoted local part unquoted when the
+    quotes add nothing ("a.b"@x is a.b@x), trimmed and in lower case."""
+    text = unicodedata.normalize("NFKC", email)
+    text = "".join(char for char in text if unicodedata.category(char) != "Cf").strip()
+    local, at, domain = text.rpartition("@")
+    if at and len(local) > 1 and local[0] == local[-1] == '"':
+        unquoted = local[1:-1]
+        if re.fullmatch(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+", unquoted):
+            local = unquoted
+    return f"{local}{at}{domain}".casefold()
+
+
 def email_digest(email: str) -> str:
-    """The SHA-256 hex digest of an e-mail address, trimmed and in lower case."""
-    return hashlib.sha256(email.strip().casefold().encode()).hexdigest()
+    """The SHA-256 hex digest of an e-mail address's canonical form."""
+    return hashlib.sha256(email_canonical(email).encode()).hexdigest()
 
 
 def email_suppression_check(email: str) -> None:
@@ -153,6 +172,11 @@ def _erase_locked(card: Card, *, at: datetime, suppress: bool) -> Erasure:
     override_reasons = WipOverride.objects.filter(move__card=card, erased_at__isnull=True).update(
         reason="", erased_at=at
     )
+    # The admin's log names what it changed by its name ("Ada Keller (Nordwerk)"):
+    # the only other place the card's name is kept.
+    LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Card), object_id=str(card.pk)
+    ).exclude(object_repr=ERASED_NAME).update(object_repr=ERASED_NAME)
     if card.erased_at is None or card.person_name != ERASED_NAME:
         card.person_name = ERASED_NAME
         card.company = ""

@@ -103,3 +103,14 @@ def test_the_poll_reads_the_filters_from_its_header(stream, manager):
 
     shown = [card for cards in cards_by_column(polled.content).values() for card in cards]
     assert shown == [ada.pk] and bo.pk not in shown
+
+
+def test_debug_mode_leaves_failed_requests_to_the_pages_own_scripts(stream, member, settings):
+    # django-htmx's debug script would replace the whole page with any 4xx/5xx answer,
+    # so `make run` (DEBUG on) would not show what users of the product see.
+    settings.DEBUG = True
+
+    page = logged_in(member).get(reverse("boards:board", args=[stream.slug])).content.decode()
+
+    assert "django_htmx/htmx-2.min.js" in page
+    assert "django-htmx.js" not in page

@@ -9,6 +9,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
@@ -137,6 +138,18 @@ def test_erasure_blanks_every_text_about_the_prospect_and_keeps_the_numbers(
     assert (audit.action, audit.target_id, audit.data["comments"]) == ("card.erased", card.pk, 1)
 
 
+def test_erasure_renames_the_card_in_the_admins_log(stream, member, manager):
+    card = new_card(stream, member)
+    admin = UserFactory(is_superuser=True, is_staff=True)
+    LogEntry.objects.log_actions(
+        user_id=admin.pk, queryset=[card], action_flag=CHANGE, change_message="[]"
+    )
+
+    prospect_erase(card_id=card.pk, actor=as_actor(manager))
+
+    assert list(LogEntry.objects.values_list("object_repr", flat=True)) == [ERASED_NAME]
+
+
 def test_erasure_keeps_a_blocked_card_blocked_and_a_second_erasure_changes_nothing(
     stream, member, manager
 ):
@@ -184,6 +197,13 @@ def test_a_suppressed_email_cannot_be_created_or_typed_in_again_in_any_case(
 
     with pytest.raises(EmailSuppressed) as created:
         new_card(stream, member, email="  ada.keller@nordwerk.EXAMPLE ")
+    for same_mailbox in (
+        "ADA.KELLER@NORDWERK.EXAMPLE\u200b",  # a zero-width space
+        "ada.keller@nordwerk.\uff45xample",  # a full-width e
+        '"ada.keller"@nordwerk.example',  # quotes that add nothing
+    ):
+        with pytest.raises(EmailSuppressed):
+            new_card(stream, member, email=same_mailbox)
     with pytest.raises(EmailSuppressed) as edited:
         card_update(
             card_id=other.pk,

@@ -192,3 +192,35 @@ def test_failures_behind_the_proxy_are_counted_per_client(client, settings):
         "203.0.113.7",
         "172.17.0.1",
     }
+
+
+def test_wrong_current_passwords_on_the_password_page_count_as_failed_logins(client):
+    user = UserFactory(username="ada")
+    client.force_login(user)
+    url = reverse("password_change")
+    tries = [
+        client.post(
+            url,
+            {
+                "old_password": f"guess {n}",
+                "new_password1": "N3w-pass!",
+                "new_password2": "N3w-pass!",
+            },
+            REMOTE_ADDR="10.0.0.9",
+        )
+        for n in range(settings.AXES_FAILURE_LIMIT)
+    ]
+
+    assert [t.status_code for t in tries[:-1]] == [200] * (settings.AXES_FAILURE_LIMIT - 1)
+    assert_lockout_page(tries[-1])
+    assert_lockout_page(client.get(url, REMOTE_ADDR="10.0.0.9"))
+    # The right password is refused too while locked; the login form refuses it as well.
+    right = client.post(
+        url,
+        {"old_password": PASSWORD, "new_password1": "N3w-pass!", "new_password2": "N3w-pass!"},
+        REMOTE_ADDR="10.0.0.9",
+    )
+    assert right.status_code == 429
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+    assert log_in(Client(), "ada", PASSWORD, address="10.0.0.77").status_code == 429

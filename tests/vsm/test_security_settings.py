@@ -76,8 +76,8 @@ def test_debug_is_on_only_when_asked_for():
 
 @pytest.mark.parametrize(
     "secret_key",
-    [None, "", "django-insecure-vsm-development-only-never-use-in-production"],
-    ids=["unset", "empty", "development key"],
+    [None, "", "short", "x" * 49, "django-insecure-vsm-development-only-never-use-in-production"],
+    ids=["unset", "empty", "short", "49 characters", "development key"],
 )
 def test_production_refuses_to_start_without_a_real_secret_key(secret_key):
     variables = {"DJANGO_ALLOWED_HOSTS": "example.org"}

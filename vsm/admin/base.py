@@ -36,6 +36,9 @@ _RERUN_ATTRIBUTE = "vsm_admin_rerun"
 # The date drill-down of a list: Django builds a date of them, and a number no date
 # holds fails that date (an OverflowError Django does not catch).
 _DATE_PARTS: Final = {"year": (1, 9999), "month": (1, 12), "day": (1, 31)}
+# What Django's list filters put in a list's URL after a field: a choice, a boolean or
+# a related row (exact, isnull), a date range (gte, lt), an empty value (isempty).
+_LIST_FILTER_LOOKUPS: Final = frozenset({"exact", "isnull", "gte", "lt", "isempty"})
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,34 @@ class ProjectAdmin(admin.ModelAdmin):
     edit, the list's date drill-down, the id in a row's URL and the ids of its choices
     of other rows (RowChoiceField: "١" is no id, though ``int()`` reads it as 1).
     """
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        """Only the lookups the list's own filters and date drill-down make.
+
+        Django lets a list's URL filter by any lookup of the model's own fields, and
+        some fail in the database rather than in the form: ``?id__regex=(`` (a regular
+        expression PostgreSQL refuses), ``?created_at__year=10000``, ``?id__in=`` with
+        a number past 64 bits. Refused lookups answer 400 (DisallowedModelAdminLookup).
+        """
+        parts = lookup.split(models.constants.LOOKUP_SEP)
+        own_parameters = {
+            entry.parameter_name
+            for entry in self.list_filter
+            if isinstance(entry, type) and issubclass(entry, admin.SimpleListFilter)
+        }
+        if self.date_hierarchy:
+            own_parameters |= {f"{self.date_hierarchy}__{part}" for part in _DATE_PARTS}
+        if lookup in own_parameters:
+            return super().lookup_allowed(lookup, value, request)
+        filtered = {
+            str(entry[0] if isinstance(entry, tuple) else entry).split("__")[0]
+            for entry in self.list_filter
+            if isinstance(entry, str | tuple)
+        }
+        # A bare field name is an exact match, as a list filter may link it.
+        if parts[0] not in filtered or (len(parts) > 1 and parts[-1] not in _LIST_FILTER_LOOKUPS):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None
