@@ -153,7 +153,7 @@ class Card(models.Model):
     # PostgreSQL the writing transaction's id (pg_current_xact_id), on SQLite a counter.
     # Live updates send the cards changed since a client's snapshot (boards.selectors.
     # changes). Moving positions apart (a renumber) leaves it alone.
-    change_stamp = ChangeStampField(default=0, editable=False)
+    change_stamp = ChangeStampField(db_default=0, editable=False)
 
     class Meta:
         ordering = ["column", "position", "id"]

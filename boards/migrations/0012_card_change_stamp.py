@@ -86,7 +86,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="card",
             name="change_stamp",
-            field=boards.models.ChangeStampField(default=0, editable=False),
+            field=boards.models.ChangeStampField(db_default=0, editable=False),
         ),
         migrations.AddIndex(
             model_name="card",
