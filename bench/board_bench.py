@@ -1,20 +1,24 @@
 #!/usr/bin/env python
-"""Board benchmark: card moves and the board page, on PostgreSQL through gunicorn.
+"""Board benchmark: card moves, their floor, the board page and a room of viewers, on
+PostgreSQL through gunicorn (optionally through PgBouncer).
 
-    .venv/bin/python bench/board_bench.py [--moves N] [--quick] [--sizes 5000]
+    .venv/bin/python bench/board_bench.py [--moves N] [--quick] [--sizes 100,5000,50000]
+        [--viewers 50] [--read-seconds S] [--pgbouncer [--pool-size 20]]
         [--worker-class gthread|sync] [--workers 4] [--threads 2] [--quiet-wait S]
 
 A script that prints figures, not a test, on the harness in bench/harness/. It:
 
 1. Re-creates the database ``vsm_bench_board``, migrates it, runs ``collectstatic``.
-2. Builds one value stream per size (100 and 5,000 open cards) with
-   ``boards.services.value_stream_create`` and bulk-loads the cards (``Card`` rows and
-   their 'enter' ``CardMove`` rows, by the system actor "bench"); only the setup takes
+2. Builds one value stream per size (100 and 5,000 open cards, and 50,000 when
+   ``--sizes`` names it) with ``boards.services.value_stream_create`` and loads the
+   cards with COPY (``Card`` rows and their 'enter' ``CardMove`` rows, by the system
+   actor "bench"; triggers and constraints run as for INSERTs); only the setup takes
    that shortcut: every measured move is an HTTP request through gunicorn, the view
    and ``boards.services.card_move``.
 3. Starts gunicorn (default gthread, 4 workers x 2 threads; broker ``memory://``, eager
-   tasks off, so no request runs or waits on a task) and logs the bench users in
-   through the login form.
+   tasks off, so no request runs or waits on a task), with ``--pgbouncer`` behind a
+   local PgBouncer in transaction pooling (``harness.processes.PgBouncer``,
+   ``DATABASE_POOLER=transaction``), and logs the movers in through the login form.
 4. Sends what a drag sends (``board.js``): POST ``to_column``, ``after``, ``before``,
    ``version``, ``dragged=1`` with ``HX-Request`` and ``X-CSRFToken``. Each client keeps
    a model of the board: it drags one of the first cards of a column (what a column
@@ -22,14 +26,21 @@ A script that prints figures, not a test, on the harness in bench/harness/. It:
    new version from the answer (parsed with tests/pages.py). In a concurrent run each
    client owns a disjoint share of the cards, so no drag is stale.
 5. One client: warm-up, then N sequential moves per size, the sizes taking turns in
-   blocks of 100 -> p50/p95/p99. Then 1, 4 and 8 concurrent client processes for a
-   fixed time -> moves/s, errors, WIP refusals.
-6. The board page (full GET) and the 'nothing changed' poll; /healthz as the floor.
-7. Queries per request, counted in-process with ``CaptureQueriesContext``.
+   blocks of 100 -> p50/p95/p99; in each block also the floor at 5,000 cards
+   (``harness.floor``): a raw transaction with a drag's locks and writes, and an empty
+   POST through the whole middleware stack -> move p50 / (raw p50 + empty p50). Then
+   1, 4 and 8 concurrent client processes for a fixed time -> moves/s, errors.
+6. Read load at 5,000 cards: 8 movers alone, then 8 movers with ``--viewers`` viewers
+   polling at ``board.js``'s interval (``harness.viewers``) -> moves/s with / without,
+   move p95, errors, bytes per poll, share of polls answered with the whole board.
+7. The board page (full GET) and the 'nothing changed' poll; /healthz.
+8. Queries per request, counted in-process with ``CaptureQueriesContext``, and the
+   statements of one drag beside the floor's.
 
 Before each phase the tables are vacuumed (autovacuum is off on our PostgreSQL) and the
 bench waits up to ``--quiet-wait`` s for an idle machine. Each phase records the CPU of
-gunicorn, of its PostgreSQL backends, of the clients and of everything else.
+gunicorn (and PgBouncer), of its PostgreSQL backends, of the clients and of everything
+else.
 
 One column (the first cycle's last) has a WIP limit of 5 and holds 5 cards that are
 never dragged out; some drags aim at it, and their refusals (200 with the "is at its
@@ -40,6 +51,7 @@ failure is an error, and the script exits 1. Raw results go to
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import math
 import multiprocessing as mp
@@ -53,18 +65,33 @@ import time
 import urllib.parse
 from datetime import timedelta
 
+from benchconf.views import EMPTY_POST_PATH
 from harness import arguments, log, percentile
 from harness.cpu import CpuMeter, cpu_calibration, machine, wait_for_quiet
-from harness.db import Database, collectstatic, environment, migrate, setup_django
+from harness.db import (
+    Database,
+    collectstatic,
+    copy_rows,
+    environment,
+    migrate,
+    setup_django,
+)
+from harness.floor import RawMoves, statement_classes
 from harness.history import seed_actor_columns
-from harness.processes import Gunicorn
+from harness.processes import Gunicorn, PgBouncer
 from harness.report import fmt, pct, save_results, text_table, verdict
-from harness.web import Client, board_page, card_version
+from harness.viewers import poll_interval_seconds, run_viewers
+from harness.web import Answer, Client, board_page, card_version
 
 DATABASE = Database("vsm_bench_board")
 TABLES = ("boards_card", "boards_cardmove", "boards_column")
-SIZES = (100, 5000)
+SIZES = (100, 5000, 50_000)
+LOADED = (100, 5000)  # always loaded: the reference size, the floor's and the read load's
+FLOOR_SIZE = 5000
+READ_SIZE = 5000
+READ_MOVERS = 8
 CLIENT_COUNTS = (1, 4, 8)
+POLL_KINDS = ("nothing", "delta", "board", "error")
 PASSWORD = "bench-only-password-7f3a"  # a throw-away database's users
 SMALL_WIP = 5  # the one column whose limit is really reached
 LARGE_WIP = 10_000  # limited columns that never fill: the WIP count still runs
@@ -77,11 +104,18 @@ TARGETS = {
     "p50_ratio": 1.3,
     "board_ms": 150.0,
     "moves_per_s_8": 100.0,
+    # Issue 14: the floor, 50,000 cards, a room of viewers.
+    "floor_ratio": 2.0,
+    "board_ms_50000": 100.0,
+    "poll_ms_50000": 10.0,
+    "read_share": 0.9,
+    "read_p95_ms": 100.0,
 }
 
 
-def build_streams(seed: int) -> dict[int, dict]:
-    """Users, one stream per size, its columns' WIP limits and its open cards."""
+def build_streams(seed: int, sizes: list[int], viewers: int) -> dict[int, dict]:
+    """Users (the movers and the viewers), one stream per size, its columns' WIP limits
+    and its open cards, loaded with COPY (cards, then their 'enter' moves)."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
     from django.db import connection, transaction
@@ -102,10 +136,17 @@ def build_streams(seed: int) -> dict[int, dict]:
         user_model(username=f"bench-{i}", password=hashed, first_name="Client", last_name=str(i))
         for i in range(max(CLIENT_COUNTS))
     )
+    # Viewers log in with a session made here (no password check): 50 logins through
+    # the form would cost 50 password hashes of the machine's time.
+    watchers = user_model.objects.bulk_create(
+        user_model(username=f"bench-viewer-{i}", first_name="Viewer", last_name=str(i))
+        for i in range(viewers)
+    )
     seeded_by = seed_actor_columns(CardMove)
     now = timezone.now()
     streams: dict[int, dict] = {}
-    for size in SIZES:
+    for size in sizes:
+        started = time.perf_counter()
         with transaction.atomic():
             stream = value_stream_create(
                 name=f"Bench {size}",
@@ -115,7 +156,7 @@ def build_streams(seed: int) -> dict[int, dict]:
             )
             team = stream.teams.get()
             Membership.objects.bulk_create(
-                Membership(user=user, team=team, role=Role.MEMBER) for user in users
+                Membership(user=user, team=team, role=Role.MEMBER) for user in users + watchers
             )
             channels = Channel.objects.bulk_create(
                 Channel(value_stream=stream, name=f"Channel {i}", kind=kind)
@@ -144,58 +185,81 @@ def build_streams(seed: int) -> dict[int, dict]:
             for column in others[: size - sum(counts.values())]:
                 counts[column.pk] += 1
             owners = [manager, *users]
-            cards: list[Card] = []
+            cards: list[dict] = []
             for column in columns:
                 for index in range(counts[column.pk]):
                     n = len(cards)
                     created = now - timedelta(days=rng.uniform(1, 120))
                     entered = created + (now - created) * rng.random()
                     cards.append(
-                        Card(
-                            value_stream=stream,
-                            column=column,
-                            position=(index + 1) * POSITION_GAP,
-                            person_name=f"Person {n}",
-                            company=f"Company {n % 977}",
-                            email=f"person{n}@example.com",
-                            channel=rng.choice(channels),
-                            owner=rng.choice(owners),
-                            owning_team=team,
-                            estimated_value=rng.randrange(0, 50_000),
-                            created_at=created,
-                            updated_at=entered,
-                            column_entered_at=entered,
-                            outcome=Outcome.OPEN,
-                            version=1,
-                        )
+                        {
+                            "value_stream_id": stream.pk,
+                            "column_id": column.pk,
+                            "position": (index + 1) * POSITION_GAP,
+                            "person_name": f"Person {n}",
+                            "company": f"Company {n % 977}",
+                            "email": f"person{n}@example.com",
+                            "channel_id": rng.choice(channels).pk,
+                            "owner_id": rng.choice(owners).pk,
+                            "owning_team_id": team.pk,
+                            "estimated_value": rng.randrange(0, 50_000),
+                            "created_at": created,
+                            "updated_at": entered,
+                            "column_entered_at": entered,
+                            "outcome": Outcome.OPEN.value,
+                            "version": 1,
+                        }
                     )
-            Card.objects.bulk_create(cards, batch_size=1000)
-            CardMove.objects.bulk_create(
+            copy_rows(Card, cards)
+            copy_rows(
+                CardMove,
                 (
-                    CardMove(
-                        value_stream=stream,
-                        card=card,
-                        from_column=None,
-                        to_column=card.column,
-                        moved_at=card.created_at,
-                        kind=MoveKind.ENTER,
-                        channel_id=card.channel_id,
-                        estimated_value=card.estimated_value,
+                    {
+                        "value_stream_id": stream.pk,
+                        "card_id": card_id,
+                        "from_column_id": None,
+                        "to_column_id": column_id,
+                        "moved_at": created_at,
+                        "kind": MoveKind.ENTER.value,
+                        "channel_id": channel_id,
+                        "estimated_value": value,
                         **seeded_by,
+                    }
+                    for card_id, column_id, created_at, channel_id, value in Card.objects.filter(
+                        value_stream=stream
                     )
-                    for card in cards
+                    .order_by("id")
+                    .values_list("id", "column_id", "created_at", "channel_id", "estimated_value")
                 ),
-                batch_size=1000,
             )
         streams[size] = {
             "id": stream.pk,
             "slug": stream.slug,
             "columns": [(c.pk, c.cycle_id) for c in columns],
             "small_wip_column": small.pk,
+            "load_s": round(time.perf_counter() - started, 2),
         }
     connection.close()
     DATABASE.vacuum(*TABLES)
     return streams
+
+
+def viewer_sessions(viewers: int) -> list[dict[str, str]]:
+    """A logged-in session per viewer, made in-process as a login makes it; the headers
+    its browser's requests carry (the session cookie)."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client as DjangoClient
+
+    auths = []
+    for user in get_user_model().objects.filter(username__startswith="bench-viewer-")[:viewers]:
+        client = DjangoClient()
+        client.force_login(user)
+        session = client.cookies[settings.SESSION_COOKIE_NAME].value
+        auths.append({"Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"})
+    connection.close()
+    return auths
 
 
 def snapshot(stream_id: int) -> tuple[dict[int, list[int]], dict[int, int]]:
@@ -430,16 +494,25 @@ def merge(results: list[dict]) -> dict:
     return merged
 
 
+# Servers besides gunicorn whose CPU is the server's (PgBouncer, with --pgbouncer).
+ALSO_METERED: dict[str, int] = {}
+
+
 def meter_for(server: Gunicorn) -> CpuMeter:
-    return CpuMeter({"gunicorn": server.pid}, DATABASE.backend_pids, start=False)
+    return CpuMeter({"gunicorn": server.pid, **ALSO_METERED}, DATABASE.backend_pids, start=False)
 
 
-def latency_phases(streams, sizes, server, auths, moves: int, seed: int, quiet: float):
-    """One client, sequential moves, the sizes measured in alternating blocks: taking
-    turns puts both under the same machine conditions, so their ratio is fair."""
+def latency_phases(
+    streams, sizes, server, auths, moves: int, seed: int, quiet: float, floor: Floor | None
+):
+    """One client, sequential moves, the sizes measured in alternating blocks, and the
+    floor's two parts after them in each block: taking turns puts all under the same
+    machine conditions, so their ratios are fair."""
     for size in sizes:  # warm every worker up (templates, connections) on both streams
         (warm,) = client_specs(streams[size], server.port, auths, 1, seed + size)
         run_clients([{**warm, "count": 60}])
+    if floor is not None:
+        floor.warm_up()
     DATABASE.vacuum(*TABLES)
     before = wait_for_quiet(quiet)
     acc = {size: {"results": [], "cpu": [], "speed": []} for size in sizes}
@@ -453,6 +526,8 @@ def latency_phases(streams, sizes, server, auths, moves: int, seed: int, quiet: 
             r = run_clients([{**spec, "count": count}], meter)
             acc[size]["results"].append(r)
             acc[size]["cpu"].append(meter.result(r["requests"], r["cpu_s"]))
+        if floor is not None:
+            floor.block(count)
     out = {}
     for size in sizes:
         r = merge(acc[size]["results"])
@@ -488,7 +563,83 @@ def latency_phases(streams, sizes, server, auths, moves: int, seed: int, quiet: 
             "speed_check_ms": round(statistics.median(acc[size]["speed"]), 1),
             "cpu": cpu,
         }
+    if floor is not None:
+        out["floor"] = floor.result()
     return out
+
+
+class Floor:
+    """The floor of a drag at one size (``harness.floor``): the raw transaction and the
+    empty POST, measured in blocks between the moves' blocks."""
+
+    def __init__(self, stream: dict, server: Gunicorn, url: str, auth: dict, seed: int):
+        from django.contrib.auth import get_user_model
+        from django.db import connection
+
+        actor = get_user_model().objects.get(username="bench-0").pk
+        connection.close()
+        self.server = server
+        self.raw = RawMoves(url, stream, actor, seed)
+        self.client = Client(server.port, auth)
+        self.hx = {
+            "HX-Request": "true",
+            "HX-Current-URL": f"http://127.0.0.1:{server.port}/streams/{stream['slug']}/board/",
+        }
+        # What a drag posts (the empty view reads none of it; the middleware parses it).
+        column = stream["columns"][1][0]
+        self.form = {"to_column": column, "after": 1, "before": 2, "version": 3, "dragged": "1"}
+        self.times: dict[str, list[float]] = {"raw": [], "empty": []}
+        self.cpu: dict[str, list[dict]] = {"raw": [], "empty": []}
+        self.errors = 0
+        self.samples: list[str] = []
+
+    def _empty(self) -> float:
+        try:
+            answer = self.client.post(EMPTY_POST_PATH, self.form, self.hx)
+        except (OSError, http.client.HTTPException) as error:
+            self.client.close()
+            answer = Answer(0, repr(error).encode(), math.nan)
+        if answer.status != 200:
+            self.errors += 1
+            if len(self.samples) < 3:
+                self.samples.append(f"empty POST status={answer.status}: {answer.body[:200]!r}")
+        return answer.seconds
+
+    def warm_up(self) -> None:
+        self.raw.load()
+        for _ in range(20):
+            self.raw.one()
+            self._empty()
+
+    def block(self, count: int) -> None:
+        self.raw.load()
+        for name, one in (("raw", self.raw.one), ("empty", self._empty)):
+            meter = meter_for(self.server)
+            meter.start()
+            times = [one() for _ in range(count)]
+            meter.stop()
+            self.times[name] += times
+            self.cpu[name].append(meter.result(count))
+
+    def result(self) -> dict:
+        self.raw.close()
+        self.client.close()
+        out: dict = {"errors": self.errors, "samples": self.samples}
+        for name, times in self.times.items():
+            ms = [x * 1000 for x in times if not math.isnan(x)]
+            cpu = self.cpu[name]
+            out[name] = {
+                "count": len(ms),
+                "p50_ms": percentile(ms, 50),
+                "p95_ms": percentile(ms, 95),
+                "server_cpu_ms_per_request": round(
+                    statistics.fmean(c["server_cpu_ms_per_request"] for c in cpu), 2
+                ),
+                "other_share": round(statistics.fmean(c["other_share"] for c in cpu), 3),
+            }
+        out["p50_ms"] = out["raw"]["p50_ms"] + out["empty"]["p50_ms"]
+        out["raw_statements"] = statement_classes(self.raw.statements)
+        return out
 
 
 def throughput_phase(stream, server, auths, n: int, duration: float, seed: int, quiet: float):
@@ -521,6 +672,81 @@ def throughput_phase(stream, server, auths, n: int, duration: float, seed: int, 
         "p95_ms": percentile(ok_ms, 95),
         "busy_before_share": round(before, 3),
         "cpu": meter.result(r["requests"], r["cpu_s"]),
+    }
+
+
+def read_load_phase(
+    stream, server, auths, viewer_auths, duration: float, seed: int, quiet: float
+) -> dict:
+    """READ_MOVERS movers for ``duration`` s alone, then the same with the viewers
+    polling the board (``harness.viewers``): moves per second with viewers against
+    without, in one phase, and what the viewers downloaded."""
+    alone = throughput_phase(stream, server, auths, READ_MOVERS, duration, seed, quiet)
+    specs = client_specs(stream, server.port, auths, READ_MOVERS, seed + 1)
+    DATABASE.vacuum(*TABLES)
+    before = wait_for_quiet(quiet)
+    board_path = f"/streams/{stream['slug']}/board/"
+    viewer_spec = {
+        "port": server.port,
+        "auths": viewer_auths,
+        "board_path": board_path,
+        "poll_path": f"{board_path}poll/",
+        "interval": poll_interval_seconds(),
+        "seed": seed,
+    }
+    context = mp.get_context("fork")
+    queue, window = context.Queue(), context.Queue()
+    viewers = context.Process(target=run_viewers, args=(viewer_spec, queue, window))
+    viewers.start()
+    ready = queue.get(timeout=600)
+    start_at = time.time() + 1.0 + 0.05 * READ_MOVERS
+    end_at = start_at + duration
+    window.put((start_at, end_at))
+    meter = meter_for(server)
+    r = run_clients(
+        [{**spec, "warmup": 5, "start_at": start_at, "end_at": end_at} for spec in specs], meter
+    )
+    watched = queue.get(timeout=duration + 300)
+    viewers.join()
+    polls = watched["polls"]
+    kinds = {kind: sum(1 for p in polls if p[0] == kind) for kind in POLL_KINDS}
+    answered = [p for p in polls if p[0] != "error"]
+    ok_ms = [x * 1000 for x in r["ok"]]
+    moves_per_s = len(ok_ms) / duration
+    cpu = meter.result(r["requests"] + len(polls), r["cpu_s"] + watched["cpu_s"])
+    # What the polls cost the server: all its CPU less the moves', at their cost alone.
+    server_ms = cpu["server_cpu_ms_per_request"] * (r["requests"] + len(polls))
+    moves_ms = alone["cpu"]["server_cpu_ms_per_request"] * r["requests"]
+    return {
+        "movers": READ_MOVERS,
+        "viewers": len(viewer_auths),
+        "seconds": duration,
+        "poll_interval_s": viewer_spec["interval"],
+        "alone": alone,
+        "moves_per_s": moves_per_s,
+        "moves_per_s_share": moves_per_s / alone["moves_per_s"]
+        if alone["moves_per_s"]
+        else math.nan,
+        "p50_ms": percentile(ok_ms, 50),
+        "p95_ms": percentile(ok_ms, 95),
+        "accepted": len(ok_ms),
+        "wip_refusals": len(r["wip"]),
+        "other_refusals": r["other_refusals"],
+        "errors": r["errors"] + kinds["error"] + len(ready["setup_errors"]) + watched["crashed"],
+        "samples": r["samples"] + watched["samples"] + ready["setup_errors"][:3],
+        "polls": len(polls),
+        "polls_per_s": len(polls) / duration,
+        "poll_kinds": kinds,
+        "whole_board_share": kinds["board"] / len(polls) if polls else math.nan,
+        "bytes_per_poll": statistics.fmean(p[1] for p in answered) if answered else math.nan,
+        "bytes_per_changed_poll": statistics.fmean(
+            [p[1] for p in answered if p[0] != "nothing"] or [math.nan]
+        ),
+        "poll_p50_ms": percentile([p[2] * 1000 for p in answered], 50),
+        "poll_p95_ms": percentile([p[2] * 1000 for p in answered], 95),
+        "server_cpu_ms_per_poll": (server_ms - moves_ms) / len(polls) if polls else math.nan,
+        "busy_before_share": round(before, 3),
+        "cpu": cpu,
     }
 
 
@@ -568,7 +794,7 @@ def page_phase(stream, server, auth: dict, repeats: int, quiet: float) -> dict:
     }
 
 
-def floor_phase(server, repeats: int, quiet: float) -> dict:
+def healthz_phase(server, repeats: int, quiet: float) -> dict:
     """The cheapest request: /healthz (no session, one SELECT 1), through gunicorn and
     the whole middleware stack: what any request costs on this machine."""
     client = Client(server.port)
@@ -594,6 +820,7 @@ def query_counts(stream: dict, seed: int) -> dict:
     client = DjangoClient(HTTP_HOST="127.0.0.1")
     client.force_login(get_user_model().objects.get(username="bench-0"))
     counts: dict[str, list[int]] = {"accepted": [], "wip_refusal": [], "accepted_reorder": []}
+    statements: list[str] = []
     tries = 0
     while (len(counts["accepted"]) < 10 or not counts["wip_refusal"]) and tries < 300:
         tries += 1
@@ -612,6 +839,8 @@ def query_counts(stream: dict, seed: int) -> dict:
             key = "accepted" if source != target else "accepted_reorder"
             counts[key].append(len(ctx.captured_queries))
             model.moved(card, source, target, after, before, version)
+            if key == "accepted" and not statements:
+                statements = statement_classes([q["sql"] for q in ctx.captured_queries])
     with CaptureQueriesContext(connection) as ctx:
         client.get(f"/streams/{stream['slug']}/board/")
     board_queries = len(ctx.captured_queries)
@@ -621,12 +850,15 @@ def query_counts(stream: dict, seed: int) -> dict:
         "reorder_queries": sorted(set(counts["accepted_reorder"])),
         "wip_refusal_queries": sorted(set(counts["wip_refusal"])),
         "board_page_queries": board_queries,
+        "move_statements": statements,
     }
 
 
 def report(results: dict) -> str:
-    """The figures side by side, with the targets; '-' where a size was not measured."""
-    small, big = SIZES
+    """The figures side by side per size measured, with the targets; '-' where a figure
+    was not measured."""
+    sizes = [int(size) for size in results["sizes"]]
+    reference = min(sizes)
 
     def g(size: int, *path):
         """results["sizes"][size][path...], with throughput runs keyed by client count."""
@@ -640,33 +872,59 @@ def report(results: dict) -> str:
                 node = node.get(key)
         return math.nan if node is None else node
 
-    def row(label, path, target=None, at_least=False):
-        values = [g(size, *path) for size in SIZES]
-        shown = "" if target is None else f"{'>=' if at_least else '<='} {target:g}"
+    def judged(values: dict[int, float], targets: dict[int, float], at_least=False):
+        """The target cell and the verdict cell for the sizes that have a target."""
+        shown = "; ".join(
+            f"{'>=' if at_least else '<='} {target:g} at {size}"
+            for size, target in targets.items()
+            if size in values
+        )
+        verdicts = "; ".join(
+            verdict(values[size], target, at_least=at_least)
+            for size, target in targets.items()
+            if size in values
+        )
+        return shown, verdicts
+
+    def row(label, path, targets=None, at_least=False, digits=1):
+        values = {size: g(size, *path) for size in sizes}
         return (
             label,
-            *(fmt(v) for v in values),
-            shown,
-            verdict(values[1], target, at_least=at_least),
+            *(fmt(values[size], digits) for size in sizes),
+            *judged(values, targets or {}, at_least),
         )
 
     def pair(label, path_a, path_b, fmt_b=fmt):
-        cells = [f"{fmt(g(size, *path_a))} / {fmt_b(g(size, *path_b))}" for size in SIZES]
+        cells = [f"{fmt(g(size, *path_a))} / {fmt_b(g(size, *path_b))}" for size in sizes]
         return (label, *cells, "", "")
 
-    ratio = g(big, "latency", "p50_ms") / g(small, "latency", "p50_ms")
-    rows = [
-        ("Move, one client, sequential", "", "", "", ""),
-        row("  p50 (ms)", ("latency", "p50_ms"), TARGETS["move_p50_ms"]),
-        row("  p95 (ms)", ("latency", "p95_ms"), TARGETS["move_p95_ms"]),
+    def one(label, value, target=None, at_least=False, size=None, digits=1):
+        """A figure measured at one size only, in that size's column."""
+        size = size or (FLOOR_SIZE if FLOOR_SIZE in sizes else sizes[-1])
+        cells = [value if s == size else "" for s in sizes]
+        cells = [fmt(c, digits) if not isinstance(c, str) else c for c in cells]
+        if target is None:
+            return (label, *cells, "", "")
+        return (label, *cells, *judged({size: value}, {size: target}, at_least))
+
+    def title(text):
+        return (text, *([""] * len(sizes)), "", "")
+
+    rows = [title("Move, one client, sequential")]
+    rows += [
+        row("  p50 (ms)", ("latency", "p50_ms"), {5000: TARGETS["move_p50_ms"]}),
+        row("  p95 (ms)", ("latency", "p95_ms"), {5000: TARGETS["move_p95_ms"]}),
         row("  p99 (ms)", ("latency", "p99_ms")),
+    ]
+    ratios = {s: g(s, "latency", "p50_ms") / g(reference, "latency", "p50_ms") for s in sizes}
+    rows.append(
         (
-            f"  p50 at {big} / p50 at {small}",
-            "",
-            fmt(ratio, 2),
-            f"<= {TARGETS['p50_ratio']}",
-            verdict(ratio, TARGETS["p50_ratio"]),
-        ),
+            f"  p50 / p50 at {reference}",
+            *(fmt(ratios[s], 2) if s != reference else "" for s in sizes),
+            *judged(ratios, {s: TARGETS["p50_ratio"] for s in sizes if s != reference}),
+        )
+    )
+    rows += [
         row("  WIP refusal p50 (ms)", ("latency", "wip_refusal_p50_ms")),
         row("  server CPU per move (ms)", ("latency", "cpu", "server_cpu_ms_per_request")),
         row("  CPU speed check (ms)", ("latency", "speed_check_ms")),
@@ -676,31 +934,56 @@ def report(results: dict) -> str:
             ("latency", "cpu", "other_share"),
             fmt_b=pct,
         ),
-        ("Moves per second (accepted), concurrent clients", "", "", "", ""),
     ]
+    floor = results.get("floor") or {}
+    if floor:
+        rows.append(title(f"Floor of a drag at {FLOOR_SIZE} cards, in the same blocks"))
+        rows += [
+            one(
+                "  raw transaction p50 / p95 (ms)",
+                f"{fmt(floor['raw']['p50_ms'])} / {fmt(floor['raw']['p95_ms'])}",
+            ),
+            one(
+                "  empty POST p50 / p95 (ms)",
+                f"{fmt(floor['empty']['p50_ms'])} / {fmt(floor['empty']['p95_ms'])}",
+            ),
+            one("  floor: raw + empty p50 (ms)", floor["p50_ms"]),
+            one(
+                "  server CPU: raw / empty (ms)",
+                f"{fmt(floor['raw']['server_cpu_ms_per_request'])} / "
+                f"{fmt(floor['empty']['server_cpu_ms_per_request'])}",
+            ),
+        ]
+        over = {s: g(s, "latency", "p50_ms") / floor["p50_ms"] for s in sizes}
+        rows.append(
+            (
+                "  move p50 / floor p50",
+                *(fmt(over[s], 2) for s in sizes),
+                *judged(over, {FLOOR_SIZE: TARGETS["floor_ratio"]}),
+            )
+        )
+    rows.append(title("Moves per second (accepted), concurrent clients"))
     for n in CLIENT_COUNTS:
-        target = TARGETS["moves_per_s_8"] if n == 8 else None
+        targets = {5000: TARGETS["moves_per_s_8"]} if n == 8 else None
         label = f"  {n} client{'s' if n > 1 else ''}"
-        rows.append(row(label, ("throughput", n, "moves_per_s"), target, at_least=True))
+        rows.append(row(label, ("throughput", n, "moves_per_s"), targets, at_least=True))
     for n in CLIENT_COUNTS:
         rows.append(
             pair(f"  {n}: p50 / p95 (ms)", ("throughput", n, "p50_ms"), ("throughput", n, "p95_ms"))
         )
     for n in CLIENT_COUNTS:
-        cells = []
-        for size in SIZES:
-            bad = g(size, "throughput", n, "errors") + g(size, "throughput", n, "other_refusals")
-            cells.append(f"{fmt(g(size, 'throughput', n, 'wip_refusals'), 0)} / {fmt(bad, 0)}")
-        bad = g(big, "throughput", n, "errors") + g(big, "throughput", n, "other_refusals")
-        last = n == CLIENT_COUNTS[-1]
-        rows.append(
-            (
-                f"  {n}: WIP refusals / errors",
-                *cells,
-                "no errors" if last else "",
-                verdict(bad, 0) if last else "",
+        cells, bad = [], {}
+        for size in sizes:
+            bad[size] = g(size, "throughput", n, "errors") + g(
+                size, "throughput", n, "other_refusals"
             )
-        )
+            cells.append(
+                f"{fmt(g(size, 'throughput', n, 'wip_refusals'), 0)} / {fmt(bad[size], 0)}"
+            )
+        judgement = ("", "")
+        if n == CLIENT_COUNTS[-1]:
+            judgement = ("no errors", verdict(sum(bad.values()), 0))
+        rows.append((f"  {n}: WIP refusals / errors", *cells, *judgement))
     for n in CLIENT_COUNTS:
         rows.append(
             pair(
@@ -710,10 +993,83 @@ def report(results: dict) -> str:
                 fmt_b=pct,
             )
         )
+    read = results.get("read_load") or {}
+    if read:
+        size = READ_SIZE
+        rows += [
+            title(
+                f"Read load at {size} cards: {read['movers']} movers, {read['viewers']} "
+                f"viewers polling every {read['poll_interval_s']:g} s"
+            ),
+            one(
+                "  moves/s without / with viewers",
+                f"{fmt(read['alone']['moves_per_s'])} / {fmt(read['moves_per_s'])}",
+                size=size,
+            ),
+            one(
+                "  with / without",
+                read["moves_per_s_share"],
+                TARGETS["read_share"],
+                at_least=True,
+                size=size,
+                digits=2,
+            ),
+            one(
+                "  move p50 without / with (ms)",
+                f"{fmt(read['alone']['p50_ms'])} / {fmt(read['p50_ms'])}",
+                size=size,
+            ),
+            one(
+                "  move p95 without / with (ms)",
+                f"{fmt(read['alone']['p95_ms'])} / {fmt(read['p95_ms'])}",
+                size=size,
+            ),
+            one("  move p95 with viewers (ms)", read["p95_ms"], TARGETS["read_p95_ms"], size=size),
+            (
+                "  errors (moves and polls)",
+                *(
+                    fmt(read["errors"] + read["other_refusals"] + read["alone"]["errors"], 0)
+                    if s == size
+                    else ""
+                    for s in sizes
+                ),
+                "no errors",
+                verdict(read["errors"] + read["other_refusals"] + read["alone"]["errors"], 0),
+            ),
+            one("  polls (per second)", f"{read['polls']} ({fmt(read['polls_per_s'])})", size=size),
+            one(
+                "  polls: nothing / delta / board",
+                " / ".join(str(read["poll_kinds"][k]) for k in ("nothing", "delta", "board")),
+                size=size,
+            ),
+            one("  share of polls with the whole board", pct(read["whole_board_share"]), size=size),
+            one("  bytes per poll (mean)", read["bytes_per_poll"], size=size, digits=0),
+            one(
+                "  poll p50 / p95 (ms)",
+                f"{fmt(read['poll_p50_ms'])} / {fmt(read['poll_p95_ms'])}",
+                size=size,
+            ),
+            one(
+                "  server CPU per poll, moves' taken out (ms)",
+                read["server_cpu_ms_per_poll"],
+                size=size,
+            ),
+            one(
+                "  machine busy / others' share, without / with",
+                f"{fmt(read['alone']['cpu']['machine_busy_share'])} / "
+                f"{pct(read['alone']['cpu']['other_share'])}, "
+                f"{fmt(read['cpu']['machine_busy_share'])} / {pct(read['cpu']['other_share'])}",
+                size=size,
+            ),
+        ]
     rows += [
-        ("Board page (full GET, one client)", "", "", "", ""),
-        row("  p50 (ms)", ("page", "p50_ms"), TARGETS["board_ms"]),
-        row("  p95 (ms)", ("page", "p95_ms"), TARGETS["board_ms"]),
+        title("Board page (full GET, one client)"),
+        row(
+            "  p50 (ms)",
+            ("page", "p50_ms"),
+            {5000: TARGETS["board_ms"], 50_000: TARGETS["board_ms_50000"]},
+        ),
+        row("  p95 (ms)", ("page", "p95_ms"), {5000: TARGETS["board_ms"]}),
         row("  server CPU per page (ms)", ("page", "cpu", "server_cpu_ms_per_request")),
         row("  CPU speed check (ms)", ("page", "speed_check_ms")),
         pair(
@@ -722,21 +1078,24 @@ def report(results: dict) -> str:
             ("page", "cpu", "other_share"),
             fmt_b=pct,
         ),
-        ("  size (kB)", *(fmt(g(s, "page", "bytes") / 1024) for s in SIZES), "", ""),
-        row("  poll, nothing new (204) p50 (ms)", ("page", "poll_204_p50_ms")),
+        ("  size (kB)", *(fmt(g(s, "page", "bytes") / 1024) for s in sizes), "", ""),
+        row(
+            "  poll, nothing new (204) p50 (ms)",
+            ("page", "poll_204_p50_ms"),
+            {50_000: TARGETS["poll_ms_50000"]},
+        ),
     ]
-    if results.get("floor"):
-        rows.append(
-            ("Floor: GET /healthz p50 (ms)", fmt(results["floor"]["healthz_p50_ms"]), "", "", "")
-        )
-    rows.append(("Queries per request (in-process)", "", "", "", ""))
+    if results.get("healthz"):
+        rows.append(one("GET /healthz p50 (ms)", results["healthz"]["healthz_p50_ms"]))
+    rows.append(row("Setup: loading the stream (s)", ("load_s",), digits=2))
+    rows.append(title("Queries per request (in-process)"))
     for label, key in (
         ("  drag to another column", "move_queries"),
         ("  reorder in a column", "reorder_queries"),
         ("  WIP refusal", "wip_refusal_queries"),
         ("  board page", "board_page_queries"),
     ):
-        values = [g(size, "queries", key) for size in SIZES]
+        values = [g(size, "queries", key) for size in sizes]
         cells = [
             ", ".join(map(str, v))
             if isinstance(v, list)
@@ -746,7 +1105,32 @@ def report(results: dict) -> str:
             for v in values
         ]
         rows.append((label, *cells, "", ""))
-    return text_table(rows, ("", f"{small} cards", f"{big} cards", f"target at {big}", ""))
+    header = ("", *(f"{size} cards" for size in sizes), "target", "")
+    return text_table(rows, header)
+
+
+def statements_beside(results: dict) -> list[str]:
+    """The statements of one drag (in-process) beside the floor's transaction, and the
+    writes a drag makes that the floor does not (it should make none)."""
+    floor = results.get("floor") or {}
+    move = next(
+        (e["queries"]["move_statements"] for e in results["sizes"].values() if "queries" in e), []
+    )
+    if not floor or not move:
+        return []
+    lines = [
+        f"Statements of one drag ({len(move)}): " + "; ".join(move),
+        f"Statements of the floor's transaction ({len(floor['raw_statements'])}): "
+        + "; ".join(floor["raw_statements"]),
+    ]
+    writes = ("INSERT", "UPDATE", "DELETE")
+    extra = sorted(
+        {s for s in move if s.startswith(writes)}
+        - {s for s in floor["raw_statements"] if s.startswith(writes)}
+    )
+    if extra:
+        lines.append("WARNING: a drag writes what the floor does not: " + ", ".join(extra))
+    return lines
 
 
 def main() -> int:
@@ -761,16 +1145,46 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="per worker, gthread only")
     parser.add_argument(
         "--sizes",
-        default=",".join(map(str, SIZES)),
-        help="which of the streams to measure (both are always loaded), e.g. 5000",
+        default=",".join(map(str, LOADED)),
+        help=f"which streams to measure, among {', '.join(map(str, SIZES))} (default "
+        f"{','.join(map(str, LOADED))}; those two are always loaded, 50,000 only when named)",
+    )
+    parser.add_argument(
+        "--viewers",
+        type=int,
+        default=50,
+        help=f"viewers polling the {READ_SIZE}-card board beside {READ_MOVERS} movers "
+        "(default 50; 0: no read-load phase)",
+    )
+    parser.add_argument(
+        "--read-seconds",
+        type=float,
+        default=None,
+        help="each half of the read-load phase (default 20, --quick 6)",
+    )
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="gunicorn reaches PostgreSQL through a local PgBouncer in transaction pooling "
+        "(Debian's: apt-get install -y pgbouncer)",
+    )
+    parser.add_argument(
+        "--pool-size", type=int, default=20, help="PgBouncer's server connections (default 20)"
     )
     args = parser.parse_args()
     moves = args.moves or (200 if args.quick else 1000)
     seconds = args.seconds or (4.0 if args.quick else 10.0)
+    read_seconds = args.read_seconds or (6.0 if args.quick else 20.0)
     page_repeats = 10 if args.quick else 30
-    measured = [int(size) for size in args.sizes.split(",")]
+    try:
+        measured = sorted({int(size) for size in args.sizes.split(",")})
+    except ValueError:
+        parser.error(f"--sizes: numbers among {SIZES}, separated by commas")
     if not set(measured) <= set(SIZES):
         parser.error(f"--sizes: choose among {SIZES}")
+    if args.viewers < 0 or args.pool_size < 1:
+        parser.error("--viewers is 0 or more, --pool-size 1 or more")
+    loaded = sorted({*LOADED, *measured})
     quiet = args.quiet_wait if args.quiet_wait is not None else (2.0 if args.quick else 5.0)
 
     began = time.time()
@@ -780,8 +1194,10 @@ def main() -> int:
     setup_django(env)
     migrate()
     collectstatic()
-    log(f"loading streams of {', '.join(map(str, SIZES))} open cards")
-    streams = build_streams(args.seed)
+    log(f"loading streams of {', '.join(map(str, loaded))} open cards")
+    streams = build_streams(args.seed, loaded, args.viewers)
+    log("loaded in " + ", ".join(f"{streams[s]['load_s']} s ({s})" for s in loaded))
+    viewer_auths = viewer_sessions(args.viewers)
     from django.db import connections
 
     connections.close_all()
@@ -793,35 +1209,57 @@ def main() -> int:
             "threads": args.threads if args.worker_class == "gthread" else 1,
             "moves": moves,
             "seconds": seconds,
+            "read_seconds": read_seconds,
+            "viewers": args.viewers,
             "page_repeats": page_repeats,
             "quiet_wait_s": quiet,
             "seed": args.seed,
+            "pgbouncer": args.pgbouncer,
         },
         "sizes": {},
     }
-    server = Gunicorn(
-        env,
-        workers=args.workers,
-        worker_class=args.worker_class,
-        threads=args.threads,
-        log_name="board_bench-gunicorn",
-    )
-    log(f"started {server.description}")
-    with server:
+    with contextlib.ExitStack() as stack:
+        database_url = DATABASE.url
+        if args.pgbouncer:
+            pooler = stack.enter_context(PgBouncer(DATABASE, pool_size=args.pool_size))
+            ALSO_METERED["pgbouncer"] = pooler.pid
+            database_url = pooler.url
+            env = {**env, "DATABASE_URL": pooler.url, "DATABASE_POOLER": "transaction"}
+            results["config"]["pooler"] = pooler.description
+            log(f"started {pooler.description} on port {pooler.port}")
+        server = stack.enter_context(
+            Gunicorn(
+                env,
+                workers=args.workers,
+                worker_class=args.worker_class,
+                threads=args.threads,
+                log_name="board_bench-gunicorn",
+            )
+        )
+        log(f"started {server.description}")
         log("logging the clients in through the login form")
-        first_board = f"/streams/{streams[SIZES[0]]['slug']}/board/"
+        first_board = f"/streams/{streams[loaded[0]]['slug']}/board/"
         auths = []
         for i in range(max(CLIENT_COUNTS)):
             client = Client(server.port)
             auths.append(client.log_in(f"bench-{i}", PASSWORD, first_board))
             client.close()
-        log("request floor: /healthz")
-        results["floor"] = floor_phase(server, 200, quiet)
-        log(f"{' and '.join(map(str, measured))} cards: {moves} sequential moves each")
-        latencies = latency_phases(streams, measured, server, auths, moves, args.seed, quiet)
+        log("GET /healthz")
+        results["healthz"] = healthz_phase(server, 200, quiet)
+        log(
+            f"{' and '.join(map(str, measured))} cards: {moves} sequential moves each, "
+            f"and the floor at {FLOOR_SIZE}"
+        )
+        floor = Floor(streams[FLOOR_SIZE], server, database_url, auths[0], args.seed)
+        latencies = latency_phases(streams, measured, server, auths, moves, args.seed, quiet, floor)
+        results["floor"] = latencies.pop("floor")
         for size in measured:
             stream = streams[size]
-            entry = results["sizes"][size] = {"latency": latencies[size], "throughput": []}
+            entry = results["sizes"][size] = {
+                "latency": latencies[size],
+                "throughput": [],
+                "load_s": stream["load_s"],
+            }
             for n in CLIENT_COUNTS:
                 log(f"{size} cards: {n} client(s) for {seconds:.0f}s")
                 phase = throughput_phase(
@@ -832,8 +1270,18 @@ def main() -> int:
             entry["page"] = page_phase(stream, server, auths[0], page_repeats, quiet)
             log(f"{size} cards: queries per request (in-process)")
             entry["queries"] = query_counts(stream, args.seed + size + 99)
+        if args.viewers:
+            log(
+                f"{READ_SIZE} cards: {READ_MOVERS} movers for {read_seconds:.0f}s, then with "
+                f"{args.viewers} viewers"
+            )
+            results["read_load"] = read_load_phase(
+                streams[READ_SIZE], server, auths, viewer_auths, read_seconds, args.seed + 7, quiet
+            )
 
-    errors, disturbed = 0, []
+    errors, disturbed = results["floor"]["errors"], []
+    for sample in results["floor"]["samples"]:
+        print(f"  floor: {sample}")
     for size in measured:
         entry = results["sizes"][size]
         phases = [entry["latency"], *entry["throughput"]]
@@ -848,10 +1296,20 @@ def main() -> int:
             for name, phase in named
             if phase["cpu"]["other_share"] > 0.10
         ]
+    read = results.get("read_load")
+    if read:
+        errors += read["errors"] + read["other_refusals"]
+        errors += read["alone"]["errors"] + read["alone"]["other_refusals"]
+        for sample in read["samples"] + read["alone"]["samples"]:
+            print(f"  read load: {sample}")
+        for name, phase in (("read load, movers alone", read["alone"]), ("read load", read)):
+            if phase["cpu"]["other_share"] > 0.10:
+                disturbed.append(f"{name} ({pct(phase['cpu']['other_share'])})")
     results["errors"] = errors
     results["machine"]["calibration_ms_end"] = cpu_calibration()
     results["elapsed_s"] = round(time.time() - began, 1)
-    save_results("board_bench", results, f"-{args.worker_class}")
+    suffix = f"-{args.worker_class}-w{args.workers}" + ("-pgbouncer" if args.pgbouncer else "")
+    save_results("board_bench", results, suffix)
 
     m = results["machine"]
     print()
@@ -859,9 +1317,11 @@ def main() -> int:
         f"{m['cores']} cores, {m['cpu']}; PostgreSQL {m['postgres']} (autovacuum "
         f"{m['autovacuum']}; tables vacuumed before each phase); Python {m['python']}, "
         f"Django {m['django']}, gunicorn {m['gunicorn']}, {server.description}"
+        + (f"; through {results['config']['pooler']}" if args.pgbouncer else "")
     )
     print(
         f"{moves} sequential moves per size; {seconds:.0f}s per concurrent run; "
+        f"read load {read_seconds:.0f}s alone and {read_seconds:.0f}s with viewers; "
         f"board page x{page_repeats}; clients on the same machine"
     )
     print(
@@ -871,12 +1331,14 @@ def main() -> int:
     )
     print(
         "'machine busy': share of both cores in use during the phase; 'others': the share "
-        "used by processes that are not the bench's (gunicorn, its PostgreSQL backends, "
-        "the clients). Figures with others above ~10% are disturbed."
+        "used by processes that are not the bench's (gunicorn, PgBouncer, its PostgreSQL "
+        "backends, the clients). Figures with others above ~10% are disturbed."
     )
     print()
     print(report(results))
     print()
+    for line in statements_beside(results):
+        print(line)
     if disturbed:
         print("WARNING: other load took over 10% of the machine during: " + ", ".join(disturbed))
         print("         their figures are pessimistic; run again on a quiet machine")

@@ -109,10 +109,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # web server: a query that hangs answers "busy, try again" (vsm.http) instead of holding
 # a web thread. Workers, migrations and commands run longer statements: unbounded.
 _statement_timeout = env.int("DATABASE_STATEMENT_TIMEOUT", default=0)
-if _statement_timeout and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-        f"-c statement_timeout={_statement_timeout * 1000}"
+# Behind PgBouncer in transaction pooling (DATABASE_POOLER=transaction: web and worker
+# in docker-compose.yml), a server connection serves one transaction, then another
+# client's: nothing may outlive a transaction on it. So no cursors WITH HOLD
+# (.iterator() outside a transaction), no prepared statements, and no startup options,
+# which PgBouncer refuses ("unsupported startup parameter"): the pooler's web database
+# sets the statement timeout above on every server connection it opens (connect_query).
+# SET LOCAL (vsm.transactions) ends with its transaction: safe. Nothing here LISTENs or
+# takes advisory locks; Celery's broker and the cache are Redis.
+DATABASE_POOLER = env.str("DATABASE_POOLER", default="")
+if DATABASE_POOLER not in ("", "transaction"):
+    raise environ.ImproperlyConfigured(
+        f"DATABASE_POOLER must be empty or 'transaction', not {DATABASE_POOLER!r}"
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if DATABASE_POOLER == "transaction":
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+    elif _statement_timeout:
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+            f"-c statement_timeout={_statement_timeout * 1000}"
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

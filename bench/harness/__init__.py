@@ -1,13 +1,18 @@
 """The benchmarks' harness: what every scenario in ``bench/`` shares.
 
 - ``harness.db``: the bench databases (``vsm_bench_*``: create, reuse, vacuum, their
-  PostgreSQL backends), the Django environment of a run, Redis DBs to flush;
-- ``harness.processes``: gunicorn and a Celery worker as subprocesses, started and
-  stopped;
+  PostgreSQL backends), the Django environment of a run, COPY of a model's rows, Redis
+  DBs to flush;
+- ``harness.processes``: gunicorn, a Celery worker and PgBouncer as subprocesses,
+  started and stopped;
 - ``harness.cpu``: CPU accounting of processes and of the machine, the speed check,
   waiting for a quiet machine, what the machine is;
 - ``harness.web``: an HTTP client that logs in through the login form and reads the
-  board with the tests' HTML parser (``tests/pages.py``);
+  board with the tests' HTML parser (``tests/pages.py``), and a poll's answer as
+  ``board.js`` reads it;
+- ``harness.viewers``: people keeping a board open, polling it as ``board.js`` does;
+- ``harness.floor``: the floor of a move (a raw transaction with a drag's locks and
+  writes; the empty POST of ``benchconf.views``);
 - ``harness.sql``: statements timed by class, cProfile breakdowns, the product's
   timing hooks (``vsm.timing``);
 - ``harness.history``: the generated two-year move log loaded with COPY;

@@ -1,17 +1,21 @@
-"""The servers a scenario starts: gunicorn, a Celery worker. Each runs in its own
-session with its output in ``bench/results/<name>.log`` and is stopped with SIGTERM
-(then SIGKILL), never by name."""
+"""The servers a scenario starts: gunicorn, a Celery worker, PgBouncer. Each runs in
+its own session with its output in ``bench/results/<name>.log`` and is stopped with
+SIGTERM (then SIGKILL), never by name."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 from harness import RESULTS_DIR, ROOT, percentile
+from harness.db import HOST, PORT, USER, Database
 from harness.web import free_port, request
 
 
@@ -157,3 +161,78 @@ class CeleryWorker(Service):
             "moves_per_run_mean": round(statistics.fmean(applied), 1) if applied else None,
             "total_run_s": round(sum(seconds), 1),
         }
+
+
+class PgBouncer(Service):
+    """Debian's PgBouncer (``apt-get install pgbouncer``) in transaction pooling in front
+    of one bench database, on a free loopback port, as the Compose service runs it.
+
+    Its configuration lives in a directory of its own under /tmp (removed on stop), never
+    in /etc: the system's PostgreSQL and PgBouncer are left alone. PgBouncer refuses to
+    run as root; started by root it drops to ``nobody`` (``-u``). Clients connect as
+    the bench's user with no password (``auth_type = trust``, as the bench's PostgreSQL
+    on loopback); ``url`` is the ``DATABASE_URL`` that goes through it.
+    """
+
+    BINARY = "/usr/sbin/pgbouncer"
+
+    def __init__(
+        self, database: Database, *, pool_size: int = 20, log_name: str = "pgbouncer"
+    ) -> None:
+        if not Path(self.BINARY).exists():
+            raise SystemExit(f"{self.BINARY} not found: apt-get install -y pgbouncer")
+        self.port = free_port()
+        self.pool_size = pool_size
+        self.directory = Path(tempfile.mkdtemp(prefix="vsm-bench-pgbouncer-"))
+        self.directory.chmod(0o755)
+        config = self.directory / "pgbouncer.ini"
+        users = self.directory / "userlist.txt"
+        users.write_text(f'"{USER}" ""\n')
+        config.write_text(
+            "\n".join(
+                [
+                    "[databases]",
+                    f"{database.name} = host={HOST} port={PORT} dbname={database.name}",
+                    "[pgbouncer]",
+                    "listen_addr = 127.0.0.1",
+                    f"listen_port = {self.port}",
+                    "unix_socket_dir =",
+                    "auth_type = trust",
+                    f"auth_file = {users}",
+                    "pool_mode = transaction",
+                    f"default_pool_size = {pool_size}",
+                    "max_client_conn = 500",
+                    "ignore_startup_parameters = extra_float_digits",
+                    "",
+                ]
+            )
+        )
+        for path in (config, users):
+            path.chmod(0o644)
+        command = [self.BINARY, str(config)]
+        if os.geteuid() == 0:
+            command[1:1] = ["-u", "nobody"]
+        self.version = subprocess.run(
+            [self.BINARY, "--version"], capture_output=True, text=True, check=False
+        ).stdout.split("\n", 1)[0]
+        self.url = f"postgres://{USER}@127.0.0.1:{self.port}/{database.name}"
+        self.description = (
+            f"{self.version or 'PgBouncer'}, transaction pooling, pool size {pool_size}"
+        )
+        super().__init__(command, {}, log_name)
+        self.wait_until(lambda: self._answers(database), "pgbouncer", 15)
+
+    def _answers(self, database: Database) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(
+                host="127.0.0.1", port=self.port, user=USER, dbname=database.name, connect_timeout=2
+            ) as conn:
+                return conn.execute("SELECT 1").fetchone() == (1,)
+        except psycopg.OperationalError:
+            return False
+
+    def stop(self, timeout: float = 20) -> None:
+        super().stop(timeout)
+        shutil.rmtree(self.directory, ignore_errors=True)

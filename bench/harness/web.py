@@ -8,6 +8,7 @@ import socket
 import time
 import urllib.parse
 from dataclasses import dataclass
+from email.message import Message
 from http.cookies import SimpleCookie
 
 from tests import pages
@@ -36,6 +37,7 @@ class Answer:
     body: bytes
     seconds: float
     retried: bool = False
+    headers: Message | None = None
 
 
 class Client:
@@ -87,7 +89,7 @@ class Client:
                     parsed = SimpleCookie()
                     parsed.load(header)
                     self.jar.update({name: morsel.value for name, morsel in parsed.items()})
-            return Answer(response.status, data, elapsed, bool(attempt))
+            return Answer(response.status, data, elapsed, bool(attempt), response.headers)
         raise AssertionError("unreachable")
 
     def get(self, path: str, headers=None) -> Answer:
@@ -153,3 +155,44 @@ def card_version(html: bytes | str, card_id: int) -> int | None:
     attributes = pages.parse(tag).by_id.get(f"card-{card_id}")
     version = attributes.get("data-version") if attributes else None
     return int(version) if version is not None else None
+
+
+@dataclass(frozen=True)
+class PollAnswer:
+    """What a poll's answer means to the board's page: ``kind`` is 'nothing' (204),
+    'delta' (what changed, applied in place), 'board' (the whole board, swapped in) or
+    'error'; ``version``: the version the page holds afterwards (None: unchanged)."""
+
+    kind: str
+    version: str | None
+
+
+# The answer's headers board.js reads (boards.views.board.board_poll sets them).
+DELTA_HEADER = "X-Board-Delta"
+VERSION_HEADER = "X-Board-Version"
+
+
+def poll_answer(answer: Answer) -> PollAnswer:
+    """Read a poll's answer as ``board.js``'s ``poll()`` does, and nothing more.
+
+    204: nothing changed. 200 with ``X-Board-Delta: 1``: a delta, the new version in
+    ``X-Board-Version``. Any other 200: the whole board, whose new version is the
+    ``data-version`` of its ``#board`` element (only that start tag is parsed, as in
+    ``card_version``: the viewers share the cores with the server). Anything else is an
+    error: the page keeps its version (and the next poll asks again).
+    """
+    if answer.status == 204:
+        return PollAnswer("nothing", None)
+    if answer.status != 200:
+        return PollAnswer("error", None)
+    headers = answer.headers
+    if headers is not None and headers.get(DELTA_HEADER) == "1":
+        return PollAnswer("delta", headers.get(VERSION_HEADER) or None)
+    data = answer.body
+    found = data.find(b'id="board"')
+    if found < 0:
+        return PollAnswer("error", None)
+    tag = data[data.rfind(b"<", 0, found) : data.find(b">", found) + 1]
+    attributes = pages.parse(tag).by_id.get("board")
+    version = attributes.get("data-version") if attributes else None
+    return PollAnswer("board", version or None)
