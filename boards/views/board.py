@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from boards import selectors, services
@@ -24,9 +23,8 @@ def stream_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "boards/stream_list.html", {"streams": streams})
 
 
-# never_cache: Back and Forward would show the board as the browser kept it (a stale
-# board until the next poll); live data is fetched again instead.
-@never_cache
+# Never stored (vsm.privacy.NoStoreMiddleware, for every answer): Back and Forward
+# fetch the board again rather than show it as the browser kept it.
 @require_GET
 def board(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     stream = selectors.stream_for_actor(actor=request_actor(request), slug=stream_slug)
@@ -48,7 +46,6 @@ BOARD_FILTERS_HEADER = "X-Board-Filters"
 DELTA_MAX_CARDS = 100
 
 
-@never_cache
 @require_GET
 def board_poll(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
     """Live updates, against the client's ``version``: 204 while nothing changed; what

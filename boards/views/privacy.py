@@ -9,7 +9,6 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from boards import selectors, services
@@ -50,7 +49,6 @@ def _erasure_message(erasure: services.Erasure) -> str:
     return f"Personal data erased: the card's name, company, e-mail and notes{blanked}.{suppressed}"
 
 
-@never_cache
 @require_http_methods(["GET", "POST"])
 def card_personal_data(request: HtmxHttpRequest, stream_slug: str, card_id: int) -> HttpResponse:
     """The prospect's personal data page: export it, or erase it (with a confirmation)."""
@@ -72,7 +70,6 @@ def card_personal_data(request: HtmxHttpRequest, stream_slug: str, card_id: int)
     return render(request, "boards/card_personal_data.html", context, status=status)
 
 
-@never_cache
 @require_GET
 def card_personal_data_export(
     request: HtmxHttpRequest, stream_slug: str, card_id: int, file_format: str
