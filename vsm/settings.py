@@ -49,6 +49,10 @@ INSTALLED_APPS = [
     "pdca",
     "boards",
     "metrics",
+    "intake",
+    "webhooks",
+    "exports",
+    "api",
 ]
 
 MIDDLEWARE = [

@@ -30,4 +30,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("streams/", include("boards.urls")),
     path("streams/", include("metrics.urls")),
+    path("streams/", include("intake.urls")),
+    path("streams/", include("webhooks.urls")),
+    path("streams/", include("exports.urls")),
+    path("api/", include("api.urls")),
 ]
