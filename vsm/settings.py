@@ -143,6 +143,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # this much once (vsm.events), never a failure. Redis answers in under a millisecond;
 # on a loaded 2-core machine its slowest answer in 20,000 was 40 ms.
 VSM_REDIS_TIMEOUT_SECONDS = 0.1
+
+# An open board polls every 2 s; viewers are told a board version at most this many
+# seconds old, so that they fall into step and share each rendered delta (the cost of
+# 50 viewers is that of a few). A change reaches them within the poll plus this.
+VSM_BOARD_PUBLISH_SECONDS = env.float("VSM_BOARD_PUBLISH_SECONDS", default=1.0)
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vsm")}
 if "redis" in CACHES["default"]["BACKEND"].lower():
     CACHES["default"].setdefault("OPTIONS", {}).update(

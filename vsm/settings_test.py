@@ -40,3 +40,7 @@ if "CACHE_URL" not in os.environ:
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+
+# Each poll takes the board's version anew: tests of live updates poll right after a
+# change. tests/boards/test_live_delta.py sets it to test viewers sharing a version.
+VSM_BOARD_PUBLISH_SECONDS = 0.0

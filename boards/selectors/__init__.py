@@ -41,6 +41,7 @@ from boards.selectors.changes import (
     BoardVersion,
     board_unchanged,
     board_version,
+    board_version_published,
     cards_changed,
 )
 from boards.selectors.closing import (
@@ -101,6 +102,7 @@ __all__ = [
     "board_filter_choices",
     "board_get",
     "board_version",
+    "board_version_published",
     "card_in_stream",
     "card_timeline",
     "TIMELINE_PAGE_SIZE",

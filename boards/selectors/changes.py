@@ -20,6 +20,7 @@ between is sent now and again next time (an idempotent replace), never lost.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from django.db import connection
@@ -40,6 +41,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from boards.models import Card, Column
+from vsm.caching import cache_get_quietly, cache_set_quietly
 from vsm.models import ValueStream
 
 # "xmin:xmax:xip,xip,...": a snapshot as PostgreSQL prints it, bounded in length.
@@ -118,6 +120,37 @@ def board_version(*, stream: ValueStream) -> BoardVersion:
         changes=str(stamp if stamp is not None else 0),
         columns=edited.isoformat() if edited else "-",
     )
+
+
+PUBLISHED_KEY = "board-version-published:{stream_id}"
+
+
+def board_version_published(*, stream: ValueStream, max_age_seconds: float) -> BoardVersion:
+    """The stream's board version as last published to its viewers, if that is at most
+    ``max_age_seconds`` old (wall clock, shared by every process through the cache);
+    else the version now (one query), published in its place.
+
+    Every viewer that polls within one such interval is told the same version, so the
+    viewers' versions fall into step and they ask for the same few deltas, which are
+    rendered once for all of them (boards.views.board.board_poll). A change committed
+    after the version was taken reaches them at most ``max_age_seconds`` later.
+    With the cache down, every call takes the version now.
+    """
+    key = PUBLISHED_KEY.format(stream_id=stream.pk)
+    published = cache_get_quietly(key)
+    if (
+        isinstance(published, tuple)
+        and len(published) == 2
+        and isinstance(published[0], str)
+        and isinstance(published[1], float)
+        and 0 <= time.time() - published[1] <= max_age_seconds
+    ):
+        version = BoardVersion.parse(published[0])
+        if version is not None:
+            return version
+    version = board_version(stream=stream)
+    cache_set_quietly(key, (str(version), time.time()), timeout=max(60.0, 4 * max_age_seconds))
+    return version
 
 
 def _changed_since(stream: ValueStream, since: BoardVersion) -> QuerySet[Card]:

@@ -20,7 +20,7 @@ from typing import NotRequired, TypedDict, Unpack
 from django.utils import timezone
 
 from metrics import charts
-from metrics.caching import cached
+from vsm.caching import cached
 from metrics.charts import MIN_FOR_PERCENTILES, Chart
 from metrics.fold.timeline import metrics_zone
 from metrics.models import StreamMetrics

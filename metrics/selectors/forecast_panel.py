@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from django.utils.dateformat import format as format_date
 
 from metrics import forecasting
-from metrics.caching import cached
+from vsm.caching import cached
 from metrics.forecasting import (
     BACKTEST_CHECKPOINTS,
     BACKTEST_STEP_DAYS,

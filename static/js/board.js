@@ -259,7 +259,8 @@
     // The board's filters go in a header: a search for a name must not be repeated
     // into access logs every two seconds.
     const params = new URLSearchParams();
-    params.set("version", root.dataset.version);
+    const held = root.dataset.version;
+    params.set("version", held);
     const shown = shownParam(root);
     if (shown) {
       params.set("shown", shown);
@@ -276,6 +277,16 @@
       if (response.status === 401 && response.headers.get("HX-Redirect")) {
         // The session ended (logged out in another tab): to the login page, and back.
         window.location.href = response.headers.get("HX-Redirect");
+        return;
+      }
+      if (response.status === 204) {
+        // Nothing changed for this board, though its version moved on: hold the new
+        // one (unless the board was drawn anew meanwhile), to ask for the same deltas
+        // as the other viewers.
+        const next = response.headers.get("X-Board-Version");
+        if (next && board() && board().dataset.version === held) {
+          board().dataset.version = next;
+        }
         return;
       }
       // A drag may have started while the request was in flight: never interrupt it.
@@ -370,6 +381,16 @@
       delta.content.querySelectorAll("[data-delta-column]").forEach(function (wrapper) {
         const fresh = wrapper.querySelector("li.card");
         const old = document.getElementById(fresh.id);
+        if (
+          old &&
+          old.dataset.version === fresh.dataset.version &&
+          old.dataset.position === fresh.dataset.position &&
+          old.parentElement.dataset.columnId === wrapper.dataset.deltaColumn
+        ) {
+          // Shown as it is already (the mover's own move, drawn by its answer): left
+          // alone, so nothing flickers and focus stays where it is.
+          return;
+        }
         if (old) {
           old.remove();
         }

@@ -1,4 +1,4 @@
-"""metrics.caching: a value computed once and reused; a failing or polluted cache costs
+"""vsm.caching: a value computed once and reused; a failing or polluted cache costs
 time, never the caller."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from django.core.cache import cache
 from django.core.cache.backends.base import BaseCache
 
-from metrics.caching import cached
+from vsm.caching import cached
 
 
 class DownCache(BaseCache):
