@@ -16,7 +16,8 @@ A script that prints figures, not a test, on the harness in bench/harness/. It:
    that shortcut: every measured move is an HTTP request through gunicorn, the view
    and ``boards.services.card_move``.
 3. Starts gunicorn (default gthread, 4 workers x 2 threads; broker ``memory://``, eager
-   tasks off, so no request runs or waits on a task), with ``--pgbouncer`` behind a
+   tasks off, so no request runs or waits on a task; the cache is Redis,
+   ``--cache-url``, as in production), with ``--pgbouncer`` behind a
    local PgBouncer in transaction pooling (``harness.processes.PgBouncer``,
    ``DATABASE_POOLER=transaction``), and logs the movers in through the login form.
 4. Sends what a drag sends (``board.js``): POST ``to_column``, ``after``, ``before``,
@@ -1133,6 +1134,13 @@ def statements_beside(results: dict) -> list[str]:
     return lines
 
 
+def flush_cache(url: str) -> None:
+    """Empty the run's cache database: nothing a previous run kept is read back."""
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
 def main() -> int:
     parser = arguments(__doc__, seed=20260101, quiet_wait="default 5, --quick 2")
     parser.add_argument("--moves", type=int, default=None, help="sequential moves (default 1000)")
@@ -1171,6 +1179,11 @@ def main() -> int:
     parser.add_argument(
         "--pool-size", type=int, default=20, help="PgBouncer's server connections (default 20)"
     )
+    parser.add_argument(
+        "--cache-url",
+        default="redis://127.0.0.1:6379/5",
+        help="the cache gunicorn's processes share, emptied first (default %(default)s)",
+    )
     args = parser.parse_args()
     moves = args.moves or (200 if args.quick else 1000)
     seconds = args.seconds or (4.0 if args.quick else 10.0)
@@ -1188,7 +1201,10 @@ def main() -> int:
     quiet = args.quiet_wait if args.quiet_wait is not None else (2.0 if args.quick else 5.0)
 
     began = time.time()
-    env = environment(DATABASE, web=True, secret=secrets.token_urlsafe(50))
+    # Production's cache (Redis, shared by the gunicorn processes): viewers share the
+    # published board version and its rendered deltas through it.
+    flush_cache(args.cache_url)
+    env = environment(DATABASE, web=True, secret=secrets.token_urlsafe(50), cache=args.cache_url)
     log(f"re-creating database {DATABASE.name}")
     DATABASE.recreate()
     setup_django(env)

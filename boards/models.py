@@ -159,7 +159,13 @@ class Card(models.Model):
         ordering = ["column", "position", "id"]
         indexes = [
             models.Index(fields=["column", "outcome", "position"], name="boards_card_column_order"),
-            models.Index(fields=["value_stream", "outcome"], name="boards_card_stream_outcome"),
+            # Covers the board's per-column counts and open values (an index-only scan
+            # on PostgreSQL), which otherwise read every open card's row.
+            models.Index(
+                fields=["value_stream", "outcome", "column"],
+                include=["estimated_value"],
+                name="boards_card_stream_tally",
+            ),
             models.Index(fields=["value_stream", "change_stamp"], name="boards_card_stream_stamp"),
         ]
         constraints = [

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -30,7 +32,7 @@ from django.db.models.functions import RowNumber
 
 from boards.models import Card, Column, Outcome
 from boards.selectors.cards import column_in_stream
-from boards.selectors.changes import BoardVersion, board_version
+from boards.selectors.changes import BoardVersion, board_version_published
 from pdca.models import ControlPoint, Cycle
 from pdca.selectors import ExperimentQuery, cycles_running
 from vsm.models import Channel, ValueStream
@@ -199,7 +201,7 @@ def _column_views(
     open_cards = Card.objects.filter(
         value_stream=stream, outcome=Outcome.OPEN, column_id__in=list(views)
     ).order_by()
-    totals = open_cards.values("column_id").annotate(n=Count("id"), value=Sum("estimated_value"))
+    totals = open_cards.values("column_id").annotate(n=Count("*"), value=Sum("estimated_value"))
     for row in totals:
         view = views[row["column_id"]]
         view.open_count = row["n"]
@@ -213,13 +215,49 @@ def _column_views(
     if not with_cards:
         return views
 
-    # Rank narrow rows (id, column, position) and fetch only the winners with their
-    # related rows: ranking the joined rows of every open card grew with the stream.
+    longer = {
+        column_id: min(count, COLUMN_SHOWN_MAX)
+        for column_id, count in (shown or {}).items()
+        if column_id in views and count > COLUMN_PAGE_SIZE
+    }
+    if connection.features.supports_slicing_ordering_in_compound:
+        first_page_ids = _first_page_ids_by_column(stream, filters, list(views), longer)
+    else:
+        first_page_ids = _first_page_ids_ranked(stream, filters, list(views), longer)
+    first_pages = _card_queryset().filter(pk__in=first_page_ids)
+    for card in first_pages:
+        views[card.column_id].cards.append(card)
+    return views
+
+
+def _first_page_ids_by_column(
+    stream: ValueStream, filters: BoardFilters, column_ids: list[int], longer: Mapping[int, int]
+) -> QuerySet[Card, int]:
+    """Each column's first page, one LIMIT per column joined by UNION ALL (PostgreSQL):
+    each walks its column's index in the board's order and stops at the page, so the
+    cost does not grow with the column (a window over every open card did)."""
+    pages = [
+        filters.apply(Card.objects.filter(value_stream=stream, outcome=Outcome.OPEN))
+        .filter(column_id=column_id)
+        .order_by("position", "id")
+        .values_list("pk", flat=True)[: longer.get(column_id, COLUMN_PAGE_SIZE)]
+        for column_id in column_ids
+    ]
+    return (
+        pages[0].union(*pages[1:], all=True)
+        if pages
+        else Card.objects.none().values_list("pk", flat=True)
+    )
+
+
+def _first_page_ids_ranked(
+    stream: ValueStream, filters: BoardFilters, column_ids: list[int], longer: Mapping[int, int]
+) -> QuerySet[Card, int]:
+    """Each column's first page by ranking the open cards' narrow rows (SQLite, which
+    takes no LIMIT inside a UNION): grows with the stream, for small boards."""
     ranked = (
         filters.apply(
-            Card.objects.filter(
-                value_stream=stream, outcome=Outcome.OPEN, column_id__in=list(views)
-            )
+            Card.objects.filter(value_stream=stream, outcome=Outcome.OPEN, column_id__in=column_ids)
         )
         .order_by()
         .annotate(
@@ -230,11 +268,6 @@ def _column_views(
             )
         )
     )
-    longer = {
-        column_id: min(count, COLUMN_SHOWN_MAX)
-        for column_id, count in (shown or {}).items()
-        if column_id in views and count > COLUMN_PAGE_SIZE
-    }
     if longer:
         # Each column's own page length, in the same query.
         page = Case(
@@ -244,10 +277,7 @@ def _column_views(
         ranked = ranked.annotate(page=page).filter(rank__lte=F("page"))
     else:
         ranked = ranked.filter(rank__lte=COLUMN_PAGE_SIZE)
-    first_pages = _card_queryset().filter(pk__in=ranked.values("pk"))
-    for card in first_pages:
-        views[card.column_id].cards.append(card)
-    return views
+    return ranked.values_list("pk", flat=True)
 
 
 def board_columns(
@@ -316,7 +346,11 @@ def board_get(
     column's first page (``shown``: or as many cards as the client shows already)."""
     filters = filters or BoardFilters()
     # Before anything is read: a change committed meanwhile is sent again, never missed.
-    version = board_version(stream=stream)
+    # The version published to every viewer (at most VSM_BOARD_PUBLISH_SECONDS old, so
+    # earlier still): the page's first poll asks for the deltas the others ask for.
+    version = board_version_published(
+        stream=stream, max_age_seconds=settings.VSM_BOARD_PUBLISH_SECONDS
+    )
     columns = list(
         Column.objects.filter(cycle__value_stream=stream)
         .select_related("cycle__owning_team")
