@@ -316,7 +316,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False
 # Tasks told (by name, after commit) that a stream changed: see vsm.events.
-VSM_STREAM_CHANGED_TASKS = ["metrics.stream_changed"]
+VSM_STREAM_CHANGED_TASKS = [
+    "metrics.stream_changed",
+    "webhooks.stream_changed",
+]
+# Webhooks (webhooks/): seconds a delivery waits to connect, and as long for the
+# answer; whether URLs may name internal machines (loopback, private networks: refused
+# by default, see webhooks/targets.py); days the delivery log keeps finished ones (0:
+# all of them).
+VSM_WEBHOOK_TIMEOUT_SECONDS = env.float("VSM_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+VSM_WEBHOOK_ALLOW_INTERNAL_URLS = env.bool("VSM_WEBHOOK_ALLOW_INTERNAL_URLS", default=False)
+VSM_WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("VSM_WEBHOOK_DELIVERY_RETENTION_DAYS", default=30)
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Catches up any stream whose metrics lag its move log (broker was down or hung, a
     # worker was killed with the stream's messages): no recompute is ever lost, and a
@@ -336,6 +346,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "metrics-experiment-checks": {
         "task": "metrics.experiment_checks_due",
         "schedule": crontab(minute=20),
+    },
+    # Records webhook deliveries a lost announcement left behind, sends retries and
+    # anything due, prunes the delivery log. A late sweep is dropped, as metrics-sweep.
+    "webhooks-sweep": {
+        "task": "webhooks.sweep",
+        "schedule": 15.0,
+        "options": {"expires": 15.0},
     },
 }
 
