@@ -161,9 +161,9 @@ class Card(models.Model):
             models.Index(fields=["column", "outcome", "position"], name="boards_card_column_order"),
             # Covers the board's per-column counts and open values (an index-only scan
             # on PostgreSQL), which otherwise read every open card's row.
+            # (The value is a key column, not INCLUDEd: SQLite has no INCLUDE.)
             models.Index(
-                fields=["value_stream", "outcome", "column"],
-                include=["estimated_value"],
+                fields=["value_stream", "outcome", "column", "estimated_value"],
                 name="boards_card_stream_tally",
             ),
             models.Index(fields=["value_stream", "change_stamp"], name="boards_card_stream_stamp"),

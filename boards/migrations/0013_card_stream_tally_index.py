@@ -19,6 +19,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='card',
-            index=models.Index(fields=['value_stream', 'outcome', 'column'], include=('estimated_value',), name='boards_card_stream_tally'),
+            index=models.Index(fields=['value_stream', 'outcome', 'column', 'estimated_value'], name='boards_card_stream_tally'),
         ),
     ]
