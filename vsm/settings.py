@@ -8,6 +8,7 @@ CACHE_URL, DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS (see README.md).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,6 +46,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
     "vsm",
     "pdca",
     "boards",
@@ -354,6 +357,41 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 15.0,
         "options": {"expires": 15.0},
     },
+}
+
+# The REST API (api/): a value stream's API token in "Authorization: Bearer", JSON in
+# and out, errors as {"code", "message", "data"} (api.exceptions), no session (so no
+# CSRF). Requests per token: VSM_API_RATE ("<n>/s", "/min", "/hour" or "/day"), counted
+# in the cache, shared by every process (Redis in production).
+VSM_API_RATE = env.str("VSM_API_RATE", default="120/min")
+if not re.fullmatch(r"[1-9][0-9]{0,8}/(s|sec|m|min|h|hour|d|day)", VSM_API_RATE):
+    raise environ.ImproperlyConfigured(
+        f"VSM_API_RATE is '<requests>/<s|min|hour|day>', e.g. 120/min; not {VSM_API_RATE!r}"
+    )
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.authentication.HasStreamToken"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "VSM API",
+    "DESCRIPTION": (
+        "A value stream's prospects, cards, moves and metrics. Every call names the "
+        "stream of its token; anything else is answered as not found. Errors are "
+        '{"code", "message", "data"} with the HTTP status of the refusal.'
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"OutcomeEnum": "boards.models.Outcome"},
 }
 
 LOGGING = {

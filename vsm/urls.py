@@ -33,5 +33,6 @@ urlpatterns = [
     path("streams/", include("intake.urls")),
     path("streams/", include("webhooks.urls")),
     path("streams/", include("exports.urls")),
+    path("streams/", include("api.page_urls")),
     path("api/", include("api.urls")),
 ]

@@ -176,11 +176,12 @@ def poll_answer(answer: Answer) -> PollAnswer:
     """Read a poll's answer as ``board.js``'s ``poll()`` does, and nothing more.
 
     204: nothing changed (the version to hold next in ``X-Board-Version`` when it moved
-    on, which board.js takes while the page still holds the one it sent). 200 with ``X-Board-Delta: 1``: a delta, the new version in
-    ``X-Board-Version``. Any other 200: the whole board, whose new version is the
-    ``data-version`` of its ``#board`` element (only that start tag is parsed, as in
-    ``card_version``: the viewers share the cores with the server). Anything else is an
-    error: the page keeps its version (and the next poll asks again).
+    on, which board.js takes while the page still holds the one it sent). 200 with
+    ``X-Board-Delta: 1``: a delta, the new version in ``X-Board-Version``. Any other
+    200: the whole board, whose new version is the ``data-version`` of its ``#board``
+    element (only that start tag is parsed, as in ``card_version``: the viewers share
+    the cores with the server). Anything else is an error: the page keeps its version
+    (and the next poll asks again).
     """
     if answer.status == 204:
         held = answer.headers.get(VERSION_HEADER) if answer.headers is not None else None

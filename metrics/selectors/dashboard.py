@@ -20,7 +20,6 @@ from typing import NotRequired, TypedDict, Unpack
 from django.utils import timezone
 
 from metrics import charts
-from vsm.caching import cached
 from metrics.charts import MIN_FOR_PERCENTILES, Chart
 from metrics.fold.timeline import metrics_zone
 from metrics.models import StreamMetrics
@@ -37,6 +36,7 @@ from metrics.selectors.readmodel import (
     StreamMetricsDocument,
 )
 from metrics.selectors.statistics import percentile, win_rate
+from vsm.caching import cached
 from vsm.errors import NotFound
 
 # A stored document older than this is recomputed for the page (the sweeper refreshes

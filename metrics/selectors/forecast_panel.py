@@ -12,7 +12,6 @@ from datetime import date, timedelta
 from django.utils.dateformat import format as format_date
 
 from metrics import forecasting
-from vsm.caching import cached
 from metrics.forecasting import (
     BACKTEST_CHECKPOINTS,
     BACKTEST_STEP_DAYS,
@@ -32,6 +31,7 @@ from metrics.selectors.forecast import (
 )
 from metrics.selectors.query import MetricsQuery
 from metrics.selectors.statistics import percentile
+from vsm.caching import cached
 from vsm.models import Channel
 
 # The track record changes once a day, when yesterday joins the history.

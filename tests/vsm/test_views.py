@@ -10,6 +10,8 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from api.models import ApiToken
+from api.services import api_token_create
 from boards.models import Card, CardMove, Column, Handoff
 from boards.services import (
     DEFAULT_COLUMNS,
@@ -66,7 +68,7 @@ def test_login_page_is_public_and_logs_in(client, user):
 
 # Their rows are written by their services only (board moves, review entries,
 # experiments): the admin shows them read-only.
-READ_ONLY = {AuditEntry, CardMove, Experiment, Handoff, ReviewEntry}
+READ_ONLY = {AuditEntry, CardMove, Experiment, Handoff, ReviewEntry, ApiToken}
 REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)
 
 
@@ -94,6 +96,7 @@ def one_of_everything(stream, manager):
     ExperimentFactory(cycle=control_point.from_cycle)
     Group.objects.create(name="Coordinators")
     LostReason.objects.create(value_stream=stream, name="No budget")
+    api_token_create(stream_id=stream.pk, name="Website form", actor=as_actor(manager))
     ReviewEntry.objects.create(
         value_stream=stream, week_start=date(2025, 5, 5), kind="note", text="A note", author=manager
     )

@@ -1,0 +1,2 @@
+"""The REST API's views (cards, metrics, the stream) and the pages about it (its tokens,
+its documentation)."""

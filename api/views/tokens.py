@@ -1,0 +1,80 @@
+"""A stream's API tokens page: its manager (or an admin) makes tokens, sees each new
+secret once, and revokes them. Others are refused (403), or told the stream is not
+found (404) when they may not see it."""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.contrib import messages
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from api import services
+from api.forms import ApiTokenForm
+from api.selectors import api_tokens_of_stream
+from vsm.access import stream_access
+from vsm.actors import request_actor
+from vsm.http import form_status, refusals_shown_on, refuse_back_to
+
+SENT_AGAIN = (
+    "That form was sent before: its token was made then, and its secret shown then "
+    "only. If it was not copied, revoke that token and make a new one."
+)
+# How long a form's "once" is remembered: longer than anyone keeps a page open.
+_ONCE_SECONDS = 24 * 60 * 60
+
+
+def _sent_before(once: str) -> bool:
+    """Whether the form ``once`` names made a token already (the cache remembers it;
+    a cache that is down remembers nothing, and a second token is made: harmless)."""
+    try:
+        return not cache.add(f"vsm:api-token-form:{once}", 1, timeout=_ONCE_SECONDS)
+    except Exception:
+        return False
+
+
+def _forget(once: str) -> None:
+    with contextlib.suppress(Exception):
+        cache.delete(f"vsm:api-token-form:{once}")
+
+
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest, stream_slug: str) -> HttpResponse:
+    """The tokens; POST ``name`` makes one and shows its secret on the answer, once
+    (the page is not stored by any cache: vsm.privacy)."""
+    actor = request_actor(request)
+    stream = stream_access(actor=actor, slug=stream_slug, steer=True)
+    form = ApiTokenForm(request.POST) if request.method == "POST" else ApiTokenForm.new()
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        once = form.cleaned_data["once"]
+        if _sent_before(once):
+            messages.warning(request, SENT_AGAIN)
+            return redirect("api_pages:tokens", stream_slug=stream.slug)
+        with refusals_shown_on(form, request):
+            issued = services.api_token_create(
+                stream_id=stream.pk, name=form.cleaned_data["name"], actor=actor
+            )
+        if issued is None:  # refused: the same form may be sent again, corrected
+            _forget(once)
+    context = {
+        "stream": stream,
+        "form": ApiTokenForm.new() if issued is not None else form,
+        "issued": issued,
+        "tokens": api_tokens_of_stream(stream=stream),
+    }
+    return render(request, "api/tokens.html", context, status=form_status(request, form))
+
+
+@require_POST
+def api_token_revoke(request: HttpRequest, stream_slug: str, token_id: int) -> HttpResponse:
+    actor = request_actor(request)
+    stream = stream_access(actor=actor, slug=stream_slug, steer=True)
+    refuse_back_to(request, reverse("api_pages:tokens", args=[stream.slug]))
+    token = services.api_token_revoke(token_id=token_id, stream_id=stream.pk, actor=actor)
+    messages.success(request, f"“{token.name}” is revoked: requests with it are refused.")
+    return redirect("api_pages:tokens", stream_slug=stream.slug)
