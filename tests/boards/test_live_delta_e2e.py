@@ -53,3 +53,30 @@ def test_a_second_viewer_receives_a_move_as_a_small_fragment(
     assert scrolled > 0
     assert viewer.evaluate("document.querySelector('.lanes').scrollLeft") == scrolled
     expect(viewer.locator(f"#column-{knowledge.pk} li.card")).to_have_count(25)
+
+
+def test_the_movers_own_card_is_left_alone_when_the_next_delta_brings_it(
+    live_server, browser, log_in, stream, manager
+):
+    """The move's answer drew the card already: the delta every viewer shares brings it
+    too (as it is now), and board.js leaves the element in place, not redrawn."""
+    information = column_of(stream, COLLABORATION, "Information")
+    card = new_card(stream, manager, person_name="Ada Keller")
+    mover = log_in(browser.new_page(), manager)
+    open_board(mover, live_server, stream)
+
+    with mover.expect_response(lambda answer: "/move/" in answer.url) as moved:
+        drag(mover, card, information)
+    assert moved.value.status == 200
+    expect(card_in(mover, information, card)).to_be_visible()
+    mover.wait_for_timeout(100)  # the answer's swap settles
+    mover.evaluate(f"document.getElementById('card-{card.pk}').dataset.drawnByMove = 'yes'")
+    with mover.expect_response(
+        lambda answer: "/board/poll/" in answer.url and answer.status == 200,
+        timeout=LIVE_UPDATE_MS * 2,
+    ) as polled:
+        pass
+    body = polled.value.body().decode()
+
+    assert f'id="card-{card.pk}"' in body  # the delta named it
+    assert mover.evaluate(f"document.getElementById('card-{card.pk}').dataset.drawnByMove") == "yes"
