@@ -48,8 +48,10 @@ def board(request: HtmxHttpRequest, stream_slug: str) -> HttpResponse:
 BOARD_FILTERS_HEADER = "X-Board-Filters"
 
 
-# More changed cards than this since a client's version: it gets the whole board.
-DELTA_MAX_CARDS = 100
+# More changed cards than this since a client's version: it gets the whole board. A
+# delta is rendered once for every viewer, the whole board for each: with 8 movers a
+# viewer 2-3 s behind is 80-120 cards behind (bench/board_bench.py, read load).
+DELTA_MAX_CARDS = 250
 
 
 # How long a rendered delta is kept for the other viewers asking for the same one.
