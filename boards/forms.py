@@ -32,6 +32,7 @@ from boards.selectors import (
     CardCursor,
 )
 from boards.services.columns import WIP_LIMIT_MAX
+from vsm.errors import InvalidInput
 from vsm.forms import (
     ROW_ID_MAX,
     AmountField,
@@ -89,6 +90,21 @@ def board_filters(params: QueryDict, *, viewer_id: int | None = None) -> BoardFi
         # Most requests (every move) filter nothing: no form to build and validate.
         return BoardFilters()
     return BoardFilterForm(params).filters(viewer_id=viewer_id)
+
+
+def board_filters_checked(params: QueryDict, *, viewer_id: int | None = None) -> BoardFilters:
+    """``board_filters``, refusing a malformed value rather than ignoring it: a file of
+    "the filtered cards" must not quietly hold them all.
+
+    Raises: InvalidInput naming the first filter that could not be read.
+    """
+    if not any(name in params for name in BoardFilterForm.base_fields):
+        return BoardFilters()
+    form = BoardFilterForm(params)
+    if not form.is_valid():
+        name, problems = next(iter(form.errors.items()))
+        raise InvalidInput(f"The filter “{name}” could not be read: {problems[0]}", field=name)
+    return form.filters(viewer_id=viewer_id)
 
 
 def shown_cards(params: QueryDict) -> dict[int, int]:

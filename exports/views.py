@@ -11,7 +11,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from boards.forms import board_filters
+from boards.forms import board_filters_checked
 from boards.selectors import BoardFilters
 from exports import files, selectors
 from exports.forms import include_closed
@@ -32,7 +32,7 @@ def cards_csv(request: HtmxHttpRequest, stream_slug: str) -> StreamingHttpRespon
     query = selectors.CardExportQuery(
         stream=stream,
         now=timezone.now(),
-        filters=board_filters(request.GET, viewer_id=request.user.pk),
+        filters=board_filters_checked(request.GET, viewer_id=request.user.pk),
         include_closed=include_closed(request.GET),
     )
     data = _filters_data(query.filters) | {"include_closed": query.include_closed}

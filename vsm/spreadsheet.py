@@ -22,7 +22,11 @@ class _Writable(Protocol):
 def spreadsheet_cell(value: object) -> object:
     """``value`` as a CSV cell: None as "", formula-like text prefixed with "'",
     anything else (numbers included) as it is."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and (
+        value.startswith(FORMULA_STARTS) or value.lstrip().startswith(FORMULA_STARTS)
+    ):
+        # Also after leading blanks and line breaks (" =1+1", "\n=cmd"): some
+        # spreadsheets trim them before deciding what a cell is.
         return "'" + value
     return "" if value is None else value
 

@@ -188,7 +188,6 @@ FILTERS = {
     "one column": lambda p, stream: f"column={column_of(stream, COLLABORATION, 'Information').pk}",
     "an empty column": lambda p, stream: f"column={column_of(stream, SALES, 'Data').pk}",
     "channel and owner": lambda p, stream: f"channel={p.web.pk}&owner={p.member.pk}",
-    "malformed, ignored as the board does": lambda p, stream: "channel=abc&blocked=maybe",
 }
 
 
@@ -203,8 +202,7 @@ def test_the_file_holds_the_cards_the_board_shows_for_the_same_filters(
     exported = {int(row["card id"]) for row in export(manager, stream, query)}
 
     assert exported == on_board
-    if name != "malformed, ignored as the board does":
-        assert exported < {prospects.ada.pk, prospects.bo.pk, prospects.carver.pk}
+    assert exported < {prospects.ada.pk, prospects.bo.pk, prospects.carver.pk}
 
 
 def test_my_cards_are_the_viewers_own(stream, manager, prospects):
@@ -284,6 +282,15 @@ def test_a_closed_parameter_that_says_neither_yes_nor_no_is_refused(stream, mana
 
     assert response.status_code == 400
     assert b"closed=1" in response.content
+    assert not AuditEntry.objects.filter(action="stream.cards_exported").exists()
+
+
+@pytest.mark.parametrize("query", ["channel=abc", "owner=99999999999999999999999", "column=-1"])
+def test_a_filter_that_cannot_be_read_is_refused_not_ignored(stream, manager, prospects, query):
+    response = logged_in(manager).get(reverse("exports:cards", args=[stream.slug]) + "?" + query)
+
+    assert response.status_code == 400
+    assert query.split("=")[0].encode() in response.content
     assert not AuditEntry.objects.filter(action="stream.cards_exported").exists()
 
 
