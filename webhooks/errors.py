@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vsm.errors import InvalidInput, NotFound
+from vsm.errors import Conflict, InvalidInput, NotFound
 
 
 class WebhookNotFound(NotFound):
@@ -26,3 +26,14 @@ class WebhookUrlRefused(InvalidInput):
 class WebhookEventTypesRequired(InvalidInput):
     code = "webhook_event_types_required"
     default_message = "Choose at least one kind of event to send."
+
+
+class WebhookUrlTaken(Conflict):
+    """The stream has an active webhook to that URL already (one receiver, one secret:
+    a second would deliver each event twice, signed differently)."""
+
+    code = "webhook_url_taken"
+    default_message = (
+        "This stream already has an active webhook to that URL: use that one (rotate its "
+        "secret on its page if it was lost), or pause it first."
+    )

@@ -6,6 +6,7 @@ from django import forms
 
 from boards.models import MoveKind
 from webhooks.models import DESCRIPTION_MAX_LENGTH, URL_MAX_LENGTH, DeliveryStatus
+from webhooks.once import OnceForm
 from webhooks.services.endpoints import PREVIOUS_SECRET_HOURS_MAX
 
 EVENT_HELP = {
@@ -18,7 +19,10 @@ EVENT_HELP = {
 }
 
 
-class EndpointForm(forms.Form):
+class EndpointForm(OnceForm):
+    """Sent again (the answer that showed the secret, reloaded), it adds nothing: see
+    webhooks.once."""
+
     # A CharField, not a URLField: the service judges the URL (webhooks.targets) and
     # says why it refuses one.
     url = forms.CharField(
@@ -42,7 +46,12 @@ class ActiveForm(forms.Form):
     active = forms.TypedChoiceField(choices=[("1", "Resume"), ("0", "Pause")], coerce=int)
 
 
-class RotateForm(forms.Form):
+HOURS_MISSING = "Say how long the old secret keeps signing."
+
+
+class RotateForm(OnceForm):
+    """Sent again, it rotates nothing (the secret just shown keeps working)."""
+
     keep_previous_hours = forms.TypedChoiceField(
         label="The old secret",
         choices=[
@@ -51,6 +60,17 @@ class RotateForm(forms.Form):
         ],
         coerce=int,
         initial="0",
+        error_messages={
+            "required": HOURS_MISSING,
+            "invalid_choice": HOURS_MISSING,
+        },
+    )
+
+
+class DeleteForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="Yes, delete this webhook and its delivery log",
+        error_messages={"required": "Tick “Yes, delete this webhook” first: nothing was deleted."},
     )
 
 

@@ -13,7 +13,8 @@ import hashlib
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import MD5
 from django.utils import timezone
 
 from boards.models import CardMove, MoveKind
@@ -88,6 +89,15 @@ class WebhookEndpoint(models.Model):
                 | (~Q(previous_secret="") & Q(previous_secret_expires_at__isnull=False)),
                 name="webhooks_endpoint_previous_secret_expires",
                 violation_error_message="A previous secret keeps signing until a set time.",
+            ),
+            # On the URL's digest: a URL of URL_MAX_LENGTH characters, not all ASCII,
+            # is longer than a PostgreSQL index entry may be.
+            models.UniqueConstraint(
+                F("value_stream"),
+                MD5("url"),
+                condition=Q(is_active=True),
+                name="webhooks_endpoint_unique_active_url",
+                violation_error_message="A value stream has one active webhook per URL.",
             ),
             models.CheckConstraint(
                 condition=Q(watermark_move_id__gte=0),

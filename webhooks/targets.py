@@ -11,9 +11,13 @@ its own network, and the tests' receiver on 127.0.0.1):
   internal address (loopback, private, link-local, shared, reserved, multicast) or a
   local name (``localhost``, a name without a dot such as Compose's ``redis``, or one
   under .local, .internal, .localdomain, .home.arpa);
-- at sending, the address the connection really reached is checked, after DNS and
-  before a byte of the request is written (``guarded_session``): a public name that
-  resolves to an internal address, or starts to later, is refused there;
+- at sending (``guarded_session``), the host is resolved once, every address it
+  resolves to is checked, and only then is a connection made, to a checked address
+  (the Host header and TLS's server name stay the URL's): a public name that resolves
+  to an internal address, or starts to later, is refused there, before any packet
+  reaches it. The refusal is one message whatever the address, the same as for a
+  name that does not resolve, so the delivery log tells a manager nothing about the
+  network inside (no address, no open or closed port);
 - redirects are never followed (a 3xx answer is a failed attempt), and proxies from
   the environment are not used (the check is on the peer the worker connects to).
 
@@ -24,6 +28,9 @@ a delivery carries prospects' names.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import socket
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,26 +41,62 @@ from django.core.validators import URLValidator
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family, create_connection
 
 from webhooks.errors import WebhookUrlRefused
 from webhooks.models import URL_MAX_LENGTH
 
+logger = logging.getLogger(__name__)
+
 SCHEMES = ("https", "http")
 LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+# IPv6 forms that carry an IPv4 address in their last 32 bits and reach it: NAT64's
+# well-known prefix (RFC 6052), and the deprecated IPv4-compatible form. NAT64's
+# local-use prefix (RFC 8215) is internal whatever it carries.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# The one message of a refusal at sending (see the module's docstring).
+NO_PUBLIC_ADDRESS = "Could not connect: the host name does not lead to a public address."
 
 
 def internal_urls_allowed() -> bool:
     return bool(getattr(settings, "VSM_WEBHOOK_ALLOW_INTERNAL_URLS", False))
 
 
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and leads to: 6to4 (2002::/16), Teredo
+    (2001::/32: its server and client), NAT64 (64:ff9b::/96), IPv4-compatible (::/96)."""
+    embedded: list[ipaddress.IPv4Address] = []
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    if address.teredo is not None:
+        embedded.extend(address.teredo)
+    if address in NAT64 or address in IPV4_COMPATIBLE:
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
+def _ip_is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return not address.is_global or address.is_multicast
+
+
 def address_is_internal(text: str) -> bool:
     """Whether the IP address ``text`` is one a webhook may not reach: anything not
     globally routable (loopback, private, link-local, shared, reserved), and multicast.
-    An IPv4 address written as IPv6 (``::ffff:127.0.0.1``) is judged as IPv4."""
+    An IPv4 address written as IPv6 (``::ffff:127.0.0.1``) is judged as IPv4; an IPv6
+    address that carries an IPv4 one and leads to it (6to4, Teredo, NAT64) is internal
+    when that IPv4 address is.
+
+    Raises: ValueError when ``text`` is not an IP address."""
     address = ipaddress.ip_address(text.split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not address.is_global or address.is_multicast
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return _ip_is_internal(address.ipv4_mapped)
+        if address in NAT64_LOCAL or any(map(_ip_is_internal, _embedded_ipv4(address))):
+            return True
+    return _ip_is_internal(address)
 
 
 def _host_is_internal(host: str) -> bool:
@@ -108,31 +151,79 @@ def webhook_url_check(url: str) -> str:
 
 
 class InternalAddressRefused(Exception):
-    """The connection reached an internal address; nothing was sent."""
+    """The URL's host resolves to an internal address (one of its addresses is): no
+    connection was made. Its message is NO_PUBLIC_ADDRESS, whatever the address."""
 
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__(f"Refused: the URL leads to an internal address ({address}).")
-
-
-def _peer_checked(sock: Any) -> Any:
-    if internal_urls_allowed():
-        return sock
-    address = sock.getpeername()[0]
-    if address_is_internal(address):
-        sock.close()
-        raise InternalAddressRefused(address)
-    return sock
+    def __init__(self) -> None:
+        super().__init__(NO_PUBLIC_ADDRESS)
 
 
-class _GuardedHTTPConnection(HTTPConnection):
-    def _new_conn(self) -> Any:
-        return _peer_checked(super()._new_conn())
+AddressInfo = tuple[Any, ...]
 
 
-class _GuardedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> Any:
-        return _peer_checked(super()._new_conn())
+def public_addresses(host: str, port: int) -> list[AddressInfo]:
+    """``socket.getaddrinfo``'s answer for ``host`` (TCP), once every address in it is
+    checked to be public.
+
+    Raises: socket.gaierror (the name does not resolve), InternalAddressRefused (one
+    of its addresses is internal: a name that mixes both is refused whole)."""
+    found = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
+    if not found:
+        raise socket.gaierror(socket.EAI_NONAME, "no address")
+    internal = [str(info[4][0]) for info in found if address_is_internal(str(info[4][0]))]
+    if internal:
+        # For the installation's operators; the delivery log says none of it.
+        logger.warning("Webhook host %s resolves to internal %s: refused", host, internal)
+        raise InternalAddressRefused()
+    return found
+
+
+class _CheckedConnect(HTTPConnection):
+    """urllib3's connection, connecting only to addresses checked before: the host is
+    resolved here once (``public_addresses``) and the socket connects to the checked
+    IP itself, so a second lookup cannot answer differently. ``self.host`` is left as
+    it is: the Host header, TLS's server name and the certificate check use the URL's
+    name. The errors are urllib3's own, as its ``_new_conn`` raises them."""
+
+    def _new_conn(self) -> socket.socket:
+        if internal_urls_allowed():
+            return super()._new_conn()
+        try:
+            found = public_addresses(self._dns_host, self.port)
+        except socket.gaierror as error:
+            raise NameResolutionError(self.host, self, error) from error
+        last: Exception | None = None
+        for info in found:
+            checked = (str(info[4][0]), self.port)  # an IP: connecting looks nothing up
+            try:
+                sock = create_connection(
+                    checked,
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except TimeoutError as error:
+                last = ConnectTimeoutError(
+                    self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+                )
+                last.__cause__ = error
+            except OSError as error:
+                last = NewConnectionError(self, f"Failed to establish a new connection: {error}")
+                last.__cause__ = error
+            else:
+                sys.audit("http.client.connect", self, self.host, self.port)
+                return sock
+        if last is None:  # never: public_addresses returns at least one
+            raise NewConnectionError(self, "No address to connect to.")
+        raise last
+
+
+class _GuardedHTTPConnection(_CheckedConnect):
+    pass
+
+
+class _GuardedHTTPSConnection(_CheckedConnect, HTTPSConnection):
+    pass
 
 
 class _GuardedHTTPPool(HTTPConnectionPool):
@@ -153,8 +244,9 @@ class _GuardedAdapter(HTTPAdapter):
 
 
 def guarded_session() -> requests.Session:
-    """A requests session whose connections refuse internal peers (unless allowed),
-    with no proxies or credentials from the environment, and no retries."""
+    """A requests session that connects only to public addresses, checked before it
+    connects (unless internal URLs are allowed), with no proxies or credentials from
+    the environment, and no retries."""
     session = requests.Session()
     session.trust_env = False
     adapter = _GuardedAdapter(max_retries=0)

@@ -10,6 +10,7 @@ to the page with their message."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -20,11 +21,20 @@ from vsm.errors import InvalidInput
 from vsm.http import form_status, refusals_shown_on, refuse_back_to
 from vsm.models import ValueStream
 from webhooks import selectors, services
-from webhooks.forms import ActiveForm, DeliveryLogForm, EndpointForm, RotateForm
+from webhooks.forms import ActiveForm, DeleteForm, DeliveryLogForm, EndpointForm, RotateForm
+from webhooks.once import once_forget, once_sent_before
 from webhooks.services import EndpointWithSecret
 from webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER
 
 HEADERS = {"signature": SIGNATURE_HEADER, "event": EVENT_HEADER, "delivery": DELIVERY_HEADER}
+ADDED_BEFORE = (
+    "That form was sent before: its webhook was added then, and its secret shown then "
+    "only. If it was not copied, rotate the secret on the webhook's page."
+)
+ROTATED_BEFORE = (
+    "That form was sent before: the secret was rotated then, and the new one shown then "
+    "only; it was not rotated again. If it was not copied, rotate it once more."
+)
 
 
 def _stream(request: HttpRequest, stream_slug: str) -> ValueStream:
@@ -35,19 +45,36 @@ def _endpoint_url(stream: ValueStream, endpoint_id: int) -> str:
     return reverse("webhooks:endpoint", args=[stream.slug, endpoint_id])
 
 
+def _first_error(form: Form) -> InvalidInput:
+    """The refusal of a form sent from a button (answered back on its page): its
+    first error, in words."""
+    field, errors = next(iter(form.errors.items()))
+    return InvalidInput(str(errors[0]), field=field)
+
+
 @require_http_methods(["GET", "POST"])
 def webhooks(request: HttpRequest, stream_slug: str) -> HttpResponse:
     """The stream's webhooks; POST adds one and shows its secret once (201), or the form
-    again with the reason and what was typed."""
+    again with the reason and what was typed. The same form sent again adds nothing
+    (webhooks.once): back to the list, saying so."""
     stream = _stream(request, stream_slug)
-    form = EndpointForm(request.POST or None)
+    form = EndpointForm(request.POST) if request.method == "POST" else EndpointForm.new()
     created: EndpointWithSecret | None = None
     if request.method == "POST" and form.is_valid():
-        with refusals_shown_on(form, request):
-            created = services.webhook_endpoint_create(
-                actor=request_actor(request), stream_id=stream.pk, **form.cleaned_data
-            )
-            form = EndpointForm()
+        fields = dict(form.cleaned_data)
+        once = fields.pop("once")
+        if once_sent_before(purpose="webhook-create", once=once):
+            messages.warning(request, ADDED_BEFORE)
+            return HttpResponseRedirect(reverse("webhooks:list", args=[stream.slug]), status=303)
+        try:
+            with refusals_shown_on(form, request):
+                created = services.webhook_endpoint_create(
+                    actor=request_actor(request), stream_id=stream.pk, **fields
+                )
+                form = EndpointForm.new()
+        finally:
+            if created is None:  # refused or failed: the same form may be sent again
+                once_forget(purpose="webhook-create", once=once)
     context = {
         "stream": stream,
         "rows": selectors.webhook_endpoints_of_stream(stream=stream),
@@ -74,7 +101,8 @@ def _endpoint_page(
         "page": page,
         "endpoint": page.row.endpoint,
         "log_form": log_form,
-        "rotate_form": RotateForm(),
+        "rotate_form": RotateForm.new(),
+        "delete_form": DeleteForm(),
         "rotated": rotated,
         "headers": HEADERS,
     }
@@ -113,27 +141,39 @@ def endpoint_active(request: HttpRequest, stream_slug: str, endpoint_id: int) ->
 
 @require_POST
 def endpoint_rotate(request: HttpRequest, stream_slug: str, endpoint_id: int) -> HttpResponse:
-    """POST ``keep_previous_hours``: a new secret, shown on the page this once."""
+    """POST ``keep_previous_hours``: a new secret, shown on the page this once. The same
+    form sent again (the answer reloaded) rotates nothing: back to the page, saying so."""
     stream = _stream(request, stream_slug)
-    refuse_back_to(request, _endpoint_url(stream, endpoint_id))
+    back = _endpoint_url(stream, endpoint_id)
+    refuse_back_to(request, back)
     form = RotateForm(request.POST)
     if not form.is_valid():
-        raise InvalidInput(
-            "Say how long the old secret keeps signing.", field="keep_previous_hours"
+        raise _first_error(form)
+    once = form.cleaned_data["once"]
+    if once_sent_before(purpose="webhook-rotate", once=once):
+        messages.warning(request, ROTATED_BEFORE)
+        return HttpResponseRedirect(back, status=303)
+    try:
+        rotated = services.webhook_endpoint_rotate_secret(
+            actor=request_actor(request),
+            stream_id=stream.pk,
+            endpoint_id=endpoint_id,
+            keep_previous_hours=form.cleaned_data["keep_previous_hours"],
         )
-    rotated = services.webhook_endpoint_rotate_secret(
-        actor=request_actor(request),
-        stream_id=stream.pk,
-        endpoint_id=endpoint_id,
-        keep_previous_hours=form.cleaned_data["keep_previous_hours"],
-    )
+    except BaseException:  # refused or failed: the same form may be sent again
+        once_forget(purpose="webhook-rotate", once=once)
+        raise
     return _endpoint_page(request, stream, endpoint_id, rotated=rotated)
 
 
 @require_POST
 def endpoint_delete(request: HttpRequest, stream_slug: str, endpoint_id: int) -> HttpResponse:
+    """POST ``confirm``: deletes the webhook and its log; without it, nothing."""
     stream = _stream(request, stream_slug)
     refuse_back_to(request, _endpoint_url(stream, endpoint_id))
+    form = DeleteForm(request.POST)
+    if not form.is_valid():
+        raise _first_error(form)
     services.webhook_endpoint_delete(
         actor=request_actor(request), stream_id=stream.pk, endpoint_id=endpoint_id
     )

@@ -24,6 +24,7 @@ from webhooks.services import (
     webhook_endpoint_deliver,
 )
 from webhooks.services.delivery import JITTER
+from webhooks.targets import NO_PUBLIC_ADDRESS
 
 pytestmark = pytest.mark.django_db
 
@@ -183,7 +184,7 @@ def test_each_failure_is_recorded_in_a_few_words(
         "refused": (None, "Could not connect: the connection was refused."),
         "hangs": (None, "No answer within 0.5 s."),
         "redirect": (302, "The receiver answered HTTP 302."),
-        "internal": (None, "Refused: the URL leads to an internal address (127.0.0.1)."),
+        "internal": (None, NO_PUBLIC_ADDRESS),
     }[failure]
     assert (delivery.last_status_code, delivery.last_error) == expected
     if failure == "internal":

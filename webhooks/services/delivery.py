@@ -47,7 +47,7 @@ from webhooks.signing import (
     SIGNATURE_HEADER,
     signature_header,
 )
-from webhooks.targets import InternalAddressRefused, guarded_session
+from webhooks.targets import NO_PUBLIC_ADDRESS, InternalAddressRefused, guarded_session
 
 logger = logging.getLogger(__name__)
 
@@ -192,8 +192,8 @@ def _post(
         ) as response:
             status_code = response.status_code
         error = "" if 200 <= status_code < 300 else f"The receiver answered HTTP {status_code}."
-    except InternalAddressRefused as refused:
-        error = str(refused)
+    except InternalAddressRefused:
+        error = NO_PUBLIC_ADDRESS
     except requests.Timeout:
         error = f"No answer within {timeout:g} s."
     except requests.exceptions.SSLError:
@@ -213,7 +213,9 @@ def _failure_text(failure: requests.RequestException) -> str:
     while (inner := root.__cause__ or root.__context__) is not None:
         root = inner
     if isinstance(root, socket.gaierror):
-        return "Could not connect: the host name does not resolve."
+        # The words of a name that leads inside, so that the log does not tell the two
+        # apart (webhooks.targets).
+        return NO_PUBLIC_ADDRESS
     if isinstance(root, ConnectionRefusedError):
         return "Could not connect: the connection was refused."
     if isinstance(root, ConnectionResetError):

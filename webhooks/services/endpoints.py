@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -19,7 +19,12 @@ from vsm.audit import audit_record
 from vsm.errors import Conflict, InvalidInput
 from vsm.services.common import stream_lock_for_steering
 from vsm.transactions import locking_transaction
-from webhooks.errors import DeliveryNotFound, WebhookEventTypesRequired, WebhookNotFound
+from webhooks.errors import (
+    DeliveryNotFound,
+    WebhookEventTypesRequired,
+    WebhookNotFound,
+    WebhookUrlTaken,
+)
 from webhooks.models import (
     DESCRIPTION_MAX_LENGTH,
     UNFINISHED,
@@ -82,7 +87,7 @@ def webhook_endpoint_create(
     Returns the endpoint and its secret, which is shown this once.
     Locks: the stream. Raises: StreamNotFound, PermissionRefused (not an admin or the
     stream's manager), WebhookUrlRefused, WebhookEventTypesRequired, InvalidInput,
-    WebhookLimitReached.
+    WebhookLimitReached, WebhookUrlTaken (an active webhook of the stream has that URL).
     Side effects: an audit row "webhook.created".
     """
     url = webhook_url_check(url)
@@ -97,6 +102,7 @@ def webhook_endpoint_create(
             ENDPOINTS_PER_STREAM_MAX
         ):
             raise WebhookLimitReached(data={"stream_id": stream.pk})
+        _refuse_a_second_active(stream_id=stream.pk, url=url)
         newest = CardMove.objects.filter(value_stream=stream).aggregate(m=Max("id"))["m"]
         secret = secret_new()
         endpoint = WebhookEndpoint.objects.create(
@@ -117,6 +123,18 @@ def webhook_endpoint_create(
             data={"event_types": len(endpoint.kinds)},
         )
     return EndpointWithSecret(endpoint, secret)
+
+
+def _refuse_a_second_active(*, stream_id: int, url: str, other_than: int | None = None) -> None:
+    """Raises: WebhookUrlTaken when an active webhook of the stream (other than
+    ``other_than``) has ``url``. The constraint webhooks_endpoint_unique_active_url
+    holds the rule; this says so in words first."""
+    taken = WebhookEndpoint.objects.filter(value_stream_id=stream_id, url=url, is_active=True)
+    if other_than is not None:
+        taken = taken.exclude(pk=other_than)
+    existing = taken.values_list("pk", flat=True).first()
+    if existing is not None:
+        raise WebhookUrlTaken(field="url", data={"stream_id": stream_id, "endpoint_id": existing})
 
 
 def _endpoint_locked(*, actor: Actor, stream_id: int, endpoint_id: int) -> WebhookEndpoint:
@@ -141,7 +159,8 @@ def webhook_endpoint_set_active(
     """Pause the endpoint (nothing is recorded or sent for it) or resume it (the moves
     made while it was paused are delivered then, in order). Idempotent.
 
-    Locks: the endpoint. Raises: StreamNotFound, PermissionRefused, WebhookNotFound.
+    Locks: the endpoint. Raises: StreamNotFound, PermissionRefused, WebhookNotFound,
+    WebhookUrlTaken (resuming it while another active webhook has its URL).
     Side effects: an audit row "webhook.paused" or "webhook.resumed" when it changed;
     after commit, a resumed endpoint is caught up (webhooks.tasks).
     """
@@ -149,8 +168,20 @@ def webhook_endpoint_set_active(
         endpoint = _endpoint_locked(actor=actor, stream_id=stream_id, endpoint_id=endpoint_id)
         if endpoint.is_active == active:
             return endpoint
+        if active:
+            _refuse_a_second_active(
+                stream_id=endpoint.value_stream_id, url=endpoint.url, other_than=endpoint.pk
+            )
         endpoint.is_active = active
-        endpoint.save(update_fields=["is_active"])
+        try:
+            # Two paused twins resumed at the same moment: the constraint decides.
+            with transaction.atomic():
+                endpoint.save(update_fields=["is_active"])
+        except IntegrityError:
+            raise WebhookUrlTaken(
+                field="url",
+                data={"stream_id": endpoint.value_stream_id, "endpoint_id": endpoint.pk},
+            ) from None
         audit_record(
             actor=actor,
             action="webhook.resumed" if active else "webhook.paused",
