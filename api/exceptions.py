@@ -8,16 +8,32 @@ token 401, a throttled caller 429 with ``Retry-After``. A database that fails a
 request for a reason of the moment is ``busy`` (503, retry), as in the browser
 (vsm.http). Refused authorizations (not found, permission refused) go to the audit
 log, as the browser's do.
+
+What is refused before any view of the API runs (a NUL in the URL, a body over
+DATA_UPLOAD_MAX_MEMORY_SIZE, more query parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS,
+a bad Host) reaches Django's handler400, and a bug its handler500: ``bad_request`` and
+``server_error`` (vsm.urls' handlers) answer those in the same shape for a path under
+the API, and with the site's pages anywhere else.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import sys
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    BadRequest,
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+)
 from django.db import DatabaseError, InterfaceError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -27,6 +43,7 @@ from vsm.actors import TokenActor
 from vsm.audit import audit_refusal_record
 from vsm.errors import DomainError, NotFound, PermissionRefused
 from vsm.transactions import busy_refusal, discard_broken_connections
+from vsm.views import server_error as site_server_error
 
 logger = logging.getLogger(__name__)
 
@@ -138,3 +155,54 @@ def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     """Any other URL under the API: not found, in the API's shape (not the site's page)."""
     body = error_body(NotFound.code, "No such API endpoint.")
     return JsonResponse(body, status=404)
+
+
+@functools.cache
+def _api_root() -> str:
+    return reverse("api:not-found", kwargs={"path": ""})
+
+
+def is_api_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for a path under the API (/api/, wherever it is mounted)."""
+    return request.path.startswith(_api_root())
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: a request refused before a view could read it (a BadRequest or a
+    SuspiciousOperation raised by a middleware or by reading the request). Under the
+    API, 400 ``invalid_input`` in the API's shape, saying what was refused; elsewhere
+    the site's 400 page. Reads nothing from the database."""
+    if not is_api_request(request):
+        return defaults.bad_request(request, exception)
+    data: dict[str, Any] = {}
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is over {limit} bytes; nothing was read."
+        data["max_bytes"] = limit
+    elif isinstance(exception, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        message = f"More than {limit} parameters; nothing was read."
+        data["max_parameters"] = limit
+    elif type(exception) is BadRequest and str(exception):
+        message = str(exception)  # ours (vsm.middleware), not the client's text
+    else:
+        message = "The request could not be read."
+    return JsonResponse(error_body(INVALID_INPUT, message, data), status=400)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: an error no view answered. Under the API, in the API's shape: 503
+    ``busy`` with Retry-After for a database that failed for a reason of the moment
+    (its broken connection discarded), else 500 ``server_error``; elsewhere the site's
+    pages (vsm.views.server_error). Reads nothing from the database."""
+    if not is_api_request(request):
+        return site_server_error(request)
+    error = sys.exc_info()[1]
+    busy = busy_refusal(error) if error is not None else None
+    if busy is None:
+        body = error_body("server_error", "Something went wrong on the server.")
+        return JsonResponse(body, status=500)
+    discard_broken_connections()
+    response = JsonResponse(busy.as_dict(), status=busy.http_status)
+    response["Retry-After"] = "5"
+    return response

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import F, Prefetch, QuerySet
 
+from api.errors import ApiTokenNotFound
 from api.models import TOKEN_PREFIX_LENGTH, ApiToken
 from api.services import TOKEN_SCHEME, token_digest
 from boards.errors import InvalidMove
@@ -48,16 +50,26 @@ def api_tokens_of_stream(*, stream: ValueStream) -> QuerySet[ApiToken]:
     )
 
 
+def api_token_of_stream(*, stream: ValueStream, token_id: int) -> ApiToken:
+    """One of the stream's tokens. Raises: ApiTokenNotFound (another stream's, or none)."""
+    token = ApiToken.objects.filter(pk=token_id, value_stream=stream).first()
+    if token is None:
+        raise ApiTokenNotFound(data={"token_id": token_id, "stream_id": stream.pk})
+    return token
+
+
 @dataclass(frozen=True)
 class CardQuery:
     """What a card list asks for: a stream's cards, filtered as the board filters
     (``filters``: column, owner, channel, text, blocked), and by cycle and outcome
-    ("open", "won", "lost"; "" for all)."""
+    ("open", "won", "lost"; "" for all); ``without_channel``: only the cards that came
+    through no channel."""
 
     stream: ValueStream
     filters: BoardFilters = field(default_factory=BoardFilters)
     cycle_id: int | None = None
     outcome: str = ""
+    without_channel: bool = False
 
 
 def cards_listed(query: CardQuery) -> QuerySet[Card]:
@@ -70,7 +82,18 @@ def cards_listed(query: CardQuery) -> QuerySet[Card]:
         cards = cards.filter(column__cycle_id=query.cycle_id)
     if query.outcome:
         cards = cards.filter(outcome=query.outcome)
+    if query.without_channel:
+        cards = cards.filter(channel__isnull=True)
     return cards.order_by("id")
+
+
+def cards_of_stream(*, stream: ValueStream, card_ids: Iterable[int]) -> set[int]:
+    """Those of ``card_ids`` that name a card of the stream (open or closed)."""
+    return set(
+        Card.objects.filter(value_stream=stream, pk__in=list(card_ids))
+        .order_by()
+        .values_list("pk", flat=True)
+    )
 
 
 def prospect_channel(
@@ -113,9 +136,11 @@ def prospect_cycle(*, stream: ValueStream, cycle_id: int | None) -> int:
 def control_point_in_stream(*, stream: ValueStream, control_point_id: int) -> ControlPoint:
     """A control point of the stream. Raises: ControlPointNotFound (elsewhere or missing:
     its criteria are not shown to another stream's caller)."""
-    control_point = ControlPoint.objects.filter(
-        pk=control_point_id, from_cycle__value_stream=stream
-    ).first()
+    control_point = (
+        ControlPoint.objects.select_related("from_cycle")
+        .filter(pk=control_point_id, from_cycle__value_stream=stream)
+        .first()
+    )
     if control_point is None:
         raise ControlPointNotFound(data={"control_point_id": control_point_id})
     return control_point

@@ -15,20 +15,27 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from boards.errors import InvalidMove
 from boards.models import LOST_NOTE_MAX_LENGTH, NOTES_MAX_LENGTH, Card, Outcome
+from boards.selectors import TimelineCursor
+from boards.services.rules import prospect_name_check
+from vsm.errors import InvalidInput
 from vsm.forms import ROW_ID_MAX
 
 _ASCII_WHOLE_NUMBER = re.compile(r"[0-9]{1,20}")
+# An amount in a string: ASCII digits, at most 2 decimals; no sign, exponent, space or
+# separator (the schema's pattern, so that the schema and the parser agree).
+_AMOUNT_TEXT = re.compile(r"[0-9]{1,10}(\.[0-9]{1,2})?")
 SEARCH_MAX_LENGTH = 100
 CRITERIA_MAX = 100
 
 
 class RowIdField(serializers.IntegerField):
-    """An id or a version: a whole number from 1 to 2**63 - 1. In a query string, ASCII
-    digits only ("١" and "²" name no row)."""
+    """An id or a version: a whole number from 1 (or ``min_value``) to 2**63 - 1. In a
+    query string, ASCII digits only ("١" and "²" name no row)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(min_value=1, max_value=ROW_ID_MAX, **kwargs)
+    def __init__(self, *, min_value: int = 1, **kwargs: Any) -> None:
+        super().__init__(min_value=min_value, max_value=ROW_ID_MAX, **kwargs)
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, str) and _ASCII_WHOLE_NUMBER.fullmatch(data.strip()) is None:
@@ -55,16 +62,28 @@ class ErrorSerializer(serializers.Serializer):
     {
         "anyOf": [
             {"type": "number", "minimum": 0, "maximum": 9999999999.99},
-            {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,2})?$"},
+            {"type": "string", "pattern": f"^{_AMOUNT_TEXT.pattern}$"},
         ],
-        "description": "An amount of 0 or more with at most 2 decimals: a number or a string.",
+        "description": "An amount of 0 or more with at most 2 decimals: a JSON number, or "
+        'a string of digits such as "1250.50" (no exponent, sign, space or separator).',
     }
 )
 class AmountField(serializers.DecimalField):
-    """An estimated value: 0 to 9,999,999,999.99, as a JSON number or a string."""
+    """An estimated value: 0 to 9,999,999,999.99, as a JSON number or a string of
+    digits (``_AMOUNT_TEXT``: "1e5", "+5" or " 5" are refused, as the schema says)."""
+
+    default_error_messages = {
+        "text": "Write the amount in digits with at most 2 decimals, e.g. 1250.50 (no "
+        "exponent, sign, space or separator).",
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_digits=12, decimal_places=2, min_value=0, **kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and _AMOUNT_TEXT.fullmatch(data) is None:
+            self.fail("text")
+        return super().to_internal_value(data)
 
 
 class ProspectCreateSerializer(serializers.Serializer):
@@ -84,6 +103,13 @@ class ProspectCreateSerializer(serializers.Serializer):
     cycle_id = RowIdField(required=False, allow_null=True, default=None)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # The board's rule, checked here too so that the answer names both inputs.
+        try:
+            prospect_name_check(person_name=attrs["person_name"], company=attrs["company"])
+        except InvalidMove as error:
+            raise serializers.ValidationError(
+                {"person_name": [error.message], "company": [error.message]}
+            ) from error
         if attrs["channel_id"] is not None and attrs["channel_name"].strip():
             raise serializers.ValidationError(
                 {"channel_name": ["Name the channel by id or by name, not both."]}
@@ -134,7 +160,9 @@ class CardFilterSerializer(serializers.Serializer):
     column = RowIdField(required=False, help_text="A column's id.")
     cycle = RowIdField(required=False, help_text="A cycle's id.")
     owner = RowIdField(required=False, help_text="The owner's user id.")
-    channel = RowIdField(required=False, help_text="A channel's id.")
+    channel = RowIdField(
+        min_value=0, required=False, help_text="A channel's id (0: cards without a channel)."
+    )
     outcome = serializers.ChoiceField(choices=Outcome.values, required=False)
     search = serializers.CharField(
         max_length=SEARCH_MAX_LENGTH,
@@ -152,9 +180,8 @@ class MetricsFilterSerializer(serializers.Serializer):
     (settings.TIME_ZONE); without dates, the last 12 full weeks and this week so far."""
 
     cycle = RowIdField(required=False, help_text="One cycle's columns only.")
-    channel = serializers.IntegerField(
+    channel = RowIdField(
         min_value=0,
-        max_value=ROW_ID_MAX,
         required=False,
         help_text="One channel's cards only (0: cards without a channel).",
     )
@@ -163,11 +190,20 @@ class MetricsFilterSerializer(serializers.Serializer):
 
 
 class HistoryQuerySerializer(serializers.Serializer):
+    """A page of a card's history: ``older`` parsed into the cursor it names (None:
+    the newest entries)."""
+
     older = serializers.CharField(
         required=False,
         max_length=60,
         help_text="The ``older`` cursor of the previous page (none: the newest entries).",
     )
+
+    def validate_older(self, value: str) -> TimelineCursor | None:
+        try:
+            return TimelineCursor.parse(value)
+        except InvalidInput as error:
+            raise serializers.ValidationError(error.message) from error
 
 
 # Outputs.

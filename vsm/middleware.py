@@ -28,7 +28,7 @@ class NulRefusedMiddleware:
             NUL in name or any(NUL in value for value in values)
             for name, values in request.GET.lists()
         ):
-            # Answered by the site's 400 page (handler400), with nothing read from the
-            # database.
+            # Answered by handler400 (the site's 400 page; under /api/ the API's JSON
+            # shape), with nothing read from the database.
             raise BadRequest("A NUL character in the URL.")
         return self.get_response(request)

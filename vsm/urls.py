@@ -8,7 +8,10 @@ from vsm.views import healthz
 
 # An error raised before any view (a middleware reading the session while the database
 # is unreachable) is answered "try again" rather than 500, as views' are (vsm.http).
-handler500 = "vsm.views.server_error"
+# Under /api/ both handlers answer in the API's JSON shape, elsewhere with the site's
+# pages (vsm.views.server_error, Django's 400 page).
+handler400 = "api.exceptions.bad_request"
+handler500 = "api.exceptions.server_error"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="boards:stream-list"), name="home"),

@@ -4,9 +4,12 @@ WIP limits, control points and versions hold as on the board."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -15,6 +18,7 @@ from api.pagination import CardCursorPagination
 from api.selectors import (
     CardQuery,
     cards_listed,
+    cards_of_stream,
     control_point_in_stream,
     lost_reason_in_stream,
     prospect_channel,
@@ -42,8 +46,10 @@ from api.views.common import (
     valid,
 )
 from boards import selectors, services
-from boards.models import Outcome
+from boards.errors import CardNotFound
+from boards.models import Card, Outcome
 from boards.services import MoveResult
+from pdca.models import ControlPoint
 from vsm.models import ValueStream
 
 CARDS = "Cards"
@@ -111,10 +117,11 @@ class CardList(ApiView):
     def get(self, request: Request, stream_id: int) -> Response:
         stream = self.stream(request, stream_id)
         filters = valid(CardFilterSerializer, request.query_params)
+        channel_id = filters.get("channel")
         query = CardQuery(
             stream=stream,
             filters=selectors.BoardFilters(
-                channel_id=filters.get("channel"),
+                channel_id=channel_id or None,
                 owner_id=filters.get("owner"),
                 text=filters.get("search", "").strip(),
                 blocked_only=filters["blocked"],
@@ -122,6 +129,7 @@ class CardList(ApiView):
             ),
             cycle_id=filters.get("cycle"),
             outcome=filters.get("outcome", ""),
+            without_channel=channel_id == 0,
         )
         paginator = CardCursorPagination()
         page = paginator.paginate_queryset(cards_listed(query), request, view=self)
@@ -134,6 +142,10 @@ class CardDetail(ApiView):
         tags=[CARDS],
         operation_id="card_get",
         summary="Read a card",
+        description=(
+            "The card as it is now: its column and cycle, owner, channel, outcome and its "
+            "`version`, which a move, handoff, close or reopen names."
+        ),
         parameters=[STREAM_ID, CARD_ID],
         responses=responses({200: CardSerializer}, READ_ERRORS),
     )
@@ -153,8 +165,8 @@ class CardHistory(ApiView):
     def get(self, request: Request, stream_id: int, card_id: int) -> Response:
         stream = self.stream(request, stream_id)
         card = selectors.card_in_stream(stream=stream, card_id=card_id)
-        older = valid(HistoryQuerySerializer, request.query_params).get("older", "")
-        timeline = selectors.card_timeline(card=card, before=selectors.TimelineCursor.parse(older))
+        older = valid(HistoryQuerySerializer, request.query_params).get("older")
+        timeline = selectors.card_timeline(card=card, before=older)
         answer = {
             "entries": timeline.entries,
             "older": str(timeline.older) if timeline.older is not None else None,
@@ -163,6 +175,52 @@ class CardHistory(ApiView):
 
 
 _MOVED = {200: OpenApiResponse(MoveResultSerializer, description="The card and its move.")}
+_NEIGHBOURS = ("after_card_id", "before_card_id")
+
+
+def _neighbours_check(stream: ValueStream, card: Card, data: dict[str, Any]) -> None:
+    """The neighbours a move names are other cards of the stream. The board answers a
+    neighbour it does not find "stale" (it moved meanwhile); for an id that never named
+    a card of the stream, retrying would not help.
+
+    Raises: ValidationError (the card itself), CardNotFound naming the field (missing,
+    or another stream's: alike).
+    """
+    named = {field: data[field] for field in _NEIGHBOURS if data[field] is not None}
+    if not named:
+        return
+    for field, card_id in named.items():
+        if card_id == card.pk:
+            raise ValidationError({field: ["A card is not its own neighbour."]})
+    missing = set(named.values()) - cards_of_stream(stream=stream, card_ids=named.values())
+    for field, card_id in named.items():
+        if card_id in missing:
+            raise CardNotFound(
+                f"No such card in this value stream: {field} {card_id}.",
+                data={field: card_id},
+                field=field,
+            )
+
+
+def _handoff_from_cards_cycle_check(card: Card, control_point: ControlPoint, version: int) -> None:
+    """At the version the caller names, the card is in the cycle the control point leads
+    from. The board answers a mismatch "stale" (the card moved on meanwhile); when the
+    caller's version is the card's, the control point was the wrong one. A closed card,
+    or another version, is the service's to refuse.
+
+    Raises: ValidationError (on ``control_point_id``).
+    """
+    if version != card.version or not card.is_open:
+        return
+    if card.column.cycle_id != control_point.from_cycle_id:
+        raise ValidationError(
+            {
+                "control_point_id": [
+                    f"This control point leads from {control_point.from_cycle.name}; the "
+                    f"card is in {card.column.cycle.name}."
+                ]
+            }
+        )
 
 
 class CardMove(ApiView):
@@ -183,6 +241,7 @@ class CardMove(ApiView):
         stream = self.stream(request, stream_id)
         card = selectors.card_in_stream(stream=stream, card_id=card_id)
         data = valid(CardMoveSerializer, request.data)
+        _neighbours_check(stream, card, data)
         result = services.card_move(
             card_id=card.pk,
             to_column_id=data["to_column_id"],
@@ -216,6 +275,7 @@ class CardHandoff(ApiView):
         control_point = control_point_in_stream(
             stream=stream, control_point_id=data["control_point_id"]
         )
+        _handoff_from_cards_cycle_check(card, control_point, data["version"])
         result = services.handoff_pass(
             card_id=card.pk,
             control_point_id=control_point.pk,
@@ -231,6 +291,11 @@ class CardClose(ApiView):
         tags=[CARDS],
         operation_id="card_close",
         summary="Close a card as won or lost",
+        description=(
+            "An open card, naming its version: it leaves the flow (and its column's WIP "
+            "count) until it is reopened. A lost card says why: a lost reason of the "
+            "stream, a note, or both (one of them once the stream keeps a list of reasons)."
+        ),
         parameters=[STREAM_ID, CARD_ID],
         request=CloseSerializer,
         responses=responses(_MOVED, WRITE_ERRORS),

@@ -19,11 +19,11 @@ from vsm.forms import ROW_ID_MAX
 from vsm.models import ValueStream
 
 
+# A view of the API: a stream's token required (REST_FRAMEWORK's defaults), no session,
+# no login redirect (LoginRequiredMiddleware lets it through: the token is checked here,
+# after the middleware). A comment, not a docstring: drf-spectacular would show a view's
+# docstring, inherited, as the description of any operation that has none of its own.
 class ApiView(APIView):
-    """A view of the API: a stream's token required (REST_FRAMEWORK's defaults), no
-    session, no login redirect (LoginRequiredMiddleware lets it through: the token is
-    checked here, after the middleware)."""
-
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
         return login_not_required(super().as_view(**initkwargs))
@@ -67,7 +67,8 @@ _ERRORS = {
     401: "No API token, or one unknown or revoked.",
     404: "Not found, or not the token's stream (answered alike).",
     409: "The current state forbids it: `wip_limit_reached`, `stale` (the version named is "
-    "not the card's), `control_point_required`, `criteria_not_met`, `undo_expired`.",
+    "not the card's, or a neighbour named left the column: read again, then retry), "
+    "`control_point_required`, `criteria_not_met`, `undo_expired`.",
     429: "Too many requests with this token (`Retry-After` says when to try again).",
     503: "Busy: rows were locked too long or the database was out of reach; nothing "
     "changed, try again.",

@@ -33,6 +33,11 @@ class TokenInfo(ApiView):
         tags=[STREAMS],
         operation_id="token_get",
         summary="The token in use, and its stream",
+        description=(
+            "Which token the request was made with (its name, prefix, when it was made "
+            "and last used) and the id and name of the one stream it reaches: the "
+            "`stream_id` the other calls name."
+        ),
         responses=responses({200: TokenSerializer}, (401, 429, 503)),
     )
     def get(self, request: Request) -> Response:

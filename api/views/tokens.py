@@ -1,6 +1,6 @@
 """A stream's API tokens page: its manager (or an admin) makes tokens, sees each new
-secret once, and revokes them. Others are refused (403), or told the stream is not
-found (404) when they may not see it."""
+secret once, and revokes them (after a question on a page of its own). Others are
+refused (403), or told the stream is not found (404) when they may not see it."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from api import services
 from api.forms import ApiTokenForm
-from api.selectors import api_tokens_of_stream
+from api.selectors import api_token_of_stream, api_tokens_of_stream
 from vsm.access import stream_access
 from vsm.actors import request_actor
 from vsm.http import form_status, refusals_shown_on, refuse_back_to
@@ -70,10 +70,18 @@ def api_tokens(request: HttpRequest, stream_slug: str) -> HttpResponse:
     return render(request, "api/tokens.html", context, status=form_status(request, form))
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def api_token_revoke(request: HttpRequest, stream_slug: str, token_id: int) -> HttpResponse:
+    """GET asks first (what revoking does, and that it cannot be undone); POST revokes.
+    A token revoked already is not asked about again: back to the list."""
     actor = request_actor(request)
     stream = stream_access(actor=actor, slug=stream_slug, steer=True)
+    if request.method == "GET":
+        token = api_token_of_stream(stream=stream, token_id=token_id)
+        if token.revoked_at is not None:
+            messages.info(request, f"“{token.name}” is already revoked.")
+            return redirect("api_pages:tokens", stream_slug=stream.slug)
+        return render(request, "api/token_revoke.html", {"stream": stream, "token": token})
     refuse_back_to(request, reverse("api_pages:tokens", args=[stream.slug]))
     token = services.api_token_revoke(token_id=token_id, stream_id=stream.pk, actor=actor)
     messages.success(request, f"“{token.name}” is revoked: requests with it are refused.")

@@ -127,10 +127,12 @@ def test_a_prospect_enters_the_cycle_asked_for_by_channel_id(api, stream):
 @pytest.mark.parametrize(
     ("body", "status", "code", "field"),
     [
-        ({"person_name": " ", "company": ""}, 400, "invalid_move", "person_name"),
+        ({"person_name": " ", "company": ""}, 400, "invalid_input", None),
+        ({"email": "ada@example.com"}, 400, "invalid_input", None),
         ({"company": "Acme", "channel_name": "No such"}, 404, "channel_not_found", "channel_name"),
         ({"company": "Acme", "estimated_value": "-1"}, 400, "invalid_input", None),
         ({"company": "Acme", "estimated_value": "1e400"}, 400, "invalid_input", None),
+        ({"company": "Acme", "estimated_value": "1e5"}, 400, "invalid_input", None),
         ({"company": "Acme", "email": "not an address"}, 400, "invalid_input", None),
         ({"company": "Acme\x00"}, 400, "invalid_input", None),
         ({"company": "x" * 201}, 400, "invalid_input", None),
@@ -227,6 +229,26 @@ def test_the_card_list_filters_as_the_board_does(api, stream, manager, member):
     _error(api.get(url, {"column": "0"}), 400, "invalid_input")
 
 
+def test_channel_0_lists_the_cards_without_a_channel_as_the_metrics_filter_means(
+    api, stream, manager
+):
+    channel = ChannelFactory(value_stream=stream)
+    new_card(stream, manager, person_name="Ada", channel_id=channel.pk)
+    bob = new_card(stream, manager, person_name="Bob")
+    url = reverse("api:card-list", args=[stream.pk])
+
+    response = api.get(url, {"channel": "0"})
+
+    assert response.status_code == 200, response.content
+    assert [card["id"] for card in response.json()["results"]] == [bob.pk]
+    assert api.get(reverse("api:metrics", args=[stream.pk]), {"channel": "0"}).status_code == 200
+    for refused in ("-1", "\u0661"):
+        for name in ("api:card-list", "api:metrics"):
+            _error(
+                api.get(reverse(name, args=[stream.pk]), {"channel": refused}), 400, "invalid_input"
+            )
+
+
 def test_the_card_list_pages_by_a_stable_cursor(api, stream, manager):
     cards = [new_card(stream, manager, person_name=f"P{n}") for n in range(5)]
     url = reverse("api:card-list", args=[stream.pk])
@@ -285,7 +307,10 @@ def test_a_card_reads_with_its_version_column_and_links(api, stream, manager):
     assert [entry["kind"] for entry in history["entries"]] == ["move", "enter"]
     assert history["entries"][0]["move"]["to_column_id"] == card.column_id
     assert history["older"] is None
-    _error(api.get(body["links"]["history"], {"older": "yesterday"}), 400, "invalid")
+    refused = _error(
+        api.get(body["links"]["history"], {"older": "yesterday"}), 400, "invalid_input"
+    )
+    assert list(refused["data"]["fields"]) == ["older"]
 
 
 def test_the_history_pages_back_in_time(api, stream, manager):
@@ -354,6 +379,53 @@ def test_a_move_places_the_card_between_the_neighbours_named(api, stream, manage
         Card.objects.filter(column=first.column).order_by("position", "id").values_list("pk")
     )
     assert [pk for (pk,) in order] == [first.pk, third.pk, second.pk]
+
+
+@pytest.mark.parametrize("field", ["after_card_id", "before_card_id"])
+@pytest.mark.parametrize("whose", ["missing", "other stream"])
+def test_a_neighbour_not_of_the_stream_is_404_naming_the_field(
+    api, stream, other_stream, manager, field, whose
+):
+    card = new_card(stream, manager)
+    neighbour = (
+        987_654_321 if whose == "missing" else new_card(other_stream, other_stream.manager).pk
+    )
+    before = snapshot(card)
+
+    response = api.post(
+        _card_url(stream, card, "move"),
+        {"to_column_id": card.column_id, "version": card.version, field: neighbour},
+        format="json",
+    )
+
+    body = _error(response, 404, "card_not_found")
+    assert body["field"] == field
+    assert body["data"] == {field: neighbour}
+    assert snapshot(card) == before
+
+
+def test_a_card_named_as_its_own_neighbour_is_400_naming_the_field(api, stream, manager):
+    card = new_card(stream, manager)
+
+    response = api.post(
+        _card_url(stream, card, "move"),
+        {"to_column_id": card.column_id, "version": card.version, "after_card_id": card.pk},
+        format="json",
+    )
+
+    assert list(_error(response, 400, "invalid_input")["data"]["fields"]) == ["after_card_id"]
+
+
+def test_a_neighbour_that_moved_away_is_still_409_stale(api, stream, manager):
+    card, neighbour = new_card(stream, manager), new_card(stream, manager, column_name="Wisdom")
+
+    response = api.post(
+        _card_url(stream, card, "move"),
+        {"to_column_id": card.column_id, "version": card.version, "after_card_id": neighbour.pk},
+        format="json",
+    )
+
+    _error(response, 409, "stale")
 
 
 def test_a_move_into_the_column_it_is_in_changes_nothing(api, stream, manager):
@@ -480,6 +552,41 @@ def test_a_handoff_without_its_required_criteria_is_409(api, stream, manager):
     required = control_point.criteria.filter(required=True).values_list("pk", flat=True)
     assert body["data"]["criterion_ids"] == sorted(required)
     assert snapshot(card) == before
+
+
+def test_a_handoff_through_a_control_point_not_from_the_cards_cycle_is_400(api, stream, manager):
+    card = new_card(stream, manager, column_name="Wisdom")
+    sales_onwards = ControlPoint.objects.get(from_cycle__value_stream=stream, from_cycle__order=2)
+    before = snapshot(card)
+
+    response = api.post(
+        _card_url(stream, card, "handoff"),
+        {"control_point_id": sales_onwards.pk, "version": card.version},
+        format="json",
+    )
+
+    body = _error(response, 400, "invalid_input")
+    assert list(body["data"]["fields"]) == ["control_point_id"]
+    assert COLLABORATION in body["data"]["fields"]["control_point_id"][0]
+    assert snapshot(card) == before
+    assert not Handoff.objects.exists()
+
+
+def test_a_handoff_on_a_stale_version_is_409_stale_whatever_the_control_point(api, stream, manager):
+    card = new_card(stream, manager, column_name="Wisdom")
+    sales_onwards = ControlPoint.objects.get(from_cycle__value_stream=stream, from_cycle__order=2)
+
+    response = api.post(
+        _card_url(stream, card, "handoff"),
+        {
+            "control_point_id": sales_onwards.pk,
+            "criteria_met_ids": list(sales_onwards.criteria.values_list("pk", flat=True)),
+            "version": card.version - 1,
+        },
+        format="json",
+    )
+
+    _error(response, 409, "stale")
 
 
 def test_a_handoff_into_a_full_cycle_is_409_wip_limit_reached(api, stream, manager):

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from api.docs import api_schema, prose
 from api.exceptions import api_exception_handler
+from api.serializers import ProspectCreateSerializer
 from boards.errors import WipLimitReached
 from vsm.errors import Busy, InvalidInput, PermissionRefused, Stale
 
@@ -50,6 +51,32 @@ def test_every_operation_is_typed_and_documents_its_errors():
         assert operation["security"] == [{"ApiToken": []}], path
     scheme = api_schema()["components"]["securitySchemes"]["ApiToken"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+
+
+def test_every_operation_describes_itself_for_a_caller():
+    """Its own words, not a docstring about the code inherited from a base view."""
+    for path, method, operation in OPERATIONS:
+        description = operation.get("description", "")
+        assert description, (method, path)
+        assert "Middleware" not in description and "login" not in description, (method, path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0", "1250", "1250.5", "1250.50", "9999999999.99", "0000000001", "1e5", "1E5", "+5", "-0"]
+    + ["1.", ".5", " 12", "12 ", "1_000", "1,000", "\u0661\u0662", "1.234", "12345678901"]
+    + ["NaN", "Infinity", ""],
+)
+def test_an_amount_in_a_string_is_taken_exactly_when_the_schemas_pattern_says(text):
+    amount = api_schema()["components"]["schemas"]["ProspectCreateRequest"]["properties"][
+        "estimated_value"
+    ]
+    pattern = next(each["pattern"] for each in amount["anyOf"] if each["type"] == "string")
+    serializer = ProspectCreateSerializer(data={"company": "Acme", "estimated_value": text})
+
+    assert serializer.is_valid() == bool(re.search(pattern, text)), serializer.errors
+    if not serializer.is_valid():
+        assert "e.g. 1250.50" in str(serializer.errors["estimated_value"])
 
 
 def test_the_schema_is_served_as_yaml_and_json_without_a_token(client):

@@ -194,3 +194,33 @@ def test_filters_naming_another_streams_rows_match_nothing_as_missing_ones(api, 
     assert theirs.status_code == missing.status_code == 400
     assert theirs.json()["code"] == missing.json()["code"] == "invalid_input"
     assert list(theirs.json()["data"]["fields"]) == list(missing.json()["data"]["fields"])
+
+
+def test_another_streams_id_in_a_query_filter_is_answered_as_a_missing_one(
+    api, stream, rows, other_stream
+):
+    """As the README says: a card list filtered by it matches nothing, the metrics refuse
+    it as not one of the stream's choices; either way exactly as for an id that names
+    nothing, so that nothing is learnt of the other stream."""
+    cards = reverse("api:card-list", args=[stream.pk])
+    metrics = reverse("api:metrics", args=[stream.pk])
+    theirs = {
+        (cards, "column"): rows["their_column"].pk,
+        (cards, "cycle"): rows["their_cycle"].pk,
+        (cards, "channel"): rows["their_channel"].pk,
+        (cards, "owner"): other_stream.manager.pk,
+        (metrics, "cycle"): rows["their_cycle"].pk,
+        (metrics, "channel"): rows["their_channel"].pk,
+    }
+
+    for (url, name), their_id in theirs.items():
+        answer, missing = api.get(url, {name: their_id}), api.get(url, {name: MISSING})
+
+        assert answer.status_code == missing.status_code, (url, name, answer.content)
+        if url == cards:
+            assert answer.status_code == 200
+            assert answer.json()["results"] == missing.json()["results"] == []
+        else:
+            assert answer.status_code == 400
+            assert answer.json()["code"] == missing.json()["code"] == "invalid_input"
+            assert list(answer.json()["data"]["fields"]) == [name]

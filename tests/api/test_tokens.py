@@ -170,6 +170,43 @@ def test_the_manager_revokes_a_token_and_it_stops_working(stream, manager, issue
     assert "Revoked" in page and url not in page
 
 
+def test_revoke_asks_first_on_a_page_of_its_own(stream, manager, issued):
+    client = logged_in(manager)
+    url = reverse("api_pages:token-revoke", args=[stream.slug, issued.token.pk])
+    listed = client.get(_tokens_url(stream)).content.decode()
+    # The list links to the question; no form there revokes in one click.
+    assert f'href="{url}"' in listed
+    assert f'action="{url}"' not in listed
+
+    asked = client.get(url)
+
+    assert asked.status_code == 200
+    html = asked.content.decode()
+    assert f"Revoke “{issued.token.name}”?" in html
+    assert f'<form method="post" action="{url}"' in html
+    assert f'href="{_tokens_url(stream)}"' in html  # cancel
+    issued.token.refresh_from_db()
+    assert issued.token.revoked_at is None
+    assert not AuditEntry.objects.filter(action="api_token.revoked").exists()
+
+
+def test_the_question_is_not_asked_of_a_revoked_token_nor_of_others(
+    stream, manager, member, issued, other_issued
+):
+    api_token_revoke(token_id=issued.token.pk, stream_id=stream.pk, actor=UserActor(manager))
+    client = logged_in(manager)
+
+    again = client.get(reverse("api_pages:token-revoke", args=[stream.slug, issued.token.pk]))
+
+    assert again.status_code == 302 and again["Location"] == _tokens_url(stream)
+    assert "already revoked" in str(list(get_messages(again.wsgi_request))[0])
+    theirs = reverse("api_pages:token-revoke", args=[stream.slug, other_issued.token.pk])
+    assert client.get(theirs).status_code == 404
+    active = api_token_create(stream_id=stream.pk, name="CRM", actor=UserActor(manager))
+    url = reverse("api_pages:token-revoke", args=[stream.slug, active.token.pk])
+    assert logged_in(member).get(url).status_code == 403
+
+
 def test_revoking_twice_changes_nothing_more(stream, manager, issued):
     first = api_token_revoke(
         token_id=issued.token.pk, stream_id=stream.pk, actor=UserActor(manager)
