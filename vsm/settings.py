@@ -322,7 +322,11 @@ CELERY_TASK_PUBLISH_RETRY = False
 VSM_STREAM_CHANGED_TASKS = [
     "metrics.stream_changed",
     "webhooks.stream_changed",
+    # Pulls prospects waiting in intake when a change made room (intake.tasks).
+    "intake.stream_changed",
 ]
+# The largest CSV file an import takes (intake/), in bytes: VSM_IMPORT_MAX_MB megabytes.
+VSM_IMPORT_MAX_BYTES = env.int("VSM_IMPORT_MAX_MB", default=20) * 1024 * 1024
 # Webhooks (webhooks/): seconds a delivery waits to connect, and as long for the
 # answer; whether URLs may name internal machines (loopback, private networks: refused
 # by default, see webhooks/targets.py); days the delivery log keeps finished ones (0:
@@ -357,6 +361,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 15.0,
         "options": {"expires": 15.0},
     },
+    # Sends again the import slices, checks and intake pulls a lost message or a killed
+    # worker left behind; discards imports left unconfirmed for a day.
+    "intake-sweep": {"task": "intake.sweep", "schedule": 60.0, "options": {"expires": 60.0}},
 }
 
 # The REST API (api/): a value stream's API token in "Authorization: Bearer", JSON in

@@ -1,0 +1,38 @@
+"""Every write of the intake: import jobs (upload, mapping, check, confirmation, the
+import itself) and the intake queue (pull, remove, retry)."""
+
+from intake.services.analysis import import_analyse
+from intake.services.jobs import (
+    import_confirm,
+    import_discard,
+    import_map,
+    import_reading_set,
+    import_upload,
+    too_large_message,
+)
+from intake.services.maintenance import import_drafts_discard, import_jobs_stalled
+from intake.services.queue import (
+    PullResult,
+    intake_item_remove,
+    intake_item_retry,
+    intake_pull,
+)
+from intake.services.run import SliceResult, import_run
+
+__all__ = [
+    "PullResult",
+    "SliceResult",
+    "import_analyse",
+    "import_confirm",
+    "import_discard",
+    "import_drafts_discard",
+    "import_jobs_stalled",
+    "import_map",
+    "import_reading_set",
+    "import_run",
+    "import_upload",
+    "intake_item_remove",
+    "intake_item_retry",
+    "intake_pull",
+    "too_large_message",
+]
