@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 def test_upload_map_preview_import_and_report(
     live_server,
+    eager_tasks,  # no worker here: the pages carry the import on (intake.tasks)
     page: Page,
     log_in,  # noqa: F811
     stream,

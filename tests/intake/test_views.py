@@ -135,7 +135,7 @@ def test_the_preview_polls_while_the_rows_are_checked(stream, manager):
     assert "Checking every row" in answer.content.decode()
 
 
-def test_the_progress_page_carries_an_import_on_without_a_worker(stream, manager):
+def test_the_progress_page_carries_an_import_on_without_a_worker(stream, manager, eager_tasks):
     data = csv_bytes([row(f"Person {n}") for n in range(5)])
     job = confirmed(mapped(upload(stream, manager, data), manager), manager)
     assert job.state == ImportState.QUEUED  # its task was not sent: no commit here
