@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 
 from boards.models import MoveKind
+from vsm.once import OnceForm
 from webhooks.models import DESCRIPTION_MAX_LENGTH, URL_MAX_LENGTH, DeliveryStatus
-from webhooks.once import OnceForm
 from webhooks.services.endpoints import PREVIOUS_SECRET_HOURS_MAX
 
 EVENT_HELP = {
@@ -21,7 +21,7 @@ EVENT_HELP = {
 
 class EndpointForm(OnceForm):
     """Sent again (the answer that showed the secret, reloaded), it adds nothing: see
-    webhooks.once."""
+    vsm.once."""
 
     # A CharField, not a URLField: the service judges the URL (webhooks.targets) and
     # says why it refuses one.

@@ -20,9 +20,9 @@ from vsm.actors import request_actor
 from vsm.errors import InvalidInput
 from vsm.http import form_status, refusals_shown_on, refuse_back_to
 from vsm.models import ValueStream
+from vsm.once import once_forget, once_sent_before
 from webhooks import selectors, services
 from webhooks.forms import ActiveForm, DeleteForm, DeliveryLogForm, EndpointForm, RotateForm
-from webhooks.once import once_forget, once_sent_before
 from webhooks.services import EndpointWithSecret
 from webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER
 
@@ -56,7 +56,7 @@ def _first_error(form: Form) -> InvalidInput:
 def webhooks(request: HttpRequest, stream_slug: str) -> HttpResponse:
     """The stream's webhooks; POST adds one and shows its secret once (201), or the form
     again with the reason and what was typed. The same form sent again adds nothing
-    (webhooks.once): back to the list, saying so."""
+    (vsm.once): back to the list, saying so."""
     stream = _stream(request, stream_slug)
     form = EndpointForm(request.POST) if request.method == "POST" else EndpointForm.new()
     created: EndpointWithSecret | None = None

@@ -4,10 +4,7 @@ refused (403), or told the stream is not found (404) when they may not see it.""
 
 from __future__ import annotations
 
-import contextlib
-
 from django.contrib import messages
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,27 +16,12 @@ from api.selectors import api_token_of_stream, api_tokens_of_stream
 from vsm.access import stream_access
 from vsm.actors import request_actor
 from vsm.http import form_status, refusals_shown_on, refuse_back_to
+from vsm.once import once_forget, once_sent_before
 
 SENT_AGAIN = (
     "That form was sent before: its token was made then, and its secret shown then "
     "only. If it was not copied, revoke that token and make a new one."
 )
-# How long a form's "once" is remembered: longer than anyone keeps a page open.
-_ONCE_SECONDS = 24 * 60 * 60
-
-
-def _sent_before(once: str) -> bool:
-    """Whether the form ``once`` names made a token already (the cache remembers it;
-    a cache that is down remembers nothing, and a second token is made: harmless)."""
-    try:
-        return not cache.add(f"vsm:api-token-form:{once}", 1, timeout=_ONCE_SECONDS)
-    except Exception:
-        return False
-
-
-def _forget(once: str) -> None:
-    with contextlib.suppress(Exception):
-        cache.delete(f"vsm:api-token-form:{once}")
 
 
 @require_http_methods(["GET", "POST"])
@@ -52,7 +34,7 @@ def api_tokens(request: HttpRequest, stream_slug: str) -> HttpResponse:
     issued = None
     if request.method == "POST" and form.is_valid():
         once = form.cleaned_data["once"]
-        if _sent_before(once):
+        if once_sent_before(purpose="api-token-create", once=once):
             messages.warning(request, SENT_AGAIN)
             return redirect("api_pages:tokens", stream_slug=stream.slug)
         with refusals_shown_on(form, request):
@@ -60,7 +42,7 @@ def api_tokens(request: HttpRequest, stream_slug: str) -> HttpResponse:
                 stream_id=stream.pk, name=form.cleaned_data["name"], actor=actor
             )
         if issued is None:  # refused: the same form may be sent again, corrected
-            _forget(once)
+            once_forget(purpose="api-token-create", once=once)
     context = {
         "stream": stream,
         "form": ApiTokenForm.new() if issued is not None else form,

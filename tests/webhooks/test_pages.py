@@ -32,7 +32,7 @@ ALL_KINDS = ["enter", "move", "handoff", "won", "lost", "reopen"]
 
 
 def once() -> str:
-    """A form's one-time key, as a freshly shown page carries (webhooks.once)."""
+    """A form's one-time key, as a freshly shown page carries (vsm.once)."""
     return secrets.token_urlsafe(24)
 
 

@@ -9,8 +9,7 @@ forgotten, so the same form can be sent again, corrected. A cache that is down
 remembers nothing, and a second send acts again (as with no guard): it never blocks
 a first send.
 
-The same idea as the API tokens page (api.views.tokens, api.forms); it depends on
-nothing of this app's, so it can move to vsm and serve both.
+Used by the webhooks pages (add, rotate) and the API tokens page (make a token).
 """
 
 from __future__ import annotations
