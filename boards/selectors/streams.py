@@ -9,7 +9,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from boards.errors import CardNotFound
 from boards.models import Card, Outcome
 from pdca.models import Cycle
-from vsm.access import actor_steers, stream_access, streams_visible_to
+from vsm.access import StreamAccessQuery, actor_steers, stream_access, streams_visible_to
 from vsm.actors import Actor
 from vsm.models import Channel, ValueStream
 
@@ -22,6 +22,16 @@ def stream_for_actor(*, actor: Actor, slug: str) -> ValueStream:
     return stream_access(actor=actor, slug=slug)
 
 
+def _with_card_column(streams: QuerySet[ValueStream], *, card_id: int) -> QuerySet[ValueStream]:
+    card_column = (
+        Card.objects.filter(pk=card_id, value_stream=OuterRef("pk")).order_by().values("column_id")
+    )
+    return streams.annotate(card_column_id=Subquery(card_column[:1]))
+
+
+_STREAM_WITH_CARD_COLUMN = StreamAccessQuery(_with_card_column, slots={"card_id": int})
+
+
 def stream_and_card_column_for_actor(
     *, actor: Actor, slug: str, card_id: int
 ) -> tuple[ValueStream, int]:
@@ -30,11 +40,12 @@ def stream_and_card_column_for_actor(
 
     Raises: StreamNotFound, CardNotFound (the card belongs elsewhere, or to no stream).
     """
-    card_column = (
-        Card.objects.filter(pk=card_id, value_stream=OuterRef("pk")).order_by().values("column_id")
+    stream = stream_access(
+        actor=actor,
+        slug=slug,
+        query=_STREAM_WITH_CARD_COLUMN,
+        query_values={"card_id": card_id},
     )
-    streams = streams_visible_to(actor).annotate(card_column_id=Subquery(card_column[:1]))
-    stream = stream_access(actor=actor, slug=slug, streams=streams)
     # Annotated above; the plugin cannot see it through stream_access.
     card_column_id: int | None = stream.card_column_id  # type: ignore[attr-defined]
     if card_column_id is None:
