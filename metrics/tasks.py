@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import smtplib
 from datetime import date, timedelta
 from typing import TypedDict
 
-from celery import Task, shared_task
-from django.core.cache import cache
+from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
 from metrics import experiments, services
@@ -18,12 +16,12 @@ from vsm.actors import SystemActor
 from vsm.errors import DomainError
 from vsm.events import stream_change_received
 from vsm.models import ValueStream
+from vsm.tasks import task_pending_clear, task_publish
 
 logger = logging.getLogger(__name__)
 
 PENDING_KEY = "metrics:pending:{stream_id}"
 REFRESH_KEY = "metrics:refresh-pending:{stream_id}"
-PENDING_SECONDS = 30
 BUSY_RETRY_SECONDS = 0.5
 
 
@@ -52,20 +50,18 @@ DATABASE_RETRIES: _RetryOptions = {
 
 @shared_task(name="metrics.recompute_stream", **DATABASE_RETRIES)
 def recompute_stream(stream_id: int) -> dict:
-    # Clear the pending mark before reading the log: a move committed from here on
-    # enqueues a new run, and one committed before is seen by this run. (Without the
-    # cache nothing coalesces, and nothing is lost either.)
-    with contextlib.suppress(Exception):
-        cache.delete(PENDING_KEY.format(stream_id=stream_id))
+    # Cleared before reading the log (vsm.tasks): a move committed from here on
+    # enqueues a new run, and one committed before is seen by this run.
+    task_pending_clear(PENDING_KEY.format(stream_id=stream_id))
     # Run in-process (eager), a deferred document would have nobody to recompute it.
     eager = bool(recompute_stream.app.conf.task_always_eager)
     result = services.stream_metrics_advance(stream_id=stream_id, throttle=not eager)
     if result.skipped_busy:
         # Another worker is folding this stream and may have read the log before the
         # move that asked for this run committed: look again once it is done.
-        _publish_coalesced(stream_id, countdown=BUSY_RETRY_SECONDS)
+        _publish_recompute(stream_id, countdown=BUSY_RETRY_SECONDS)
     elif result.summary_due_in is not None:
-        _publish_coalesced(stream_id, countdown=result.summary_due_in)
+        _publish_recompute(stream_id, countdown=result.summary_due_in)
     return {
         "stream_id": stream_id,
         "applied": result.applied,
@@ -74,46 +70,29 @@ def recompute_stream(stream_id: int) -> dict:
     }
 
 
-def _publish_coalesced(stream_id: int, *, countdown: float | None = None) -> None:
-    """Publish a recompute unless one is pending for the stream (the cache mark): a
-    pending run will see everything this one would. Never raises (see _publish_once)."""
-    _publish_once(
+def _publish_recompute(stream_id: int, *, countdown: float | None = None) -> None:
+    """Publish a recompute unless one is pending for the stream: a pending run will see
+    everything this one would. Never raises (vsm.tasks.task_publish)."""
+    task_publish(
         recompute_stream,
-        stream_id=stream_id,
-        key=PENDING_KEY,
+        stream_id,
+        pending_key=PENDING_KEY.format(stream_id=stream_id),
         countdown=countdown,
         if_lost="the sweeper will",
+        after_commit=False,  # from a task's body or a sweep: the writes are committed
     )
 
 
-def _publish_once(
-    task: Task, *, stream_id: int, key: str, countdown: float | None = None, if_lost: str
-) -> None:
-    """Publish ``task`` for the stream unless a run of it is pending (the cache mark
-    ``key``, which the task clears before it reads anything).
-
-    Never raises: the cache only coalesces, and a broker that is down must not fail
-    the user's request, so either failure is logged (saying who catches up: ``if_lost``)
-    and passed over.
-    """
-    key = key.format(stream_id=stream_id)
-    marked = False
-    try:
-        if not cache.add(key, 1, PENDING_SECONDS):
-            return
-        marked = True
-    except Exception:
-        logger.warning("Cache unavailable; enqueueing without coalescing", exc_info=True)
-    try:
-        # celery-types declares ``countdown: float``; Celery takes None as "no delay".
-        task.apply_async((stream_id,), countdown=countdown)  # type: ignore[arg-type]
-    except Exception:
-        if marked:
-            with contextlib.suppress(Exception):
-                cache.delete(key)
-        logger.warning(
-            "Could not enqueue %s for stream %s; %s", task.name, stream_id, if_lost, exc_info=True
-        )
+def _publish_refresh(stream_id: int, *, if_lost: str) -> None:
+    """Publish a refresh of the stream's document unless one is pending. Never raises
+    (vsm.tasks.task_publish)."""
+    task_publish(
+        refresh_document,
+        stream_id,
+        pending_key=REFRESH_KEY.format(stream_id=stream_id),
+        if_lost=if_lost,
+        after_commit=False,  # from a task's body or a sweep: the writes are committed
+    )
 
 
 @shared_task(name="metrics.refresh_document", **DATABASE_RETRIES)
@@ -121,10 +100,8 @@ def refresh_document(stream_id: int) -> dict:
     """Recompute the stream's metrics document though its log has no new move: the
     board changed something the document reads from it directly (a card blocked or
     unblocked, a WIP limit)."""
-    # Cleared before reading, as in recompute_stream: a change committed from here on
-    # enqueues a new run, and one committed before is seen by this run.
-    with contextlib.suppress(Exception):
-        cache.delete(REFRESH_KEY.format(stream_id=stream_id))
+    # Cleared before reading, as in recompute_stream.
+    task_pending_clear(REFRESH_KEY.format(stream_id=stream_id))
     try:
         stored = services.stream_metrics_summarize(stream_id=stream_id)
     except ValueStream.DoesNotExist:
@@ -141,12 +118,7 @@ def sweep() -> list[int]:
     for stream_id in lagging:
         recompute_stream.delay(stream_id)
     for stream_id in set(services.streams_with_stale_documents()) - set(lagging):
-        _publish_once(
-            refresh_document,
-            stream_id=stream_id,
-            key=REFRESH_KEY,
-            if_lost="the next sweep will",
-        )
+        _publish_refresh(stream_id, if_lost="the next sweep will")
     return lagging
 
 
@@ -257,14 +229,9 @@ def stream_changed(stream_id: int, changes: list[str]) -> None:
     or cache error is logged; the sweeper catches up)."""
     stream_change_received(stream_changed.name, stream_id, changes)
     if "moves" in changes:
-        _publish_coalesced(stream_id)
+        _publish_recompute(stream_id)
     if "settings" in changes:
-        _publish_once(
-            refresh_document,
-            stream_id=stream_id,
-            key=REFRESH_KEY,
-            if_lost="the document catches up at the stream's next move",
-        )
+        _publish_refresh(stream_id, if_lost="the document catches up at the stream's next move")
 
 
 @shared_task(name="metrics.experiment_check", **DATABASE_RETRIES)

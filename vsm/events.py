@@ -6,7 +6,11 @@ A lower app never imports a higher one to notify it: a write calls
 of the same change is still pending for that consumer (it clears its marks when it
 starts: ``stream_change_received``). Each consumer owns what it does with a change and
 its own coalescing (the metrics worker skips a recompute that one already pending
-covers).
+covers), publishing its own tasks with ``vsm.tasks.task_publish``.
+
+The sending follows vsm.tasks's rule (after commit, a pending mark, never failing the
+write, bounded when Redis hangs), for several consumers in one message each: a mark
+per consumer and kind of change, and one time bound for them all.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from enum import StrEnum
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+
+from vsm.tasks import PENDING_SECONDS, task_pending_clear
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +69,9 @@ def stream_changed(stream_id: int, change: StreamChange) -> None:
     transaction.on_commit(_Announcement(stream_id, change))
 
 
-# How long a sent announcement counts as pending for its consumer: a consumer clears the
-# mark when it starts (``stream_change_received``); a lost message's mark expires, and
-# the consumer's sweeper catches up meanwhile.
-PENDING_SECONDS = 30
-
-
+# A sent announcement counts as pending for its consumer as a published task does
+# (vsm.tasks): the consumer clears the mark when it starts (``stream_change_received``);
+# a lost message's mark expires after PENDING_SECONDS, and its sweeper catches up.
 def _pending_key(task_name: str, stream_id: int, change: str) -> str:
     return f"vsm:stream-changed:{task_name}:{stream_id}:{change}"
 
@@ -132,7 +135,4 @@ def _mark_pending(task_name: str, stream_id: int, change: str) -> bool:
 def stream_change_received(task_name: str, stream_id: int, changes: list[str]) -> None:
     """A consumer calls this first when it runs: changes announced from now on are sent
     to it again (it reads the stream after this, so it sees those before). Never raises."""
-    try:
-        cache.delete_many([_pending_key(task_name, stream_id, change) for change in changes])
-    except Exception:
-        logger.warning("Cache unavailable; the pending marks expire by themselves", exc_info=True)
+    task_pending_clear(*(_pending_key(task_name, stream_id, change) for change in changes))

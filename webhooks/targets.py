@@ -21,6 +21,12 @@ its own network, and the tests' receiver on 127.0.0.1):
 - redirects are never followed (a 3xx answer is a failed attempt), and proxies from
   the environment are not used (the check is on the peer the worker connects to).
 
+Looking the name up takes at most the request's connect timeout (``resolve``): a
+resolver that does not answer would otherwise hold the worker for its own full timeout
+(often 5 s per attempt, several attempts). A lookup that runs out of time is a failed
+attempt, retried like any other, and says so (``HostLookupTimedOut``): it tells
+nothing of the network inside either, whichever way the name would have resolved.
+
 Plain http is accepted (the issue asks for http and https); the page flags it, since
 a delivery carries prospects' names.
 """
@@ -29,8 +35,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import queue
 import socket
 import sys
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -158,18 +166,65 @@ class InternalAddressRefused(Exception):
         super().__init__(NO_PUBLIC_ADDRESS)
 
 
+class HostLookupTimedOut(Exception):
+    """The URL's host name was not looked up within the time given: no connection was
+    made. Its message says so, for the delivery log."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"Could not connect: looking up the host name took longer than {seconds:g} s."
+        )
+
+
 AddressInfo = tuple[Any, ...]
+_LookupAnswer = tuple[list[AddressInfo], Exception | None]
 
 
-def public_addresses(host: str, port: int) -> list[AddressInfo]:
-    """``socket.getaddrinfo``'s answer for ``host`` (TCP), once every address in it is
-    checked to be public.
+def resolve(host: str, port: int, *, timeout: float) -> list[AddressInfo]:
+    """``socket.getaddrinfo``'s answer for ``host`` (TCP), within ``timeout`` seconds.
 
-    Raises: socket.gaierror (the name does not resolve), InternalAddressRefused (one
-    of its addresses is internal: a name that mixes both is refused whole)."""
-    found = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
+    getaddrinfo cannot be interrupted, so it runs in a thread of its own, a daemon
+    that the caller stops waiting for at the deadline: the thread ends when the
+    resolver gives up (a thread per lookup, not a pool: nothing to share across a
+    worker's fork, nothing for the interpreter to wait on at exit, and a worker sends
+    one delivery at a time, so few lookups ever hang at once).
+
+    Raises: socket.gaierror (the name does not resolve, or has no address),
+    HostLookupTimedOut (no answer within ``timeout``)."""
+    answers: queue.SimpleQueue[_LookupAnswer] = queue.SimpleQueue()
+
+    def look_up() -> None:
+        try:
+            answers.put(
+                (socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM), None)
+            )
+        except Exception as error:
+            answers.put(([], error))
+
+    threading.Thread(target=look_up, name="webhook-host-lookup", daemon=True).start()
+    try:
+        found, error = answers.get(timeout=timeout)
+    except queue.Empty:
+        logger.warning("Webhook host %s: no lookup answer within %g s", host, timeout)
+        # Raised below, outside this clause, so that queue.Empty is not its context:
+        # the delivery log names the innermost cause.
+        found, error = [], HostLookupTimedOut(timeout)
+    if error is not None:
+        raise error
     if not found:
         raise socket.gaierror(socket.EAI_NONAME, "no address")
+    return found
+
+
+def public_addresses(host: str, port: int, *, timeout: float) -> list[AddressInfo]:
+    """``resolve``'s answer for ``host`` (TCP), once every address in it is checked to
+    be public.
+
+    Raises: socket.gaierror (the name does not resolve), HostLookupTimedOut (no answer
+    within ``timeout`` seconds), InternalAddressRefused (one of its addresses is
+    internal: a name that mixes both is refused whole)."""
+    found = resolve(host, port, timeout=timeout)
     internal = [str(info[4][0]) for info in found if address_is_internal(str(info[4][0]))]
     if internal:
         # For the installation's operators; the delivery log says none of it.
@@ -180,18 +235,30 @@ def public_addresses(host: str, port: int) -> list[AddressInfo]:
 
 class _CheckedConnect(HTTPConnection):
     """urllib3's connection, connecting only to addresses checked before: the host is
-    resolved here once (``public_addresses``) and the socket connects to the checked
-    IP itself, so a second lookup cannot answer differently. ``self.host`` is left as
-    it is: the Host header, TLS's server name and the certificate check use the URL's
-    name. The errors are urllib3's own, as its ``_new_conn`` raises them."""
+    resolved here once, within the connect timeout (``public_addresses``, or only
+    ``resolve`` where internal URLs are allowed), and the socket connects to the
+    checked IP itself, so a second lookup cannot answer differently. ``self.host`` is
+    left as it is: the Host header, TLS's server name and the certificate check use
+    the URL's name. The errors are urllib3's own, as its ``_new_conn`` raises them; a
+    lookup that timed out is the cause of a NewConnectionError."""
 
     def _new_conn(self) -> socket.socket:
-        if internal_urls_allowed():
-            return super()._new_conn()
+        # urllib3 gives a number, or None / its default marker for "no timeout given":
+        # a lookup is bounded all the same.
+        lookup_timeout = (
+            float(self.timeout)
+            if isinstance(self.timeout, int | float)
+            else float(settings.VSM_WEBHOOK_TIMEOUT_SECONDS)
+        )
         try:
-            found = public_addresses(self._dns_host, self.port)
+            if internal_urls_allowed():
+                found = resolve(self._dns_host, self.port, timeout=lookup_timeout)
+            else:
+                found = public_addresses(self._dns_host, self.port, timeout=lookup_timeout)
         except socket.gaierror as error:
             raise NameResolutionError(self.host, self, error) from error
+        except HostLookupTimedOut as error:
+            raise NewConnectionError(self, str(error)) from error
         last: Exception | None = None
         for info in found:
             checked = (str(info[4][0]), self.port)  # an IP: connecting looks nothing up

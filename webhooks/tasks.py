@@ -13,21 +13,19 @@ default, no broker), the consumer only records deliveries, and the sweep (beat, 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.core.cache import cache
 
 from metrics.tasks import DATABASE_RETRIES
 from vsm.events import StreamChange, stream_change_received
+from vsm.tasks import task_pending_clear, task_publish
 from webhooks import selectors, services
 
 logger = logging.getLogger(__name__)
 
 PENDING_KEY = "webhooks:deliver-pending:{endpoint_id}"
-PENDING_SECONDS = 30
 
 
 @shared_task(name="webhooks.stream_changed", **DATABASE_RETRIES)
@@ -48,8 +46,7 @@ def stream_changed(stream_id: int, changes: list[str]) -> dict:
 def deliver(endpoint_id: int) -> dict:
     """Send the endpoint's due deliveries in move order; if the run stopped with more
     due, another run follows."""
-    with contextlib.suppress(Exception):
-        cache.delete(PENDING_KEY.format(endpoint_id=endpoint_id))
+    task_pending_clear(PENDING_KEY.format(endpoint_id=endpoint_id))
     result = services.webhook_endpoint_deliver(endpoint_id=endpoint_id)
     if result.more_due:
         _publish_deliver(endpoint_id)
@@ -62,28 +59,16 @@ def deliver(endpoint_id: int) -> dict:
 
 
 def _publish_deliver(endpoint_id: int) -> None:
-    """Publish ``webhooks.deliver`` for the endpoint unless one is pending (a cache mark
-    the task clears when it starts). Never raises: a broker or cache error is logged,
-    and the sweep sends what is due."""
-    key = PENDING_KEY.format(endpoint_id=endpoint_id)
-    marked = False
-    try:
-        if not cache.add(key, 1, PENDING_SECONDS):
-            return
-        marked = True
-    except Exception:
-        logger.warning("Cache unavailable; publishing without coalescing", exc_info=True)
-    try:
-        deliver.apply_async((endpoint_id,))
-    except Exception:
-        if marked:
-            with contextlib.suppress(Exception):
-                cache.delete(key)
-        logger.warning(
-            "Could not publish the deliveries of webhook %s; the sweep sends them",
-            endpoint_id,
-            exc_info=True,
-        )
+    """Publish ``webhooks.deliver`` for the endpoint unless one is pending. Never raises
+    (vsm.tasks.task_publish): the sweep sends what is due."""
+    task_publish(
+        deliver,
+        endpoint_id,
+        pending_key=PENDING_KEY.format(endpoint_id=endpoint_id),
+        if_lost="the sweep sends its deliveries",
+        # From a task's body, a sweep or an on-commit callback: the writes are committed.
+        after_commit=False,
+    )
 
 
 def deliver_soon(endpoint_id: int, *, scan: bool = False) -> None:

@@ -47,7 +47,12 @@ from webhooks.signing import (
     SIGNATURE_HEADER,
     signature_header,
 )
-from webhooks.targets import NO_PUBLIC_ADDRESS, InternalAddressRefused, guarded_session
+from webhooks.targets import (
+    NO_PUBLIC_ADDRESS,
+    HostLookupTimedOut,
+    InternalAddressRefused,
+    guarded_session,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +217,8 @@ def _failure_text(failure: requests.RequestException) -> str:
     root: BaseException = failure
     while (inner := root.__cause__ or root.__context__) is not None:
         root = inner
+    if isinstance(root, HostLookupTimedOut):
+        return str(root)  # the resolver's silence: a failed attempt, retried as any
     if isinstance(root, socket.gaierror):
         # The words of a name that leads inside, so that the log does not tell the two
         # apart (webhooks.targets).
