@@ -149,8 +149,11 @@ VSM_REDIS_TIMEOUT_SECONDS = 0.1
 
 # An open board polls every 2 s; viewers are told a board version at most this many
 # seconds old, so that they fall into step and share each rendered delta (the cost of
-# 50 viewers is that of a few). A change reaches them within the poll plus this.
-VSM_BOARD_PUBLISH_SECONDS = env.float("VSM_BOARD_PUBLISH_SECONDS", default=1.0)
+# 50 viewers is that of a few). A change reaches them within the poll plus this. The
+# poll's own interval: viewers then mostly hold the version before the one they are
+# told, so one delta serves nearly all of them; with 1 s they held one of two or three,
+# and a poll cost 29.6 ms of server CPU against 17.8 (docs/performance.md, run U).
+VSM_BOARD_PUBLISH_SECONDS = env.float("VSM_BOARD_PUBLISH_SECONDS", default=2.0)
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vsm")}
 if "redis" in CACHES["default"]["BACKEND"].lower():
     CACHES["default"].setdefault("OPTIONS", {}).update(
