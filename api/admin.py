@@ -19,6 +19,7 @@ from vsm.errors import DomainError
 _FIELDS = [
     "value_stream",
     "name",
+    "scope",
     "prefix",
     "secret_digest",
     "created_by",
@@ -30,8 +31,16 @@ _FIELDS = [
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ProjectAdmin):
-    list_display = ["name", "value_stream", "prefix", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["value_stream", "revoked_at"]
+    list_display = [
+        "name",
+        "value_stream",
+        "scope",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["value_stream", "scope", "revoked_at"]
     list_select_related = ["value_stream"]
     search_fields = ["name", "prefix"]
     fields = tuple(_FIELDS)

@@ -21,6 +21,15 @@ TOKEN_PREFIX_LENGTH = 8
 SECRET_DIGEST_LENGTH = 64
 
 
+class TokenScope(models.TextChoices):
+    """What a token may do. ``intake`` is for a web form, whose token may end up in a
+    page anyone can read: it creates prospects and nothing else (no card, no prospect's
+    details, no metric can be read with it). ``full``: every call of the API."""
+
+    INTAKE = "intake", "Intake: create prospects only"
+    FULL = "full", "Full: read and move cards, read metrics, create prospects"
+
+
 class ApiToken(models.Model):
     """A value stream's API token: it sees and works on that stream only."""
 
@@ -30,6 +39,8 @@ class ApiToken(models.Model):
     name = models.CharField(
         max_length=TOKEN_NAME_MAX_LENGTH, help_text="What uses it: “Website contact form”."
     )
+    # No default: whoever makes a token says what it may do (api.services).
+    scope = models.CharField(max_length=10, choices=TokenScope.choices)
     # Not secret: it finds the row; the digest proves the rest.
     prefix = models.CharField(max_length=TOKEN_PREFIX_LENGTH, editable=False)
     secret_digest = models.CharField(max_length=SECRET_DIGEST_LENGTH, editable=False)
@@ -64,6 +75,13 @@ class ApiToken(models.Model):
                 condition=Q(secret_digest__regex=r"^[0-9a-f]{64}$"),
                 name="api_apitoken_digest_format",
                 violation_error_message="A token's digest is a SHA-256 in hexadecimal.",
+            ),
+            models.CheckConstraint(
+                condition=Q(scope__in=TokenScope.values),
+                name="api_apitoken_scope_known",
+                violation_error_message="A token's scope is one of: "
+                + ", ".join(TokenScope.values)
+                + ".",
             ),
             models.CheckConstraint(
                 condition=Q(revoked_at__isnull=True) | Q(revoked_at__gte=models.F("created_at")),

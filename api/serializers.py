@@ -302,6 +302,23 @@ class MoveResultSerializer(serializers.Serializer):
     unchanged = serializers.BooleanField()
 
 
+class IntakeItemSerializer(serializers.Serializer):
+    """A prospect waiting in the intake queue: ``position`` in line when it was queued
+    (1: the next to enter when the first column has room)."""
+
+    id = serializers.IntegerField()
+    queued_at = serializers.DateTimeField()
+    position = serializers.IntegerField(min_value=1)
+
+
+class ProspectQueuedSerializer(serializers.Serializer):
+    """A prospect accepted into the intake queue: it becomes a card, by itself, when the
+    cycle's first column has room and those queued before it have entered."""
+
+    status = serializers.ChoiceField(choices=["queued"])
+    intake_item = IntakeItemSerializer()
+
+
 class TimelineMoveSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     from_column_id = serializers.IntegerField(allow_null=True)

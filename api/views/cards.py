@@ -1,6 +1,7 @@
-"""Cards through the API: a new prospect, the list and one card, its history, and the
-moves (within a cycle, handoff, close, reopen), each through the board's services, so
-WIP limits, control points and versions hold as on the board."""
+"""Cards through the API: a new prospect (a card, or a place in the intake queue), the
+list and one card, its history, and the moves (within a cycle, handoff, close, reopen),
+each through the board's services, so WIP limits, control points and versions hold as
+on the board."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.authentication import token_actor
+from api.authentication import ANY_SCOPE, token_actor
 from api.pagination import CardCursorPagination
 from api.selectors import (
     CardQuery,
@@ -33,10 +34,12 @@ from api.serializers import (
     HistoryQuerySerializer,
     MoveResultSerializer,
     ProspectCreateSerializer,
+    ProspectQueuedSerializer,
     ReopenSerializer,
     TimelineSerializer,
 )
 from api.views.common import (
+    ANY_SCOPE_WRITE_ERRORS,
     CARD_ID,
     READ_ERRORS,
     STREAM_ID,
@@ -49,7 +52,9 @@ from boards import selectors, services
 from boards.errors import CardNotFound
 from boards.models import Card, Outcome
 from boards.services import MoveResult
+from intake.services import IntakeResult, prospect_intake
 from pdca.models import ControlPoint
+from vsm.errors import DomainError
 from vsm.models import ValueStream
 
 CARDS = "Cards"
@@ -68,18 +73,33 @@ def _move_response(stream: ValueStream, result: MoveResult) -> Response:
     return Response(MoveResultSerializer(answer, context={"stream_slug": stream.slug}).data)
 
 
+_PROSPECT_ANSWERS = {
+    201: OpenApiResponse(CardSerializer, description="The card, in the cycle's first column."),
+    202: OpenApiResponse(
+        ProspectQueuedSerializer,
+        description="Accepted into the intake queue: the first column is at its WIP limit, "
+        "or prospects queued before wait for it. It becomes a card by itself, in turn.",
+    ),
+}
+
+
 class ProspectCreate(ApiView):
+    token_scopes = ANY_SCOPE
+
     @extend_schema(
         tags=[CARDS],
         operation_id="prospect_create",
         summary="Create a prospect (a web form's entry)",
         description=(
             "The card enters the first column of the cycle (by default the stream's first "
-            "cycle), within its WIP limit. The channel is named by id or by name."
+            "cycle), within its WIP limit: `201` with the card. When that column is full, "
+            "or other prospects already wait for it, the prospect waits in the intake "
+            "queue, behind them: `202` with its place in line. A prospect the board would "
+            "refuse is refused at once, never queued. The channel is named by id or by name."
         ),
         parameters=[STREAM_ID],
         request=ProspectCreateSerializer,
-        responses=responses({201: CardSerializer}, WRITE_ERRORS),
+        responses=responses(_PROSPECT_ANSWERS, ANY_SCOPE_WRITE_ERRORS),
     )
     def post(self, request: Request, stream_id: int) -> Response:
         stream = self.stream(request, stream_id)
@@ -87,20 +107,43 @@ class ProspectCreate(ApiView):
         channel = prospect_channel(
             stream=stream, channel_id=data["channel_id"], channel_name=data["channel_name"]
         )
-        result = services.card_create(
-            cycle_id=prospect_cycle(stream=stream, cycle_id=data["cycle_id"]),
-            stream_id=stream.pk,
-            actor=token_actor(request),
-            person_name=data["person_name"],
-            company=data["company"],
-            email=data["email"],
-            channel_id=channel.pk if channel is not None else None,
-            estimated_value=data["estimated_value"],
-            notes=data["notes"],
-        )
+        try:
+            result = prospect_intake(
+                cycle_id=prospect_cycle(stream=stream, cycle_id=data["cycle_id"]),
+                stream_id=stream.pk,
+                actor=token_actor(request),
+                person_name=data["person_name"],
+                company=data["company"],
+                email=data["email"],
+                channel_id=channel.pk if channel is not None else None,
+                owner_id=None,
+                estimated_value=data["estimated_value"],
+                notes=data["notes"],
+            )
+        except DomainError as error:
+            _name_the_channel_as_asked(error, data)
+            raise
+        if result.card is None:
+            return _queued_response(result)
         response = _card_response(stream, result.card.pk, status_code=status.HTTP_201_CREATED)
         response["Location"] = reverse("api:card-detail", args=[stream.pk, result.card.pk])
         return response
+
+
+def _queued_response(result: IntakeResult) -> Response:
+    """202: the prospect's place in the intake queue."""
+    item = result.item
+    assert item is not None, "a prospect_intake result holds a card or an item"
+    waiting = {"id": item.pk, "queued_at": item.queued_at, "position": result.position}
+    answer = {"status": "queued", "intake_item": waiting}
+    return Response(ProspectQueuedSerializer(answer).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _name_the_channel_as_asked(error: DomainError, data: dict[str, Any]) -> None:
+    """A refusal of the channel (inactive, another stream's) names the input the request
+    named it by, ``channel_id`` or ``channel_name``, not the board's field."""
+    if error.field == "channel":
+        error.field = "channel_id" if data["channel_id"] is not None else "channel_name"
 
 
 class CardList(ApiView):

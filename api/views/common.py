@@ -4,7 +4,7 @@ and the errors the schema documents."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.decorators import login_not_required
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -12,18 +12,26 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from api.authentication import token_actor
+from api.authentication import FULL_ONLY, HasStreamToken, TokenScopeAllows, token_actor
+from api.models import TokenScope
+from api.schema import ApiAutoSchema
 from api.serializers import ErrorSerializer
 from vsm.access import stream_access
 from vsm.forms import ROW_ID_MAX
 from vsm.models import ValueStream
 
 
-# A view of the API: a stream's token required (REST_FRAMEWORK's defaults), no session,
-# no login redirect (LoginRequiredMiddleware lets it through: the token is checked here,
-# after the middleware). A comment, not a docstring: drf-spectacular would show a view's
+# A view of the API: a stream's token required, of a scope in ``token_scopes`` (checked
+# by TokenScopeAllows, and said in the schema by ApiAutoSchema); no session, no login
+# redirect (LoginRequiredMiddleware lets it through: the token is checked here, after the
+# middleware). A comment, not a docstring: drf-spectacular would show a view's
 # docstring, inherited, as the description of any operation that has none of its own.
 class ApiView(APIView):
+    permission_classes = [HasStreamToken, TokenScopeAllows]
+    schema = ApiAutoSchema()
+    # Only a "full" token, unless a view opens itself to more scopes.
+    token_scopes: ClassVar[frozenset[TokenScope]] = FULL_ONLY
+
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
         return login_not_required(super().as_view(**initkwargs))
@@ -65,6 +73,8 @@ _ERRORS = {
     400: "Invalid input (`invalid_input`, with the errors by field in `data.fields`) or "
     "a refusal of the request as given (`invalid_move`, `email_suppressed`, ...).",
     401: "No API token, or one unknown or revoked.",
+    403: "The token's scope does not reach this call (`token_scope`): an `intake` token "
+    "only creates prospects.",
     404: "Not found, or not the token's stream (answered alike).",
     409: "The current state forbids it: `wip_limit_reached`, `stale` (the version named is "
     "not the card's, or a neighbour named left the column: read again, then retry), "
@@ -73,8 +83,10 @@ _ERRORS = {
     503: "Busy: rows were locked too long or the database was out of reach; nothing "
     "changed, try again.",
 }
-READ_ERRORS = (400, 401, 404, 429, 503)
-WRITE_ERRORS = (400, 401, 404, 409, 429, 503)
+READ_ERRORS = (400, 401, 403, 404, 429, 503)
+WRITE_ERRORS = (400, 401, 403, 404, 409, 429, 503)
+# A call every scope reaches: never 403.
+ANY_SCOPE_WRITE_ERRORS = (400, 401, 404, 409, 429, 503)
 
 
 def responses(ok: Mapping[int, Any], errors: tuple[int, ...]) -> dict[int, Any]:
@@ -87,6 +99,7 @@ def responses(ok: Mapping[int, Any], errors: tuple[int, ...]) -> dict[int, Any]:
 
 
 __all__ = [
+    "ANY_SCOPE_WRITE_ERRORS",
     "CARD_ID",
     "CHART_KEY",
     "READ_ERRORS",

@@ -7,7 +7,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.authentication import token_actor
+from api.authentication import ANY_SCOPE, token_actor
+from api.models import TokenScope
 from api.selectors import stream_layout
 from api.serializers import StreamLayoutSerializer
 from api.views.common import READ_ERRORS, STREAM_ID, ApiView, responses
@@ -22,6 +23,10 @@ class TokenSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     prefix = serializers.CharField()
+    scope = serializers.ChoiceField(
+        choices=TokenScope.choices,
+        help_text="What the token may do: `intake` creates prospects only; `full` every call.",
+    )
     stream_id = serializers.IntegerField(source="value_stream_id")
     stream_name = serializers.CharField(source="value_stream.name")
     created_at = serializers.DateTimeField()
@@ -29,13 +34,16 @@ class TokenSerializer(serializers.Serializer):
 
 
 class TokenInfo(ApiView):
+    # Every token may ask what it is: a web form's integrator checks its token here.
+    token_scopes = ANY_SCOPE
+
     @extend_schema(
         tags=[STREAMS],
         operation_id="token_get",
         summary="The token in use, and its stream",
         description=(
-            "Which token the request was made with (its name, prefix, when it was made "
-            "and last used) and the id and name of the one stream it reaches: the "
+            "Which token the request was made with (its name, prefix, scope, when it was "
+            "made and last used) and the id and name of the one stream it reaches: the "
             "`stream_id` the other calls name."
         ),
         responses=responses({200: TokenSerializer}, (401, 429, 503)),

@@ -26,8 +26,8 @@ SENT_AGAIN = (
 
 @require_http_methods(["GET", "POST"])
 def api_tokens(request: HttpRequest, stream_slug: str) -> HttpResponse:
-    """The tokens; POST ``name`` makes one and shows its secret on the answer, once
-    (the page is not stored by any cache: vsm.privacy)."""
+    """The tokens; POST ``name`` and ``scope`` makes one and shows its secret on the
+    answer, once (the page is not stored by any cache: vsm.privacy)."""
     actor = request_actor(request)
     stream = stream_access(actor=actor, slug=stream_slug, steer=True)
     form = ApiTokenForm(request.POST) if request.method == "POST" else ApiTokenForm.new()
@@ -39,7 +39,10 @@ def api_tokens(request: HttpRequest, stream_slug: str) -> HttpResponse:
             return redirect("api_pages:tokens", stream_slug=stream.slug)
         with refusals_shown_on(form, request):
             issued = services.api_token_create(
-                stream_id=stream.pk, name=form.cleaned_data["name"], actor=actor
+                stream_id=stream.pk,
+                name=form.cleaned_data["name"],
+                scope=form.cleaned_data["scope"],
+                actor=actor,
             )
         if issued is None:  # refused: the same form may be sent again, corrected
             once_forget(purpose="api-token-create", once=once)

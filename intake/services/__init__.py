@@ -1,5 +1,5 @@
 """Every write of the intake: import jobs (upload, mapping, check, confirmation, the
-import itself) and the intake queue (pull, remove, retry)."""
+import itself) and the intake queue (a web form's prospect, pull, remove, retry)."""
 
 from intake.services.analysis import import_analyse
 from intake.services.jobs import (
@@ -12,14 +12,17 @@ from intake.services.jobs import (
 )
 from intake.services.maintenance import import_drafts_discard, import_jobs_stalled
 from intake.services.queue import (
+    IntakeResult,
     PullResult,
     intake_item_remove,
     intake_item_retry,
     intake_pull,
+    prospect_intake,
 )
 from intake.services.run import SliceResult, import_run
 
 __all__ = [
+    "IntakeResult",
     "PullResult",
     "SliceResult",
     "import_analyse",
@@ -34,5 +37,6 @@ __all__ = [
     "intake_item_remove",
     "intake_item_retry",
     "intake_pull",
+    "prospect_intake",
     "too_large_message",
 ]

@@ -1,25 +1,39 @@
 """The intake queue: prospects waiting for room in the first column of their cycle.
 
-Pulled oldest first, through ``boards.services.card_create`` (the WIP rule, the move
-log), by the system ("intake"), whenever the stream changes (intake.stream_changed)
-and by the intake sweep. Two workers never pull the same prospect, and never out of
-order: a pull holds the column's lock (as a move into it would) while it takes the
-oldest prospect in line, skipping one that someone is removing.
+A prospect joins the line when that column is full, or when others already wait for it
+(a newcomer never jumps the line): from an import (intake.services.run), or one at a
+time from a web form (``prospect_intake``). Pulled oldest first, through
+``boards.services.card_create`` (the WIP rule, the move log), by the system ("intake"),
+whenever the stream changes (intake.stream_changed) and by the intake sweep. Two
+workers never pull the same prospect, and never out of order: a pull holds the
+column's lock (as a move into it would) while it takes the oldest prospect in line,
+skipping one that someone is removing.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 
-from boards.errors import WipLimitReached
-from boards.models import Column
-from boards.services import EmailSuppressed, card_create
+from boards.errors import InvalidMove, WipLimitReached
+from boards.models import Card, Column
+from boards.services import EmailSuppressed, card_create, email_suppression_check
+from boards.services.privacy import email_digest
+from boards.services.rules import (
+    card_channel_check,
+    card_notes_check,
+    card_owner_check,
+    prospect_name_check,
+)
 from intake.errors import IntakeItemNotFound
 from intake.models import IntakeItem
 from intake.services.enqueue import task_send
+from pdca.errors import CycleNotFound
+from pdca.models import Cycle
 from vsm.access import stream_access, stream_steer_check
 from vsm.actors import Actor, SystemActor
 from vsm.audit import audit_record
@@ -92,6 +106,153 @@ def intake_pull(*, stream_id: int, limit: int = PULL_BATCH) -> PullResult:
         )
     finally:
         active.discard(stream_id)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What became of one prospect: its ``card`` (it entered the first column), or its
+    ``item`` in the intake queue and its ``position`` in line (1: next to enter), as
+    they were when it was queued. Exactly one of ``card`` and ``item`` is set."""
+
+    card: Card | None = None
+    item: IntakeItem | None = None
+    position: int | None = None
+
+    @property
+    def queued(self) -> bool:
+        return self.item is not None
+
+
+def prospect_intake(
+    *,
+    cycle_id: int,
+    stream_id: int,
+    actor: Actor,
+    person_name: str = "",
+    company: str = "",
+    email: str = "",
+    channel_id: int | None = None,
+    owner_id: int | None = None,
+    estimated_value: Decimal | int = 0,
+    notes: str = "",
+) -> IntakeResult:
+    """One new prospect (a web form's) into the first column of the cycle ``cycle_id``,
+    or into the intake queue when that column is full or others wait for it already.
+
+    The prospect is checked as card_create checks it before anything is decided: one it
+    would refuse is refused now, never queued to be held later.
+    Locks: the cycle's first column (as a pull does, so that a pull and this take turns
+    and the line check holds until commit), then card_create's locks.
+    Raises: CycleNotFound (not a cycle of ``stream_id``), InvalidMove (no name, a
+    negative value, no columns, an owner or channel from elsewhere, an inactive
+    channel, notes too long), EmailSuppressed, StaleBoard (the cycle's columns
+    reordered meanwhile), Busy.
+    Side effects: a card (card_create, by ``actor``), or an intake item and an audit row
+    "intake_item.queued" (its cycle and position); behind others, after commit, a pull
+    of the stream's queue (room may have appeared before the pull it called for ran).
+    """
+    column_id = _prospect_check(
+        cycle_id=cycle_id,
+        stream_id=stream_id,
+        person_name=person_name,
+        company=company,
+        email=email,
+        channel_id=channel_id,
+        owner_id=owner_id,
+        estimated_value=estimated_value,
+        notes=notes,
+    )
+    with locking_transaction():
+        # The column first, as a pull and card_create take it: the line seen here stays
+        # as seen until this commits, so a newcomer never slips past a prospect queued
+        # (or pulled) meanwhile.
+        list(Column.objects.select_for_update(no_key=True).filter(pk=column_id).values("pk"))
+        line_waiting = IntakeItem.objects.filter(cycle_id=cycle_id, held_code="").exists()
+        if not line_waiting:
+            try:
+                with transaction.atomic():
+                    result = card_create(
+                        cycle_id=cycle_id,
+                        stream_id=stream_id,
+                        actor=actor,
+                        person_name=person_name,
+                        company=company,
+                        email=email,
+                        channel_id=channel_id,
+                        owner_id=owner_id,
+                        estimated_value=estimated_value,
+                        notes=notes,
+                    )
+                return IntakeResult(card=result.card)
+            except WipLimitReached:
+                pass  # full: it waits (card_create checked it before its count)
+        item = IntakeItem.objects.create(
+            value_stream_id=stream_id,
+            cycle_id=cycle_id,
+            person_name=person_name.strip(),
+            company=company.strip(),
+            email=email.strip(),
+            email_digest=email_digest(email) if email.strip() else "",
+            channel_id=channel_id,
+            owner_id=owner_id,
+            estimated_value=estimated_value,
+            notes=notes,
+        )
+        position = _position_in_line(item)
+        _audit(
+            item,
+            "intake_item.queued",
+            data={"cycle_id": cycle_id, "position": position},
+            actor=actor,
+        )
+        if line_waiting:
+            task_send(PULL_TASK, stream_id)
+    return IntakeResult(item=item, position=position)
+
+
+def _prospect_check(
+    *,
+    cycle_id: int,
+    stream_id: int,
+    person_name: str,
+    company: str,
+    email: str,
+    channel_id: int | None,
+    owner_id: int | None,
+    estimated_value: Decimal | int,
+    notes: str,
+) -> int:
+    """card_create's checks of a new prospect, in its order, and card_update's of its
+    value (the queue's row refuses a negative one too); the cycle's first column.
+
+    Raises: as card_create does before its locks (CycleNotFound, InvalidMove,
+    EmailSuppressed)."""
+    prospect_name_check(person_name=person_name, company=company)
+    if Decimal(estimated_value) < 0:
+        raise InvalidMove("An estimated value is 0 or more.", field="estimated_value")
+    cycle = Cycle.objects.filter(pk=cycle_id).first()
+    if cycle is None or cycle.value_stream_id != stream_id:
+        raise CycleNotFound(data={"cycle_id": cycle_id})
+    column_id = (
+        Column.objects.filter(cycle_id=cycle.pk).order_by("order").values_list("pk", flat=True)
+    ).first()
+    if column_id is None:
+        raise InvalidMove(f"{cycle.name} has no columns yet.", data={"cycle_id": cycle.pk})
+    card_owner_check(stream_id=stream_id, owner_id=owner_id)
+    card_channel_check(stream_id=stream_id, channel_id=channel_id)
+    email_suppression_check(email)
+    card_notes_check(notes)
+    return column_id
+
+
+def _position_in_line(item: IntakeItem) -> int:
+    """The waiting item's place in its cycle's line, counted as a pull takes them: by
+    (queued_at, id), held items aside."""
+    return (
+        IntakeItem.objects.filter(cycle_id=item.cycle_id, held_code="")
+        .filter(Q(queued_at__lt=item.queued_at) | Q(queued_at=item.queued_at, pk__lte=item.pk))
+        .count()
+    )
 
 
 def _pull_one(cycle_id: int) -> str:

@@ -1,7 +1,8 @@
 """Cards through the API: each endpoint's happy path, and the board's refusals (WIP
 limits, versions, control points, criteria, lost reasons, suppressed e-mails) answered
 as {"code", "message", "data"} with their status, nothing changed; the board's
-invariants hold after each."""
+invariants hold after each. A prospect meeting a full first column waits in the intake
+queue: tests/api/test_prospect_intake.py."""
 
 from __future__ import annotations
 
@@ -154,12 +155,17 @@ def test_a_prospect_the_board_would_refuse_is_refused_with_its_reason(
     assert not Card.objects.exists()
 
 
-def test_an_inactive_channel_is_refused(api, stream):
-    channel = ChannelFactory(value_stream=stream, is_active=False)
+@pytest.mark.parametrize("named_by", ["channel_id", "channel_name"])
+def test_an_inactive_channel_is_refused_naming_the_input_the_request_used(api, stream, named_by):
+    channel = ChannelFactory(value_stream=stream, name="Old list", is_active=False)
+    named = channel.pk if named_by == "channel_id" else "old LIST"
 
-    response = api.post(_prospects(stream), {"company": "Acme", "channel_id": channel.pk})
+    response = api.post(_prospects(stream), {"company": "Acme", named_by: named})
 
-    assert _error(response, 400, "invalid_move")["field"] == "channel"
+    body = _error(response, 400, "invalid_move")
+    assert body["field"] == named_by
+    assert body["data"] == {"channel_id": channel.pk}
+    assert not Card.objects.exists()
 
 
 def test_a_suppressed_email_is_refused(api, stream):
@@ -169,18 +175,6 @@ def test_a_suppressed_email_is_refused(api, stream):
 
     _error(response, 400, "email_suppressed")
     assert not Card.objects.exists()
-
-
-def test_a_prospect_into_a_full_first_column_is_409_with_the_limit(api, stream):
-    entry = first_column(stream)
-    Column.objects.filter(pk=entry.pk).update(wip_limit=2)
-    fill(entry, 2)
-
-    response = api.post(_prospects(stream), {"company": "Acme"}, format="json")
-
-    body = _error(response, 409, "wip_limit_reached")
-    assert body["data"] == {"column_id": entry.pk, "count": 2, "limit": 2}
-    assert Card.objects.count() == 2
 
 
 def test_malformed_json_and_other_media_are_refused_in_the_error_shape(api, stream):

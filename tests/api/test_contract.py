@@ -85,6 +85,9 @@ def board(stream, other_stream, issued, other_issued, manager, member):
     card_close(card_id=closed.pk, outcome=Outcome.WON, actor=TEST_SYSTEM)
     limited = column_of(stream, "Collaboration", "Wisdom")
     Column.objects.filter(pk=limited.pk).update(wip_limit=1)
+    # Room for two more prospects: later ones wait in the intake queue (202).
+    entry = column_of(stream, "Collaboration", "Data")
+    Column.objects.filter(pk=entry.pk).update(wip_limit=4)
     for index in range(3):
         new_card(other_stream, other_stream.manager, person_name=f"Other {index}")
     return {
@@ -272,4 +275,6 @@ def test_every_operation_keeps_its_contract(contract_schema, board, other_stream
     assert len(answered) == 2 * len(_operation_ids())
     for operation_id in ("stream_get", "cards_list", "card_get", "card_move", "prospect_create"):
         assert any(200 <= s < 300 for s in answered[f"{operation_id} positive"]), summary
+    # Both answers of a new prospect: a card, and a place in the intake queue.
+    assert {201, 202} <= set(answered["prospect_create positive"]), summary
     print(f"contract run: {elapsed:.1f} s\n{summary}")

@@ -19,6 +19,7 @@ def _token(stream, **fields) -> ApiToken:
     values = {
         "value_stream": stream,
         "name": "Form",
+        "scope": "intake",
         "prefix": "0123abcd",
         "secret_digest": DIGEST,
         "created_at": timezone.now(),
@@ -32,6 +33,8 @@ def _token(stream, **fields) -> ApiToken:
         ({"name": ""}, "api_apitoken_name_not_blank"),
         ({"prefix": "XYZ"}, "api_apitoken_prefix_format"),
         ({"secret_digest": "secret"}, "api_apitoken_digest_format"),
+        ({"scope": ""}, "api_apitoken_scope_known"),
+        ({"scope": "admin"}, "api_apitoken_scope_known"),
         (
             {"revoked_at": timezone.now() - timedelta(days=1)},
             "api_apitoken_revoked_after_created",

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from api.errors import ApiTokenNotFound
-from api.models import ApiToken
+from api.models import ApiToken, TokenScope
 from api.services import (
     LAST_USED_RESOLUTION,
     api_token_create,
@@ -40,9 +40,10 @@ def _tokens_url(stream) -> str:
     return reverse("api_pages:tokens", args=[stream.slug])
 
 
-def _form(name: str) -> dict[str, str]:
-    """The page's form as a browser sends it: the name, and the form's own "once"."""
-    return {"name": name, "once": secrets.token_urlsafe(24)}
+def _form(name: str, scope: str = TokenScope.INTAKE) -> dict[str, str]:
+    """The page's form as a browser sends it: the name, the scope (preselected:
+    intake), and the form's own "once"."""
+    return {"name": name, "scope": scope, "once": secrets.token_urlsafe(24)}
 
 
 def _issued_secret(response) -> str:
@@ -98,8 +99,49 @@ def test_a_form_sent_again_makes_no_second_token(stream, manager):
     page = client.get(_tokens_url(stream)).content.decode()
     once = re.search(r'name="once" value="([^"]+)"', page)
     assert once is not None and once[1] != form["once"]
-    client.post(_tokens_url(stream), {"name": "CRM", "once": once[1]})
+    client.post(_tokens_url(stream), {"name": "CRM", "scope": "full", "once": once[1]})
     assert ApiToken.objects.count() == 2
+
+
+def test_the_form_asks_for_the_scope_with_intake_preselected(stream, manager):
+    client = logged_in(manager)
+    page = client.get(_tokens_url(stream)).content.decode()
+
+    radios = re.findall(r'<input type="radio" name="scope" value="(\w+)"[^>]*>', page)
+    assert radios == ["intake", "full"]
+    checked = re.findall(r'<input type="radio" name="scope" value="(\w+)"[^>]*checked', page)
+    assert checked == ["intake"]
+    assert "<legend>What it may do</legend>" in page
+
+    full = client.post(_tokens_url(stream), _form("CRM sync", scope="full"))
+    intake = client.post(_tokens_url(stream), _form("Website contact form"))
+
+    assert full.status_code == intake.status_code == 200
+    made = dict(ApiToken.objects.values_list("name", "scope"))
+    assert made == {"CRM sync": "full", "Website contact form": "intake"}
+    audited = {
+        entry.target_id: entry.data
+        for entry in AuditEntry.objects.filter(action="api_token.created")
+    }
+    by_name = dict(ApiToken.objects.values_list("name", "pk"))
+    assert audited == {
+        by_name["CRM sync"]: {"intake_only": False},
+        by_name["Website contact form"]: {"intake_only": True},
+    }
+    listed = client.get(_tokens_url(stream)).content.decode()
+    assert 'data-scope="full">Full: ' in listed and 'data-scope="intake">Intake: ' in listed
+
+
+@pytest.mark.parametrize("scope", ["", "admin", "FULL"])
+def test_a_token_needs_a_known_scope(stream, manager, scope):
+    page = logged_in(manager).post(_tokens_url(stream), _form("Website", scope=scope))
+
+    assert page.status_code == 400
+    assert 'class="error"' in page.content.decode()
+    with pytest.raises(InvalidInput) as refused:
+        api_token_create(stream_id=stream.pk, name="Website", actor=UserActor(manager), scope=scope)
+    assert refused.value.field == "scope"
+    assert not ApiToken.objects.exists()
 
 
 def test_a_form_without_its_once_is_refused(stream, manager):
@@ -290,11 +332,13 @@ def test_the_admin_lists_tokens_read_only_and_revokes_them(stream, issued, admin
     listing = admin_client.get(reverse("admin:api_apitoken_changelist"))
     assert listing.status_code == 200
     assert issued.token.prefix in listing.content.decode()
+    assert '<td class="field-scope">Full: ' in listing.content.decode()
     page = admin_client.get(reverse("admin:api_apitoken_change", args=[issued.token.pk]))
     assert page.status_code == 200
     html = page.content.decode()
     assert issued.token.secret_digest in html  # shown, as text
     assert 'name="secret_digest"' not in html and 'name="prefix"' not in html
+    assert "Full: read and move cards" in html and 'name="scope"' not in html
     assert admin_client.get(reverse("admin:api_apitoken_add")).status_code == 403
 
     response = admin_client.post(

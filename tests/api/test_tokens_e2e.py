@@ -1,7 +1,8 @@
 """In a real browser: the manager makes a token from the board's nav, copies the secret
-the page shows once, and a web form's backend posts a prospect with it, then revokes it
-(after a question); the reference page loads under the CSP with nothing refused; on a
-phone, neither page scrolls sideways and the tokens keep their dates' labels.
+the page shows once (scope "intake", preselected), and a web form's backend posts a
+prospect with it but may read no card; then the manager revokes it (after a question);
+the reference page loads under the CSP with nothing refused; on a phone, neither page
+scrolls sideways and the tokens keep their cells' labels.
 
 Chromium (Debian's) through Playwright against ``live_server``; the browser fixtures are
 the board's (tests/boards/conftest.py).
@@ -33,6 +34,7 @@ def test_a_manager_makes_a_token_that_a_web_form_then_uses(
 
     page.get_by_role("link", name="API tokens").click()
     page.get_by_label("Name").fill("Website contact form")
+    expect(page.get_by_role("radio", name="Intake: create prospects only")).to_be_checked()
     page.get_by_role("button", name="Make a token").click()
 
     secret = page.get_by_test_id("issued-secret").input_value()
@@ -46,6 +48,13 @@ def test_a_manager_makes_a_token_that_a_web_form_then_uses(
     assert response.status_code == 201, response.text
     card = Card.objects.get(pk=response.json()["id"])
     assert card.column.cycle.name == COLLABORATION
+    # A web form's token (scope "intake", as preselected) reads no card.
+    read = requests.get(
+        f"{live_server.url}/api/v1/streams/{stream.pk}/cards/",
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=10,
+    )
+    assert (read.status_code, read.json()["code"]) == (403, "token_scope")
     # Shown once: the answer reloaded (the form sent again) makes no second token.
     page.reload()
     expect(page.get_by_role("status")).to_contain_text("That form was sent before")
@@ -122,6 +131,6 @@ def test_on_a_phone_the_tokens_keep_their_dates_labels(
     row = page.get_by_role("row", name="Website form")
     labels = [
         row.locator("td").nth(index).evaluate("cell => getComputedStyle(cell, '::before').content")
-        for index in (2, 3)
+        for index in (2, 3, 4)
     ]
-    assert [label.replace('"', "").strip() for label in labels] == ["Made", "Last used"]
+    assert [label.replace('"', "").strip() for label in labels] == ["Scope", "Made", "Last used"]
