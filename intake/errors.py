@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vsm.errors import Conflict, InvalidInput, NotFound
+from vsm.errors import Conflict, DomainError, InvalidInput, NotFound
 
 
 class ImportFileRefused(InvalidInput):
@@ -39,3 +39,16 @@ class ImportStateConflict(Conflict):
 class IntakeItemNotFound(NotFound):
     code = "intake_item_not_found"
     default_message = "No such prospect in this stream's intake queue."
+
+
+class ImportRejectedRowsGone(DomainError):
+    """The rejected rows of an import cannot be downloaded: none, not over yet, or its
+    file was deleted meanwhile (some days after it ended)."""
+
+    code = "import_rejected_rows_gone"
+    http_status = 410
+    default_message = (
+        "The rejected rows of this import are not kept (any more): its file is deleted "
+        "a few days after it ends. Fix your own copy of the file with the row numbers "
+        "listed."
+    )

@@ -75,10 +75,24 @@ class MappingForm(forms.Form):
         return [self[key] for key in FIELDS]
 
 
+# The preview's hidden revision came back unreadable (a page edited, or cut short).
+STALE_PREVIEW_MESSAGE = (
+    "This page could not be read back (it was changed or cut short): nothing was "
+    "imported. Look at the preview again and confirm from there."
+)
+
+
 class ConfirmForm(forms.Form):
     """Start the import of the checked file; create the new channels ticked."""
 
-    revision = WholeNumberField(min_value=0, widget=forms.HiddenInput)
+    revision = WholeNumberField(
+        min_value=0,
+        max_value=2**31 - 1,
+        widget=forms.HiddenInput,
+        error_messages={
+            key: STALE_PREVIEW_MESSAGE for key in ("required", "invalid", "min_value", "max_value")
+        },
+    )
 
     def __init__(self, *args: Any, new_channels: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -88,6 +102,12 @@ class ConfirmForm(forms.Form):
             required=False,
             widget=forms.CheckboxSelectMultiple,
         )
+
+
+class CancelForm(forms.Form):
+    """Cancel a running import; also take its prospects out of the intake queue."""
+
+    remove_queued = forms.BooleanField(required=False)
 
 
 class PageForm(forms.Form):

@@ -2,7 +2,8 @@
 
 An import job keeps its uploaded file in the database (``ImportFileChunk``), so that the
 web process that received it and the worker that imports it may be different machines.
-The file and the preview rows (personal data) are deleted once the job is over.
+The file and the preview rows (personal data) are deleted once the job is over; the file
+of a job that rejected rows stays a few days more, for the download of those rows.
 
 The intake queue (``IntakeItem``) holds prospects waiting for room in the first column of
 their cycle: a row that met a full column is queued, never lost and never put over the
@@ -26,18 +27,29 @@ class ImportState(models.TextChoices):
     ANALYSING = "analysing", "Checking every row"
     READY = "ready", "Checked: waiting for confirmation"
     QUEUED = "queued", "Waiting for a worker"
+    WAITING = "waiting", "Waiting for another import of this stream to finish"
     RUNNING = "running", "Importing"
     DONE = "done", "Done"
     FAILED = "failed", "Stopped"
+    CANCELLED = "cancelled", "Cancelled"
     DISCARDED = "discarded", "Discarded"
 
 
 # A job in one of these states may still be changed by its user (mapping, discard).
 DRAFT_STATES = (ImportState.UPLOADED, ImportState.ANALYSING, ImportState.READY)
-# A job in one of these states is being (or waiting to be) imported by a worker.
-WORK_STATES = (ImportState.QUEUED, ImportState.RUNNING)
-# Over: the file is gone; only the counts and the row errors stay.
-OVER_STATES = (ImportState.DONE, ImportState.FAILED, ImportState.DISCARDED)
+# A job in one of these states is being (or waiting to be) imported by a worker. One job
+# of a stream at a time is RUNNING (it holds the stream's turn to import, between its
+# slices too); the others wait their turn (WAITING), see intake.services.run._claim.
+WORK_STATES = (ImportState.QUEUED, ImportState.WAITING, ImportState.RUNNING)
+# Over: only the counts and the row errors stay. The file is deleted, unless rows were
+# rejected: then it stays REJECTED_ROWS_KEPT_HOURS (intake.services.maintenance) for
+# the download of the rejected rows.
+OVER_STATES = (
+    ImportState.DONE,
+    ImportState.FAILED,
+    ImportState.CANCELLED,
+    ImportState.DISCARDED,
+)
 
 
 class DuplicatePolicy(models.TextChoices):
@@ -51,7 +63,8 @@ class ImportJob(models.Model):
     Counts are of the file's data rows (the header is row 1, as a spreadsheet numbers
     rows). ``cursor``: the last row whose outcome is committed; a job resumes after it.
     ``rejected_by_code``: {code: rows}; ``row_errors``: [{"row", "code", "field"}], the
-    first IMPORT_ROW_ERRORS_KEPT of them, no values (no personal data).
+    first ROW_ERRORS_KEPT of them (the report's list), no values (no personal data);
+    every rejected row is in ``ImportRowError``.
     """
 
     value_stream = models.ForeignKey(
@@ -135,6 +148,14 @@ class ImportJob(models.Model):
                 name="intake_importjob_cursor_after_header",
                 violation_error_message="The cursor starts at the header, row 1.",
             ),
+            # Two jobs importing into one stream at once would each miss the other's
+            # rows when they look for duplicates: a stream imports one file at a time.
+            models.UniqueConstraint(
+                fields=["value_stream"],
+                condition=Q(state="running"),
+                name="intake_importjob_one_running_per_stream",
+                violation_error_message="A stream imports one file at a time.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -165,6 +186,28 @@ class ImportFileChunk(models.Model):
 
     def __str__(self) -> str:
         return f"Chunk {self.seq} of import {self.job_id}"
+
+
+class ImportRowError(models.Model):
+    """A row of a job's file that the import rejected, and why: its number (the header
+    is row 1), its code (intake.services.rows.RowCode, or a service's refusal code),
+    the field it is about and a detail without personal data ("NUL", "3 cells where
+    the header has 8"). All of them, for the download of the rejected rows, which reads
+    the rows' cells from the stored file; deleted with the file."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="+")
+    row = models.PositiveIntegerField()
+    code = models.CharField(max_length=40)
+    field = models.CharField(max_length=40, blank=True)
+    detail = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "row"], name="intake_importrowerror_unique_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"Row {self.row} of import {self.job_id}: {self.code}"
 
 
 class ImportSeenEmail(models.Model):

@@ -8,7 +8,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from intake import services
-from intake.models import WORK_STATES, ImportJob, IntakeItem
+from intake.models import WORK_STATES, ImportJob, ImportState, IntakeItem
+from intake.services.jobs import import_running
 from metrics.tasks import DATABASE_RETRIES
 from vsm.events import stream_change_received
 
@@ -32,6 +33,12 @@ def _eager() -> bool:
     from vsm.celery import app
 
     return bool(app.conf.task_always_eager)
+
+
+def imports_run_in_process() -> bool:
+    """Whether imports run in the web process (no broker, the embedded default): then
+    an import goes on only while its progress page is open (``import_resume_in_process``)."""
+    return _eager()
 
 
 @shared_task(name="intake.import_analyse", **_DATABASE_RETRIES)
@@ -84,7 +91,8 @@ def stream_changed(stream_id: int, changes: list[str]) -> None:
 def sweep() -> dict:
     """Send again what was lost: imports whose worker stopped (their lease ran out),
     checks not done, pulls of streams with prospects waiting; discard drafts left
-    unconfirmed (intake.services.maintenance)."""
+    unconfirmed, and delete files kept for their rejected rows past their time
+    (intake.services.maintenance)."""
     stalled = services.import_jobs_stalled()
     for job_id in stalled.runs:
         import_run.delay(job_id)
@@ -99,21 +107,27 @@ def sweep() -> dict:
     for stream_id in waiting:
         pull.delay(stream_id)
     discarded = services.import_drafts_discard()
+    files_expired = services.import_files_expire()
     return {
         "runs": len(stalled.runs),
         "analyses": len(stalled.analyses),
         "pulls": len(waiting),
         "discarded": discarded,
+        "files_expired": files_expired,
     }
 
 
 def import_resume_in_process(job: ImportJob) -> bool:
     """Run the job's next slice here and now when tasks run in-process and no slice is
     running: without a worker, the progress page's polls carry the import on, a slice
-    each (EAGER_SLICE_SECONDS). Never with a worker (it goes on by itself; the sweep
-    sends a lost slice again). Whether a slice ran."""
+    each (EAGER_SLICE_SECONDS); a job waiting for its stream's turn carries on the
+    import ahead of it (whose page may be closed), and starts when that one ends. Never
+    with a worker (it goes on by itself; the sweep sends a lost slice again). Whether a
+    slice ran."""
     if not _eager() or job.state not in WORK_STATES:
         return False
+    if job.state == ImportState.WAITING:
+        job = import_running(stream_id=job.value_stream_id) or job
     if job.lease_until is not None and job.lease_until >= timezone.now():
         return False
     import_run.delay(job.pk)

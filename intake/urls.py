@@ -11,6 +11,8 @@ urlpatterns = [
     path(f"{job}/mapping/", views.import_mapping, name="import-mapping"),
     path(f"{job}/preview/", views.import_preview, name="import-preview"),
     path(f"{job}/discard/", views.import_discard, name="import-discard"),
+    path(f"{job}/cancel/", views.import_cancel, name="import-cancel"),
+    path(f"{job}/rejected-rows.csv", views.import_rejected_rows, name="import-rejected-rows"),
     path("<slug:stream_slug>/intake/", views.intake_queue, name="queue"),
     path("<slug:stream_slug>/intake/badge/", views.intake_badge, name="badge"),
     path(

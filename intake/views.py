@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -16,9 +16,16 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from intake import selectors, services
 from intake.errors import ImportFileTooLarge
-from intake.forms import ConfirmForm, MappingForm, PageForm, ReadingForm, UploadForm
-from intake.models import DRAFT_STATES, ImportJob, ImportState
-from intake.tasks import import_resume_in_process
+from intake.forms import (
+    CancelForm,
+    ConfirmForm,
+    MappingForm,
+    PageForm,
+    ReadingForm,
+    UploadForm,
+)
+from intake.models import DRAFT_STATES, WORK_STATES, ImportJob, ImportState
+from intake.tasks import import_resume_in_process, imports_run_in_process
 from pdca.models import Cycle
 from vsm.access import actor_steers, stream_access
 from vsm.actors import request_actor
@@ -172,14 +179,65 @@ def import_job(request: HtmxHttpRequest, stream_slug: str, job_id: int) -> HttpR
     its report."""
     stream = stream_access(actor=request_actor(request), slug=stream_slug)
     job = selectors.import_job_in_stream(stream=stream, job_id=job_id)
-    if job.state in DRAFT_STATES and actor_steers(actor=request_actor(request), stream=stream):
+    steers = actor_steers(actor=request_actor(request), stream=stream)
+    if job.state in DRAFT_STATES and steers:
         page = "import-mapping" if job.state == ImportState.UPLOADED else "import-preview"
         return redirect(_job_url(job, page))
     if import_resume_in_process(job):
         job = selectors.import_job_in_stream(stream=stream, job_id=job_id)
-    context = {"stream": stream, "job": job, "report": selectors.import_report(job=job)}
+    context = {
+        "stream": stream,
+        "job": job,
+        "report": selectors.import_report(job=job),
+        "can_steer": steers,
+        "runs_in_process": imports_run_in_process(),
+    }
     template = "intake/job.html#progress" if request.htmx else "intake/job.html"
     return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+def import_cancel(request: HtmxHttpRequest, stream_slug: str, job_id: int) -> HttpResponse:
+    """Cancel a running import, asked first; also remove its prospects from the queue."""
+    stream = _steered(request, stream_slug)
+    job = selectors.import_job_in_stream(stream=stream, job_id=job_id)
+    if request.method == "GET" and job.state not in WORK_STATES:
+        return redirect(_job_url(job))
+    if request.method == "POST":
+        refuse_back_to(request, _job_url(job))
+        form = CancelForm(request.POST)
+        remove = form.is_valid() and form.cleaned_data["remove_queued"]
+        result = services.import_cancel(
+            job_id=job.pk, stream_id=stream.pk, actor=request_actor(request), remove_queued=remove
+        )
+        messages.success(request, _cancelled_message(result))
+        return HttpResponseRedirect(_job_url(job), status=303)
+    context = {"stream": stream, "job": job, "queued": selectors.intake_queued_by(job=job)}
+    return render(request, "intake/cancel.html", context)
+
+
+def _cancelled_message(result: services.CancelResult) -> str:
+    done = "The import was cancelled" if result.cancelled else "The import had ended already"
+    if result.removed:
+        return f"{done}; {result.removed} of its prospects were taken out of the intake queue."
+    return f"{done}."
+
+
+@require_GET
+def import_rejected_rows(
+    request: HtmxHttpRequest, stream_slug: str, job_id: int
+) -> StreamingHttpResponse:
+    """Every row the import rejected, as CSV (streamed), to fix and import again."""
+    stream = _steered(request, stream_slug)
+    job = selectors.import_job_in_stream(stream=stream, job_id=job_id)
+    pieces = selectors.rejected_rows_csv(job=job)
+    services.import_rejected_rows_record(
+        job_id=job.pk, stream_id=stream.pk, actor=request_actor(request)
+    )
+    response = StreamingHttpResponse(pieces, content_type="text/csv; charset=utf-8")
+    filename = f"{stream.slug}-import-{job.pk}-rejected-rows.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @require_GET

@@ -3,14 +3,21 @@ import itself) and the intake queue (a web form's prospect, pull, remove, retry)
 
 from intake.services.analysis import import_analyse
 from intake.services.jobs import (
+    CancelResult,
+    import_cancel,
     import_confirm,
     import_discard,
     import_map,
     import_reading_set,
+    import_rejected_rows_record,
     import_upload,
     too_large_message,
 )
-from intake.services.maintenance import import_drafts_discard, import_jobs_stalled
+from intake.services.maintenance import (
+    import_drafts_discard,
+    import_files_expire,
+    import_jobs_stalled,
+)
 from intake.services.queue import (
     IntakeResult,
     PullResult,
@@ -22,16 +29,20 @@ from intake.services.queue import (
 from intake.services.run import SliceResult, import_run
 
 __all__ = [
+    "CancelResult",
     "IntakeResult",
     "PullResult",
     "SliceResult",
     "import_analyse",
+    "import_cancel",
     "import_confirm",
     "import_discard",
     "import_drafts_discard",
+    "import_files_expire",
     "import_jobs_stalled",
     "import_map",
     "import_reading_set",
+    "import_rejected_rows_record",
     "import_run",
     "import_upload",
     "intake_item_remove",

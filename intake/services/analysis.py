@@ -22,6 +22,7 @@ from intake.services.rows import (
     Verdict,
     channel_key,
     chunk_classify,
+    control_characters_shown,
     other_phases_forget,
     seen_forget,
 )
@@ -37,26 +38,33 @@ PREVIEW_CELL_CHARS = 80
 
 
 def _preview_row(verdict: Verdict, cells: list[str], mapping: dict[str, int | None]) -> dict:
+    """A row as the preview shows it: its values cut short, their control characters made
+    visible (PostgreSQL's JSON refuses NUL), its verdict."""
+
+    def shown(text: str) -> str:
+        return control_characters_shown(text[:PREVIEW_CELL_CHARS])
+
     def cell(key: str) -> str:
         index = mapping.get(key)
-        text = cells[index].strip() if index is not None and index < len(cells) else ""
-        return text[:PREVIEW_CELL_CHARS]
+        return shown(cells[index].strip() if index is not None and index < len(cells) else "")
 
     prospect = verdict.prospect
     return {
         "row": verdict.row,
-        "person_name": prospect.person_name[:PREVIEW_CELL_CHARS] or cell("person_name"),
-        "company": prospect.company[:PREVIEW_CELL_CHARS],
+        "person_name": shown(prospect.person_name) or cell("person_name"),
+        "company": shown(prospect.company) or cell("company"),
         "email": cell("email"),
         "channel": cell("channel"),
         "owner": cell("owner"),
-        "estimated_value": str(prospect.estimated_value)
-        if verdict.code != "bad_value"
-        else cell("estimated_value"),
-        "notes": prospect.notes[:PREVIEW_CELL_CHARS],
+        # A rejected row's value as the file has it: it may not have been read at all.
+        "estimated_value": cell("estimated_value")
+        if verdict.action == "reject"
+        else str(prospect.estimated_value),
+        "notes": shown(prospect.notes),
         "action": verdict.action,
         "code": verdict.code,
         "field": verdict.field,
+        "detail": verdict.detail,
         "new_channel": verdict.new_channel,
     }
 
@@ -85,6 +93,7 @@ def import_analyse(*, job_id: int, revision: int) -> bool:
         lookups=StreamLookups.build(job.value_stream_id),
         emails=StreamEmails.build(job.value_stream_id),
         phase=revision,
+        header=job.header,
         new_channels_rejected=False,
     )
     counts: Counter[str] = Counter()

@@ -17,6 +17,7 @@ import charset_normalizer
 
 from intake.errors import ImportFileRefused
 from intake.models import ImportFileChunk
+from intake.services.rows import control_characters_shown
 
 # The size of a stored piece of the file: a few rows of the chunk table per megabyte.
 CHUNK_BYTES = 256 * 1024
@@ -94,13 +95,14 @@ def file_store(*, job_id: int, chunks: Iterable[bytes]) -> tuple[int, DetectedFi
             utf8.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8_ok = False
-    return size, detect(bytes(sample), utf8_ok=utf8_ok)
+    return size, detect(bytes(sample), utf8_ok=utf8_ok, whole=size <= DETECTION_BYTES)
 
 
-def detect(sample: bytes, *, utf8_ok: bool) -> DetectedFile:
+def detect(sample: bytes, *, utf8_ok: bool, whole: bool = False) -> DetectedFile:
     """The encoding, delimiter and header of a file from its first bytes.
 
-    ``utf8_ok``: the whole file decodes as strict UTF-8 (checked while it was stored).
+    ``utf8_ok``: the whole file decodes as strict UTF-8 (checked while it was stored);
+    ``whole``: the sample is the whole file (then a file of a header alone is refused).
     Raises: ImportFileRefused.
     """
     if not sample.strip():
@@ -112,13 +114,52 @@ def detect(sample: bytes, *, utf8_ok: bool) -> DetectedFile:
             field="file",
         )
     encoding = detect_encoding(sample, utf8_ok=utf8_ok)
-    if b"\x00" in sample and encoding != "utf-16":
+    if encoding != "utf-16" and _looks_binary(sample):
         raise ImportFileRefused("This looks like a binary file, not a CSV text file.", field="file")
     text = _decoded_sample(sample, encoding)
+    if len(sample) >= DETECTION_BYTES and not any(end in text for end in "\r\n"):
+        raise ImportFileRefused(
+            f"The file's first row is longer than {DETECTION_BYTES // 1024} KB: it is not a "
+            "header row naming the columns. Save the table as CSV with a header row and "
+            "upload that.",
+            data={"limit": DETECTION_BYTES},
+            field="file",
+        )
     delimiter = detect_delimiter(text)
-    return DetectedFile(
-        encoding=encoding, delimiter=delimiter, header=header_of(text, delimiter=delimiter)
-    )
+    header = header_of(text, delimiter=delimiter)
+    if whole and not _has_data_row(text, delimiter=delimiter):
+        raise ImportFileRefused(
+            "The file has a header and no rows: add the prospects below the header and "
+            "upload it again.",
+            field="file",
+        )
+    return DetectedFile(encoding=encoding, delimiter=delimiter, header=header)
+
+
+def _has_data_row(text: str, *, delimiter: str) -> bool:
+    """Whether a row after the header has a value (a row csv cannot read counts: the
+    check of every row says what is wrong with it)."""
+    rows = csv.reader(io.StringIO(text.removeprefix("\ufeff")), delimiter=delimiter)
+    try:
+        next(rows, None)
+        return any(any(cell.strip() for cell in cells) for cells in rows)
+    except csv.Error:
+        return True
+
+
+# Bytes that text other than UTF-16 does not hold: the C0 controls but tab, line feed,
+# vertical tab, form feed and carriage return.
+_BINARY_BYTES = bytes(range(0x00, 0x09)) + bytes(range(0x0E, 0x20))
+
+
+def _looks_binary(sample: bytes) -> bool:
+    """A binary file: NUL bytes, and control bytes a tenth of it or more. A text file may
+    hold a stray NUL, whose row the check rejects (intake.services.rows,
+    "control_characters")."""
+    if b"\x00" not in sample:
+        return False
+    controls = len(sample) - len(sample.translate(None, _BINARY_BYTES))
+    return controls * 10 >= len(sample)
 
 
 def detect_encoding(sample: bytes, *, utf8_ok: bool) -> str:
@@ -185,7 +226,11 @@ def header_of(text: str, *, delimiter: str) -> list[str]:
             data={"columns": len(first), "limit": MAX_COLUMNS},
             field="file",
         )
-    return [name.strip()[:120] or f"Column {n}" for n, name in enumerate(first, start=1)]
+    # Control characters made visible: a name is shown, and PostgreSQL's JSON refuses NUL.
+    return [
+        control_characters_shown(name.strip()[:120]) or f"Column {n}"
+        for n, name in enumerate(first, start=1)
+    ]
 
 
 def stored_header(*, job_id: int, encoding: str, delimiter: str) -> list[str]:
@@ -232,7 +277,8 @@ class _StoredFile(io.RawIOBase):
 def file_rows(
     *, job_id: int, encoding: str, delimiter: str, after_row: int = 1
 ) -> Iterator[tuple[int, list[str]]]:
-    """The data rows of the job's file as (row number, cells), after ``after_row``.
+    """The data rows of the job's file as (row number, cells), after ``after_row``
+    (``after_row=0``: the header first).
 
     Rows are numbered as a spreadsheet shows them: the header is row 1. A blank row
     comes as an empty list. Streams: one stored chunk and one row in memory at a time.
@@ -249,8 +295,6 @@ def file_rows(
     try:
         for cells in reader:
             row += 1
-            if row == 1:
-                continue
             if row > after_row:
                 yield row, cells
     except csv.Error as error:

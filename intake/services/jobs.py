@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -26,7 +27,9 @@ from intake.models import (
     DuplicatePolicy,
     ImportFileChunk,
     ImportJob,
+    ImportRowError,
     ImportState,
+    IntakeItem,
 )
 from intake.services.enqueue import task_send
 from intake.services.files import (
@@ -43,9 +46,12 @@ from vsm.actors import Actor
 from vsm.audit import audit_record
 from vsm.models import ValueStream
 from vsm.services import NotUnique, channel_create
+from vsm.transactions import locking_transaction
 
 ANALYSE_TASK = "intake.import_analyse"
 RUN_TASK = "intake.import_run"
+# Prospects of a cancelled import taken out of the intake queue per statement.
+REMOVE_BATCH = 1_000
 
 
 def _stream_steered(*, actor: Actor, stream_id: int) -> ValueStream:
@@ -314,11 +320,37 @@ def import_discard(*, job_id: int, stream_id: int, actor: Actor) -> ImportJob:
     return job
 
 
+def import_running(*, stream_id: int) -> ImportJob | None:
+    """The stream's import that holds its turn to import (RUNNING), or None."""
+    return ImportJob.objects.filter(value_stream_id=stream_id, state=ImportState.RUNNING).first()
+
+
+def import_next_send(*, stream_id: int) -> None:
+    """Send the stream's oldest import waiting for its turn to a worker (after commit):
+    the turn is free, or about to be."""
+    waiting = (
+        ImportJob.objects.filter(
+            value_stream_id=stream_id, state__in=(ImportState.QUEUED, ImportState.WAITING)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if waiting is not None:
+        task_send(RUN_TASK, waiting)
+
+
 def _job_close(job: ImportJob, *, state: ImportState, message: str = "") -> None:
-    """End a job in the caller's transaction: its file, its first rows per e-mail and the
-    preview's rows (personal data) are deleted; its counts and row errors stay."""
+    """End a job in the caller's transaction: its first rows per e-mail and the
+    preview's rows (personal data) are deleted; its counts and row errors stay. Its
+    file is deleted too, unless rows were rejected: then it stays for the download of
+    the rejected rows, REJECTED_ROWS_KEPT_HOURS (intake.services.maintenance). A job
+    that was importing hands the stream's turn to the next one waiting."""
     assert state in OVER_STATES
-    ImportFileChunk.objects.filter(job=job).delete()
+    was_working = job.state in WORK_STATES
+    if state == ImportState.DISCARDED or not job.rejected:
+        ImportFileChunk.objects.filter(job=job).delete()
+        ImportRowError.objects.filter(job=job).delete()
     seen_forget(job_id=job.pk)
     now = timezone.now()
     job.state = state
@@ -329,3 +361,109 @@ def _job_close(job: ImportJob, *, state: ImportState, message: str = "") -> None
     job.finished_at = now
     job.updated_at = now
     job.save()
+    if was_working:
+        import_next_send(stream_id=job.value_stream_id)
+
+
+def import_rejected_rows_record(*, job_id: int, stream_id: int, actor: Actor) -> None:
+    """Record that ``actor`` downloads the rejected rows of an import (personal data
+    leaving the product, as an export does).
+
+    Raises: StreamNotFound, PermissionRefused. Side effects: an audit row
+    "import.rejected_rows_downloaded" (the number of rows).
+    """
+    _stream_steered(actor=actor, stream_id=stream_id)
+    rejected = ImportJob.objects.filter(pk=job_id).values_list("rejected", flat=True).first()
+    audit_record(
+        actor=actor,
+        action="import.rejected_rows_downloaded",
+        stream_id=stream_id,
+        target_type="import",
+        target_id=job_id,
+        data={"rows": rejected or 0},
+    )
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What a cancellation did: ``cancelled`` (False: the import was over already) and
+    how many of its prospects it ``removed`` from the intake queue."""
+
+    job: ImportJob
+    cancelled: bool
+    removed: int
+
+
+def import_cancel(
+    *, job_id: int, stream_id: int, actor: Actor, remove_queued: bool = False
+) -> CancelResult:
+    """Stop a confirmed import where it is: the rows committed stay imported, the next
+    batch of its worker finds the job cancelled and stops (its lease is gone). With
+    ``remove_queued``, the prospects it put in the intake queue are removed as well,
+    in the same transaction (also when it ended meanwhile). Cancelling a cancelled
+    import again changes nothing.
+
+    Locks: the job (after the batch being committed), then its prospects in the intake
+    queue (SKIP LOCKED: one that a pull is taking into its column becomes a card).
+    Raises: StreamNotFound, PermissionRefused, ImportNotFound, ImportStateConflict (not
+    confirmed: it is discarded instead; ended meanwhile, with nothing to remove), Busy.
+    Side effects: an audit row "import.cancelled"; one "intake_item.removed" for the
+    job (the number removed); after commit, the stream's next import waiting is sent.
+    """
+    with locking_transaction():
+        job = _job_locked(job_id=job_id, stream_id=stream_id, actor=actor)
+        if job.state in DRAFT_STATES:
+            raise ImportStateConflict(
+                "This import was not confirmed: discard it instead.", data={"job_id": job.pk}
+            )
+        cancelled = job.state in WORK_STATES
+        if not cancelled and not remove_queued and job.state != ImportState.CANCELLED:
+            raise ImportStateConflict(
+                "This import ended meanwhile: there is nothing left to cancel.",
+                data={"job_id": job.pk},
+            )
+        if cancelled:
+            message = (
+                f"Cancelled after row {job.cursor}: the rest of the file was not imported."
+                if job.rows_done
+                else "Cancelled before its first row."
+            )
+            _job_close(job, state=ImportState.CANCELLED, message=message)
+            audit_record(
+                actor=actor,
+                action="import.cancelled",
+                stream_id=stream_id,
+                target_type="import",
+                target_id=job.pk,
+                data={"rows": job.rows_done, "created": job.created, "queued": job.queued},
+            )
+        removed = _queued_remove(job, actor=actor) if remove_queued else 0
+    return CancelResult(job=job, cancelled=cancelled, removed=removed)
+
+
+def _queued_remove(job: ImportJob, *, actor: Actor) -> int:
+    """Remove the job's prospects from the intake queue, in the caller's transaction;
+    how many. One audit row for all of them."""
+    removed = 0
+    last = 0
+    while True:
+        batch = list(
+            IntakeItem.objects.select_for_update(skip_locked=True)
+            .filter(source_job_id=job.pk, value_stream_id=job.value_stream_id, pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:REMOVE_BATCH]
+        )
+        if not batch:
+            break
+        removed += IntakeItem.objects.filter(pk__in=batch).delete()[0]
+        last = batch[-1]
+    if removed:
+        audit_record(
+            actor=actor,
+            action="intake_item.removed",
+            stream_id=job.value_stream_id,
+            target_type="import",
+            target_id=job.pk,
+            data={"items": removed},
+        )
+    return removed

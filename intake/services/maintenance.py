@@ -1,4 +1,5 @@
-"""What the intake sweep finds: jobs whose worker stopped, drafts left behind."""
+"""What the intake sweep finds: jobs whose worker stopped, drafts left behind, files
+kept for the download of their rejected rows past their time."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from intake.models import DRAFT_STATES, WORK_STATES, ImportJob, ImportState
+from intake.models import (
+    DRAFT_STATES,
+    OVER_STATES,
+    WORK_STATES,
+    ImportFileChunk,
+    ImportJob,
+    ImportRowError,
+    ImportState,
+)
 from intake.services.jobs import _job_close
 from vsm.actors import SystemActor
 from vsm.audit import audit_record
@@ -21,6 +30,10 @@ WAITING_RESEND_SECONDS = 60
 ANALYSIS_RESEND_SECONDS = 10 * 60
 # An import left unconfirmed this long is discarded: its file holds personal data.
 DRAFT_KEPT_HOURS = 24
+# The file of an import that rejected rows is kept this long after it ended, so that
+# its rejected rows can be downloaded, fixed and imported again (over a weekend);
+# then it is deleted: it holds personal data.
+REJECTED_ROWS_KEPT_HOURS = 72
 
 
 @dataclass(frozen=True)
@@ -33,7 +46,8 @@ class Stalled:
 
 def import_jobs_stalled(*, now: datetime | None = None) -> Stalled:
     """Jobs confirmed whose lease is free or ran out and that have not moved for
-    WAITING_RESEND_SECONDS, and checks not done after ANALYSIS_RESEND_SECONDS."""
+    WAITING_RESEND_SECONDS (a job waiting for its stream's turn among them: its claim
+    finds whether the turn is free), and checks not done after ANALYSIS_RESEND_SECONDS."""
     now = now or timezone.now()
     runs = ImportJob.objects.filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now),
@@ -74,3 +88,26 @@ def import_drafts_discard(*, now: datetime | None = None) -> int:
             )
             discarded += 1
     return discarded
+
+
+def rejected_rows_kept_until(job: ImportJob) -> datetime | None:
+    """Until when the rejected rows of an import that ended can be downloaded."""
+    if job.finished_at is None:
+        return None
+    return job.finished_at + timedelta(hours=REJECTED_ROWS_KEPT_HOURS)
+
+
+def import_files_expire(*, now: datetime | None = None) -> int:
+    """Delete the files (and the rejected rows' list) of imports that ended more than
+    REJECTED_ROWS_KEPT_HOURS ago; returns how many imports had theirs deleted."""
+    cutoff = (now or timezone.now()) - timedelta(hours=REJECTED_ROWS_KEPT_HOURS)
+    expired = list(
+        ImportJob.objects.filter(state__in=OVER_STATES, finished_at__lt=cutoff)
+        .filter(pk__in=ImportFileChunk.objects.values("job_id"))
+        .values_list("pk", flat=True)
+    )
+    for job_id in expired:
+        with transaction.atomic():
+            ImportFileChunk.objects.filter(job_id=job_id).delete()
+            ImportRowError.objects.filter(job_id=job_id).delete()
+    return len(expired)

@@ -135,6 +135,8 @@ class RowCode(StrEnum):
     SUPPRESSED_EMAIL = "suppressed_email"
     DUPLICATE_IN_FILE = "duplicate_in_file"
     DUPLICATE_IN_STREAM = "duplicate_in_stream"
+    CONTROL_CHARACTERS = "control_characters"
+    CELL_COUNT = "cell_count"
 
 
 ROW_CODE_MEANINGS: dict[str, str] = {
@@ -152,12 +154,57 @@ ROW_CODE_MEANINGS: dict[str, str] = {
     RowCode.DUPLICATE_IN_FILE: "The same e-mail address as an earlier row of the file.",
     RowCode.DUPLICATE_IN_STREAM: "A card (or a prospect waiting in intake) of this stream has "
     "this e-mail address; skipped, as chosen.",
+    RowCode.CONTROL_CHARACTERS: "A value contains a control character (NUL, ESC, ...) that "
+    "a card cannot keep or show: the file was probably saved by a program that "
+    "garbled it.",
+    RowCode.CELL_COUNT: "The row has fewer or more cells than the header has columns: a "
+    "quote left open may have joined rows together.",
 }
+
+
+# Characters a row's value may not hold: the C0 controls but tab, line feed and carriage
+# return (which a name turns into spaces and notes keep as line breaks), DEL and the C1
+# controls. PostgreSQL refuses NUL in text outright; the others it stores, but a board
+# cannot show them, a search cannot find them, and in a CSV file they come from a
+# program that garbled it (C1 controls: Windows-1252 text read as ISO-8859).
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def control_character(text: str) -> str:
+    """The name of the first control character ``text`` may not hold ("NUL", "U+001B"),
+    or "" when it holds none."""
+    found = _CONTROL_CHARACTER.search(text)
+    if found is None:
+        return ""
+    code = ord(found.group())
+    return "NUL" if code == 0 else f"U+{code:04X}"
+
+
+def control_characters_shown(text: str) -> str:
+    """``text`` with each control character it may not hold shown as a visible sign
+    (U+2400's control pictures; "\ufffd" for DEL and the C1 controls), for a page."""
+
+    def picture(found: re.Match[str]) -> str:
+        code = ord(found.group())
+        return chr(0x2400 + code) if code < 0x20 else "\ufffd"
+
+    return _CONTROL_CHARACTER.sub(picture, text)
 
 
 def row_code_meaning(code: str) -> str:
     """What a row code means, for the report; a service's refusal code as it is."""
     return ROW_CODE_MEANINGS.get(code, f"Refused when the card was created ({code}).")
+
+
+def row_error_text(code: str, field_name: str = "", detail: str = "") -> str:
+    """Why a row was rejected, in a sentence: its field and detail when known."""
+    label = FIELDS[field_name][0] if field_name in FIELDS else ""
+    if code == RowCode.CONTROL_CHARACTERS and detail:
+        return f"{label or 'A value'} contains a control character ({detail})."
+    if code == RowCode.CELL_COUNT and detail:
+        return f"The row has {detail}: a quote left open may have joined rows together."
+    meaning = row_code_meaning(code)
+    return f"{label}: {meaning}" if label else meaning
 
 
 def _normalised(text: str) -> str:
@@ -319,7 +366,8 @@ class Prospect:
 class Verdict:
     """What becomes of one row. ``action``: "new", "merge", "reject" or "blank".
 
-    ``code``/``field``: why it is rejected. ``merge_card_id``/``merge_item_id``: the
+    ``code``/``field``: why it is rejected; ``detail``: what exactly, without personal
+    data ("NUL", "3 cells where the header has 8"). ``merge_card_id``/``merge_item_id``: the
     card, or the prospect waiting in intake, a duplicate merges into.
     ``new_channel``: the channel value, not yet a channel of the stream (a check before
     the import assumes it will be created; the import rejects the row).
@@ -330,6 +378,7 @@ class Verdict:
     prospect: Prospect = field(default_factory=Prospect)
     code: str = ""
     field: str = ""
+    detail: str = ""
     merge_card_id: int | None = None
     merge_item_id: int | None = None
     new_channel: str = ""
@@ -341,8 +390,44 @@ def _cell(cells: Sequence[str], index: int | None) -> str:
     return cells[index].strip()
 
 
-def _reject(row: int, code: RowCode, field_name: str, prospect: Prospect) -> Verdict:
-    return Verdict(row=row, action="reject", code=code, field=field_name, prospect=prospect)
+def _reject(
+    row: int, code: RowCode, field_name: str, prospect: Prospect, detail: str = ""
+) -> Verdict:
+    return Verdict(
+        row=row, action="reject", code=code, field=field_name, prospect=prospect, detail=detail
+    )
+
+
+def header_width(header: Sequence[str]) -> int:
+    """The cells a row of this header must have at least: one per column up to the last
+    with a name of its own (a delimiter at the end of the header line makes a blank
+    column, "Column N", that rows may leave out)."""
+    width = len(header)
+    while width > 1 and header[width - 1] == f"Column {width}":
+        width -= 1
+    return width
+
+
+def _cells_checked(
+    row: int,
+    cells: Sequence[str],
+    *,
+    mapping: Mapping[str, int | None],
+    header: Sequence[str] | None,
+) -> Verdict | None:
+    """The rejection of a row whose cells cannot be read as the header's: fewer cells
+    than the header has columns, more that are not blank (trailing delimiters are
+    harmless), or a control character in a mapped cell. None when they can."""
+    if header is not None and (
+        len(cells) < header_width(header) or any(cell.strip() for cell in cells[len(header) :])
+    ):
+        detail = f"{len(cells)} cells where the header has {len(header)}"
+        return _reject(row, RowCode.CELL_COUNT, "", Prospect(), detail)
+    for key in FIELDS:
+        found = control_character(_cell(cells, mapping.get(key)))
+        if found:
+            return _reject(row, RowCode.CONTROL_CHARACTERS, key, Prospect(), found)
+    return None
 
 
 def row_read(
@@ -352,16 +437,21 @@ def row_read(
     mapping: Mapping[str, int | None],
     lookups: StreamLookups,
     new_channels_rejected: bool = True,
+    header: Sequence[str] | None = None,
 ) -> Verdict:
     """A row's prospect, or why it cannot be one, from its cells alone (no duplicate or
     suppression check: those need the rows around it).
 
     ``new_channels_rejected``: a channel value the stream does not have rejects the
     row (the import); otherwise the row goes on, its value in ``new_channel`` (the
-    check before it, which offers to create them).
+    check before it, which offers to create them). ``header``: the file's; a row with
+    another number of cells is rejected (None: not checked).
     """
     if not any(cell.strip() for cell in cells):
         return Verdict(row=row, action="blank")
+    refused = _cells_checked(row, cells, mapping=mapping, header=header)
+    if refused is not None:
+        return refused
     person = " ".join(
         " ".join(part.split())
         for part in (_cell(cells, mapping["person_name"]), _cell(cells, mapping["last_name"]))
@@ -445,8 +535,8 @@ class StreamEmails:
 @dataclass
 class RowContext:
     """What classifying a job's rows needs: its stream, mapping, lookups, its stream's
-    e-mails, the duplicate policy, and the phase its first rows per e-mail are kept
-    under (``ImportSeenEmail``)."""
+    e-mails, the duplicate policy, the phase its first rows per e-mail are kept under
+    (``ImportSeenEmail``), and the file's header (its rows' width)."""
 
     job_id: int
     stream_id: int
@@ -455,6 +545,7 @@ class RowContext:
     lookups: StreamLookups
     emails: StreamEmails
     phase: int
+    header: Sequence[str] | None = None
     new_channels_rejected: bool = True
 
 
@@ -473,6 +564,7 @@ def chunk_classify(rows: Iterable[tuple[int, list[str]]], *, context: RowContext
             mapping=context.mapping,
             lookups=context.lookups,
             new_channels_rejected=context.new_channels_rejected,
+            header=context.header,
         )
         for row, cells in rows
     ]

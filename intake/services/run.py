@@ -27,7 +27,7 @@ from typing import TypedDict
 
 from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import DateTimeField, F, Q, Value
+from django.db.models import DateTimeField, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -35,10 +35,10 @@ from boards.errors import InvalidMove, StaleBoard, WipLimitReached
 from boards.models import Card
 from boards.services import EmailSuppressed, card_create, card_update
 from boards.services.privacy import email_digest
-from intake.models import WORK_STATES, ImportJob, ImportState, IntakeItem
+from intake.models import WORK_STATES, ImportJob, ImportRowError, ImportState, IntakeItem
 from intake.services.enqueue import task_send
 from intake.services.files import RowUnreadable, file_rows
-from intake.services.jobs import _job_close
+from intake.services.jobs import _job_close, import_running
 from intake.services.rows import (
     Prospect,
     RowCode,
@@ -54,6 +54,7 @@ from vsm.access import stream_access, stream_steer_check
 from vsm.actors import Actor, SystemActor, UserActor
 from vsm.audit import audit_record
 from vsm.errors import Busy, DomainError, NotFound, PermissionRefused
+from vsm.models import ValueStream
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ class SliceResult:
 
 
 class _LeaseLost(Exception):
-    """Another worker took the job over: this one stops, its last commit rolled back."""
+    """Another worker took the job over, or someone cancelled it: this one stops, its
+    last commit rolled back."""
 
 
 class _Stop(Exception):
@@ -123,7 +125,7 @@ class _Pending:
     merged_unchanged: int = 0
     blank: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
-    errors: list[dict] = field(default_factory=list)
+    errors: list[ImportRowError] = field(default_factory=list)
     items: list[IntakeItem] = field(default_factory=list)
     forget_rows: list[int] = field(default_factory=list)
 
@@ -132,21 +134,51 @@ class _Pending:
 
 
 def _claim(job_id: int) -> str | None:
-    """Take the job's lease if it is free or ran out; the token, or None."""
+    """Take the job's lease if it is free or ran out, and with it the stream's turn to
+    import; the token, or None: another worker holds the job, it is over, or another
+    job of its stream holds the turn (the job is then marked WAITING; it is sent again
+    when that one ends, see ``import_next_send``, and by the sweep).
+
+    One job of a stream imports at a time: each job classifies its rows against the
+    stream's e-mails as they were when it started, so two at once would each miss the
+    other's rows and import duplicates. Race-free across processes: the stream's row
+    is locked first, so the claims of one stream's jobs take turns, and the database
+    holds the rule too (intake_importjob_one_running_per_stream).
+    Locks: the stream (no key), then the job.
+    """
     now = timezone.now()
-    token = uuid.uuid4().hex
-    claimed = (
-        ImportJob.objects.filter(pk=job_id, state__in=WORK_STATES)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
+    with transaction.atomic():
+        stream_id = (
+            ImportJob.objects.filter(pk=job_id, state__in=WORK_STATES)
+            .values_list("value_stream_id", flat=True)
+            .first()
+        )
+        if stream_id is None:
+            return None
+        list(ValueStream.objects.select_for_update(no_key=True).filter(pk=stream_id).values("pk"))
+        job = (
+            ImportJob.objects.select_for_update(no_key=True)
+            .filter(pk=job_id, state__in=WORK_STATES)
+            .only("state", "lease_until")
+            .first()
+        )
+        if job is None or (job.lease_until is not None and job.lease_until >= now):
+            return None
+        if job.state != ImportState.RUNNING and import_running(stream_id=stream_id) is not None:
+            if job.state != ImportState.WAITING:
+                ImportJob.objects.filter(pk=job_id).update(
+                    state=ImportState.WAITING, updated_at=now
+                )
+            return None
+        token = uuid.uuid4().hex
+        ImportJob.objects.filter(pk=job_id).update(
             state=ImportState.RUNNING,
             lease_token=token,
             lease_until=now + timedelta(seconds=LEASE_SECONDS),
             updated_at=now,
             started_at=Coalesce(F("started_at"), Value(now, output_field=DateTimeField())),
         )
-    )
-    return token if claimed else None
+    return token
 
 
 def _importer(job: ImportJob) -> Actor:
@@ -186,8 +218,10 @@ def import_run(*, job_id: int, seconds: float, max_rows: int | None = None) -> S
     try:
         finished = runner.run()
     except _LeaseLost:
-        logger.warning("Import %s was taken over by another worker", job_id)
-        return SliceResult(job_id=job_id, claimed=True, rows=runner.rows, state="")
+        state = ImportJob.objects.filter(pk=job_id).values_list("state", flat=True).first()
+        if state != ImportState.CANCELLED:
+            logger.warning("Import %s was taken over by another worker", job_id)
+        return SliceResult(job_id=job_id, claimed=True, rows=runner.rows, state=state or "")
     except _Stop as stop:
         _end(job_id=job_id, token=token, state=ImportState.FAILED, message=stop.message)
         return SliceResult(job_id=job_id, claimed=True, rows=runner.rows, state=ImportState.FAILED)
@@ -287,6 +321,7 @@ class _Runner:
             lookups=StreamLookups.build(job.value_stream_id),
             emails=StreamEmails.build(job.value_stream_id, before=job.started_at),
             phase=0,
+            header=job.header,
         )
         rows = file_rows(
             job_id=job.pk, encoding=job.encoding, delimiter=job.delimiter, after_row=job.cursor
@@ -364,7 +399,7 @@ class _Runner:
             pending.blank += 1
             pending.last_row = verdict.row
         elif verdict.action == "reject":
-            self._reject(pending, verdict.row, verdict.code, verdict.field)
+            self._reject(pending, verdict.row, verdict.code, verdict.field, detail=verdict.detail)
         elif verdict.action == "merge":
             self._merge(verdict, pending)
         elif self.queue_mode:
@@ -373,11 +408,22 @@ class _Runner:
             self._create(verdict, pending)
 
     def _reject(
-        self, pending: _Pending, row: int, code: str, field_name: str, *, forget: bool = False
+        self,
+        pending: _Pending,
+        row: int,
+        code: str,
+        field_name: str,
+        *,
+        detail: str = "",
+        forget: bool = False,
     ) -> None:
         pending.last_row = row
         pending.rejected[code] += 1
-        pending.errors.append({"row": row, "code": code, "field": field_name})
+        pending.errors.append(
+            ImportRowError(
+                job_id=self.job.pk, row=row, code=code[:40], field=field_name, detail=detail
+            )
+        )
         if forget:
             pending.forget_rows.append(row)
 
@@ -555,10 +601,15 @@ class _Runner:
             codes.update(pending.rejected)
             job.rejected_by_code = dict(sorted(codes.items()))
             changed.append("rejected_by_code")
+        if pending.errors:
+            ImportRowError.objects.bulk_create(pending.errors)
         room = ROW_ERRORS_KEPT - len(job.row_errors)
         if pending.errors and room > 0:
             # Written only while it grows: an unchanged list would be rewritten whole.
-            job.row_errors = job.row_errors + pending.errors[:room]
+            job.row_errors = job.row_errors + [
+                {"row": error.row, "code": error.code, "field": error.field}
+                for error in pending.errors[:room]
+            ]
             changed.append("row_errors")
         job.created += pending.created
         job.merged += pending.merged

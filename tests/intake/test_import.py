@@ -435,3 +435,83 @@ def test_two_workers_on_one_job_import_each_row_once(stream, manager):
     assert job.state == ImportState.DONE and job.created == 300
     assert Card.objects.filter(value_stream=stream).count() == 300
     assert CardMove.objects.filter(value_stream=stream).count() == 300
+
+
+def test_a_nul_byte_rejects_its_row_in_the_check_and_the_import_and_the_rest_imports(
+    stream, manager
+):
+    # Past what the upload looks at (64 KB), as in a large export with one garbled row.
+    notes = "Met at the fair; " * 12
+    rows = [row(f"Person {n}", email=f"p{n}@example.com", notes=notes) for n in range(400)]
+    rows.insert(350, row("Bad\x00Row", email="bad@example.com"))
+    rows.insert(5, row("Escaped", notes="colour \x1b[31mred"))
+    data = csv_bytes(rows)
+    assert data.index(b"\x00") > 64 * 1024
+    nul_row = rows.index(row("Bad\x00Row", email="bad@example.com")) + 2  # after the header
+
+    job = mapped(upload(stream, manager, data), manager)
+
+    assert job.analysis["rejected"] == {"control_characters": 2}
+    assert job.analysis["new"] == 400
+    preview = job.analysis["first_rows"][5]
+    assert (preview["code"], preview["detail"]) == ("control_characters", "U+001B")
+    assert "\x1b" not in preview["notes"]
+
+    job = run_to_end(confirmed(job, manager))
+
+    assert job.state == ImportState.DONE and job.error_message == ""
+    assert (job.created, job.rejected) == (400, 2)
+    assert job.rejected_by_code == {"control_characters": 2}
+    assert [(e["row"], e["code"], e["field"]) for e in job.row_errors] == [
+        (7, "control_characters", "notes"),
+        (nul_row, "control_characters", "person_name"),
+    ]
+    assert not Card.objects.filter(email="bad@example.com").exists()
+
+
+def test_a_stray_quote_that_swallowed_rows_shows_as_a_row_of_the_wrong_width(stream, manager):
+    data = (
+        b"Name,E-mail,Notes\r\n"
+        b"Ada,ada@example.com,fine\r\n"
+        b'"Stray,quote@example.com,open\r\n'  # the quote runs on to the next one
+        b"Cy,cy@example.com,swallowed\r\n"
+        b'Di,"di@example.com",swallowed too\r\n'
+        b"Ed,ed@example.com,after\r\n"
+    )
+
+    job = mapped(upload(stream, manager, data), manager)
+
+    assert job.analysis["rejected"] == {"cell_count": 1}
+    assert job.analysis["new"] == 2
+    stray = job.analysis["first_rows"][1]
+    assert (stray["row"], stray["code"]) == (3, "cell_count")
+    assert stray["detail"] == "2 cells where the header has 3"
+    job = run_to_end(confirmed(job, manager))
+    assert sorted(Card.objects.values_list("person_name", flat=True)) == ["Ada", "Ed"]
+    assert job.row_errors == [{"row": 3, "code": "cell_count", "field": ""}]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"Name,Company,Email\r\n", "a header and no rows"),
+        (b"Name,Company,Email\r\n,,\r\n\r\n", "a header and no rows"),
+        (b"col,col,col,col,col" + b"z" * 300_000 + b"\nA,B\n", "first row is longer than 64 KB"),
+    ],
+)
+def test_a_file_of_a_header_alone_or_of_a_huge_header_is_refused_at_upload(
+    stream, manager, data, message
+):
+    with pytest.raises(ImportFileRefused, match=message):
+        upload(stream, manager, data)
+    assert not ImportJob.objects.exists() and not ImportFileChunk.objects.exists()
+
+
+def test_a_stray_nul_early_in_the_file_is_no_binary_file_and_rejects_its_row(stream, manager):
+    data = b"Na\x00me,E-mail\r\nAda,ada@example.com\r\nB\x00en,ben@example.com\r\n"
+
+    job = mapped(upload(stream, manager, data), manager, mapping=None)
+
+    assert job.header == ["Na\u2400me", "E-mail"]  # shown, and storable in JSON
+    assert job.analysis["rejected"] == {"control_characters": 1}
+    assert job.analysis["first_rows"][1]["person_name"] == "B\u2400en"

@@ -90,3 +90,119 @@ def test_upload_map_preview_import_and_report(
     expect(page.locator("#intake-queue tbody tr").first).to_contain_text("Third In")
     expect(page.locator("#intake-queue tbody tr").nth(1)).to_contain_text("Fourth Waits")
     assert IntakeItem.objects.count() == 2
+
+
+def _fits(page: Page) -> bool:
+    """Whether the page is no wider than the window (nothing to scroll sideways)."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def _beside(page: Page, label_text: str) -> None:
+    """The radio or checkbox of ``label_text`` sits just left of its words, on their line."""
+    label = page.locator("label", has_text=label_text).first
+    box = label.bounding_box()
+    control = label.locator("input").bounding_box()
+    assert box is not None and control is not None
+    assert control["x"] - box["x"] < 4
+    assert (
+        box["y"] - 4 <= control["y"]
+        and control["y"] + control["height"] <= box["y"] + box["height"] + 4
+    )
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_long_names_wrap_and_choices_sit_by_their_words(
+    live_server,
+    eager_tasks,
+    page: Page,
+    log_in,  # noqa: F811
+    stream,
+    manager,
+    width,
+):
+    long_name = "X" * 300
+    data = csv_bytes(
+        [
+            row(long_name, "Nordwerk", "long@example.com", channel="Podcast"),
+            row("Ada Keller", "", "ada@example.com", channel="Fair 2026"),
+            row("", "Lindqvist AB", "", value="12"),
+        ]
+    )
+    file_name = "prospects-" + "y" * 80 + ".csv"
+    log_in(page, manager)
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}/streams/{stream.slug}/import/")
+    page.get_by_label("CSV file").set_input_files(
+        files=[{"name": file_name, "mimeType": "text/csv", "buffer": data}]
+    )
+    page.get_by_role("button", name="Upload").click()
+
+    expect(page.get_by_role("heading", name="Which column holds what?")).to_be_visible()
+    assert _fits(page)
+    _beside(page, "Merge: fill the card")
+    empty = page.locator("#file-sample tbody tr").nth(1).locator("td.empty-cell").first
+    expect(empty).to_have_attribute("data-label", "Company")
+    if width < 760:  # a phone: each value named, an empty one said
+        after = empty.evaluate("cell => getComputedStyle(cell, '::after').content")
+        before = empty.evaluate("cell => getComputedStyle(cell, '::before').content")
+        assert after == '"empty"' and before.startswith('"Company')
+    page.get_by_role("button", name="Check every row").click()
+
+    expect(page.locator('[data-total="rows"]')).to_have_text("3")
+    expect(page.locator('#preview-rows tr[data-row="2"]')).to_contain_text("too_long")
+    assert _fits(page)
+    _beside(page, "Fair 2026")
+    heading = page.get_by_role("heading", name="Preview of").bounding_box()
+    assert heading is not None and heading["x"] + heading["width"] <= width
+
+
+def test_a_second_import_waits_its_turn_and_can_be_cancelled(
+    live_server,
+    eager_tasks,
+    page: Page,
+    log_in,  # noqa: F811
+    stream,
+    manager,
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.intake.support import upload
+
+    first = csv_bytes([row(f"Person {n}", email=f"p{n}@example.com") for n in range(5)])
+    holder = upload(stream, manager, first, name="first.csv")
+    # A worker is importing it (so this page does not carry it on).
+    ImportJob.objects.filter(pk=holder.pk).update(
+        state=ImportState.RUNNING,
+        started_at=timezone.now(),
+        lease_token="a-worker",
+        lease_until=timezone.now() + timedelta(hours=1),
+    )
+    log_in(page, manager)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{live_server.url}/streams/{stream.slug}/import/")
+    page.get_by_label("CSV file").set_input_files(
+        files=[{"name": "second.csv", "mimeType": "text/csv", "buffer": first}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("button", name="Check every row").click()
+    page.get_by_role("button", name="Import 5 prospects").click()
+
+    expect(page.locator("#progress")).to_have_attribute("data-state", "waiting")
+    expect(page.locator("#progress-title")).to_have_text(
+        "Waiting for the import first.csv to finish"
+    )
+    expect(page.locator("#in-process-note")).to_be_visible()
+    page.get_by_role("link", name="Cancel import").click()
+
+    expect(page.get_by_role("heading", name="Cancel the import of second.csv?")).to_be_visible()
+    page.get_by_role("button", name="Cancel import").click()
+
+    expect(page.locator("#progress")).to_have_attribute("data-state", "cancelled")
+    expect(page.get_by_text("The import was cancelled.")).to_be_visible()
+    expect(page.get_by_role("link", name="Cancel import")).to_have_count(0)
+    second = ImportJob.objects.get(file_name="second.csv")
+    assert second.state == ImportState.CANCELLED and second.started_at is None
+    holder.refresh_from_db()
+    assert holder.state == ImportState.RUNNING

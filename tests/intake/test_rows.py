@@ -8,7 +8,16 @@ import pytest
 
 from intake.errors import ImportMappingRefused
 from intake.services.files import detect_delimiter, detect_encoding
-from intake.services.rows import mapping_check, mapping_guess, value_parse
+from intake.services.rows import (
+    FIELDS,
+    RowCode,
+    StreamLookups,
+    mapping_check,
+    mapping_guess,
+    row_error_text,
+    row_read,
+    value_parse,
+)
 
 
 @pytest.mark.parametrize(
@@ -109,3 +118,78 @@ def test_windows_1252_is_preferred_to_look_alikes():
     sample = "Nom,Société\nHélène Lefèvre,Crèche à Paris\n".encode("cp1252") * 20
     assert detect_encoding(sample, utf8_ok=False) == "cp1252"
     assert detect_encoding(b"\xef\xbb\xbfname\n", utf8_ok=True) == "utf-8-sig"
+
+
+HEADER = ["Name", "E-mail", "Notes"]
+
+
+def _read(cells: list[str], *, header: list[str] | None = HEADER):
+    """Row 7 of a file whose three columns are a person's name, an e-mail and notes."""
+    mapping: dict[str, int | None] = dict.fromkeys(FIELDS)
+    mapping.update({"person_name": 0, "email": 1, "notes": 2})
+    return row_read(
+        7, cells, mapping=mapping, lookups=StreamLookups(channels={}, owners={}), header=header
+    )
+
+
+@pytest.mark.parametrize(
+    ("cells", "field", "detail"),
+    [
+        (["Ada\x00Keller", "", ""], "person_name", "NUL"),
+        (["Ada", "ada@example.com\x00", ""], "email", "NUL"),
+        (["Ada", "", "line one\x1b[31m"], "notes", "U+001B"),
+        (["Ada", "", "bell\x07"], "notes", "U+0007"),
+        (["Ada\x7f", "", ""], "person_name", "U+007F"),
+        (["Ada\x85Keller", "", ""], "person_name", "U+0085"),
+    ],
+)
+def test_a_control_character_in_a_mapped_cell_rejects_the_row(cells, field, detail):
+    verdict = _read(cells)
+
+    assert (verdict.action, verdict.code) == ("reject", RowCode.CONTROL_CHARACTERS)
+    assert (verdict.field, verdict.detail) == (field, detail)
+    assert f"contains a control character ({detail})" in row_error_text(
+        verdict.code, verdict.field, verdict.detail
+    )
+
+
+def test_tabs_and_line_breaks_are_no_control_characters_to_refuse():
+    verdict = _read(["Ada\tKeller", "", "line one\r\nline two\ttabbed"])
+
+    assert verdict.action == "new"
+    assert verdict.prospect.person_name == "Ada Keller"
+    assert verdict.prospect.notes == "line one\nline two\ttabbed"
+
+
+def test_an_unmapped_cell_may_hold_anything():
+    assert _read(["Ada", "", "", "\x00"], header=None).action == "new"
+
+
+@pytest.mark.parametrize(
+    ("cells", "detail"),
+    [
+        (["Ada", "ada@example.com"], "2 cells where the header has 3"),
+        (["Ada", "a@example.com", "", "stray"], "4 cells where the header has 3"),
+        (
+            ["Ada,a@example.com\nBen", "b@example.com", "", "x", "y"],
+            "5 cells where the header has 3",
+        ),
+    ],
+)
+def test_a_row_with_fewer_or_more_cells_than_the_header_is_rejected(cells, detail):
+    verdict = _read(cells)
+
+    assert (verdict.action, verdict.code, verdict.detail) == ("reject", RowCode.CELL_COUNT, detail)
+
+
+def test_blank_cells_after_the_last_column_are_harmless():
+    assert _read(["Ada", "", "", "", " "]).action == "new"
+    assert _read(["", "", "", ""]).action == "blank"
+
+
+def test_a_header_ending_in_a_delimiter_lets_rows_leave_its_blank_column_out():
+    header = [*HEADER, "Column 4"]  # "Name,E-mail,Notes," as header_of reads it
+
+    assert _read(["Ada", "ada@example.com", "notes"], header=header).action == "new"
+    assert _read(["Ada", "ada@example.com", "notes", "kept"], header=header).action == "new"
+    assert _read(["Ada", "ada@example.com"], header=header).code == RowCode.CELL_COUNT

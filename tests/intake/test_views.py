@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from boards.models import Card, Column
+from intake import services
 from intake.models import ImportFileChunk, ImportJob, ImportState, IntakeItem
 from tests.intake.support import confirmed, csv_bytes, imported, mapped, row, upload
 from tests.support import COLLABORATION, column_of, logged_in, new_card
@@ -227,3 +228,78 @@ def test_the_queue_lists_the_waiting_oldest_first_and_removes_one(stream, manage
     assert list(IntakeItem.objects.values_list("person_name", flat=True)) == ["Waiting Two"]
     again = client.post(url("item-remove", stream.slug, queued[0].pk))
     assert again.status_code == 404
+
+
+@pytest.mark.parametrize("revision", ["abc", "", "-1", "99999999999999999999", "1e3"])
+def test_a_tampered_revision_is_refused_with_a_message(stream, manager, revision):
+    job = mapped(upload(stream, manager, csv_bytes([row("Ada")])), manager)
+
+    response = logged_in(manager).post(
+        url("import-preview", stream.slug, job.pk), {"revision": revision}
+    )
+
+    assert response.status_code == 400
+    assert "could not be read back" in response.content.decode()
+    job.refresh_from_db()
+    assert job.state == ImportState.READY
+
+
+def test_a_file_of_a_header_alone_is_refused_at_upload_with_what_to_do(stream, manager):
+    response = post_file(logged_in(manager), stream, b"Name,Company,Email\r\n")
+
+    assert response.status_code == 400
+    assert "a header and no rows" in response.content.decode()
+    assert not ImportJob.objects.exists()
+
+
+def test_a_member_sees_an_unconfirmed_import_without_links_it_may_not_follow(
+    stream, manager, member
+):
+    job = upload(stream, manager, csv_bytes([row("Ada")]))
+
+    page = logged_in(member).get(url("import-job", stream.slug, job.pk))
+
+    body = page.content.decode()
+    assert page.status_code == 200 and "Not confirmed yet" in body
+    assert url("import-start", stream.slug) not in body
+    assert 'id="import-progress"' not in body
+    done = imported(stream, manager, csv_bytes([row("Ben")]))
+    as_manager = logged_in(manager).get(url("import-job", stream.slug, done.pk))
+    assert url("import-start", stream.slug) in as_manager.content.decode()
+
+
+def test_the_progress_counts_data_rows_as_the_preview_does(stream, manager):
+    data = csv_bytes([row("Ada"), row(), row("Ben"), row(), row("Cy")])
+    job = confirmed(mapped(upload(stream, manager, data), manager), manager)
+    assert job.analysis["rows"] == 3 and job.total_rows == 5
+    services.import_run(job_id=job.pk, seconds=60, max_rows=2)  # Ada and a blank row
+    ImportJob.objects.filter(pk=job.pk).update(lease_until="2999-01-01T00:00:00Z")
+
+    page = logged_in(manager).get(url("import-job", stream.slug, job.pk)).content.decode()
+
+    assert "1 of 3 rows" in page and "1 blank row passed over" in page
+
+
+def test_without_a_worker_the_progress_page_says_to_keep_it_open(stream, manager, eager_tasks):
+    data = csv_bytes([row(f"Person {n}") for n in range(5)])
+    job = confirmed(mapped(upload(stream, manager, data), manager), manager)
+    ImportJob.objects.filter(pk=job.pk).update(lease_until="2999-01-01T00:00:00Z")
+
+    page = logged_in(manager).get(url("import-job", stream.slug, job.pk)).content.decode()
+
+    assert 'id="in-process-note"' in page and "keep it open" in page
+
+
+def test_with_a_worker_the_progress_page_does_not_ask_to_stay(stream, manager):
+    from vsm.celery import app
+
+    data = csv_bytes([row(f"Person {n}") for n in range(5)])
+    job = confirmed(mapped(upload(stream, manager, data), manager), manager)
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        page = logged_in(manager).get(url("import-job", stream.slug, job.pk)).content.decode()
+    finally:
+        app.conf.task_always_eager = saved
+
+    assert 'data-state="queued"' in page and 'id="in-process-note"' not in page
