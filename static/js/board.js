@@ -6,6 +6,8 @@
   "use strict";
 
   const POLL_MS = 2000;
+  // Ages are shown in minutes at the finest.
+  const AGE_REFRESH_MS = 30000;
   const HIGHLIGHT_MS = 2600;
   let dragging = false;
   let polling = null;
@@ -401,6 +403,15 @@
       });
       delta.remove();
     }
+    // A head whose WIP editor is open keeps it, with what is being typed: the next
+    // update (every one carries every head) redraws the head once it is closed.
+    board().querySelectorAll("details.wip-edit[open]").forEach(function (editor) {
+      const head = editor.closest(".column-head");
+      const incoming = head && holder.content.getElementById(head.id);
+      if (incoming) {
+        incoming.remove();
+      }
+    });
     // The heads, jump-bar entries and cycle totals, out of band.
     htmx.swap(board(), holder.innerHTML, { swapStyle: "none" });
     if (version) {
@@ -414,7 +425,44 @@
   function startPolling() {
     if (polling === null) {
       polling = window.setInterval(poll, POLL_MS);
+      window.setInterval(refreshAges, AGE_REFRESH_MS);
     }
+  }
+
+  // ---- Work item age: a card is redrawn only when it changes, its age must move on ----
+
+  // The server's clock against this browser's, taken when a board arrives (data-now):
+  // ages are counted as the server counts them (board_tags.age), whatever this clock says.
+  let clockSkewMs = 0;
+
+  function takeServerClock(root) {
+    const serverNow = Date.parse(root.dataset.now || "");
+    if (!Number.isNaN(serverNow)) {
+      clockSkewMs = serverNow - Date.now();
+    }
+  }
+
+  function compactAge(seconds) {
+    if (seconds < 3600) {
+      return Math.floor(seconds / 60) + "m";
+    }
+    if (seconds < 86400) {
+      return Math.floor(seconds / 3600) + "h";
+    }
+    return Math.floor(seconds / 86400) + "d";
+  }
+
+  function refreshAges() {
+    const now = Date.now() + clockSkewMs;
+    document.querySelectorAll("#board .age[data-since]").forEach(function (badge) {
+      const since = Date.parse(badge.dataset.since);
+      if (!Number.isNaN(since)) {
+        const text = compactAge(Math.max(0, Math.floor((now - since) / 1000)));
+        if (badge.textContent !== text) {
+          badge.textContent = text;
+        }
+      }
+    });
   }
 
   function refreshWhole() {
@@ -550,12 +598,22 @@
   });
 
   // ---- A failed request (no answer, or an error status: htmx swaps nothing) ----
+
+  // A request the page makes by itself, not the user's (data-background): its failure
+  // loses nothing, so it must not close what the user is typing nor reload the board.
+  function isBackground(event) {
+    const elt = event.detail && event.detail.elt;
+    return Boolean(elt && elt.closest && elt.closest("[data-background]"));
+  }
   // The server answers every refusal with 200 and the board as it is; an error status
   // or no answer at all means the request may not have been carried out. A dropped card
   // goes back where it was, the message says what happened (toasts.js), and the whole
   // board is fetched again, so no false state stays on screen.
 
   function requestFailed(event) {
+    if (isBackground(event)) {
+      return; // a check of its own (the intake badge): the next one tries again
+    }
     const place = failedDropPlace;
     if (place && event.detail.elt === place.card) {
       failedDropPlace = null;
@@ -619,6 +677,9 @@
   htmx.onLoad(function (content) {
     const root = board();
     if (root) {
+      if (content === root || content.contains(root)) {
+        takeServerClock(root);
+      }
       initSortables(root.contains(content) || content === root ? content : root);
       startPolling();
     }

@@ -70,15 +70,24 @@
     }
   });
 
+  // A request the page makes by itself (data-background, e.g. the intake badge) says
+  // nothing when it fails: nothing was asked of the user's, nothing is lost.
+  function background(event) {
+    const elt = event.detail && event.detail.elt;
+    return Boolean(elt && elt.closest && elt.closest("[data-background]"));
+  }
+
   document.addEventListener("htmx:responseError", function (event) {
-    if (event.detail.xhr && event.detail.xhr.status === 401) {
+    if ((event.detail.xhr && event.detail.xhr.status === 401) || background(event)) {
       return;
     }
     showFailure(failureMessage(event.detail.xhr));
   });
 
-  document.addEventListener("htmx:sendError", function () {
-    showFailure(failureMessage(null));
+  document.addEventListener("htmx:sendError", function (event) {
+    if (!background(event)) {
+      showFailure(failureMessage(null));
+    }
   });
 
   document.addEventListener("htmx:oobAfterSwap", function () {
