@@ -92,6 +92,65 @@ def _first_column_id(cycle_id: int) -> int | None:
     )
 
 
+def _card_create_check(
+    *,
+    cycle_id: int,
+    stream_id: int | None,
+    person_name: str,
+    company: str,
+    email: str,
+    channel_id: int | None,
+    owner_id: int | None,
+    notes: str,
+) -> tuple[Cycle, int]:
+    """What card_create checks before its locks, in its order; the cycle and its first
+    column. Raises: as card_create does before its locks."""
+    prospect_name_check(person_name=person_name, company=company)
+    cycle = Cycle.objects.filter(pk=cycle_id).first()
+    if cycle is None or (stream_id is not None and cycle.value_stream_id != stream_id):
+        raise CycleNotFound(data={"cycle_id": cycle_id})
+    column_id = _first_column_id(cycle.pk)
+    if column_id is None:
+        raise InvalidMove(f"{cycle.name} has no columns yet.", data={"cycle_id": cycle.pk})
+    card_owner_check(stream_id=cycle.value_stream_id, owner_id=owner_id)
+    card_channel_check(stream_id=cycle.value_stream_id, channel_id=channel_id)
+    email_suppression_check(email)
+    card_notes_check(notes)
+    return cycle, column_id
+
+
+def card_create_check(
+    *,
+    cycle_id: int,
+    stream_id: int,
+    person_name: str = "",
+    company: str = "",
+    email: str = "",
+    channel_id: int | None = None,
+    owner_id: int | None = None,
+    notes: str = "",
+) -> int:
+    """Whether ``card_create`` would take this prospect, short of the WIP limit, which
+    only its locks can tell: the id of the cycle's first column, where it would enter.
+    For a caller that may keep the prospect waiting (the intake queue) and must refuse
+    now what the board would refuse later. Reads only.
+    Raises: CycleNotFound (not a cycle of ``stream_id``), InvalidMove (no name, no
+    columns, an owner or channel from elsewhere, an inactive channel, notes too long),
+    EmailSuppressed.
+    """
+    _cycle, column_id = _card_create_check(
+        cycle_id=cycle_id,
+        stream_id=stream_id,
+        person_name=person_name,
+        company=company,
+        email=email,
+        channel_id=channel_id,
+        owner_id=owner_id,
+        notes=notes,
+    )
+    return column_id
+
+
 def card_create(
     *,
     cycle_id: int,
@@ -117,17 +176,16 @@ def card_create(
     WipLimitReached, PermissionRefused (an override).
     """
     at = event_time(at)
-    prospect_name_check(person_name=person_name, company=company)
-    cycle = Cycle.objects.filter(pk=cycle_id).first()
-    if cycle is None or (stream_id is not None and cycle.value_stream_id != stream_id):
-        raise CycleNotFound(data={"cycle_id": cycle_id})
-    column_id = _first_column_id(cycle.pk)
-    if column_id is None:
-        raise InvalidMove(f"{cycle.name} has no columns yet.", data={"cycle_id": cycle.pk})
-    card_owner_check(stream_id=cycle.value_stream_id, owner_id=owner_id)
-    card_channel_check(stream_id=cycle.value_stream_id, channel_id=channel_id)
-    email_suppression_check(email)
-    card_notes_check(notes)
+    cycle, column_id = _card_create_check(
+        cycle_id=cycle_id,
+        stream_id=stream_id,
+        person_name=person_name,
+        company=company,
+        email=email,
+        channel_id=channel_id,
+        owner_id=owner_id,
+        notes=notes,
+    )
     with _move_transaction():
         column = _lock_columns([column_id])[column_id]
         if column.cycle_id != cycle.pk or column.pk != _first_column_id(cycle.pk):

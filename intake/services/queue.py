@@ -15,25 +15,18 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypedDict
 
 from django.db import transaction
 from django.db.models import Q
 
 from boards.errors import InvalidMove, WipLimitReached
 from boards.models import Card, Column
-from boards.services import EmailSuppressed, card_create, email_suppression_check
+from boards.services import EmailSuppressed, card_create, card_create_check
 from boards.services.privacy import email_digest
-from boards.services.rules import (
-    card_channel_check,
-    card_notes_check,
-    card_owner_check,
-    prospect_name_check,
-)
 from intake.errors import IntakeItemNotFound
 from intake.models import IntakeItem
 from intake.services.enqueue import task_send
-from pdca.errors import CycleNotFound
-from pdca.models import Cycle
 from vsm.access import stream_access, stream_steer_check
 from vsm.actors import Actor, SystemActor
 from vsm.audit import audit_record
@@ -123,6 +116,15 @@ class IntakeResult:
         return self.item is not None
 
 
+class _ProspectFacts(TypedDict):
+    person_name: str
+    company: str
+    email: str
+    channel_id: int | None
+    owner_id: int | None
+    notes: str
+
+
 def prospect_intake(
     *,
     cycle_id: int,
@@ -151,17 +153,18 @@ def prospect_intake(
     "intake_item.queued" (its cycle and position); behind others, after commit, a pull
     of the stream's queue (room may have appeared before the pull it called for ran).
     """
-    column_id = _prospect_check(
-        cycle_id=cycle_id,
-        stream_id=stream_id,
-        person_name=person_name,
-        company=company,
-        email=email,
-        channel_id=channel_id,
-        owner_id=owner_id,
-        estimated_value=estimated_value,
-        notes=notes,
-    )
+    facts: _ProspectFacts = {
+        "person_name": person_name,
+        "company": company,
+        "email": email,
+        "channel_id": channel_id,
+        "owner_id": owner_id,
+        "notes": notes,
+    }
+    # card_update's rule on the value: the queue's row refuses a negative one too.
+    if Decimal(estimated_value) < 0:
+        raise InvalidMove("An estimated value is 0 or more.", field="estimated_value")
+    column_id = card_create_check(cycle_id=cycle_id, stream_id=stream_id, **facts)
     with locking_transaction():
         # The column first, as a pull and card_create take it: the line seen here stays
         # as seen until this commits, so a newcomer never slips past a prospect queued
@@ -175,13 +178,8 @@ def prospect_intake(
                         cycle_id=cycle_id,
                         stream_id=stream_id,
                         actor=actor,
-                        person_name=person_name,
-                        company=company,
-                        email=email,
-                        channel_id=channel_id,
-                        owner_id=owner_id,
                         estimated_value=estimated_value,
-                        notes=notes,
+                        **facts,
                     )
                 return IntakeResult(card=result.card)
             except WipLimitReached:
@@ -208,41 +206,6 @@ def prospect_intake(
         if line_waiting:
             task_send(PULL_TASK, stream_id)
     return IntakeResult(item=item, position=position)
-
-
-def _prospect_check(
-    *,
-    cycle_id: int,
-    stream_id: int,
-    person_name: str,
-    company: str,
-    email: str,
-    channel_id: int | None,
-    owner_id: int | None,
-    estimated_value: Decimal | int,
-    notes: str,
-) -> int:
-    """card_create's checks of a new prospect, in its order, and card_update's of its
-    value (the queue's row refuses a negative one too); the cycle's first column.
-
-    Raises: as card_create does before its locks (CycleNotFound, InvalidMove,
-    EmailSuppressed)."""
-    prospect_name_check(person_name=person_name, company=company)
-    if Decimal(estimated_value) < 0:
-        raise InvalidMove("An estimated value is 0 or more.", field="estimated_value")
-    cycle = Cycle.objects.filter(pk=cycle_id).first()
-    if cycle is None or cycle.value_stream_id != stream_id:
-        raise CycleNotFound(data={"cycle_id": cycle_id})
-    column_id = (
-        Column.objects.filter(cycle_id=cycle.pk).order_by("order").values_list("pk", flat=True)
-    ).first()
-    if column_id is None:
-        raise InvalidMove(f"{cycle.name} has no columns yet.", data={"cycle_id": cycle.pk})
-    card_owner_check(stream_id=stream_id, owner_id=owner_id)
-    card_channel_check(stream_id=stream_id, channel_id=channel_id)
-    email_suppression_check(email)
-    card_notes_check(notes)
-    return column_id
 
 
 def _position_in_line(item: IntakeItem) -> int:
