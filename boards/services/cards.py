@@ -15,6 +15,7 @@ from boards.services.rules import (
     card_channel_check,
     card_notes_check,
     card_owner_check,
+    card_text_check,
     prospect_name_check,
 )
 from vsm.actors import Actor
@@ -114,6 +115,7 @@ def card_update(
     """
     at = event_time(at)
     prospect_name_check(person_name=person_name, company=company)
+    card_text_check(person_name=person_name, company=company, email=email, notes=notes)
     card_notes_check(notes.replace("\r\n", "\n"))
     if Decimal(estimated_value) < 0:
         raise InvalidMove("An estimated value is 0 or more.", field="estimated_value")

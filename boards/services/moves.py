@@ -37,6 +37,7 @@ from boards.services.rules import (
     card_channel_check,
     card_notes_check,
     card_owner_check,
+    card_text_check,
     prospect_name_check,
 )
 from pdca.errors import ControlPointNotFound, CycleNotFound
@@ -106,6 +107,7 @@ def _card_create_check(
     """What card_create checks before its locks, in its order; the cycle and its first
     column. Raises: as card_create does before its locks."""
     prospect_name_check(person_name=person_name, company=company)
+    card_text_check(person_name=person_name, company=company, email=email, notes=notes)
     cycle = Cycle.objects.filter(pk=cycle_id).first()
     if cycle is None or (stream_id is not None and cycle.value_stream_id != stream_id):
         raise CycleNotFound(data={"cycle_id": cycle_id})

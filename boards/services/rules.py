@@ -2,10 +2,43 @@
 
 from __future__ import annotations
 
+import re
+
 from boards.errors import InvalidMove
 from boards.models import NOTES_MAX_LENGTH
 from vsm.access import stream_members_check
 from vsm.models import Channel
+
+# Characters a card's text may not hold: the C0 controls but tab, line feed and carriage
+# return (notes keep line breaks), DEL and the C1 controls. PostgreSQL refuses NUL in
+# text outright; the others it stores, but a board cannot show them, a search cannot
+# find them, and they come from a program that garbled the text (C1 controls:
+# Windows-1252 read as ISO-8859).
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def control_character(text: str) -> str:
+    """The name of the first control character ``text`` may not hold ("NUL", "U+001B"),
+    or "" when it holds none."""
+    found = CONTROL_CHARACTER.search(text)
+    if found is None:
+        return ""
+    code = ord(found.group())
+    return "NUL" if code == 0 else f"U+{code:04X}"
+
+
+def card_text_check(**texts: str) -> None:
+    """Raises: InvalidMove (``field`` the first such text's name) when a card's text
+    holds a control character (``control_character``)."""
+    for name, text in texts.items():
+        found = CONTROL_CHARACTER.search(text)
+        if found:
+            raise InvalidMove(
+                f"That text holds a control character ({control_character(text)}) a card "
+                "cannot show.",
+                data={"code_point": ord(found.group())},
+                field=name,
+            )
 
 
 def prospect_name_check(*, person_name: str, company: str) -> None:

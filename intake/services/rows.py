@@ -22,6 +22,7 @@ from django.db.models import Q
 
 from boards.models import NOTES_MAX_LENGTH, Card, Outcome, SuppressedEmail
 from boards.services.privacy import email_digest
+from boards.services.rules import CONTROL_CHARACTER, control_character
 from intake.errors import ImportMappingRefused
 from intake.models import DuplicatePolicy, ImportSeenEmail, IntakeItem
 from vsm.models import Channel, Membership, ValueStream
@@ -162,24 +163,6 @@ ROW_CODE_MEANINGS: dict[str, str] = {
 }
 
 
-# Characters a row's value may not hold: the C0 controls but tab, line feed and carriage
-# return (which a name turns into spaces and notes keep as line breaks), DEL and the C1
-# controls. PostgreSQL refuses NUL in text outright; the others it stores, but a board
-# cannot show them, a search cannot find them, and in a CSV file they come from a
-# program that garbled it (C1 controls: Windows-1252 text read as ISO-8859).
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def control_character(text: str) -> str:
-    """The name of the first control character ``text`` may not hold ("NUL", "U+001B"),
-    or "" when it holds none."""
-    found = _CONTROL_CHARACTER.search(text)
-    if found is None:
-        return ""
-    code = ord(found.group())
-    return "NUL" if code == 0 else f"U+{code:04X}"
-
-
 def control_characters_shown(text: str) -> str:
     """``text`` with each control character it may not hold shown as a visible sign
     (U+2400's control pictures; "\ufffd" for DEL and the C1 controls), for a page."""
@@ -188,7 +171,7 @@ def control_characters_shown(text: str) -> str:
         code = ord(found.group())
         return chr(0x2400 + code) if code < 0x20 else "\ufffd"
 
-    return _CONTROL_CHARACTER.sub(picture, text)
+    return CONTROL_CHARACTER.sub(picture, text)
 
 
 def row_code_meaning(code: str) -> str:
@@ -421,7 +404,9 @@ def _cells_checked(
     if header is not None and (
         len(cells) < header_width(header) or any(cell.strip() for cell in cells[len(header) :])
     ):
-        detail = f"{len(cells)} cells where the header has {len(header)}"
+        detail = (
+            f"{len(cells)} cell{'s' if len(cells) != 1 else ''} where the header has {len(header)}"
+        )
         return _reject(row, RowCode.CELL_COUNT, "", Prospect(), detail)
     for key in FIELDS:
         found = control_character(_cell(cells, mapping.get(key)))

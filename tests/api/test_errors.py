@@ -64,6 +64,31 @@ def test_a_body_over_the_upload_limit_is_refused_in_the_api_shape(api, stream, s
     assert not Card.objects.filter(company="Nordwerk").exists()
 
 
+def test_a_body_nested_too_deep_to_read_is_refused_in_the_api_shape(api, stream):
+    body = "[" * 3000 + "]" * 3000  # 6 KB, far under the size limit
+
+    response = api.post(
+        reverse("api:prospect-create", args=[stream.pk]), body, content_type="application/json"
+    )
+
+    error = _api_error(response, 400, "invalid_input")
+    assert "nested" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("person_name", "Ada\x1bKeller"), ("company", "Nord\x85werk"), ("notes", "a\x07b")],
+)
+def test_a_control_character_in_a_prospect_is_refused_in_the_api_shape(api, stream, field, value):
+    prospect = {"person_name": "Ada Keller", "company": "Nordwerk", field: value}
+
+    response = api.post(reverse("api:prospect-create", args=[stream.pk]), prospect, format="json")
+
+    error = _api_error(response, 400, "invalid_move")
+    assert error["field"] == field
+    assert not Card.objects.filter(value_stream=stream).exists()
+
+
 def test_too_many_query_parameters_are_refused_in_the_api_shape(api, stream, settings):
     limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
     query = "&".join(f"p{number}=1" for number in range(limit + 1))
