@@ -3,14 +3,21 @@ is unreachable) is answered "try again", 503, never Django's bare 500."""
 
 from __future__ import annotations
 
+from importlib import import_module
+
 import psycopg
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
+from django.conf import settings
 from django.db import OperationalError
 
 from tests.support import logged_in
 
 pytestmark = pytest.mark.django_db
+
+
+def session_store() -> type:
+    """The store this run's settings read sessions with (vsm.sessions with Redis)."""
+    return import_module(settings.SESSION_ENGINE).SessionStore
 
 
 def lost_connection(*args, **kwargs):
@@ -23,7 +30,7 @@ def lost_connection(*args, **kwargs):
 def test_a_database_lost_while_reading_the_session_is_try_again(member, monkeypatch):
     client = logged_in(member)
     client.raise_request_exception = False
-    monkeypatch.setattr(SessionStore, "load", lost_connection)
+    monkeypatch.setattr(session_store(), "load", lost_connection)
 
     page = client.get("/streams/")
     fragment = client.get("/streams/", headers={"HX-Request": "true"})
@@ -41,7 +48,7 @@ def test_any_other_error_before_a_view_is_the_500_page(member, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(SessionStore, "load", broken)
+    monkeypatch.setattr(session_store(), "load", broken)
 
     answer = client.get("/streams/")
 
