@@ -93,19 +93,26 @@ def _first_column_id(cycle_id: int) -> int | None:
     )
 
 
-def _card_create_check(
+def card_create_check(
     *,
     cycle_id: int,
     stream_id: int | None,
-    person_name: str,
-    company: str,
-    email: str,
-    channel_id: int | None,
-    owner_id: int | None,
-    notes: str,
+    person_name: str = "",
+    company: str = "",
+    email: str = "",
+    channel_id: int | None = None,
+    owner_id: int | None = None,
+    notes: str = "",
 ) -> tuple[Cycle, int]:
-    """What card_create checks before its locks, in its order; the cycle and its first
-    column. Raises: as card_create does before its locks."""
+    """What ``card_create`` checks before its locks, in its order: whether it would take
+    this prospect, short of the WIP limit, which only its locks can tell. Returns the
+    cycle and the id of its first column, where the card would enter. For a caller that
+    may keep the prospect waiting (the intake queue) and must refuse now what the board
+    would refuse later. Reads only.
+    Raises: CycleNotFound (not a cycle of ``stream_id``, when given), InvalidMove (no
+    name, a control character, no columns, an owner or channel from elsewhere, an
+    inactive channel, notes too long), EmailSuppressed.
+    """
     prospect_name_check(person_name=person_name, company=company)
     card_text_check(person_name=person_name, company=company, email=email, notes=notes)
     cycle = Cycle.objects.filter(pk=cycle_id).first()
@@ -119,38 +126,6 @@ def _card_create_check(
     email_suppression_check(email)
     card_notes_check(notes)
     return cycle, column_id
-
-
-def card_create_check(
-    *,
-    cycle_id: int,
-    stream_id: int,
-    person_name: str = "",
-    company: str = "",
-    email: str = "",
-    channel_id: int | None = None,
-    owner_id: int | None = None,
-    notes: str = "",
-) -> int:
-    """Whether ``card_create`` would take this prospect, short of the WIP limit, which
-    only its locks can tell: the id of the cycle's first column, where it would enter.
-    For a caller that may keep the prospect waiting (the intake queue) and must refuse
-    now what the board would refuse later. Reads only.
-    Raises: CycleNotFound (not a cycle of ``stream_id``), InvalidMove (no name, no
-    columns, an owner or channel from elsewhere, an inactive channel, notes too long),
-    EmailSuppressed.
-    """
-    _cycle, column_id = _card_create_check(
-        cycle_id=cycle_id,
-        stream_id=stream_id,
-        person_name=person_name,
-        company=company,
-        email=email,
-        channel_id=channel_id,
-        owner_id=owner_id,
-        notes=notes,
-    )
-    return column_id
 
 
 def card_create(
@@ -178,7 +153,7 @@ def card_create(
     WipLimitReached, PermissionRefused (an override).
     """
     at = event_time(at)
-    cycle, column_id = _card_create_check(
+    cycle, column_id = card_create_check(
         cycle_id=cycle_id,
         stream_id=stream_id,
         person_name=person_name,

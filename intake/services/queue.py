@@ -164,7 +164,7 @@ def prospect_intake(
     # card_update's rule on the value: the queue's row refuses a negative one too.
     if Decimal(estimated_value) < 0:
         raise InvalidMove("An estimated value is 0 or more.", field="estimated_value")
-    column_id = card_create_check(cycle_id=cycle_id, stream_id=stream_id, **facts)
+    _cycle, column_id = card_create_check(cycle_id=cycle_id, stream_id=stream_id, **facts)
     with locking_transaction():
         # The column first, as a pull and card_create take it: the line seen here stays
         # as seen until this commits, so a newcomer never slips past a prospect queued
